@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+// The `segr` bin: runs the compiled CLI from dist/ (built by `npm run build`, `make test` or `make demo`).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const entry = new URL('../dist/cli/main.js', import.meta.url);
+if (!existsSync(fileURLToPath(entry))) {
+  console.error('segr: dist/ is missing. Run `make build` (or `npm ci && npm run build`) in the checkout first.');
+  process.exit(2);
+}
+const { main } = await import(entry.href);
+try {
+  await main(process.argv);
+} catch (err) {
+  console.error(`segr: ${err instanceof Error ? err.message : String(err)}`);
+  process.exitCode = process.exitCode || 1;
+}

@@ -1,0 +1,45 @@
+// ESLint flat config. Type-aware rules run on every TypeScript file; workflows/ and core/ get the
+// determinism fences: no Node built-ins, and no value imports of activities/, workers/ or cli/.
+import { builtinModules } from 'node:module';
+import tseslint from 'typescript-eslint';
+
+const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
+
+export const deterministicImportRule = [
+  'error',
+  {
+    paths: nodeBuiltins.map((name) => ({
+      name,
+      message: 'workflows/ and core/ must be deterministic and run in the workflow sandbox: no Node built-ins.',
+    })),
+    patterns: [
+      {
+        group: ['**/activities/**', '**/activities', '**/workers/**', '**/workers', '**/cli/**', '**/cli'],
+        message: 'workflows/ and core/ may import only core/ and activity *types* (import type).',
+        allowTypeImports: true,
+      },
+      {
+        group: ['node:*'],
+        message: 'workflows/ and core/ must be deterministic: no Node built-ins.',
+      },
+    ],
+  },
+];
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', '.tools/**', '.data/**', 'trainer/**', 'test/fixtures/**'] },
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    files: ['workflows/**/*.ts', 'core/**/*.ts'],
+    rules: { '@typescript-eslint/no-restricted-imports': deterministicImportRule },
+  },
+);

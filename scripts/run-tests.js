@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+// Runs the compiled test layers with node's built-in test runner.
+//   node scripts/run-tests.js [unit|activity|integration|all] [extra node --test args]
+// The integration layer needs the dev stack: it reuses a running one, or starts it and stops it after.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const layers = ['unit', 'activity', 'integration'];
+const [which = 'all', ...extra] = process.argv.slice(2);
+const selected = which === 'all' ? layers : [which];
+
+function collect(dir) {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) return collect(p);
+    return name.endsWith('.test.js') ? [p] : [];
+  });
+}
+
+function segr(...args) {
+  return spawnSync(process.execPath, [join(root, 'bin/segr.js'), ...args], { stdio: 'inherit', cwd: root });
+}
+
+let failed = false;
+for (const layer of selected) {
+  const files = collect(join(root, 'dist/test', layer)).sort();
+  if (files.length === 0) {
+    console.error(`run-tests: no compiled tests under dist/test/${layer}; run \`npm run build\` first`);
+    process.exit(1);
+  }
+  let startedStack = false;
+  if (layer === 'integration') {
+    const wasUp = segr('dev', 'status', '--quiet').status === 0;
+    if (!wasUp) {
+      if (segr('dev', 'up').status !== 0) process.exit(1);
+      startedStack = true;
+    }
+  }
+  console.log(`\n=== ${layer} tests (${files.length} files) ===`);
+  const concurrency = layer === 'unit' ? [] : ['--test-concurrency=1'];
+  const res = spawnSync(process.execPath, ['--test', ...concurrency, ...extra, ...files], {
+    stdio: 'inherit',
+    cwd: root,
+    env: { ...process.env, SEGFLOW_TEST_LAYER: layer },
+  });
+  if (startedStack) segr('dev', 'down');
+  if (res.status !== 0) failed = true;
+}
+process.exit(failed ? 1 : 0);
