@@ -3,9 +3,12 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'; // the SDK version is pinned
 const entry = new URL('../dist/cli/main.js', import.meta.url);
 if (!existsSync(fileURLToPath(entry))) {
-  console.error('segr: dist/ is missing. Run `make build` (or `npm ci && npm run build`) in the checkout first.');
+  console.error(
+    'segr: dist/ is missing. Run `make build` (or `npm ci && npm run build`) in the checkout first.',
+  );
   process.exit(2);
 }
 const { main } = await import(entry.href);

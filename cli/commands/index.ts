@@ -1,6 +1,10 @@
 // Every `segr` subcommand registers itself here. Keep one import + one entry per command.
 import type { Command } from 'commander';
+import { register as check } from './check.js';
+import { register as config } from './config.js';
+import { register as dev } from './dev.js';
+import { register as worker } from './worker.js';
 
 export type CommandRegistrar = (program: Command) => void;
 
-export const commandRegistrars: CommandRegistrar[] = [];
+export const commandRegistrars: CommandRegistrar[] = [check, config, dev, worker];

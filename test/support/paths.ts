@@ -7,7 +7,8 @@ function findRepoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {
     const parent = dirname(dir);
-    if (parent === dir) throw new Error('test/support/paths: cannot find the checkout root (no package.json)');
+    if (parent === dir)
+      throw new Error('test/support/paths: cannot find the checkout root (no package.json)');
     dir = parent;
   }
   return dir;
@@ -17,7 +18,9 @@ function findRepoRoot(): string {
 export const repoRoot = findRepoRoot();
 
 /** The shared public data folder: `SEGFLOW_SHARED_DATA`, else `../shared/data` beside the checkout. */
-export const sharedDataDir = resolve(process.env.SEGFLOW_SHARED_DATA ?? join(repoRoot, '..', 'shared', 'data'));
+export const sharedDataDir = resolve(
+  process.env.SEGFLOW_SHARED_DATA ?? join(repoRoot, '..', 'shared', 'data'),
+);
 
 /** A path inside the shared data folder. */
 export function sharedData(...parts: string[]): string {

@@ -1,0 +1,76 @@
+/**
+ * segflow's error classes. Each carries a stable `type` (the Temporal ApplicationFailure type) and
+ * whether retrying can help; `toApplicationFailure` maps them onto Temporal's retry machinery.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+
+export class SegflowError extends Error {
+  /** Stable name, used as the ApplicationFailure type. */
+  readonly type: string;
+  /** True when a retry may succeed (network, 5xx, 429); false for bad input. */
+  readonly retryable: boolean;
+  readonly details: Readonly<Record<string, unknown>>;
+  /** Server-suggested delay before the next attempt (429 Retry-After). */
+  readonly retryAfterMs?: number;
+
+  constructor(
+    type: string,
+    message: string,
+    opts: { retryable: boolean; details?: Record<string, unknown>; cause?: unknown; retryAfterMs?: number },
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = type;
+    this.type = type;
+    this.retryable = opts.retryable;
+    this.details = opts.details ?? {};
+    if (opts.retryAfterMs !== undefined) this.retryAfterMs = opts.retryAfterMs;
+  }
+}
+
+/** Invalid configuration: never retryable. */
+export class ConfigError extends SegflowError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super('ConfigError', message, { retryable: false, details });
+  }
+}
+
+/** An input (file, media, model output, request) that cannot be used as given. */
+export class BadInputError extends SegflowError {
+  constructor(message: string, details: Record<string, unknown> = {}, cause?: unknown) {
+    super('BadInputError', message, { retryable: false, details, cause });
+  }
+}
+
+/** A dependency (S3, HTTP server) that failed in a way a retry may fix. */
+export class TransientError extends SegflowError {
+  constructor(
+    message: string,
+    details: Record<string, unknown> = {},
+    cause?: unknown,
+    retryAfterMs?: number,
+  ) {
+    super('TransientError', message, {
+      retryable: true,
+      details,
+      cause,
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+    });
+  }
+}
+
+/** Converts any thrown value into the ApplicationFailure Temporal should record. */
+export function toApplicationFailure(err: unknown): ApplicationFailure {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof SegflowError) {
+    return ApplicationFailure.create({
+      type: err.type,
+      message: err.message,
+      nonRetryable: !err.retryable,
+      details: [err.details],
+      cause: err.cause instanceof Error ? err.cause : undefined,
+      ...(err.retryAfterMs !== undefined ? { nextRetryDelay: err.retryAfterMs } : {}),
+    });
+  }
+  const e = err instanceof Error ? err : new Error(String(err));
+  return ApplicationFailure.create({ type: e.name || 'Error', message: e.message, cause: e });
+}

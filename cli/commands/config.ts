@@ -1,0 +1,17 @@
+import type { Command } from 'commander';
+import { redactConfig } from '../../activities/runtime/config-loader.js';
+import { cliContext } from '../context.js';
+
+export function register(program: Command): void {
+  program
+    .command('config')
+    .description('print the effective configuration (defaults < file < environment), secrets redacted')
+    .option('--sources', 'also print where each explicitly set key came from')
+    .action((opts: { sources?: boolean }, cmd: Command) => {
+      const ctx = cliContext(cmd);
+      const out: Record<string, unknown> = { config: redactConfig(ctx.config) };
+      if (ctx.file) out.file = ctx.file;
+      if (opts.sources) out.sources = ctx.sources;
+      console.log(JSON.stringify(opts.sources || ctx.file ? out : out.config, null, 2));
+    });
+}

@@ -1,0 +1,95 @@
+/**
+ * The one worker process: polls the task queues of the requested roles. GPU roles also poll their
+ * host-pinned queue. SIGTERM/SIGINT drain in-flight activities for `worker.shutdownGraceMs`.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { SegflowConfig } from '../core/config/schema.js';
+import { hostQueue, TaskQueues, type WorkerRole } from '../core/queues.js';
+import { activitiesForRole } from '../activities/registry.js';
+import { PinoTemporalLogger, type PinoLogger } from '../activities/runtime/logger.js';
+import { ArtifactStore } from '../activities/storage/artifact-store.js';
+import { connectNative } from './temporal-connection.js';
+
+const workflowsPath = fileURLToPath(new URL('../workflows/index.js', import.meta.url));
+/** Prebuilt by `npm run build` (scripts/bundle-workflows.js); bundling at start-up is the fallback. */
+const workflowBundlePath = fileURLToPath(new URL('../workflow-bundle.js', import.meta.url));
+
+let runtimeInstalled = false;
+
+/** Routes the Temporal Runtime's logs (SDK, core, workflow and activity `log`) into pino. Once per process. */
+export function installRuntimeLogger(logger: PinoLogger): void {
+  if (runtimeInstalled) return;
+  Runtime.install({
+    logger: new PinoTemporalLogger(logger),
+    telemetryOptions: { logging: { filter: { core: 'WARN', other: 'WARN' }, forward: {} } },
+  });
+  runtimeInstalled = true;
+}
+
+/** The task queues a role polls, host-pinned ones included. */
+export function queuesForRole(role: WorkerRole, hostId: string): string[] {
+  const queue = TaskQueues[role];
+  return role === 'policy' || role === 'segment' ? [queue, hostQueue(queue, hostId)] : [queue];
+}
+
+export interface RunningWorkers {
+  workers: Worker[];
+  queues: string[];
+  /** Resolves when every worker has stopped (after shutdown() or a signal). */
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export async function startWorkers(
+  config: SegflowConfig,
+  logger: PinoLogger,
+  opts: { roles?: WorkerRole[]; connection?: NativeConnection } = {},
+): Promise<RunningWorkers> {
+  installRuntimeLogger(logger);
+  const roles = opts.roles ?? config.worker.roles;
+  const connection = opts.connection ?? (await connectNative(config));
+  const store = ArtifactStore.fromConfig(config.s3);
+  const deps = { config, store, logger };
+  const workers: Worker[] = [];
+  const queues: string[] = [];
+  for (const role of roles) {
+    const activities = activitiesForRole(role, deps);
+    for (const taskQueue of queuesForRole(role, config.worker.hostId)) {
+      const options: WorkerOptions = {
+        connection,
+        namespace: config.temporal.namespace,
+        taskQueue,
+        activities,
+        maxConcurrentActivityTaskExecutions: config.worker.concurrency[role],
+        shutdownGraceTime: config.worker.shutdownGraceMs,
+        identity: `${config.worker.hostId}/${role}/${process.pid}`,
+      };
+      if (role === 'orchestrator') {
+        Object.assign(
+          options,
+          existsSync(workflowBundlePath)
+            ? { workflowBundle: { codePath: workflowBundlePath } }
+            : { workflowsPath },
+        );
+      }
+      workers.push(await Worker.create(options));
+      queues.push(taskQueue);
+    }
+  }
+  logger.info({ roles, queues, hostId: config.worker.hostId }, 'workers polling');
+  const done = Promise.all(workers.map((w) => w.run())).then(async () => {
+    if (!opts.connection) await connection.close();
+    store.client.destroy();
+  });
+  return {
+    workers,
+    queues,
+    done,
+    async shutdown() {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await done;
+    },
+  };
+}
