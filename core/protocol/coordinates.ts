@@ -1,0 +1,77 @@
+/**
+ * Coordinate frames of the policies and conversions to and from image pixels (spec §2, §8.1, §11.2).
+ *
+ * - Qwen3-VL (Seg-ReSearch): 0–1000 normalised to the ORIGINAL frame size. To the frame:
+ *   `round(x / W * 1000)` with Python's round-half-even (the ground-truth preprocessing); back to
+ *   pixels: `x * W / 1000`, unrounded (SAM2 takes float prompts, `sam2_okvos.py`).
+ * - Qwen2.5-VL: absolute pixels in the RESIZED image (448×448 in the reference), i.e.
+ *   `round(x / W * resizedW)`; back: `x * W / resizedW`.
+ * - Seg-Zero: absolute pixels in 840×840; back: `x * W / 840`, rounded half-even (spec: "rounded";
+ *   the exact rounding of the reference is unconfirmed).
+ */
+import { pyRound } from '../pycompat/text.js';
+import type { Box, Point } from './actions.js';
+
+export type CoordinateFrame =
+  | { kind: 'qwen3vl'; /** @default 1000 */ scale?: number }
+  | { kind: 'qwen25vl'; resizedWidth: number; resizedHeight: number }
+  | { kind: 'segzero'; /** @default 840 */ size?: number };
+
+export const QWEN3VL: CoordinateFrame = { kind: 'qwen3vl', scale: 1000 };
+export const SEGZERO_840: CoordinateFrame = { kind: 'segzero', size: 840 };
+
+export interface ImageSize {
+  width: number;
+  height: number;
+}
+
+function frameExtent(frame: CoordinateFrame): { sx: number; sy: number } {
+  switch (frame.kind) {
+    case 'qwen3vl': {
+      const s = frame.scale ?? 1000;
+      return { sx: s, sy: s };
+    }
+    case 'qwen25vl':
+      return { sx: frame.resizedWidth, sy: frame.resizedHeight };
+    case 'segzero': {
+      const s = frame.size ?? 840;
+      return { sx: s, sy: s };
+    }
+  }
+}
+
+/** Pixel (x, y) of the original image → the policy frame, rounded half-even as the reference does. */
+export function pointToFrame(p: Point, image: ImageSize, frame: CoordinateFrame): Point {
+  const { sx, sy } = frameExtent(frame);
+  return [pyRound((p[0] / image.width) * sx), pyRound((p[1] / image.height) * sy)];
+}
+
+/** Pixel box → the policy frame (each corner as {@link pointToFrame}). */
+export function boxToFrame(b: Box, image: ImageSize, frame: CoordinateFrame): Box {
+  const [x1, y1] = pointToFrame([b[0], b[1]], image, frame);
+  const [x2, y2] = pointToFrame([b[2], b[3]], image, frame);
+  return [x1, y1, x2, y2];
+}
+
+/**
+ * Policy-frame point → original-image pixels. Qwen frames stay fractional (what SAM2 receives);
+ * Seg-Zero rounds half-even.
+ */
+export function pointToPixels(p: Point, image: ImageSize, frame: CoordinateFrame): Point {
+  const { sx, sy } = frameExtent(frame);
+  const x = p[0] * (image.width / sx);
+  const y = p[1] * (image.height / sy);
+  return frame.kind === 'segzero' ? [pyRound(x), pyRound(y)] : [x, y];
+}
+
+/** Policy-frame box → original-image pixels (each corner as {@link pointToPixels}). */
+export function boxToPixels(b: Box, image: ImageSize, frame: CoordinateFrame): Box {
+  const [x1, y1] = pointToPixels([b[0], b[1]], image, frame);
+  const [x2, y2] = pointToPixels([b[2], b[3]], image, frame);
+  return [x1, y1, x2, y2];
+}
+
+/** Clamp a pixel point into the image (for prompts a model placed outside it). */
+export function clampPoint(p: Point, image: ImageSize): Point {
+  return [Math.min(Math.max(p[0], 0), image.width - 1), Math.min(Math.max(p[1], 0), image.height - 1)];
+}

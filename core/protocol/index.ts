@@ -1,0 +1,7 @@
+/** The Seg-ReSearch turn protocol (spec §2–§4, §7.1) and the Seg-Zero variant (§11). */
+export * from './tags.js';
+export * from './prompts.js';
+export * from './actions.js';
+export * from './observations.js';
+export * from './coordinates.js';
+export * as segZero from './segzero.js';
