@@ -120,6 +120,169 @@ export const configSchema = z.strictObject({
       model: z.string().default('policy'),
       /** Secret; from SEGFLOW_POLICY_API_KEY. @default none */
       apiKey: z.string().optional(),
+      /** Timeout of one chat-completions call (a whole turn). @default 600000 */
+      timeoutMs: positiveInt.default(600_000),
+      /** Stop strings of the turn protocol, kept in the output (spec §3.3). @default ["</search>", "</keyframe>"] */
+      stop: z.array(z.string().min(1)).default(['</search>', '</keyframe>']),
+      /**
+       * Send vLLM's extra sampling fields (`include_stop_str_in_output`, `top_k`,
+       * `return_token_ids`); turn off for servers that reject unknown fields. @default true
+       */
+      vllmExtensions: flag.default(true),
+      /** Ask for per-token log-probabilities. @default false */
+      logprobs: flag.default(false),
+      /** Training sampling (spec §3.3); evaluation uses temperature 0. @default 1.0 */
+      temperature: z.coerce.number().min(0).default(1.0),
+      /** @default 1.0 */
+      topP: z.coerce.number().gt(0).max(1).default(1.0),
+      /** -1 disables top-k. @default -1 */
+      topK: z.coerce.number().int().min(-1).default(-1),
+      /** Tokens one turn may generate (`max_action_length`). @default 4096 */
+      maxTokensPerTurn: positiveInt.default(4096),
+      /** Whole-context cap, prompt included (`max_response_length`, spec §3.3 budget quirk). @default 8192 */
+      maxResponseLength: positiveInt.default(8192),
+      /** The server's context length, when smaller than maxResponseLength. @default none */
+      maxModelLen: positiveInt.optional(),
+      /** How images reach the server: inline data URLs, or presigned S3 URLs the server fetches. @default "data-url" */
+      imageTransport: z.enum(['data-url', 'presigned-url']).default('data-url'),
+    })
+    .prefault({}),
+  search: z
+    .strictObject({
+      /** The backend `<search>` calls use. @default "local" (the embedded corpus) */
+      backend: z.enum(['local', 'serper', 'duckduckgo', 'retrieval', 'searxng']).default('local'),
+      /** Results per text search (spec §7.1; env RETRIEVER_TOPK in the reference). @default 2 */
+      textTopk: positiveInt.default(2),
+      /** Images per image search. @default 1 */
+      imageTopk: positiveInt.default(1),
+      /** Body characters kept per text hit, ellipsis included. @default 320 */
+      maxBodyChars: positiveInt.default(320),
+      /** Search images are resized to this square size (aspect not kept, as the reference). @default 256 */
+      imageSize: positiveInt.default(256),
+      /** Timeout of one backend request. @default 30000 */
+      timeoutMs: positiveInt.default(30_000),
+      /** Longest query accepted, in characters (the reference rejects > 500). @default 500 */
+      maxQueryChars: positiveInt.default(500),
+      /** Shared result cache in S3 (key: backend + normalised query + topk). */
+      cache: z
+        .strictObject({
+          /** @default true */
+          enabled: flag.default(true),
+          /** Entries older than this are fetched again. @default 604800 (7 days) */
+          ttlSeconds: positiveInt.default(7 * 24 * 3600),
+          /** Key prefix in the artifact bucket. @default "search-cache" */
+          prefix: z.string().min(1).default('search-cache'),
+        })
+        .prefault({}),
+      /** Per-backend request rate, per worker process (task-queue level limits are set on the worker). */
+      rateLimits: z
+        .record(
+          z.string(),
+          z.strictObject({
+            /** Requests allowed per interval. */
+            requests: positiveInt,
+            /** Interval length in milliseconds. */
+            intervalMs: positiveInt,
+            /** Requests in flight at once. @default 4 */
+            concurrency: positiveInt.default(4),
+          }),
+        )
+        .default({
+          serper: { requests: 5, intervalMs: 1000, concurrency: 16 },
+          duckduckgo: { requests: 1, intervalMs: 1000, concurrency: 1 },
+          searxng: { requests: 5, intervalMs: 1000, concurrency: 4 },
+          retrieval: { requests: 50, intervalMs: 1000, concurrency: 16 },
+        }),
+      /** The embedded corpus (Search-R1 JSONL `{id, contents: "Title\nBody"}` + image corpus). */
+      local: z
+        .strictObject({
+          /** @default "data/local_kb/text_corpus.jsonl" */
+          textCorpus: z.string().min(1).default('data/local_kb/text_corpus.jsonl'),
+          /** `{id, name, filename}` lines; images are read from imageDir. @default "data/local_kb/image_corpus.jsonl" */
+          imageCorpus: z.string().min(1).default('data/local_kb/image_corpus.jsonl'),
+          /** @default "data/local_kb/images" */
+          imageDir: z.string().min(1).default('data/local_kb/images'),
+          /** Blend BM25 with dense embeddings from the `embeddings` encoder. @default false */
+          hybrid: flag.default(false),
+          /** Weight of the dense score in hybrid mode (0 = BM25 only). @default 0.5 */
+          denseWeight: z.coerce.number().min(0).max(1).default(0.5),
+        })
+        .prefault({}),
+      serper: z
+        .strictObject({
+          /** @default "https://google.serper.dev" */
+          url: z.string().url().default('https://google.serper.dev'),
+          /** Secret; from SERPER_API_KEY. @default none */
+          apiKey: z.string().optional(),
+        })
+        .prefault({}),
+      duckduckgo: z
+        .strictObject({
+          /** HTML endpoint for text results. @default "https://html.duckduckgo.com/html/" */
+          htmlUrl: z.string().url().default('https://html.duckduckgo.com/html/'),
+          /** Site that issues the `vqd` token and serves `i.js` image results. @default "https://duckduckgo.com" */
+          url: z.string().url().default('https://duckduckgo.com'),
+        })
+        .prefault({}),
+      retrieval: z
+        .strictObject({
+          /** Search-R1 text retriever. @default "http://127.0.0.1:8000/retrieve" */
+          textUrl: z.string().url().default('http://127.0.0.1:8000/retrieve'),
+          /** Image retriever (same protocol). @default "http://127.0.0.1:8001/retrieve" */
+          imageUrl: z.string().url().default('http://127.0.0.1:8001/retrieve'),
+          /** Folder holding the image files the image retriever names. @default "data/local_kb/images" */
+          imageDir: z.string().min(1).default('data/local_kb/images'),
+        })
+        .prefault({}),
+      searxng: z
+        .strictObject({
+          /** A SearXNG instance with the JSON format enabled. @default "http://127.0.0.1:8888" */
+          url: z.string().url().default('http://127.0.0.1:8888'),
+        })
+        .prefault({}),
+      /** Fetching images and pages named by web results (request-forgery guard). */
+      fetch: z
+        .strictObject({
+          /** Hosts or CIDR ranges allowed even though private/loopback (e.g. "127.0.0.1/32"). @default [] */
+          allow: z.array(z.string().min(1)).default([]),
+          /** Largest body read. @default 10485760 (10 MiB) */
+          maxBytes: positiveInt.default(10 * 1024 * 1024),
+          /** @default 20000 */
+          timeoutMs: positiveInt.default(20_000),
+          /** @default 3 */
+          maxRedirects: z.coerce.number().int().min(0).default(3),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  embeddings: z
+    .strictObject({
+      /** Folder with `model.onnx` + `tokenizer.json` (scripts/setup-models.sh writes all-MiniLM-L6-v2 here). @default ".models/all-MiniLM-L6-v2" */
+      modelDir: z.string().min(1).default('.models/all-MiniLM-L6-v2'),
+      /** Longest input in tokens, special tokens included. @default 256 (all-MiniLM-L6-v2) */
+      maxSequenceLength: positiveInt.default(256),
+      /** onnxruntime intra-op threads. @default 1 */
+      threads: positiveInt.default(1),
+      /** Texts per inference call. @default 32 */
+      batchSize: positiveInt.default(32),
+    })
+    .prefault({}),
+  segment: z
+    .strictObject({
+      /** Folder with the sam2-onnx v1 files (scripts/sam2-export). @default none: segment activities fail saying how to export them */
+      modelsDir: z.string().optional(),
+      /** onnxruntime execution providers, in order; one that is not installed is an error, never dropped. @default ["cpu"] */
+      executionProviders: z
+        .union([z.string(), z.array(z.string())])
+        .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean))
+        .pipe(z.array(z.enum(['cpu', 'cuda', 'tensorrt'])).min(1))
+        .default(['cpu']),
+      /** GPU ordinal for the CUDA / TensorRT providers. @default 0 */
+      deviceId: z.coerce.number().int().min(0).default(0),
+      /** CPU intra-op threads per session; 0 lets onnxruntime choose. @default 0 */
+      intraOpThreads: z.coerce.number().int().min(0).default(0),
+      /** Concurrent onnxruntime runs per device in one worker process (fixed: no tuner sees GPU memory). @default 1 */
+      runsPerDevice: positiveInt.default(1),
     })
     .prefault({}),
 });
@@ -133,6 +296,7 @@ export const secretKeys = [
   's3.accessKeyId',
   's3.secretAccessKey',
   'policy.apiKey',
+  'search.serper.apiKey',
 ] as const;
 
 /**
@@ -174,4 +338,25 @@ export const envBindings: Readonly<Record<string, string>> = {
   SEGFLOW_POLICY_URL: 'policy.baseUrl',
   SEGFLOW_POLICY_MODEL: 'policy.model',
   SEGFLOW_POLICY_API_KEY: 'policy.apiKey',
+  SEGFLOW_SEGMENT_MODELS_DIR: 'segment.modelsDir',
+  SEGFLOW_SEGMENT_EXECUTION_PROVIDERS: 'segment.executionProviders',
+  SEGFLOW_SEGMENT_DEVICE_ID: 'segment.deviceId',
+  SEGFLOW_SEGMENT_INTRA_OP_THREADS: 'segment.intraOpThreads',
+  SEGFLOW_SEGMENT_RUNS_PER_DEVICE: 'segment.runsPerDevice',
+  SEGFLOW_POLICY_TIMEOUT_MS: 'policy.timeoutMs',
+  SEGFLOW_POLICY_MAX_MODEL_LEN: 'policy.maxModelLen',
+  SEGFLOW_SEARCH_BACKEND: 'search.backend',
+  RETRIEVER_TOPK: 'search.textTopk',
+  SEGFLOW_SEARCH_CORPUS: 'search.local.textCorpus',
+  SEGFLOW_SEARCH_IMAGE_CORPUS: 'search.local.imageCorpus',
+  SEGFLOW_SEARCH_IMAGE_DIR: 'search.local.imageDir',
+  SEGFLOW_SEARCH_HYBRID: 'search.local.hybrid',
+  SEGFLOW_SEARCH_CACHE: 'search.cache.enabled',
+  SEGFLOW_SEARCH_CACHE_TTL_SECONDS: 'search.cache.ttlSeconds',
+  SERPER_API_KEY: 'search.serper.apiKey',
+  SEGFLOW_SERPER_URL: 'search.serper.url',
+  RETRIEVER_URL: 'search.retrieval.textUrl',
+  IMG_RETRIEVER_URL: 'search.retrieval.imageUrl',
+  SEGFLOW_SEARXNG_URL: 'search.searxng.url',
+  SEGFLOW_EMBEDDINGS_MODEL_DIR: 'embeddings.modelDir',
 };
