@@ -39,6 +39,20 @@ export default tseslint.config(
     },
   },
   {
+    // node:test's test()/describe() return promises the runner itself awaits.
+    files: ['test/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        {
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['test', 'it', 'describe', 'suite', 'before', 'after'] },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['workflows/**/*.ts', 'core/**/*.ts'],
     rules: { '@typescript-eslint/no-restricted-imports': deterministicImportRule },
   },

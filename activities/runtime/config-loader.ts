@@ -103,15 +103,21 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const result = configSchema.safeParse(raw);
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {
-      const key = issue.path.join('.');
+      let key = issue.path.join('.');
       if (issue.code === 'unrecognized_keys') {
         const where = key ? `section "${key}"` : 'the top level';
         return `unknown config key(s) ${issue.keys.map((k) => `"${key ? `${key}.` : ''}${k}"`).join(', ')} in ${where}; known keys are listed by \`segr config\``;
       }
-      const value = getPath(raw, issue.path);
+      // A transformed value (e.g. a comma list) fails on an item: report the value as it was given.
+      let depth = issue.path.length;
+      while (depth > 0 && getPath(raw, issue.path.slice(0, depth)) === undefined) depth--;
+      const item =
+        depth > 0 && depth < issue.path.length ? ` (item ${issue.path.slice(depth).join('.')})` : '';
+      if (depth > 0) key = issue.path.slice(0, depth).join('.');
+      const value = getPath(raw, issue.path.slice(0, depth || issue.path.length));
       const shown = secretKeys.includes(key as (typeof secretKeys)[number]) ? '"***"' : JSON.stringify(value);
       const from = sources[key] ? ` (from ${sources[key]})` : '';
-      return `config key "${key}" = ${shown}${from} is invalid: ${issue.message}`;
+      return `config key "${key}" = ${shown}${from} is invalid${item}: ${issue.message}`;
     });
     throw new ConfigError(problems.join('\n'), { issues: problems });
   }

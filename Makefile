@@ -1,0 +1,64 @@
+# segflow — every entry point a person or CI uses. `make test` and `make demo` set a fresh checkout
+# up from nothing (npm packages, Debian ffmpeg, the Python tools venv) before they run.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export ONNXRUNTIME_NODE_INSTALL := skip
+export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
+SEGR := node bin/segr.js
+
+.PHONY: help install deps-system deps-node deps-tools build lint test test-unit test-activity test-integration demo bench dev-up dev-down clean
+
+help:
+	@echo "make test   install everything, build, lint and run the unit, activity and integration tests"
+	@echo "make demo   install everything, bring the dev stack and a worker up, run the main job"
+	@echo "make bench  run the benchmarks (npm run bench)"
+
+deps-system:
+	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
+	  echo "installing ffmpeg from Debian"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null) || \
+	  { echo "could not install ffmpeg: run 'apt-get install ffmpeg' as root"; exit 1; }; }
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps-node: node_modules/.installed
+
+deps-tools:
+	bash infra/dev/install-tools.sh
+
+install: deps-system deps-node deps-tools
+
+build: deps-node
+	npm run build
+
+lint: deps-node
+	npm run lint
+
+test: install build lint
+	node scripts/run-tests.js all
+
+test-unit: build
+	node scripts/run-tests.js unit
+
+test-activity: build
+	node scripts/run-tests.js activity
+
+test-integration: build
+	node scripts/run-tests.js integration
+
+demo: install build
+	bash scripts/demo.sh
+
+bench: install build
+	npm run bench
+
+dev-up: install build
+	$(SEGR) dev up
+
+dev-down:
+	$(SEGR) dev down
+
+clean:
+	rm -rf dist node_modules/.installed

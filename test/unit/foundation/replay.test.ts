@@ -1,0 +1,34 @@
+// Replays every committed history under test/histories/ against the current workflow code, so a
+// non-deterministic change to a workflow fails CI. Record new ones with scripts/record-history.js.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from '@temporalio/worker';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
+import { repoRoot } from '../../support/paths.js';
+
+const historiesDir = join(repoRoot, 'test', 'histories');
+const workflowBundle = { codePath: join(repoRoot, 'dist', 'workflow-bundle.js') };
+const files = readdirSync(historiesDir).filter((f) => f.endsWith('.json'));
+
+test('there are committed histories to replay', () => {
+  assert.ok(files.length > 0, `no histories in ${historiesDir}`);
+});
+
+for (const file of files) {
+  test(`replays ${file} deterministically`, { timeout: 120_000 }, async () => {
+    const history = historyFromJSON(JSON.parse(readFileSync(join(historiesDir, file), 'utf8')));
+    await Worker.runReplayHistory({ workflowBundle }, history, file.replace(/\.json$/, ''));
+  });
+}
+
+test('replay catches a non-deterministic change', { timeout: 120_000 }, async () => {
+  // The stackCheck history replayed against a workflow that schedules a different activity must fail.
+  const history = historyFromJSON(JSON.parse(readFileSync(join(historiesDir, 'stack-check.json'), 'utf8')));
+  const changed = join(repoRoot, 'dist', 'test', 'support', 'replay', 'nondeterministic-workflows.js');
+  await assert.rejects(
+    Worker.runReplayHistory({ workflowsPath: changed }, history, 'stack-check'),
+    /[Nn]ondeterminism|DeterminismViolation|does not match/,
+  );
+});
