@@ -1,2 +1,3 @@
 // Every workflow the orchestrator worker serves. Workflows import activity *types* only.
 export { stackCheck } from './stack-check.js';
+export { rollout, rolloutProgressQuery } from './rollout.js';
