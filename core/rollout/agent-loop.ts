@@ -90,8 +90,10 @@ export function truncateObservation(text: string, hasImages: boolean, s: Rollout
   if (text.length <= maxChars) return text;
   if (!hasImages) return `${text.slice(text.length - maxChars)}...(truncated)`;
   let cut = text.slice(0, maxChars);
-  const open = cut.lastIndexOf('<image');
-  if (open >= 0 && cut.indexOf('>', open) < 0) cut = cut.slice(0, open);
+  // Do not leave half of an `<image>` placeholder at the end.
+  const open = cut.lastIndexOf('<');
+  if (open >= 0 && '<image>'.startsWith(cut.slice(open)) && text.startsWith('<image>', open))
+    cut = cut.slice(0, open);
   return `${cut}...(truncated)`;
 }
 
