@@ -1,0 +1,154 @@
+/**
+ * Search activities, registered on the `search` role (queue `segflow-search`). Inputs are
+ * validated at this edge; every failure leaves as a typed ApplicationFailure (retryable or not,
+ * with Retry-After as the next retry delay).
+ */
+import { Context } from '@temporalio/activity';
+import { z } from 'zod';
+import type { SegflowConfig } from '../../core/config/schema.js';
+import { encoderFromConfig } from '../embeddings/activities.js';
+import type { TextEncoder } from '../embeddings/encoder.js';
+import { BadInputError, toApplicationFailure } from '../errors.js';
+import type { PinoLogger } from '../runtime/logger.js';
+import type { ArtifactStore } from '../storage/artifact-store.js';
+import { LocalCorpus } from './local-corpus.js';
+import { SearchService, type ImageSearchOutcome, type TextSearchOutcome } from './service.js';
+import { BackendNames, type BackendName, type SearchBackend } from './types.js';
+import { DuckDuckGoBackend, RetrievalServerBackend, SearxngBackend, SerperBackend } from './web-backends.js';
+
+export const searchToolInput = z.strictObject({
+  /** Which tool the policy called (spec §3.1). */
+  tool: z.enum(['text_search', 'image_search']),
+  /** The query as the policy wrote it (sanitised here, as the reference does). */
+  query: z.string().max(100_000),
+  /** @default config.search.backend */
+  backend: z.enum(BackendNames).optional(),
+  /** @default config.search.textTopk / imageTopk */
+  topk: z.number().int().min(1).max(100).optional(),
+  /** Run id, for the per-run count of paid calls. */
+  runId: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"')
+    .optional(),
+});
+export type SearchToolInput = z.infer<typeof searchToolInput>;
+
+export type SearchToolResult =
+  (TextSearchOutcome & { tool: 'text_search' }) | (ImageSearchOutcome & { tool: 'image_search' });
+
+export const paidCallsInput = z.strictObject({ runId: z.string().regex(/^[A-Za-z0-9._-]+$/) });
+
+function parseInput<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
+  const r = schema.safeParse(input);
+  if (!r.success) {
+    const problems = r.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ');
+    throw new BadInputError(`${what} input is invalid: ${problems}`, { input });
+  }
+  return r.data;
+}
+
+/** Builds the backend a config names (the local corpus is loaded once, lazily). */
+export function backendFactory(
+  config: SegflowConfig['search'],
+  opts: { logger?: PinoLogger; encoder?: () => Promise<TextEncoder> } = {},
+): (name: BackendName) => Promise<SearchBackend> {
+  const made = new Map<BackendName, Promise<SearchBackend>>();
+  const http = { timeoutMs: config.timeoutMs };
+  const create = async (name: BackendName): Promise<SearchBackend> => {
+    switch (name) {
+      case 'local':
+        return LocalCorpus.load({
+          textCorpus: config.local.textCorpus,
+          imageCorpus: config.local.imageCorpus,
+          imageDir: config.local.imageDir,
+          hybrid: config.local.hybrid,
+          denseWeight: config.local.denseWeight,
+          encoder: config.local.hybrid && opts.encoder ? await opts.encoder() : undefined,
+          onWarning: (w) => opts.logger?.warn(w, `corpus line skipped: ${w.file}:${w.line}: ${w.problem}`),
+        });
+      case 'serper':
+        return new SerperBackend(config.serper.url, config.serper.apiKey, http);
+      case 'duckduckgo':
+        return new DuckDuckGoBackend(config.duckduckgo.htmlUrl, config.duckduckgo.url, http);
+      case 'retrieval':
+        return new RetrievalServerBackend(
+          config.retrieval.textUrl,
+          config.retrieval.imageUrl,
+          config.retrieval.imageDir,
+          http,
+        );
+      case 'searxng':
+        return new SearxngBackend(config.searxng.url, http);
+    }
+  };
+  return (name) => {
+    let p = made.get(name);
+    if (!p) {
+      p = create(name);
+      made.set(name, p);
+      p.catch(() => made.delete(name));
+    }
+    return p;
+  };
+}
+
+export interface SearchActivityDeps {
+  config: SegflowConfig;
+  store: ArtifactStore;
+  logger?: PinoLogger;
+  /** @default built from config */
+  service?: SearchService;
+}
+
+function cancellationSignal(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined; // called outside an activity (CLI, benchmarks)
+  }
+}
+
+export function createSearchActivities(deps: SearchActivityDeps) {
+  const service =
+    deps.service ??
+    new SearchService({
+      config: deps.config.search,
+      store: deps.store,
+      ...(deps.logger ? { logger: deps.logger } : {}),
+      backend: backendFactory(deps.config.search, {
+        ...(deps.logger ? { logger: deps.logger } : {}),
+        encoder: encoderFromConfig(deps.config.embeddings),
+      }),
+    });
+  return {
+    /** Runs a `<search>` call: text or image search on the configured backend, observation formatted. */
+    async searchTool(input: SearchToolInput): Promise<SearchToolResult> {
+      try {
+        const req = parseInput(searchToolInput, input, 'searchTool');
+        const backend = req.backend ?? deps.config.search.backend;
+        const request = {
+          query: req.query,
+          ...(req.topk !== undefined ? { topk: req.topk } : {}),
+          ...(req.runId !== undefined ? { runId: req.runId } : {}),
+          ...(cancellationSignal() ? { signal: cancellationSignal()! } : {}),
+        };
+        if (req.tool === 'text_search')
+          return { tool: 'text_search', ...(await service.text(backend, request)) };
+        return { tool: 'image_search', ...(await service.images(backend, request)) };
+      } catch (err) {
+        throw toApplicationFailure(err);
+      }
+    },
+
+    /** Paid search calls a run has made, per backend. */
+    async searchPaidCalls(input: {
+      runId: string;
+    }): Promise<{ total: number; byBackend: Record<string, number> }> {
+      try {
+        return await service.paidCalls(parseInput(paidCallsInput, input, 'searchPaidCalls').runId);
+      } catch (err) {
+        throw toApplicationFailure(err);
+      }
+    },
+  };
+}
