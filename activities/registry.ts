@@ -5,6 +5,7 @@
 import type { SegflowConfig } from '../core/config/schema.js';
 import type { WorkerRole } from '../core/queues.js';
 import type { PinoLogger } from './runtime/logger.js';
+import { createSegmentActivities } from './segment/activities.js';
 import { createStackCheckActivities } from './stack-check.js';
 import type { ArtifactStore } from './storage/artifact-store.js';
 
@@ -25,7 +26,8 @@ export function activitiesForRole(role: WorkerRole, deps: ActivityDeps): Activit
     case 'search':
     case 'media':
     case 'policy':
-    case 'segment':
       return { ...common };
+    case 'segment':
+      return { ...common, ...createSegmentActivities(deps) };
   }
 }

@@ -1,0 +1,86 @@
+/**
+ * Image → SAM2 input tensor with sharp: RGB, stretched to exactly 1024×1024 (no aspect kept, no
+ * padding), /255, ImageNet mean/std, NCHW float32 (contract §3 "Preprocessing"). The image
+ * predictor resizes bilinearly with antialias (sharp `linear`), the video predictor with PIL's
+ * bicubic (sharp `cubic`).
+ */
+import sharp from 'sharp';
+import { IMAGE_SIZE } from './contract.js';
+import { BadInputError } from '../errors.js';
+
+export type ResizeKernel = 'linear' | 'cubic';
+
+export interface ImageInput {
+  /** Encoded image bytes, or a file path. */
+  data: Buffer | string;
+  /** Names the image in errors (path, URI, frame name). */
+  label: string;
+}
+
+export interface PreparedImage {
+  /** [1,3,1024,1024] */
+  tensor: Float32Array;
+  width: number;
+  height: number;
+}
+
+/** Size of an image without decoding its pixels. */
+export async function imageSize(input: ImageInput): Promise<{ width: number; height: number }> {
+  try {
+    const meta = await sharp(input.data).metadata();
+    if (!meta.width || !meta.height) throw new Error('no width/height in the header');
+    return { width: meta.width, height: meta.height };
+  } catch (err) {
+    throw new BadInputError(
+      `${input.label}: not a readable image (${(err as Error).message})`,
+      { image: input.label },
+      err,
+    );
+  }
+}
+
+export async function prepareImage(
+  input: ImageInput,
+  mean: readonly number[],
+  std: readonly number[],
+  kernel: ResizeKernel,
+): Promise<PreparedImage> {
+  let pixels: Buffer;
+  let width: number;
+  let height: number;
+  try {
+    const img = sharp(input.data, { failOn: 'error' });
+    const meta = await img.metadata();
+    if (!meta.width || !meta.height) throw new Error('no width/height in the header');
+    width = meta.width;
+    height = meta.height;
+    pixels = await img
+      .toColourspace('srgb')
+      .removeAlpha()
+      .resize(IMAGE_SIZE, IMAGE_SIZE, { fit: 'fill', kernel })
+      .raw()
+      .toBuffer();
+  } catch (err) {
+    throw new BadInputError(
+      `${input.label}: not a readable image (${(err as Error).message})`,
+      { image: input.label },
+      err,
+    );
+  }
+  const plane = IMAGE_SIZE * IMAGE_SIZE;
+  if (pixels.length !== plane * 3) {
+    throw new BadInputError(
+      `${input.label}: decoded to ${pixels.length} bytes, expected ${plane * 3} RGB bytes`,
+    );
+  }
+  const tensor = new Float32Array(3 * plane);
+  const scale = [1 / (255 * std[0]!), 1 / (255 * std[1]!), 1 / (255 * std[2]!)];
+  const shift = [mean[0]! / std[0]!, mean[1]! / std[1]!, mean[2]! / std[2]!];
+  for (let c = 0; c < 3; c++) {
+    const s = scale[c]!;
+    const m = shift[c]!;
+    const base = c * plane;
+    for (let i = 0, j = c; i < plane; i++, j += 3) tensor[base + i] = pixels[j]! * s - m;
+  }
+  return { tensor, width, height };
+}
