@@ -1,0 +1,84 @@
+// `segr eval-masks --pred DIR --gt DIR`: DAVIS J and F of a folder of predicted masks.
+import { access, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { readMaskPng } from '../../activities/media/mask-png.js';
+import { evaluateFrame } from '../../core/metrics/davis.js';
+import { emptyMask } from '../../core/metrics/mask.js';
+import { npMean } from '../../core/metrics/numpy.js';
+
+export interface EvalMasksResult {
+  frames: { name: string; J: number; F: number }[];
+  J: number;
+  F: number;
+  JF: number;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * J and F of every ground-truth PNG in `gtDir` against the same-named file in `predDir` (a missing
+ * prediction is an empty mask), as `eval_okvos.py` does for one query: means over all frames.
+ */
+export async function evalMaskFolders(
+  predDir: string,
+  gtDir: string,
+  boundTh = 0.008,
+): Promise<EvalMasksResult> {
+  let names: string[];
+  try {
+    names = (await readdir(gtDir)).filter((n) => n.endsWith('png')).sort();
+  } catch (e) {
+    throw new Error(`--gt ${gtDir} cannot be listed (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (names.length === 0)
+    throw new Error(`--gt ${gtDir} holds no .png masks; point it at a folder of ground-truth PNGs`);
+  if (!(await exists(predDir))) throw new Error(`--pred ${predDir} does not exist`);
+  const frames: EvalMasksResult['frames'] = [];
+  for (const name of names) {
+    const gt = await readMaskPng(join(gtDir, name));
+    const predPath = join(predDir, name);
+    const pred = (await exists(predPath)) ? await readMaskPng(predPath) : emptyMask(gt.width, gt.height);
+    if (pred.width !== gt.width || pred.height !== gt.height) {
+      throw new Error(
+        `${predPath} is ${pred.width}×${pred.height} but ${join(gtDir, name)} is ${gt.width}×${gt.height}; ` +
+          'predictions must have the ground truth size',
+      );
+    }
+    const s = evaluateFrame(pred, gt, boundTh);
+    frames.push({ name, J: s.J, F: s.F });
+  }
+  const J = npMean(frames.map((f) => f.J));
+  const F = npMean(frames.map((f) => f.F));
+  return { frames, J, F, JF: (J + F) / 2 };
+}
+
+export function register(program: Command): void {
+  program
+    .command('eval-masks')
+    .description(
+      'DAVIS J (region) and F (boundary) of predicted mask PNGs against ground-truth PNGs with the same names; ' +
+        'non-zero is foreground, a missing prediction counts as an empty mask. Prints JSON.',
+    )
+    .requiredOption('--pred <dir>', 'folder of predicted mask PNGs')
+    .requiredOption('--gt <dir>', 'folder of ground-truth mask PNGs (every .png in it is evaluated)')
+    .option(
+      '--bound-th <x>',
+      'boundary tolerance: a fraction of the image diagonal (< 1) or pixels (>= 1)',
+      '0.008',
+    )
+    .action(async (opts: { pred: string; gt: string; boundTh: string }) => {
+      const boundTh = Number(opts.boundTh);
+      if (!(boundTh > 0))
+        throw new Error(`--bound-th ${opts.boundTh} must be a positive number (default 0.008)`);
+      const result = await evalMaskFolders(opts.pred, opts.gt, boundTh);
+      process.stdout.write(`${JSON.stringify(result)}\n`);
+    });
+}
