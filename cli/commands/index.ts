@@ -4,10 +4,9 @@ import { register as check } from './check.js';
 import { register as config } from './config.js';
 import { register as dev } from './dev.js';
 import { register as evalMasks } from './eval-masks.js';
-import { register as media } from './media.js';
 import { register as score } from './score.js';
 import { register as worker } from './worker.js';
 
 export type CommandRegistrar = (program: Command) => void;
 
-export const commandRegistrars: CommandRegistrar[] = [check, config, dev, worker, score, evalMasks, media];
+export const commandRegistrars: CommandRegistrar[] = [check, config, dev, worker, score, evalMasks];
