@@ -14,7 +14,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
-import { BadMediaError } from './errors.js';
+import { BadInputError } from '../errors.js';
+
+/** A mask file that cannot be used: names the file and the problem; never retryable. */
+function badMask(file: string, problem: string, cause?: unknown): BadInputError {
+  return new BadInputError(`${file}: ${problem}`, { file, problem }, cause);
+}
 
 /** A decoded binary mask: `data[y * width + x]` is 1 for foreground, 0 for background. */
 export interface MaskPng {
@@ -77,7 +82,7 @@ export async function decodeMaskPng(buf: Uint8Array, label: string): Promise<Mas
     const bg = palette[0] ?? [0, 0, 0];
     const clash = palette.findIndex((c, i) => i > 0 && c[0] === bg[0] && c[1] === bg[1] && c[2] === bg[2]);
     if (clash > 0) {
-      throw new BadMediaError(
+      throw badMask(
         label,
         `palette index ${clash} has the same colour as index 0 (${bg.join(',')}), so foreground cannot be told ` +
           'from background after decoding; re-save the mask as 8-bit grayscale (0 = background)',
@@ -96,7 +101,7 @@ export async function decodeMaskPng(buf: Uint8Array, label: string): Promise<Mas
   return { width, height, data: out };
 }
 
-/** Read a mask PNG file (non-zero label = foreground). Throws BadMediaError naming the file. */
+/** Read a mask PNG file (non-zero label = foreground). Throws BadInputError naming the file. */
 export async function readMaskPng(path: string): Promise<MaskPng> {
   let buf: Buffer;
   try {
