@@ -67,7 +67,7 @@ export async function decodeMaskPng(buf: Uint8Array, label: string): Promise<Mas
   try {
     raw = await sharp(buf, { failOn: 'error' }).raw().toBuffer({ resolveWithObject: true });
   } catch (err) {
-    throw new BadMediaError(
+    throw badMask(
       label,
       `is not a readable image (${err instanceof Error ? err.message : String(err)})`,
       err,
@@ -107,11 +107,7 @@ export async function readMaskPng(path: string): Promise<MaskPng> {
   try {
     buf = await readFile(path);
   } catch (err) {
-    throw new BadMediaError(
-      path,
-      `cannot be read (${err instanceof Error ? err.message : String(err)})`,
-      err,
-    );
+    throw badMask(path, `cannot be read (${err instanceof Error ? err.message : String(err)})`, err);
   }
   return decodeMaskPng(buf, path);
 }
