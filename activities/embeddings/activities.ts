@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 import type { SegflowConfig } from '../../core/config/schema.js';
-import { BadInputError, toApplicationFailure } from '../errors.js';
+import { BadInputError } from '../errors.js';
+import { activityFailure } from '../net/failures.js';
 import { cosine, OnnxTextEncoder, type TextEncoder } from './encoder.js';
 
 export const searchQuerySimilarityInput = z.strictObject({
@@ -79,7 +80,7 @@ export function createEmbeddingActivities(deps: EmbeddingDeps) {
         });
         return { scores, maxCosine: scores[bestIndex]!, bestIndex };
       } catch (err) {
-        throw toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
   };

@@ -8,7 +8,8 @@ import { z } from 'zod';
 import type { SegflowConfig } from '../../core/config/schema.js';
 import { encoderFromConfig } from '../embeddings/activities.js';
 import type { TextEncoder } from '../embeddings/encoder.js';
-import { BadInputError, toApplicationFailure } from '../errors.js';
+import { BadInputError } from '../errors.js';
+import { activityFailure } from '../net/failures.js';
 import type { PinoLogger } from '../runtime/logger.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { LocalCorpus } from './local-corpus.js';
@@ -136,7 +137,7 @@ export function createSearchActivities(deps: SearchActivityDeps) {
           return { tool: 'text_search', ...(await service.text(backend, request)) };
         return { tool: 'image_search', ...(await service.images(backend, request)) };
       } catch (err) {
-        throw toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
 
@@ -147,7 +148,7 @@ export function createSearchActivities(deps: SearchActivityDeps) {
       try {
         return await service.paidCalls(parseInput(paidCallsInput, input, 'searchPaidCalls').runId);
       } catch (err) {
-        throw toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
   };

@@ -16,11 +16,11 @@ import type { BackendName, ImageHit, SearchBackend, SearchCallOptions, TextHit }
 /** Extra image candidates asked for, since some URLs turn out broken (the reference's +5). */
 export const IMAGE_CANDIDATE_BUFFER = 5;
 
-/** The reference's language switch: Chinese queries search in zh-cn/cn, others in en/us. */
+/** The reference's language switch (langid there): queries at least a quarter Han characters search in zh-cn/cn, others in en/us. */
 export function serperLocale(query: string): { hl: string; gl: string } {
   const han = (query.match(/\p{Script=Han}/gu) ?? []).length;
   const letters = (query.match(/\p{L}/gu) ?? []).length;
-  return han > 0 && han * 2 >= letters ? { hl: 'zh-cn', gl: 'cn' } : { hl: 'en', gl: 'us' };
+  return han > 0 && han * 4 >= letters ? { hl: 'zh-cn', gl: 'cn' } : { hl: 'en', gl: 'us' };
 }
 
 function asArray(v: unknown): Record<string, unknown>[] {
