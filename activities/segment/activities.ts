@@ -117,6 +117,7 @@ async function pngOf(mask: Uint8Array, width: number, height: number): Promise<B
   return sharp(Buffer.from(mask.buffer, mask.byteOffset, mask.byteLength), {
     raw: { width, height, channels: 1 },
   })
+    .toColourspace('b-w')
     .png()
     .toBuffer();
 }

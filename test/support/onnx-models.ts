@@ -181,18 +181,18 @@ export interface DecoderOptions {
   tokens: 3 | 4;
   /** Replaces the dtype of `point_labels` (contract-mismatch tests). */
   pointLabelsElemType?: number;
-  /** Replaces the dims of `mask_input` (contract-mismatch tests). */
-  maskInputDims?: Dim[];
+  /** Replaces the dims of `high_res_feats_1` (contract-mismatch tests). */
+  highRes1Dims?: Dim[];
 }
 
 export function buildDecoder(opts: DecoderOptions): Uint8Array {
   const g = new GraphBuilder(opts.tokens === 4 ? 'video_decoder' : 'decoder');
   const embed = g.input('image_embed', ['N', 256, 64, 64]);
   const hrf0 = g.input('high_res_feats_0', ['N', 32, 256, 256]);
-  const hrf1 = g.input('high_res_feats_1', ['N', 64, 128, 128]);
+  const hrf1 = g.input('high_res_feats_1', opts.highRes1Dims ?? ['N', 64, 128, 128]);
   const coords = g.input('point_coords', ['N', 'P', 2]);
   let labels = g.input('point_labels', ['N', 'P'], opts.pointLabelsElemType);
-  const maskInput = g.input('mask_input', opts.maskInputDims ?? ['N', 1, 256, 256]);
+  const maskInput = g.input('mask_input', ['N', 1, 256, 256]);
   const hasMask = g.input('has_mask_input', ['N']);
   if (opts.pointLabelsElemType !== undefined) {
     labels = g.op('Cast', [labels], { to: onnx.TensorProto.DataType.FLOAT });
