@@ -99,6 +99,8 @@ export interface SearchActivityDeps {
   logger?: PinoLogger;
   /** @default built from config */
   service?: SearchService;
+  /** Shared encoder loader for hybrid search. @default loaded from config.embeddings on first use */
+  encoder?: () => Promise<TextEncoder>;
 }
 
 function cancellationSignal(): AbortSignal | undefined {
@@ -118,7 +120,7 @@ export function createSearchActivities(deps: SearchActivityDeps) {
       ...(deps.logger ? { logger: deps.logger } : {}),
       backend: backendFactory(deps.config.search, {
         ...(deps.logger ? { logger: deps.logger } : {}),
-        encoder: encoderFromConfig(deps.config.embeddings),
+        encoder: deps.encoder ?? encoderFromConfig(deps.config.embeddings),
       }),
     });
   return {
