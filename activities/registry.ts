@@ -4,7 +4,10 @@
  */
 import type { SegflowConfig } from '../core/config/schema.js';
 import type { WorkerRole } from '../core/queues.js';
+import { createEmbeddingActivities, encoderFromConfig } from './embeddings/activities.js';
+import { createPolicyActivities } from './policy/activities.js';
 import type { PinoLogger } from './runtime/logger.js';
+import { createSearchActivities } from './search/activities.js';
 import { createSegmentActivities } from './segment/activities.js';
 import { createStackCheckActivities } from './stack-check.js';
 import type { ArtifactStore } from './storage/artifact-store.js';
@@ -23,10 +26,15 @@ export function activitiesForRole(role: WorkerRole, deps: ActivityDeps): Activit
   const common = createStackCheckActivities({ store: deps.store, hostId: deps.config.worker.hostId });
   switch (role) {
     case 'orchestrator':
-    case 'search':
     case 'media':
-    case 'policy':
       return { ...common };
+    case 'search': {
+      // One ONNX encoder per worker, shared by hybrid search and the IGR similarity.
+      const encoder = encoderFromConfig(deps.config.embeddings);
+      return { ...common, ...createSearchActivities({ ...deps, encoder }), ...createEmbeddingActivities({ encoder }) };
+    }
+    case 'policy':
+      return { ...common, ...createPolicyActivities(deps) };
     case 'segment':
       return { ...common, ...createSegmentActivities(deps) };
   }
