@@ -5,9 +5,12 @@
 import type { SegflowConfig } from '../core/config/schema.js';
 import type { WorkerRole } from '../core/queues.js';
 import { createEmbeddingActivities, encoderFromConfig } from './embeddings/activities.js';
+import { createMediaActivities } from './media/activities.js';
 import { createPolicyActivities } from './policy/activities.js';
-import type { PinoLogger } from './runtime/logger.js';
+import { createQueryActivities } from './query/activities.js';
+import { createRolloutActivities } from './rollout/activities.js';
 import { createSearchActivities } from './search/activities.js';
+import type { PinoLogger } from './runtime/logger.js';
 import { createSegmentActivities } from './segment/activities.js';
 import { createStackCheckActivities } from './stack-check.js';
 import type { ArtifactStore } from './storage/artifact-store.js';
@@ -26,15 +29,27 @@ export function activitiesForRole(role: WorkerRole, deps: ActivityDeps): Activit
   const common = createStackCheckActivities({ store: deps.store, hostId: deps.config.worker.hostId });
   switch (role) {
     case 'orchestrator':
-    case 'media':
-      return { ...common };
+      return {
+        ...common,
+        ...createRolloutActivities({ store: deps.store, hostId: deps.config.worker.hostId }),
+        ...createQueryActivities({ store: deps.store }),
+      };
     case 'search': {
       // One ONNX encoder per worker, shared by hybrid search and the IGR similarity.
       const encoder = encoderFromConfig(deps.config.embeddings);
       return { ...common, ...createSearchActivities({ ...deps, encoder }), ...createEmbeddingActivities({ encoder }) };
     }
-    case 'policy':
-      return { ...common, ...createPolicyActivities(deps) };
+    case 'policy': {
+      const policy = createPolicyActivities(deps);
+      const rollout = createRolloutActivities({
+        store: deps.store,
+        hostId: deps.config.worker.hostId,
+        policyGenerate: policy.policyGenerate,
+      });
+      return { ...common, ...policy, policyTurn: rollout.policyTurn };
+    }
+    case 'media':
+      return { ...common, ...createMediaActivities({ store: deps.store }) };
     case 'segment':
       return { ...common, ...createSegmentActivities(deps) };
   }

@@ -1,3 +1,4 @@
 // Every workflow the orchestrator worker serves. Workflows import activity *types* only.
 export { stackCheck } from './stack-check.js';
 export { rollout, rolloutProgressQuery } from './rollout.js';
+export { segmentQuery, segmentQueryProgress } from './segment-query.js';

@@ -14,7 +14,6 @@ import {
 } from '@temporalio/workflow';
 import type { ArtifactRef } from '../core/artifacts.js';
 import { hostQueue, TaskQueues } from '../core/queues.js';
-import { ACTION_STOP_STRINGS } from '../core/protocol/tags.js';
 import { buildPromptMessages, type Ability } from '../core/protocol/prompts.js';
 import { routeAction, ToolMessages } from '../core/protocol/actions.js';
 import {
@@ -24,15 +23,19 @@ import {
   estimateTokens,
   StopReasons,
   truncateObservation,
-  turnMaxTokens,
   type CheckedAnswer,
   type RolloutMessage,
   type RolloutSettings,
   type StopReason,
 } from '../core/rollout/agent-loop.js';
-import type { PolicyTurnOutput, Sampling } from '../activities/rollout/types.js';
-import type { RolloutActivities } from '../activities/rollout/activities.js';
+import type { PolicyTurnOutput, RolloutActivities } from '../activities/rollout/activities.js';
+import type { PolicyGenerateInput } from '../activities/policy/activities.js';
+import type { createSearchActivities } from '../activities/search/activities.js';
 import type { MediaActivities } from '../activities/media/activities.js';
+
+type SearchActivities = ReturnType<typeof createSearchActivities>;
+type Sampling = NonNullable<PolicyGenerateInput['sampling']>;
+type BackendName = NonNullable<Parameters<SearchActivities['searchTool']>[0]['backend']>;
 
 export interface SampledFrameRef {
   /** Frame id as shown to the policy (`frame {fid} <image>`). */
@@ -48,7 +51,7 @@ export interface RolloutInput {
   trajectoryId: string;
   sample: { id: string; question: string; ability: Ability; frames: SampledFrameRef[] };
   policy?: { version?: number; model?: string; sampling?: Sampling; hostId?: string };
-  search?: { backend?: string; topk?: number };
+  search?: { backend?: BackendName; topk?: number };
   settings?: Partial<RolloutSettings>;
   /** Where the trajectory is stored: `<prefix>/trajectory.json`. */
   artifactPrefix: string;
@@ -88,6 +91,8 @@ export interface RolloutSummary {
   answer: CheckedAnswer;
   turns: number;
   numSearch: number;
+  /** Every search the policy made, in order. */
+  searches: Trajectory['searches'];
   policyVersion: number;
   promptTokens: number;
   completionTokens: number;
@@ -116,7 +121,7 @@ const policyOptions = {
 } as const;
 
 // Search: network-bound and rate-limited; 429s come back with their Retry-After as the next delay.
-const search = proxyActivities<RolloutActivities>({
+const search = proxyActivities<SearchActivities>({
   taskQueue: TaskQueues.search,
   startToCloseTimeout: '2 minutes',
   retry: {
@@ -140,6 +145,23 @@ const bookkeeping = proxyActivities<RolloutActivities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', maximumAttempts: 10 },
 });
+
+/** Chat messages for the policy activity: `<image>` placeholders become image parts, in order. */
+function toPolicyMessages(messages: RolloutMessage[]): PolicyGenerateInput['messages'] {
+  return messages.map((m) => {
+    if (!m.images || m.images.length === 0) return { role: m.role, content: m.content };
+    const parts: Exclude<PolicyGenerateInput['messages'][number]['content'], string> = [];
+    const pieces = m.content.split('<image>');
+    pieces.forEach((text, i) => {
+      if (text) parts.push({ type: 'text', text });
+      const image = m.images![i];
+      if (i < pieces.length - 1 && image) parts.push({ type: 'image', image });
+    });
+    // More images than placeholders: the extras follow (as the reference appends placeholders).
+    for (const image of m.images.slice(pieces.length - 1)) parts.push({ type: 'image', image });
+    return { role: m.role, content: parts };
+  });
+}
 
 function policyOn(queue: string) {
   return proxyActivities<RolloutActivities>({ taskQueue: queue, ...policyOptions });
@@ -168,26 +190,19 @@ export async function rollout(input: RolloutInput): Promise<RolloutSummary> {
   let responseText = '';
   let hostId = input.policy?.hostId;
   let contextTokens = 0;
-  let pendingObsTokens = estimateTokens(prompt.map((m) => m.content).join(''), frameIds.length, s);
+  let pendingObsTokens = 0;
   let stopReason: StopReason | undefined;
   let promptTokens = 0;
   let completionTokens = 0;
 
   for (let step = 0; step <= s.maxTurns; step++) {
-    const maxTokens = turnMaxTokens(contextTokens + pendingObsTokens, s);
-    if (maxTokens <= 0) {
-      stopReason = StopReasons.maxModelLenExceeded;
-      break;
-    }
     progress.turn = step;
     progress.step = 'think';
     const queue = hostId ? hostQueue(TaskQueues.policy, hostId) : TaskQueues.policy;
     const out: PolicyTurnOutput = await policyOn(queue).policyTurn({
-      requestId: `${input.trajectoryId}/gen-${step}`,
-      messages,
-      maxTokens,
-      stop: [...ACTION_STOP_STRINGS],
-      sampling: input.policy?.sampling ?? {},
+      messages: toPolicyMessages(messages),
+      ...(step > 0 ? { contextTokens: contextTokens + pendingObsTokens } : {}),
+      ...(input.policy?.sampling ? { sampling: input.policy.sampling } : {}),
       ...(input.policy?.model ? { model: input.policy.model } : {}),
     });
     hostId ??= out.hostId;
@@ -228,7 +243,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutSummary> {
           ...(input.search?.topk ? { topk: input.search.topk } : {}),
         });
         obsText = result.observation;
-        obsImages = result.images;
+        obsImages = result.tool === 'image_search' ? result.images.map((i) => i.image) : [];
         searches.push({
           tool: routed.action.tool,
           query: routed.action.query,
@@ -301,6 +316,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutSummary> {
     answer,
     turns: turns.length,
     numSearch: searches.length,
+    searches,
     policyVersion,
     promptTokens,
     completionTokens,

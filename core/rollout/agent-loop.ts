@@ -1,5 +1,5 @@
 /**
- * The pure parts of the Seg-ReSearch agent loop (spec §3.3): per-turn token budget, what a
+ * The pure parts of the Seg-ReSearch agent loop (spec §3.3): what a
  * generation means (an action to execute or a stop), observation truncation, and the answer check
  * that turns malformed output into a stop reason instead of a failure. Deterministic: the rollout
  * workflow and the in-process benchmark baseline run exactly this logic.
@@ -8,17 +8,13 @@ import type { ArtifactRef } from '../artifacts.js';
 import { ACTION_STOP_STRINGS } from '../protocol/tags.js';
 import { parseFinalAnswer, type Box, type Point } from '../protocol/actions.js';
 
-/** Knobs of the loop; defaults are the 4B training script's (spec §3.3). */
+/**
+ * Knobs of the loop; defaults are the 4B training script's (spec §3.3). The token budget
+ * (max_response_length, max_action_length) is the policy client's: it knows the server's limits.
+ */
 export interface RolloutSettings {
   /** Tool calls allowed; generations are maxTurns + 1. @default 6 */
   maxTurns: number;
-  /**
-   * Cap on the whole context, prompt included (the reference's budget quirk: the budget is
-   * min(max_response_length, max_model_len) − len(ctx)). @default 8192
-   */
-  maxResponseLength: number;
-  /** Max tokens of one generation. @default 4096 */
-  maxActionLength: number;
   /** Max tokens of one observation. @default 4096 */
   maxObsLength: number;
   /**
@@ -33,8 +29,6 @@ export interface RolloutSettings {
 
 export const DEFAULT_ROLLOUT_SETTINGS: RolloutSettings = {
   maxTurns: 6,
-  maxResponseLength: 8192,
-  maxActionLength: 4096,
   maxObsLength: 4096,
   charsPerToken: 3.5,
   tokensPerImage: 196,
@@ -51,12 +45,6 @@ export const StopReasons = {
   maxModelLenExceeded: 'max_model_len_exceeded',
 } as const;
 export type StopReason = (typeof StopReasons)[keyof typeof StopReasons];
-
-/** Tokens the next generation may use, or 0 when the context is full. */
-export function turnMaxTokens(contextTokens: number, s: RolloutSettings): number {
-  const budget = Math.max(s.maxResponseLength - contextTokens, 0);
-  return Math.min(s.maxActionLength, budget);
-}
 
 export type GenerationOutcome = { kind: 'action'; stop: string } | { kind: 'stop'; reason: StopReason };
 
@@ -77,6 +65,9 @@ export function classifyGeneration(
       : { kind: 'stop', reason: StopReasons.maxTurnsReached };
   }
   if (finishReason === 'length') return { kind: 'stop', reason: StopReasons.maxResponseLengthReached };
+  // The policy client sends no request when the context budget is spent (spec §3.3).
+  if (finishReason === StopReasons.maxModelLenExceeded)
+    return { kind: 'stop', reason: StopReasons.maxModelLenExceeded };
   return { kind: 'stop', reason: StopReasons.modelChoseToFinish };
 }
 

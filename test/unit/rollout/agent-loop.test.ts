@@ -6,15 +6,7 @@ import {
   classifyGeneration,
   DEFAULT_ROLLOUT_SETTINGS as S,
   truncateObservation,
-  turnMaxTokens,
 } from '../../../core/rollout/agent-loop.js';
-
-test('budget: the whole context, prompt included, is capped at maxResponseLength; per turn at maxActionLength', () => {
-  assert.equal(turnMaxTokens(1000, S), 4096);
-  assert.equal(turnMaxTokens(6000, S), 2192);
-  assert.equal(turnMaxTokens(8192, S), 0);
-  assert.equal(turnMaxTokens(9000, S), 0);
-});
 
 test('a generation ending on an action stop string is an action until the last step', () => {
   const search = '<thinking>x</thinking><search>{"name":"text_search","query":"q"}</search>';

@@ -1,0 +1,81 @@
+/**
+ * Glue activities of the segmentQuery workflow: they read stored JSON the workflow must not hold
+ * (frame lists) and turn the segmenter's per-frame PNG masks into the RLE mask sequence the
+ * overlay video reads. Small, idempotent, content-addressed outputs.
+ */
+import type { ArtifactRef } from '../../core/artifacts.js';
+import { BadInputError, toApplicationFailure } from '../errors.js';
+import type { FrameSet } from '../media/ingest.js';
+import { readBinaryMask, toMaskSequence } from '../media/masks.js';
+import type { ArtifactStore } from '../storage/artifact-store.js';
+
+export interface FrameList {
+  /** Frame URIs in order. */
+  uris: string[];
+  /** The frame id of each (the file-name integer of a frame folder, else the index). */
+  fids: number[];
+  width: number;
+  height: number;
+}
+
+interface SegmentManifest {
+  width: number;
+  height: number;
+  frames: { frame: number; name: string; mask: string }[];
+}
+
+export function createQueryActivities(deps: { store: ArtifactStore }) {
+  const { store } = deps;
+  return {
+    /** The frames of a stored FrameSet, for the video segmenter. */
+    async queryFrameList(input: { frameSet: ArtifactRef }): Promise<FrameList> {
+      try {
+        const set = await store.getJson<FrameSet>(input.frameSet.uri);
+        if (!Array.isArray(set.frames) || set.frames.length === 0) {
+          throw new BadInputError(`frame set ${input.frameSet.uri} lists no frames`);
+        }
+        return {
+          uris: set.frames.map((f) => f.ref.uri),
+          fids: set.frames.map((f) => f.fid),
+          width: set.width,
+          height: set.height,
+        };
+      } catch (err) {
+        throw toApplicationFailure(err);
+      }
+    },
+
+    /** The segmenter's per-frame PNG masks as one RLE MaskSequence JSON (for the overlay video). */
+    async queryMaskSequence(input: { manifest: ArtifactRef }): Promise<ArtifactRef> {
+      try {
+        const manifest = await store.getJson<SegmentManifest>(input.manifest.uri);
+        const masks: [number, Awaited<ReturnType<typeof readBinaryMask>>][] = [];
+        for (const f of manifest.frames) {
+          const head = await store.head(f.mask);
+          if (!head) continue; // not segmented: an empty mask
+          masks.push([f.frame, await readBinaryMask(await store.getBytes(f.mask))]);
+        }
+        const seq = toMaskSequence(manifest.width, manifest.height, masks);
+        return await store.putContentAddressed(
+          'mask-sequences',
+          Buffer.from(JSON.stringify(seq)),
+          'application/json',
+          'json',
+        );
+      } catch (err) {
+        throw toApplicationFailure(err);
+      }
+    },
+
+    /** Stores the query's result summary beside its masks. */
+    async querySaveResult(input: { key: string; result: unknown }): Promise<ArtifactRef> {
+      try {
+        return await store.putJson(input.key, input.result);
+      } catch (err) {
+        throw toApplicationFailure(err);
+      }
+    },
+  };
+}
+
+export type QueryActivities = ReturnType<typeof createQueryActivities>;

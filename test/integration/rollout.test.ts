@@ -1,0 +1,267 @@
+// Rollouts and segment queries on the real dev stack: a real worker process, the local corpus and a
+// Search-R1 `/retrieve` server, a local OpenAI-compatible server scripted to emit real Seg-ReSearch
+// turns, and SAM2-contract ONNX models generated for the test.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import { TaskQueues } from '../../core/queues.js';
+import { scoreTrajectory } from '../../core/rewards/score.js';
+import { gateOutcome } from '../../core/rollout/reward-gate.js';
+import type { SegmentQueryResult } from '../../workflows/segment-query.js';
+import type { Trajectory } from '../../workflows/rollout.js';
+import { startFakePolicyServer, type FakePolicyServer, type WireMessage } from '../servers/openai-server.js';
+import { startRetrieval } from '../servers/search-servers.js';
+import type { LocalServer } from '../servers/http-server.js';
+import { writeSam2TestModels } from '../support/onnx-models.js';
+import { sharedData } from '../support/paths.js';
+import {
+  startWorkerProcess,
+  testClient,
+  testConfig,
+  testStore,
+  uniqueId,
+  type WorkerProcess,
+} from '../support/stack.js';
+
+const config = testConfig();
+let client: Client;
+let policy: FakePolicyServer;
+let retrieval: LocalServer;
+let worker: WorkerProcess | undefined;
+let workerEnv: NodeJS.ProcessEnv;
+const tmp = mkdtempSync(join(tmpdir(), 'segflow-rollout-it-'));
+
+function textOf(m: WireMessage | undefined): string {
+  if (!m) return '';
+  return typeof m.content === 'string' ? m.content : m.content.map((p) => p.text ?? '').join('');
+}
+
+/** What the scripted policy writes: turn k of a Seg-ReSearch trajectory, chosen by markers in the question. */
+export function segResearchScript(messages: WireMessage[]): string {
+  const user = textOf(messages[1]);
+  const fids = [...user.matchAll(/frame (\d+)/g)].map((m) => Number(m[1]));
+  const turn = messages.filter((m) => m.role === 'assistant').length;
+  const key = fids[1] ?? fids[0] ?? 0;
+  const query = /find '([^']*)'/.exec(user)?.[1] ?? 'the target';
+  const answer = (box: string) =>
+    `<thinking>The target is in the middle of the frame.</thinking>\n<answer> {"bbox_2d": ${box}, "point_2d": [450, 500]} </answer>`;
+  const keyframe = (k: number) =>
+    `<thinking>Frame ${k} shows it best.</thinking>\n<keyframe> ${k} </keyframe>`;
+  if (user.includes('[no-tags]')) return 'I believe it is the red one.';
+  if (user.includes('[broken-json]'))
+    return turn === 0 ? keyframe(key) : '<thinking>ok</thinking><answer> {"bbox_2d": [1, 2, </answer>';
+  if (user.includes('[unsampled-keyframe]'))
+    return turn === 0 ? keyframe(9999) : answer('[200, 250, 700, 800]');
+  if (user.includes('[out-of-range]')) return turn === 0 ? keyframe(key) : answer('[0, 0, 1500, 900]');
+  if (turn === 0) {
+    return `<thinking>I need outside knowledge about ${query}.</thinking>\n<search> {"name": "text_search", "query": "${query} ${user.length}"} </search>`;
+  }
+  if (turn === 1) return keyframe(key);
+  return answer('[200, 250, 700, 800]');
+}
+
+async function restartWorker(extra: NodeJS.ProcessEnv = {}): Promise<void> {
+  if (worker) {
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+  }
+  worker = await startWorkerProcess([], { ...workerEnv, ...extra });
+}
+
+before(async () => {
+  client = await testClient(config);
+  policy = await startFakePolicyServer({ flavor: 'vllm', script: segResearchScript });
+  retrieval = await startRetrieval({
+    documents: [
+      { id: '1', contents: 'Lando Norris\nLando Norris drove the orange McLaren car in 2025.' },
+      { id: '2', contents: 'Bedroom\nA bedroom with a bed and a lamp.' },
+    ],
+    text: (d) => String(d.contents),
+  });
+  const models = await writeSam2TestModels(join(tmp, 'models'));
+  workerEnv = {
+    SEGFLOW_POLICY_URL: `${policy.url}/v1`,
+    SEGFLOW_SEGMENT_MODELS_DIR: models,
+    SEGFLOW_SEARCH_CORPUS: sharedData('local_kb', 'text_corpus.jsonl'),
+    SEGFLOW_SEARCH_IMAGE_CORPUS: sharedData('local_kb', 'image_corpus.jsonl'),
+    SEGFLOW_SEARCH_IMAGE_DIR: sharedData('local_kb', 'images'),
+    RETRIEVER_URL: `${retrieval.url}/retrieve`,
+  };
+  await restartWorker();
+});
+
+after(async () => {
+  if (worker) {
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+  }
+  await policy.close();
+  await retrieval.close();
+  await client.connection.close();
+});
+
+async function runQuery(
+  media: string,
+  query: string,
+  extra: Record<string, unknown> = {},
+): Promise<SegmentQueryResult> {
+  return (await client.workflow.execute('segmentQuery', {
+    taskQueue: TaskQueues.orchestrator,
+    workflowId: uniqueId('it-query'),
+    args: [{ media, query, frames: 6, ...extra }],
+    workflowExecutionTimeout: '5 minutes',
+  })) as SegmentQueryResult;
+}
+
+test(
+  'an image query completes: search → keyframe → answer → SAM2 mask and overlay in S3',
+  { timeout: 180_000 },
+  async () => {
+    const before = policy.requests.filter((r) => r.path === '/v1/chat/completions').length;
+    const r = await runQuery(sharedData('images', 'cars.jpg'), 'the car that won the race');
+    assert.equal(r.kind, 'image');
+    assert.equal(r.answer.status, 'ok', JSON.stringify(r.answer));
+    assert.equal(r.stopReason, 'model_chose_to_finish');
+    assert.equal(r.rollout.turns, 3);
+    assert.equal(r.rollout.numSearch, 1);
+    assert.equal(r.searchLog[0]?.backend, 'local');
+    assert.ok(r.masks && r.overlay && r.grounded, 'mask, overlay and grounding present');
+    const store = testStore(config);
+    assert.ok(await store.head(r.masks.uri), 'mask PNG in S3');
+    assert.ok(await store.head(r.overlay.uri), 'overlay PNG in S3');
+    // The stored trajectory is what the server said, turn by turn (stop strings kept).
+    const traj = await store.getJson<Trajectory>(r.rollout.trajectory.uri);
+    const calls = policy.requests.filter((q) => q.path === '/v1/chat/completions').slice(before);
+    assert.equal(calls.length, 3);
+    calls.forEach((call, i) => {
+      const messages = (JSON.parse(call.body) as { messages: WireMessage[] }).messages;
+      assert.equal(traj.turns[i]!.text, segResearchScript(messages));
+    });
+    assert.ok(traj.turns[0]!.text.endsWith('</search>'));
+    assert.match(traj.turns[0]!.observation!.content, /^<information>1\. \(Title: /);
+    assert.match(
+      traj.messages[traj.messages.length - 2]!.content,
+      /Here is the high-res version of your selected frame: <image>/,
+    );
+    assert.equal(traj.messages.at(-2)!.images?.length, 1, 'the keyframe observation carries the 864² image');
+    store.client.destroy();
+  },
+);
+
+test(
+  'a video query completes: masks for every frame and an overlay video in S3',
+  { timeout: 240_000 },
+  async () => {
+    const clip = join(tmp, 'bedroom-24.mp4');
+    execFileSync('ffmpeg', [
+      '-v',
+      'error',
+      '-y',
+      '-i',
+      sharedData('videos', 'bedroom.mp4'),
+      '-frames:v',
+      '24',
+      '-c:v',
+      'libx264',
+      '-pix_fmt',
+      'yuv420p',
+      clip,
+    ]);
+    const r = await runQuery(clip, 'the bed in the bedroom');
+    assert.equal(r.kind, 'video');
+    assert.equal(r.answer.status, 'ok', JSON.stringify(r.answer));
+    assert.ok(r.masks && r.overlay);
+    const store = testStore(config);
+    const manifest = await store.getJson<{ frames: { mask: string }[] }>(r.masks.uri);
+    assert.equal(manifest.frames.length, 24);
+    for (const f of manifest.frames) assert.ok(await store.head(f.mask), `${f.mask} exists`);
+    const overlay = await store.head(r.overlay.uri);
+    assert.equal(overlay?.contentType, 'video/mp4');
+    store.client.destroy();
+  },
+);
+
+for (const [marker, status] of [
+  ['[no-tags]', 'no_keyframe'],
+  ['[broken-json]', 'no_answer'],
+  ['[unsampled-keyframe]', 'keyframe_not_sampled'],
+  ['[out-of-range]', 'coordinates_out_of_range'],
+] as const) {
+  test(
+    `malformed output ${marker} ends the rollout with a reason and zero outcome reward, not a failed workflow`,
+    { timeout: 120_000 },
+    async () => {
+      const r = await runQuery(sharedData('images', 'truck.jpg'), `the truck ${marker}`);
+      assert.equal(r.answer.status, status, JSON.stringify(r.answer));
+      assert.equal(r.masks, undefined);
+      const store = testStore(config);
+      const traj = await store.getJson<Trajectory>(r.rollout.trajectory.uri);
+      store.client.destroy();
+      const reward = gateOutcome(
+        scoreTrajectory({
+          response: traj.responseText,
+          groundTruth: {
+            '0': { bbox_2d: [200, 250, 700, 800], point_2d: [450, 500], area: 1, max_conn_area: 1 },
+          },
+        }),
+        r.answer.status,
+      );
+      assert.equal(reward.outcome, 0, reward.reasons.join('\n'));
+    },
+  );
+}
+
+test(
+  'SIGKILL of the worker after the search step: the rollout finishes, nothing is repeated',
+  { timeout: 240_000 },
+  async () => {
+    await restartWorker({ SEGFLOW_SEARCH_BACKEND: 'retrieval', SEGFLOW_SEARCH_CACHE: 'false' });
+    const retrievalBefore = retrieval.requests.length;
+    const workflowId = uniqueId('it-kill-query');
+    const handle = await client.workflow.start('segmentQuery', {
+      taskQueue: TaskQueues.orchestrator,
+      workflowId,
+      args: [{ media: sharedData('images', 'groceries.jpg'), query: 'the orange car driver', frames: 6 }],
+      workflowExecutionTimeout: '5 minutes',
+    });
+    const rolloutHandle = client.workflow.getHandle(`${workflowId}/rollout`);
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      assert.ok(Date.now() < deadline, 'the search step never completed');
+      try {
+        const history = await rolloutHandle.fetchHistory();
+        const done = (history.events ?? []).some(
+          (e) => e.activityTaskCompletedEventAttributes && retrieval.requests.length > retrievalBefore,
+        );
+        if (done) break;
+      } catch {
+        /* the child has not started yet */
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    worker!.child.kill('SIGKILL');
+    await worker!.exited;
+    worker = undefined;
+    await restartWorker({ SEGFLOW_SEARCH_BACKEND: 'retrieval', SEGFLOW_SEARCH_CACHE: 'false' });
+    const r = (await handle.result()) as SegmentQueryResult;
+    assert.equal(r.answer.status, 'ok');
+    assert.equal(r.rollout.numSearch, 1);
+    assert.equal(r.searchLog[0]?.backend, 'retrieval');
+    assert.equal(retrieval.requests.length - retrievalBefore, 1, 'the finished search was not repeated');
+    // One trajectory object and one mask object: deterministic keys, no duplicates.
+    const store = testStore(config);
+    const keys: string[] = [];
+    for await (const o of store.list(`queries/${workflowId}/`)) keys.push(o.key);
+    assert.deepEqual(keys.sort(), [
+      `queries/${workflowId}/mask.png`,
+      `queries/${workflowId}/result.json`,
+      `queries/${workflowId}/trajectory.json`,
+    ]);
+    store.client.destroy();
+    await restartWorker();
+  },
+);

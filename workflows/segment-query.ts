@@ -1,0 +1,196 @@
+/**
+ * `segmentQuery`: the inference entry. Ingest the media → sample frames → `rollout` (child) →
+ * ground the answer (0–1000 → pixels, validated) → segment (image, or keyframe prompt + video
+ * propagation) → masks and overlay in S3 → a small result. A malformed answer ends the query with
+ * its reason and no masks; it never fails the workflow.
+ */
+import {
+  defineQuery,
+  executeChild,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { ArtifactRef } from '../core/artifacts.js';
+import { TaskQueues } from '../core/queues.js';
+import type { Ability } from '../core/protocol/prompts.js';
+import { boxToPixels, pointToPixels, QWEN3VL } from '../core/protocol/coordinates.js';
+import type { CheckedAnswer, RolloutSettings } from '../core/rollout/agent-loop.js';
+import type { MediaActivities } from '../activities/media/activities.js';
+import type { createSegmentActivities } from '../activities/segment/activities.js';
+import type { QueryActivities } from '../activities/query/activities.js';
+import { rollout, type RolloutInput, type RolloutSummary } from './rollout.js';
+
+type SegmentActivities = ReturnType<typeof createSegmentActivities>;
+
+export interface SegmentQueryInput {
+  /** A file or folder path the media workers can read, or an s3:// URI. */
+  media: string;
+  /** The object to find, e.g. "the car that won the 2025 Qatar Grand Prix". */
+  query: string;
+  /** `in-video` uses the non-search prompt. @default "one-hop" (search prompt) */
+  ability?: Ability;
+  /** Frames shown to the policy. @default 6 */
+  frames?: number;
+  policy?: RolloutInput['policy'];
+  search?: RolloutInput['search'];
+  settings?: Partial<RolloutSettings>;
+  /** Overrides segment.modelsDir on the segment workers. */
+  modelsDir?: string;
+}
+
+export interface SegmentQueryResult {
+  queryId: string;
+  kind: 'image' | 'video';
+  answer: CheckedAnswer;
+  stopReason: RolloutSummary['stopReason'];
+  /** Box and point in original-image pixels, when the answer was usable. */
+  grounded?: { keyframeIndex: number; box: [number, number, number, number]; point?: [number, number] };
+  /** The mask PNG (image) or the segmenter's manifest of per-frame masks (video). */
+  masks?: ArtifactRef;
+  overlay?: ArtifactRef;
+  searchLog: RolloutSummary['searches'];
+  rollout: RolloutSummary;
+  result: ArtifactRef;
+}
+
+export interface SegmentQueryProgress {
+  step: 'ingest' | 'sample' | 'rollout' | 'ground' | 'segment' | 'overlay' | 'done';
+  rolloutId?: string;
+}
+
+export const segmentQueryProgress = defineQuery<SegmentQueryProgress>('progress');
+
+// Media work: ffmpeg/sharp on CPU. Ingest of a long video can take minutes and heartbeats.
+const media = proxyActivities<MediaActivities>({
+  taskQueue: TaskQueues.media,
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '2 seconds', maximumAttempts: 3 },
+});
+
+// Glue reads/writes of small JSON: fast and idempotent, retried freely.
+const glue = proxyActivities<QueryActivities>({
+  taskQueue: TaskQueues.orchestrator,
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '1 second', maximumAttempts: 10 },
+});
+
+// SAM2 on the GPU queue: propagation over a long video takes a while; it heartbeats per frame and
+// resumes from its S3 checkpoint, so a lost worker costs one frame, not the video.
+const segment = proxyActivities<SegmentActivities>({
+  taskQueue: TaskQueues.segment,
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
+});
+
+export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQueryResult> {
+  const info = workflowInfo();
+  const queryId = info.workflowId;
+  const prefix = `queries/${queryId}`;
+  const progress: SegmentQueryProgress = { step: 'ingest' };
+  setHandler(segmentQueryProgress, () => progress);
+
+  const ingested = await media.mediaIngest({ source: input.media });
+  const kind = ingested.kind === 'image' ? 'image' : 'video';
+  upsertSearchAttributes({ SegflowRunId: [queryId], SegflowQueryKind: [kind] });
+  const size =
+    ingested.kind === 'image'
+      ? { width: ingested.width, height: ingested.height }
+      : ingested.kind === 'video'
+        ? { width: ingested.probe.width, height: ingested.probe.height }
+        : { width: ingested.width, height: ingested.height };
+
+  progress.step = 'sample';
+  const sampled = await media.mediaSampleFrames({ media: ingested, count: input.frames ?? 6 });
+
+  progress.step = 'rollout';
+  const rolloutId = `${queryId}/rollout`;
+  progress.rolloutId = rolloutId;
+  const summary = await executeChild(rollout, {
+    workflowId: rolloutId,
+    taskQueue: TaskQueues.orchestrator,
+    args: [
+      {
+        trajectoryId: rolloutId,
+        sample: {
+          id: queryId,
+          question: `Please find '${input.query}' in the provided ${kind === 'image' ? 'image' : 'video'}.`,
+          ability: input.ability ?? 'one-hop',
+          frames: sampled.frames.map((f) => ({ fid: f.fid, policy: f.policy, original: f.original })),
+        },
+        artifactPrefix: prefix,
+        ...(input.policy ? { policy: input.policy } : {}),
+        ...(input.search ? { search: input.search } : {}),
+        ...(input.settings ? { settings: input.settings } : {}),
+      },
+    ],
+  });
+
+  const answer = summary.answer;
+  const searchLog = summary.searches;
+  const base = { queryId, kind, answer, stopReason: summary.stopReason, rollout: summary } as const;
+  if (answer.status !== 'ok') {
+    progress.step = 'done';
+    const result = await glue.querySaveResult({
+      key: `${prefix}/result.json`,
+      result: { ...base, searchLog },
+    });
+    return { ...base, searchLog, result };
+  }
+
+  progress.step = 'ground';
+  const box = boxToPixels(answer.box, size, QWEN3VL).map(Math.round) as [number, number, number, number];
+  const point = answer.point
+    ? (pointToPixels(answer.point, size, QWEN3VL).map(Math.round) as [number, number])
+    : undefined;
+  const prompt = {
+    space: 'norm1000' as const,
+    box: [...answer.box] as [number, number, number, number],
+    ...(answer.point ? { point: [...answer.point] as [number, number] } : {}),
+  };
+
+  progress.step = 'segment';
+  let masks: ArtifactRef;
+  let overlay: ArtifactRef | undefined;
+  let keyframeIndex: number;
+  if (ingested.kind === 'image') {
+    keyframeIndex = 0;
+    const seg = await segment.segmentImage({
+      image: ingested.image.uri,
+      prompt,
+      outputKey: `${prefix}/mask.png`,
+      ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
+    });
+    masks = seg.mask;
+    progress.step = 'overlay';
+    overlay = await media.mediaOverlayImage({ image: ingested.image, mask: seg.mask });
+  } else {
+    const frameSet =
+      ingested.kind === 'frames'
+        ? ingested.frameSet
+        : (await media.mediaExtractFrames({ video: ingested.video, indices: 'all' })).frameSet;
+    const list = await glue.queryFrameList({ frameSet });
+    keyframeIndex = list.fids.indexOf(answer.keyframe);
+    const seg = await segment.segmentVideo({
+      frames: list.uris,
+      keyframe: keyframeIndex,
+      prompt,
+      outputPrefix: prefix,
+      ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
+    });
+    masks = seg.manifest;
+    progress.step = 'overlay';
+    const sequence = await glue.queryMaskSequence({ manifest: seg.manifest });
+    // A frame folder has no source video to draw on; its masks are the result.
+    if (ingested.kind === 'video')
+      overlay = await media.mediaOverlayVideo({ video: ingested.video, masks: sequence });
+  }
+  const grounded = { keyframeIndex, box, ...(point ? { point } : {}) };
+  progress.step = 'done';
+  const summaryOut = { ...base, grounded, masks, ...(overlay ? { overlay } : {}), searchLog };
+  const result = await glue.querySaveResult({ key: `${prefix}/result.json`, result: summaryOut });
+  return { ...summaryOut, result };
+}
