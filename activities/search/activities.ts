@@ -65,7 +65,7 @@ export function backendFactory(
           hybrid: config.local.hybrid,
           denseWeight: config.local.denseWeight,
           encoder: config.local.hybrid && opts.encoder ? await opts.encoder() : undefined,
-          onWarning: (w) => opts.logger?.warn(w, `corpus line skipped: ${w.file}:${w.line}: ${w.problem}`),
+          onWarning: (w) => opts.logger?.warn(w, `corpus ${w.file}:${w.line}: ${w.problem}`),
         });
       case 'serper':
         return new SerperBackend(config.serper.url, config.serper.apiKey, http);

@@ -33,14 +33,13 @@ export interface LoadWarning {
   problem: string;
 }
 
-function readLines(file: string): string[] {
+function readLines(file: string, setting: string): string[] {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError(
-      `cannot read corpus file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} ` +
-        '(set search.local.textCorpus / SEGFLOW_SEARCH_CORPUS to a Search-R1 JSONL file)',
+      `cannot read corpus file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (${setting})`,
       { file },
     );
   }
@@ -170,12 +169,17 @@ export class LocalCorpus implements SearchBackend {
     private readonly imageDir: string,
     readonly warnings: readonly LoadWarning[],
     private readonly dense?: { encoder: TextEncoder; matrix: Float32Array; weight: number },
+    private readonly imageProblem?: ConfigError,
   ) {}
 
   static async load(options: LocalCorpusOptions): Promise<LocalCorpus> {
     const warnings: LoadWarning[] = [];
     const textFile = resolve(options.textCorpus);
-    const passages = parsePassages(textFile, readLines(textFile), warnings);
+    const passages = parsePassages(
+      textFile,
+      readLines(textFile, 'set search.local.textCorpus / SEGFLOW_SEARCH_CORPUS to a Search-R1 JSONL file'),
+      warnings,
+    );
     if (passages.length === 0) {
       throw new BadInputError(
         `corpus ${textFile} has no usable passage (each line must be {"id", "contents"})`,
@@ -185,9 +189,27 @@ export class LocalCorpus implements SearchBackend {
       );
     }
     let images: CorpusImage[] = [];
+    // Text search works without images: an unreadable image corpus fails image searches only.
+    let imageProblem: ConfigError | undefined;
     if (options.imageCorpus) {
       const imageFile = resolve(options.imageCorpus);
-      images = parseImages(imageFile, readLines(imageFile), warnings);
+      try {
+        images = parseImages(
+          imageFile,
+          readLines(
+            imageFile,
+            'set search.local.imageCorpus / SEGFLOW_SEARCH_IMAGE_CORPUS to an image corpus JSONL file',
+          ),
+          warnings,
+        );
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        imageProblem = err;
+      }
+    } else {
+      imageProblem = new ConfigError(
+        'no image corpus configured: set search.local.imageCorpus / SEGFLOW_SEARCH_IMAGE_CORPUS',
+      );
     }
     for (const w of warnings) options.onWarning?.(w);
 
@@ -211,7 +233,7 @@ export class LocalCorpus implements SearchBackend {
       dense = { encoder: options.encoder, matrix, weight: options.denseWeight ?? 0.5 };
     }
     const imageDir = options.imageDir ? resolve(options.imageDir) : resolve('.');
-    return new LocalCorpus(passages, images, textIndex, imageIndex, imageDir, warnings, dense);
+    return new LocalCorpus(passages, images, textIndex, imageIndex, imageDir, warnings, dense, imageProblem);
   }
 
   searchText(query: string, topk: number): Promise<TextHit[]> {
@@ -253,6 +275,7 @@ export class LocalCorpus implements SearchBackend {
   }
 
   searchImages(query: string, topk: number): Promise<ImageHit[]> {
+    if (this.imageProblem) return Promise.reject(this.imageProblem);
     const hits = this.imageIndex
       .search(query)
       .slice(0, topk)

@@ -6,8 +6,9 @@ import { register as dev } from './dev.js';
 import { register as evalMasks } from './eval-masks.js';
 import { register as score } from './score.js';
 import { register as segment } from './segment.js';
+import { register as search } from './search.js';
 import { register as worker } from './worker.js';
 
 export type CommandRegistrar = (program: Command) => void;
 
-export const commandRegistrars: CommandRegistrar[] = [check, config, dev, worker, score, evalMasks, segment];
+export const commandRegistrars: CommandRegistrar[] = [check, config, dev, worker, score, evalMasks, segment, search];

@@ -1,0 +1,100 @@
+import { dirname, join } from 'node:path';
+import type { Command } from 'commander';
+import { formatImageInformation, formatInformation } from '../../core/protocol/observations.js';
+import { encoderFromConfig } from '../../activities/embeddings/activities.js';
+import { BadInputError } from '../../activities/errors.js';
+import { backendFactory } from '../../activities/search/activities.js';
+import { sanitiseQuery } from '../../activities/search/service.js';
+import { BackendNames, type BackendName } from '../../activities/search/types.js';
+import { cliContext } from '../context.js';
+
+interface SearchOptions {
+  backend?: string;
+  corpus?: string;
+  imageCorpus?: string;
+  imageDir?: string;
+  topk?: string;
+  json?: boolean;
+  image?: boolean;
+  hybrid?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('search')
+    .description(
+      'search the configured backend directly (no cache, no workflow): prints the <information> observation the policy would see, or --json results',
+    )
+    .argument('<query>', 'the search query')
+    .option('--backend <name>', `one of ${BackendNames.join(', ')} (default: search.backend)`)
+    .option(
+      '--corpus <file>',
+      'Search-R1 JSONL corpus for the local backend (default: search.local.textCorpus)',
+    )
+    .option('--image-corpus <file>', 'image corpus JSONL for the local backend')
+    .option('--image-dir <dir>', 'folder of the image corpus files (default: images/ beside --image-corpus)')
+    .option('--topk <n>', 'number of results (default: search.textTopk / imageTopk)')
+    .option('--image', 'image search instead of text search')
+    .option('--hybrid', 'local backend: blend BM25 with dense embeddings (needs the ONNX encoder)')
+    .option('--json', 'print {"results":[{"id","title","text","score"}]}')
+    .action(async (query: string, opts: SearchOptions, cmd: Command) => {
+      if (opts.backend !== undefined && !(BackendNames as readonly string[]).includes(opts.backend)) {
+        throw new BadInputError(
+          `--backend ${JSON.stringify(opts.backend)} is not one of ${BackendNames.join(', ')}`,
+        );
+      }
+      const topk = opts.topk === undefined ? undefined : Number(opts.topk);
+      if (topk !== undefined && (!Number.isInteger(topk) || topk < 1 || topk > 1000)) {
+        throw new BadInputError(`--topk ${JSON.stringify(opts.topk)} must be an integer from 1 to 1000`);
+      }
+      const { config, logger } = cliContext(cmd, {
+        'search.backend': opts.backend,
+        'search.local.textCorpus': opts.corpus,
+        'search.local.imageCorpus': opts.imageCorpus,
+        'search.local.imageDir':
+          opts.imageDir ?? (opts.imageCorpus ? join(dirname(opts.imageCorpus), 'images') : undefined),
+        'search.local.hybrid': opts.hybrid,
+      });
+      const name = config.search.backend as BackendName;
+      const backend = await backendFactory(config.search, {
+        logger,
+        encoder: encoderFromConfig(config.embeddings),
+      })(name);
+      const q = sanitiseQuery(query);
+      if (q === '')
+        throw new BadInputError('the query is empty (after removing whitespace and double quotes)');
+      if (opts.image) {
+        const hits = await backend.searchImages(q, topk ?? config.search.imageTopk);
+        const shown = hits.slice(0, topk ?? config.search.imageTopk);
+        if (opts.json) {
+          const results = shown.map((h) => ({
+            id: h.id,
+            title: h.title,
+            text: h.source.kind === 'file' ? h.source.path : h.source.url,
+            score: h.score,
+          }));
+          console.log(JSON.stringify({ results }));
+        } else {
+          process.stdout.write(formatImageInformation(shown.map((h) => h.title)));
+          for (const h of shown)
+            console.log(`  image: ${h.source.kind === 'file' ? h.source.path : h.source.url}`);
+        }
+        return;
+      }
+      const hits = await backend.searchText(q, topk ?? config.search.textTopk);
+      if (opts.json) {
+        console.log(
+          JSON.stringify({
+            results: hits.map((h) => ({ id: h.id, title: h.title, text: h.text, score: h.score })),
+          }),
+        );
+      } else {
+        process.stdout.write(
+          formatInformation(
+            hits.map((h) => ({ title: h.title, body: h.text })),
+            { maxLength: config.search.maxBodyChars },
+          ),
+        );
+      }
+    });
+}
