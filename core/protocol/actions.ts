@@ -31,6 +31,9 @@ export const ToolMessages = {
   keyframeNoImages: 'No images available in the environment.',
   keyframeHighRes: 'Here is the high-res version of your selected frame: <image>',
   emptySearchQuery: '<information>Empty search query provided.</information>',
+  /** Ours: where the reference's tool crashes on a JSON value that is not an object. */
+  notAnObject: (got: string) =>
+    `Invalid search action: expected a JSON object {"name": ..., "query": ...}, but got ${got}.`,
 } as const;
 
 /** A search action after parsing: either a call to run or the error observation to return. */
@@ -43,8 +46,10 @@ export type SearchAction =
  * `</search>` and at least one complete `<search>…</search>` block; uses the LAST block.
  * Returns `null` when the search tool would not accept the action at all.
  *
- * A non-string `query` is passed on as its Python `str()` (the reference forwards it untyped);
- * a JSON value that is not an object is reported as missing both parameters.
+ * A non-string `query` is passed on as its Python `str()` (the reference forwards it untyped).
+ * A JSON value that is not an object gets the reference's "Missing parameters" message where
+ * Python's `in` test reports one missing, and otherwise (where the reference's tool crashes) an
+ * explicit "expected a JSON object" observation.
  */
 export function parseSearchAction(action: string): SearchAction | null {
   if (!action.includes('</search>')) return null;
@@ -56,15 +61,28 @@ export function parseSearchAction(action: string): SearchAction | null {
   if (!parsed.ok)
     return { kind: 'error', observation: ToolMessages.invalidJson(parsed.error.message), payload };
   const value = parsed.value;
-  const obj = isPyDict(value) ? value : null;
-  const missing: string[] = [];
-  if (obj === null || !('query' in obj)) missing.push('query');
-  if (obj === null || !('name' in obj)) missing.push('name');
-  if (obj === null || missing.length > 0) {
-    return { kind: 'error', observation: ToolMessages.missingParameters(missing), payload };
+  // Python's `'query' not in value`: key test on a dict, element test on a list, substring test on
+  // a string; on a number, bool or null the reference raises (its tool call crashes).
+  const has = (key: string): boolean | null => {
+    if (isPyDict(value)) return key in value;
+    if (Array.isArray(value)) return value.some((el) => el === key);
+    if (typeof value === 'string') return value.includes(key);
+    return null;
+  };
+  const hasQuery = has('query');
+  const hasName = has('name');
+  if (hasQuery === null || hasName === null) {
+    return { kind: 'error', observation: ToolMessages.notAnObject(pyRepr(value)), payload };
   }
-  const name = obj['name'] ?? null;
-  const queryValue = obj['query'] ?? null;
+  const missing: string[] = [];
+  if (!hasQuery) missing.push('query');
+  if (!hasName) missing.push('name');
+  if (missing.length > 0)
+    return { kind: 'error', observation: ToolMessages.missingParameters(missing), payload };
+  if (!isPyDict(value))
+    return { kind: 'error', observation: ToolMessages.notAnObject(pyRepr(value)), payload };
+  const name = value['name'] ?? null;
+  const queryValue = value['query'] ?? null;
   if (typeof name !== 'string' || !(SEARCH_TOOL_NAMES as readonly string[]).includes(name)) {
     return { kind: 'error', observation: ToolMessages.invalidToolName(pyStr(name)), payload };
   }

@@ -313,7 +313,7 @@ class Scanner {
  */
 export function pyJsonLoads(text: string): PyJsonResult {
   const doc: number[] = [];
-  for (const ch of text) doc.push(ch.codePointAt(0) ?? 0);
+  for (const ch of typeof text === 'string' ? text : String(text)) doc.push(ch.codePointAt(0) ?? 0);
   try {
     if (doc[0] === 0xfeff)
       throw new PyJsonDecodeError('Unexpected UTF-8 BOM (decode using utf-8-sig)', doc, 0);

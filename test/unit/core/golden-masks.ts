@@ -25,8 +25,10 @@ export function renderMask(spec: MaskSpec): BinaryMask {
   return { width: w, height: h, data };
 }
 
-/** A golden JSON file from test/fixtures/golden/ ("NaN" strings stand for NaN). */
-export function loadGolden<T>(name: string): T {
+/** A golden JSON file from test/fixtures/golden/; with `nanStrings`, "NaN" strings stand for NaN. */
+export function loadGolden<T>(name: string, opts: { nanStrings?: boolean } = {}): T {
   const text = readFileSync(join(repoRoot, 'test', 'fixtures', 'golden', name), 'utf8');
-  return JSON.parse(text, (_k, v: unknown) => (v === 'NaN' ? NaN : v)) as T;
+  return (
+    opts.nanStrings ? JSON.parse(text, (_k, v: unknown) => (v === 'NaN' ? NaN : v)) : JSON.parse(text)
+  ) as T;
 }
