@@ -1,0 +1,142 @@
+// The media role's activities in MockActivityEnvironment, against the real dev S3: small JSON in
+// and out (ArtifactRefs, never bytes), heartbeats, cancellation that stops ffmpeg.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { CancelledFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import sharp from 'sharp';
+import { createMediaActivities } from '../../../activities/media/activities.js';
+import { encodeMaskPng, toMaskSequence } from '../../../activities/media/masks.js';
+import type { IngestedMedia } from '../../../activities/media/ingest.js';
+import { sharedData } from '../../support/paths.js';
+import { testStore, uniqueId } from '../../support/stack.js';
+
+const store = testStore();
+after(() => store.client.destroy());
+const acts = createMediaActivities({ store });
+/** Runs one activity in a fresh MockActivityEnvironment, keeping its types. */
+const call = <A, R>(fn: (input: A) => Promise<R>, input: NoInfer<A>): Promise<R> =>
+  new MockActivityEnvironment().run(fn, input) as Promise<R>;
+
+function box(width: number, height: number, x0: number, y0: number, x1: number, y1: number) {
+  const m = { width, height, data: new Uint8Array(width * height) };
+  for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) m.data[y * width + x] = 1;
+  return m;
+}
+
+let video: IngestedMedia;
+
+test('mediaIngest + mediaProbe + mediaSampleFrames on bedroom.mp4: 6 frames at 448×448 with their originals', async () => {
+  video = await call(acts.mediaIngest, { source: sharedData('videos', 'bedroom.mp4') });
+  assert.equal(video.kind, 'video');
+  assert.ok(JSON.stringify(video).length < 2000, 'ingest result is small JSON');
+  if (video.kind !== 'video') return;
+  assert.deepEqual(await call(acts.mediaProbe, { media: video.video }), {
+    width: 960,
+    height: 540,
+    fps: 30,
+    frames: 200,
+    codec: 'h264',
+  });
+  const sampled = await call(acts.mediaSampleFrames, { media: video });
+  assert.deepEqual(sampled.indices, [0, 39, 79, 119, 159, 199]);
+  assert.deepEqual(
+    sampled.frames.map((f) => f.fid),
+    [0, 39, 79, 119, 159, 199],
+  );
+  const orig = await sharp(await store.getBytes(sampled.frames[1]!.original.uri)).metadata();
+  assert.deepEqual([orig.width, orig.height], [960, 540]);
+  const small = await sharp(await store.getBytes(sampled.frames[1]!.policy.uri)).metadata();
+  assert.deepEqual([small.width, small.height], [448, 448]);
+  const anchored = await call(acts.mediaSampleFrames, { media: video, anchor: 60 });
+  assert.deepEqual(anchored.indices, [0, 39, 60, 119, 159, 199]);
+  const key = await call(acts.mediaKeyframe, { frame: sampled.frames[2]!.original });
+  const km = await sharp(await store.getBytes(key.uri)).metadata();
+  assert.deepEqual([km.width, km.height, km.format], [864, 864, 'jpeg']);
+});
+
+test('mediaSampleFrames on an image and on a folder of frames', async () => {
+  const image = await call(acts.mediaIngest, { source: sharedData('images', 'truck.jpg') });
+  const one = await call(acts.mediaSampleFrames, { media: image });
+  assert.equal(one.frames.length, 1);
+  assert.equal(one.frames[0]!.original.sha256, image.kind === 'image' ? image.image.sha256 : '');
+  const frames = await call(acts.mediaExtractFrames, {
+    video: video.kind === 'video' ? video.video : (undefined as never),
+    indices: [3, 4, 5, 100],
+  });
+  assert.equal(frames.frames, 4);
+  const sampled = await call(acts.mediaSampleFrames, { media: { kind: 'frames', ...frames }, count: 3 });
+  assert.deepEqual(sampled.indices, [0, 1, 3]);
+  assert.deepEqual(
+    sampled.frames.map((f) => f.fid),
+    [3, 4, 100],
+  );
+});
+
+test('mediaOverlayImage and mediaOverlayVideo write a PNG and an MP4 to S3', async () => {
+  if (video.kind !== 'video') return;
+  const image = await call(acts.mediaIngest, { source: sharedData('images', 'cars.jpg') });
+  if (image.kind !== 'image') return;
+  const mask = await store.putContentAddressed(
+    'test/masks',
+    await encodeMaskPng(box(image.width, image.height, 100, 100, 600, 500)),
+    'image/png',
+    'png',
+  );
+  const overlay = await call(acts.mediaOverlayImage, { image: image.image, mask });
+  const om = await sharp(await store.getBytes(overlay.uri)).metadata();
+  assert.deepEqual([om.format, om.width, om.height], ['png', image.width, image.height]);
+
+  const seq = toMaskSequence(
+    960,
+    540,
+    [0, 50, 100, 150].map((i) => [i, box(960, 540, 100 + i, 100, 300 + i, 300)]),
+  );
+  // A per-run field makes the sequence new, so this run really encodes (a repeat is a cache hit).
+  const masks = await store.putContentAddressed(
+    'test/mask-seqs',
+    Buffer.from(JSON.stringify({ ...seq, run: uniqueId('seq') })),
+    'application/json',
+    'json',
+  );
+  const beats: unknown[] = [];
+  const beating = new MockActivityEnvironment();
+  beating.on('heartbeat', (d: unknown) => beats.push(d));
+  const mp4 = (await beating.run(acts.mediaOverlayVideo, { video: video.video, masks })) as Awaited<
+    ReturnType<typeof acts.mediaOverlayVideo>
+  >;
+  assert.equal(mp4.contentType, 'video/mp4');
+  assert.ok(mp4.bytes > 10_000);
+  assert.ok(beats.length >= 4, `heartbeats: ${beats.length}`);
+  // Idempotent: the same inputs give the same object without re-encoding.
+  assert.deepEqual(await call(acts.mediaOverlayVideo, { video: video.video, masks }), mp4);
+});
+
+test('cancelling mediaOverlayVideo stops ffmpeg and stores nothing', async () => {
+  if (video.kind !== 'video') return;
+  const seq = toMaskSequence(960, 540, [[1, box(960, 540, 0, 0, 10, 10)]]);
+  const masks = await store.putContentAddressed(
+    'test/mask-seqs',
+    Buffer.from(JSON.stringify({ ...seq, run: uniqueId('seq') })),
+    'application/json',
+    'json',
+  );
+  const cancelling = new MockActivityEnvironment();
+  const running = cancelling.run(acts.mediaOverlayVideo, { video: video.video, masks });
+  await new Promise((r) => setTimeout(r, 300));
+  cancelling.cancel();
+  await assert.rejects(
+    running,
+    (err: unknown) => err instanceof CancelledFailure || /cancelled/.test(String(err)),
+  );
+  const key = `derived/${video.video.sha256.slice(0, 2)}/${video.video.sha256}/overlays/${masks.sha256}.mp4`;
+  assert.equal(await store.head(key), undefined);
+});
+
+test('invalid activity input is a non-retryable BadInputError naming the field', async () => {
+  const err = await call(acts.mediaSampleFrames, { media: { kind: 'video' } } as never).catch(
+    (e: unknown) => e,
+  );
+  assert.match(String(err), /mediaSampleFrames: invalid input: media/);
+  assert.equal((err as { nonRetryable?: boolean }).nonRetryable, true);
+});
