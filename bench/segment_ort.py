@@ -1,0 +1,79 @@
+"""Python side of bench/segment.bench.ts: times the same sam2-onnx v1 graphs on the same inputs
+through onnxruntime (PyPI), plus the equivalent pre- and post-processing (Pillow bicubic resize +
+normalisation; numpy bilinear upsample with align_corners=False + threshold).
+
+  python bench/segment_ort.py MANIFEST.json   ->  JSON {stage: median ms} on stdout
+
+The manifest (written by the Node benchmark) names the models folder, the .npy inputs of each graph,
+a frame image, the low-res logits and the output size, the iteration count and the thread count.
+"""
+
+import json
+import statistics
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32).reshape(3, 1, 1)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32).reshape(3, 1, 1)
+
+
+def median_ms(fn, iterations):
+    fn()  # warm-up
+    times = []
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def preprocess(path):
+    img = Image.open(path).convert("RGB").resize((1024, 1024), Image.BICUBIC)
+    x = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
+    return ((x - MEAN) / STD)[None].astype(np.float32)
+
+
+def bilinear_index(out_size, in_size):
+    scale = in_size / out_size
+    real = np.maximum(0.0, scale * (np.arange(out_size) + 0.5) - 0.5)
+    i0 = np.floor(real).astype(np.int64)
+    i1 = np.where(i0 < in_size - 1, i0 + 1, i0)
+    return i0, i1, (real - i0).astype(np.float32)
+
+
+def postprocess(logits, width, height):
+    x0, x1, wx = bilinear_index(width, logits.shape[1])
+    y0, y1, wy = bilinear_index(height, logits.shape[0])
+    top = logits[y0][:, x0] * (1 - wx) + logits[y0][:, x1] * wx
+    bottom = logits[y1][:, x0] * (1 - wx) + logits[y1][:, x1] * wx
+    up = top * (1 - wy)[:, None] + bottom * wy[:, None]
+    return (up > 0).astype(np.uint8) * 255
+
+
+def main():
+    manifest = json.load(open(sys.argv[1]))
+    iterations = manifest["iterations"]
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if manifest.get("threads", 0) > 0:
+        options.intra_op_num_threads = manifest["threads"]
+    result = {}
+    result["preprocess"] = median_ms(lambda: preprocess(manifest["frame"]), iterations)
+    for stage, spec in manifest["graphs"].items():
+        session = ort.InferenceSession(spec["file"], options, providers=["CPUExecutionProvider"])
+        feeds = {name: np.load(path) for name, path in spec["inputs"].items()}
+        result[stage] = median_ms(lambda: session.run(None, feeds), iterations)
+    logits = np.load(manifest["logits"])
+    result["postprocess"] = median_ms(
+        lambda: postprocess(logits, manifest["width"], manifest["height"]), iterations
+    )
+    result["onnxruntime"] = ort.__version__
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
