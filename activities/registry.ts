@@ -8,6 +8,7 @@ import { createEmbeddingActivities, encoderFromConfig } from './embeddings/activ
 import { createMediaActivities } from './media/activities.js';
 import { createPolicyActivities } from './policy/activities.js';
 import { createQueryActivities } from './query/activities.js';
+import { createRewardActivities } from './rewards/activities.js';
 import { createRolloutActivities } from './rollout/activities.js';
 import { createSearchActivities } from './search/activities.js';
 import type { PinoLogger } from './runtime/logger.js';
@@ -33,11 +34,16 @@ export function activitiesForRole(role: WorkerRole, deps: ActivityDeps): Activit
         ...common,
         ...createRolloutActivities({ store: deps.store, hostId: deps.config.worker.hostId }),
         ...createQueryActivities({ store: deps.store }),
+        ...createRewardActivities({ store: deps.store }),
       };
     case 'search': {
       // One ONNX encoder per worker, shared by hybrid search and the IGR similarity.
       const encoder = encoderFromConfig(deps.config.embeddings);
-      return { ...common, ...createSearchActivities({ ...deps, encoder }), ...createEmbeddingActivities({ encoder }) };
+      return {
+        ...common,
+        ...createSearchActivities({ ...deps, encoder }),
+        ...createEmbeddingActivities({ encoder }),
+      };
     }
     case 'policy': {
       const policy = createPolicyActivities(deps);

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs the compiled test layers with node's built-in test runner.
 //   node scripts/run-tests.js [unit|activity|integration|all] [extra node --test args]
-// The integration layer needs the dev stack: it reuses a running one, or starts it and stops it after.
+// The activity and integration layers need the dev stack (real S3, real Temporal): a running one is
+// reused; otherwise it is started before them and stopped after.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,19 +26,20 @@ function segr(...args) {
 }
 
 let failed = false;
+let startedStack = false;
+if (selected.some((l) => l !== 'unit')) {
+  const wasUp = segr('dev', 'status', '--quiet').status === 0;
+  if (!wasUp) {
+    if (segr('dev', 'up').status !== 0) process.exit(1);
+    startedStack = true;
+  }
+}
 for (const layer of selected) {
   const files = collect(join(root, 'dist/test', layer)).sort();
   if (files.length === 0) {
     console.error(`run-tests: no compiled tests under dist/test/${layer}; run \`npm run build\` first`);
-    process.exit(1);
-  }
-  let startedStack = false;
-  if (layer === 'integration') {
-    const wasUp = segr('dev', 'status', '--quiet').status === 0;
-    if (!wasUp) {
-      if (segr('dev', 'up').status !== 0) process.exit(1);
-      startedStack = true;
-    }
+    failed = true;
+    continue;
   }
   console.log(`\n=== ${layer} tests (${files.length} files) ===`);
   const concurrency = layer === 'unit' ? [] : ['--test-concurrency=1'];
@@ -46,7 +48,7 @@ for (const layer of selected) {
     cwd: root,
     env: { ...process.env, SEGFLOW_TEST_LAYER: layer },
   });
-  if (startedStack) segr('dev', 'down');
   if (res.status !== 0) failed = true;
 }
+if (startedStack) segr('dev', 'down');
 process.exit(failed ? 1 : 0);

@@ -2,3 +2,4 @@
 export { stackCheck } from './stack-check.js';
 export { rollout, rolloutProgressQuery } from './rollout.js';
 export { segmentQuery, segmentQueryProgress } from './segment-query.js';
+export { rolloutGroup } from './rollout-group.js';

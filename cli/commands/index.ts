@@ -2,8 +2,11 @@
 import type { Command } from 'commander';
 import { register as check } from './check.js';
 import { register as config } from './config.js';
+import { register as dataset } from './dataset.js';
 import { register as dev } from './dev.js';
 import { register as evalMasks } from './eval-masks.js';
+import { register as media } from './media.js';
+import { register as run } from './run.js';
 import { register as score } from './score.js';
 import { register as segment } from './segment.js';
 import { register as search } from './search.js';
@@ -11,4 +14,16 @@ import { register as worker } from './worker.js';
 
 export type CommandRegistrar = (program: Command) => void;
 
-export const commandRegistrars: CommandRegistrar[] = [check, config, dev, worker, score, evalMasks, segment, search];
+export const commandRegistrars: CommandRegistrar[] = [
+  check,
+  config,
+  dev,
+  worker,
+  score,
+  evalMasks,
+  media,
+  dataset,
+  segment,
+  search,
+  run,
+];

@@ -41,7 +41,11 @@ function textOf(m: WireMessage | undefined): string {
 }
 
 /** What the scripted policy writes: turn k of a Seg-ReSearch trajectory, chosen by markers in the question. */
-export function segResearchScript(messages: WireMessage[]): string {
+export function segResearchScript(
+  messages: WireMessage[],
+  _model = '',
+  body: Record<string, unknown> = {},
+): string {
   const user = textOf(messages[1]);
   const fids = [...user.matchAll(/frame (\d+)/g)].map((m) => Number(m[1]));
   const turn = messages.filter((m) => m.role === 'assistant').length;
@@ -61,7 +65,10 @@ export function segResearchScript(messages: WireMessage[]): string {
     return `<thinking>I need outside knowledge about ${query}.</thinking>\n<search> {"name": "text_search", "query": "${query} ${user.length}"} </search>`;
   }
   if (turn === 1) return keyframe(key);
-  return answer('[200, 250, 700, 800]');
+  // Sampled with an odd seed, the scripted policy misses the target: groups get reward variance.
+  return answer(
+    typeof body.seed === 'number' && body.seed % 2 === 1 ? '[10, 10, 60, 60]' : '[200, 250, 700, 800]',
+  );
 }
 
 async function restartWorker(extra: NodeJS.ProcessEnv = {}): Promise<void> {
@@ -139,7 +146,10 @@ test(
     assert.equal(calls.length, 3);
     calls.forEach((call, i) => {
       const messages = (JSON.parse(call.body) as { messages: WireMessage[] }).messages;
-      assert.equal(traj.turns[i]!.text, segResearchScript(messages));
+      assert.equal(
+        traj.turns[i]!.text,
+        segResearchScript(messages, '', JSON.parse(call.body) as Record<string, unknown>),
+      );
     });
     assert.ok(traj.turns[0]!.text.endsWith('</search>'));
     assert.match(traj.turns[0]!.observation!.content, /^<information>1\. \(Title: /);
@@ -263,5 +273,77 @@ test(
     ]);
     store.client.destroy();
     await restartWorker();
+  },
+);
+
+test(
+  'rolloutGroup: n child rollouts with deterministic ids, hierarchical rewards with real IGR, GRPO advantages',
+  { timeout: 240_000 },
+  async () => {
+    const store = testStore(config);
+    const media = (await client.workflow.execute('segmentQuery', {
+      taskQueue: TaskQueues.orchestrator,
+      workflowId: uniqueId('it-group-media'),
+      args: [{ media: sharedData('images', 'cars.jpg'), query: 'warm-up [no-tags]' }],
+    })) as SegmentQueryResult;
+    const traj = await store.getJson<Trajectory>(media.rollout.trajectory.uri);
+    const frameImages = traj.messages[1]!.images!;
+    const groupId = uniqueId('it-group');
+    const result = (await client.workflow.execute('rolloutGroup', {
+      taskQueue: TaskQueues.orchestrator,
+      workflowId: groupId,
+      args: [
+        {
+          groupId,
+          n: 4,
+          concurrency: 2,
+          sample: {
+            id: 'cars-1',
+            question: "Please find 'the winning car' in the provided image.",
+            ability: 'one-hop',
+            // The first user message of the warm-up holds the sampled frame (policy copy); the
+            // keyframe tool resizes the same image.
+            frames: [{ fid: 0, policy: frameImages[0]!, original: frameImages[0]! }],
+            groundTruth: {
+              '0': { bbox_2d: [200, 250, 700, 800], point_2d: [450, 500], area: 1, max_conn_area: 0.8 },
+            },
+            steps: ['search which car won the race', 'find the winning car in the image'],
+          },
+          policy: { sampling: { temperature: 1, seed: 100 } },
+          artifactPrefix: `runs/${groupId}`,
+        },
+      ],
+      workflowExecutionTimeout: '5 minutes',
+    })) as {
+      trajectories: {
+        summary: { trajectoryId: string };
+        reward: { total: number; igr: number | null; outcome: number; format: number };
+        advantage: number;
+      }[];
+      meanReward: number;
+      rewardStd: number;
+    };
+    assert.deepEqual(
+      result.trajectories.map((t) => t.summary.trajectoryId),
+      [0, 1, 2, 3].map((i) => `${groupId}/traj-${i}`),
+    );
+    const totals = result.trajectories.map((t) => t.reward.total);
+    // Even seeds hit the box (outcome 1+1+1+0.8), odd seeds miss it (outcome 0.8: the keyframe term).
+    assert.deepEqual(
+      result.trajectories.map((t) => t.reward.outcome),
+      [3.8, 0.8, 3.8, 0.8],
+    );
+    for (const t of result.trajectories) {
+      assert.equal(t.reward.format, 1);
+      assert.equal(typeof t.reward.igr, 'number', 'IGR came from the real embedding model');
+    }
+    const mean = totals.reduce((a, b) => a + b, 0) / 4;
+    assert.ok(Math.abs(result.meanReward - mean) < 1e-9);
+    assert.ok(result.trajectories[0]!.advantage > 0 && result.trajectories[1]!.advantage < 0);
+    assert.ok(Math.abs(result.trajectories.reduce((a, t) => a + t.advantage, 0)) < 1e-9);
+    for (const t of result.trajectories) {
+      assert.ok(await store.head(`runs/${groupId}/traj/${result.trajectories.indexOf(t)}/trajectory.json`));
+    }
+    store.client.destroy();
   },
 );

@@ -15,7 +15,7 @@ export type WireMessage = { role: string; content: string | Part[] };
 export interface FakePolicyOptions {
   flavor: Flavor;
   /** The text the model would write for these messages (before stop strings and limits). */
-  script: (messages: WireMessage[], model: string) => string;
+  script: (messages: WireMessage[], model: string, body: Record<string, unknown>) => string;
   maxModelLen?: number;
   apiKey?: string;
   /** Replies served before normal ones (429, 500, slow answers). */
@@ -141,7 +141,7 @@ export async function startFakePolicyServer(opts: FakePolicyOptions): Promise<Fa
       );
     }
 
-    const full = opts.script(messages as WireMessage[], model);
+    const full = opts.script(messages as WireMessage[], model, body);
     const stops = Array.isArray(body.stop)
       ? (body.stop as string[])
       : typeof body.stop === 'string'

@@ -1,0 +1,170 @@
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import type { WorkflowHandle } from '@temporalio/client';
+import { TaskQueues } from '../../core/queues.js';
+import { ArtifactStore } from '../../activities/storage/artifact-store.js';
+import { startWorkers, type RunningWorkers } from '../../workers/run.js';
+import { connectClient, workflowUiLink } from '../../workers/temporal-connection.js';
+import type {
+  SegmentQueryInput,
+  SegmentQueryResult,
+  SegmentQueryProgress,
+} from '../../workflows/segment-query.js';
+import type { RolloutProgress } from '../../workflows/rollout.js';
+import { cliContext } from '../context.js';
+
+interface RunOptions {
+  media: string;
+  query: string;
+  ability?: string;
+  frames: string;
+  policyUrl?: string;
+  search?: string;
+  models?: string;
+  out?: string;
+  id?: string;
+  remote?: boolean;
+}
+
+async function watchProgress(
+  handle: WorkflowHandle,
+  rolloutHandle: () => WorkflowHandle | undefined,
+  stop: () => boolean,
+) {
+  let last = '';
+  while (!stop()) {
+    try {
+      const p = await handle.query<SegmentQueryProgress>('progress');
+      let line = `step: ${p.step}`;
+      const rh = rolloutHandle();
+      if (p.step === 'rollout' && rh) {
+        try {
+          const r = await rh.query<RolloutProgress>('progress');
+          line += ` · turn ${r.turn} ${r.step}${r.lastAction ? ` · ${r.lastAction}` : ''}`;
+        } catch {
+          /* the rollout has not started yet */
+        }
+      }
+      if (line !== last) {
+        console.error(`  ${new Date().toISOString().slice(11, 19)}  ${line}`);
+        last = line;
+      }
+    } catch {
+      /* not started yet, or finished */
+    }
+    await new Promise((r) => setTimeout(r, 400));
+  }
+}
+
+export function register(program: Command): void {
+  program
+    .command('run')
+    .description('segment the object a question describes in an image or video (segmentQuery workflow)')
+    .requiredOption('--media <path>', 'image, video file, frame folder, or s3:// URI')
+    .requiredOption('--query <text>', 'what to find, e.g. "the car that won the 2025 Qatar Grand Prix"')
+    .option('--ability <kind>', 'in-video (no search) or one-hop/multi-hop/relational (search)', 'one-hop')
+    .option('--frames <k>', 'frames shown to the policy', '6')
+    .option(
+      '--policy-url <url>',
+      'OpenAI-compatible policy server for the local worker (e.g. http://127.0.0.1:8000/v1)',
+    )
+    .option('--search <backend>', 'search backend: local, serper, duckduckgo, retrieval, searxng')
+    .option('--models <dir>', 'SAM2 ONNX folder (sam2-onnx v1) for the local worker')
+    .option('--out <dir>', 'write the mask PNG(s) and the overlay here')
+    .option('--id <workflowId>', 'workflow id (default: query-<timestamp>)')
+    .option('--remote', 'do not start a local worker: rely on deployed workers')
+    .action(async (opts: RunOptions, cmd: Command) => {
+      if (opts.remote && (opts.policyUrl || opts.models)) {
+        throw new Error(
+          '--policy-url and --models configure the local worker; with --remote, set them on your deployed workers instead',
+        );
+      }
+      const ctx = cliContext(cmd, {
+        'policy.baseUrl': opts.policyUrl,
+        'segment.modelsDir': opts.models,
+        'search.backend': opts.search,
+      });
+      const { config } = ctx;
+      let workers: RunningWorkers | undefined;
+      if (!opts.remote) {
+        workers = await startWorkers(config, ctx.logger.child({ component: 'worker' }));
+      }
+      const client = await connectClient(config);
+      let finished = false;
+      try {
+        const workflowId = opts.id ?? `query-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+        const media = /^(s3|https?):\/\//.test(opts.media) ? opts.media : resolve(opts.media);
+        const input: SegmentQueryInput = {
+          media,
+          query: opts.query,
+          ability: opts.ability as SegmentQueryInput['ability'],
+          frames: Number(opts.frames),
+          ...(opts.search ? { search: { backend: opts.search as 'local' } } : {}),
+        };
+        const handle = await client.workflow.start('segmentQuery', {
+          taskQueue: TaskQueues.orchestrator,
+          workflowId,
+          args: [input],
+        });
+        console.error(`segmentQuery ${workflowId} started: ${workflowUiLink(config, workflowId)}`);
+        const watcher = watchProgress(
+          handle,
+          () => client.workflow.getHandle(`${workflowId}/rollout`),
+          () => finished,
+        );
+        let result: SegmentQueryResult;
+        try {
+          result = (await handle.result()) as SegmentQueryResult;
+        } finally {
+          finished = true;
+          await watcher;
+        }
+        const a = result.answer;
+        console.log(
+          `\nanswer: ${a.status === 'ok' ? `keyframe ${a.keyframe}, bbox_2d ${JSON.stringify(a.box)}, point_2d ${JSON.stringify(a.point)}` : `none (${a.status}: ${a.problems.join('; ')})`}`,
+        );
+        console.log(`stop reason: ${result.stopReason}; turns ${result.rollout.turns}`);
+        console.log(`search log (${result.searchLog.length}):`);
+        for (const s of result.searchLog)
+          console.log(`  ${s.tool} "${s.query}" via ${s.backend}${s.cached ? ' (cached)' : ''}`);
+        if (result.grounded)
+          console.log(
+            `grounded (pixels): box ${JSON.stringify(result.grounded.box)}${result.grounded.point ? `, point ${JSON.stringify(result.grounded.point)}` : ''}`,
+          );
+        if (opts.out && result.masks) {
+          const out = resolve(opts.out);
+          await mkdir(out, { recursive: true });
+          const store = ArtifactStore.fromConfig(config.s3);
+          try {
+            if (result.kind === 'image') {
+              await store.downloadToFile(result.masks, join(out, 'mask.png'));
+            } else {
+              const manifest = await store.getJson<{ frames: { name: string; mask: string }[] }>(
+                result.masks.uri,
+              );
+              for (const f of manifest.frames) {
+                if (await store.head(f.mask))
+                  await store.downloadToFile(f.mask, join(out, 'masks', `${f.name}.png`));
+              }
+            }
+            if (result.overlay) {
+              await store.downloadToFile(
+                result.overlay,
+                join(out, `overlay${result.kind === 'image' ? '.png' : '.mp4'}`),
+              );
+            }
+          } finally {
+            store.client.destroy();
+          }
+          console.log(`wrote masks${result.overlay ? ' and overlay' : ''} to ${out}`);
+        }
+        console.log(`result: ${result.result.uri}`);
+        console.log(`web ui: ${workflowUiLink(config, workflowId)}`);
+      } finally {
+        finished = true;
+        await client.connection.close();
+        if (workers) await workers.shutdown();
+      }
+    });
+}
