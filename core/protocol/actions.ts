@@ -2,9 +2,10 @@
  * Parsing of assistant turns and final answers with the reference's exact first-match /
  * last-match rules (spec §3.4, §4). Every function here takes arbitrary text and never throws.
  *
- * Regexes mirror the Python ones character class for character class: Python's `.` without
- * DOTALL excludes only `\n` (JavaScript's also excludes `\r`, U+2028, U+2029), Python's `\s` and
- * `\d` are Unicode-aware, and positions are code points (all patterns use the `u` flag).
+ * The reference's lazy DOTALL regexes are evaluated by the linear-time scanners of `scan.ts`
+ * (same matches, no catastrophic backtracking); the remaining regex mirrors Python's character
+ * classes (`\s` and `\d` are Unicode-aware; the `u` flag makes positions code points). JSON is
+ * decoded with Python's rules (`pyjson.ts`), so NaN/Infinity, error messages and positions match.
  */
 import { isPyDict, isPyNumber, pyJsonLoads, type PyJsonValue } from '../pycompat/pyjson.js';
 import { pyStr, pyRepr } from '../pycompat/pyrepr.js';
