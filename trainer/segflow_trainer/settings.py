@@ -1,0 +1,64 @@
+"""Process settings from the environment: the same variables as the TypeScript side
+(core/config/schema.ts envBindings), with the dev stack's defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+TRAINER_TASK_QUEUE = "segflow-trainer"
+
+
+def _env(*names: str, default: str) -> str:
+    for n in names:
+        v = os.environ.get(n)
+        if v:
+            return v
+    return default
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    endpoint: str
+    region: str
+    bucket: str
+    prefix: str
+    access_key_id: str
+    secret_access_key: str
+    force_path_style: bool
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    temporal_address: str
+    namespace: str
+    task_queue: str
+    s3: S3Settings
+    work_dir: str
+    """Local cache of downloaded policy folders (git-ignored under the repo by default)."""
+    threads: int
+    """torch intra-op threads; 0 = torch's default. Exact resume needs the same count on restart."""
+    heartbeat_seconds: float
+
+
+def load_settings() -> TrainerSettings:
+    prefix = _env("SEGFLOW_S3_PREFIX", default="")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return TrainerSettings(
+        temporal_address=_env("SEGFLOW_TEMPORAL_ADDRESS", "TEMPORAL_ADDRESS", default="127.0.0.1:7233"),
+        namespace=_env("SEGFLOW_TEMPORAL_NAMESPACE", "TEMPORAL_NAMESPACE", default="default"),
+        task_queue=_env("SEGFLOW_TRAINER_TASK_QUEUE", default=TRAINER_TASK_QUEUE),
+        s3=S3Settings(
+            endpoint=_env("SEGFLOW_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", default="http://127.0.0.1:8333"),
+            region=_env("SEGFLOW_S3_REGION", "AWS_REGION", default="us-east-1"),
+            bucket=_env("SEGFLOW_S3_BUCKET", default="segflow"),
+            prefix=prefix,
+            access_key_id=_env("AWS_ACCESS_KEY_ID", default="segflow"),
+            secret_access_key=_env("AWS_SECRET_ACCESS_KEY", default="segflow-dev-secret"),
+            force_path_style=_env("SEGFLOW_S3_FORCE_PATH_STYLE", default="true") in ("true", "1"),
+        ),
+        work_dir=_env("SEGFLOW_TRAINER_WORK_DIR", default=".segflow/trainer"),
+        threads=int(_env("SEGFLOW_TRAINER_THREADS", default="0")),
+        heartbeat_seconds=float(_env("SEGFLOW_TRAINER_HEARTBEAT_SECONDS", default="2")),
+    )

@@ -1,0 +1,539 @@
+"""One policy update step (spec §6.2): PPO-clip with clip-higher and dual clip, token-mean over the
+policy's own tokens, optional low-variance KL to the run's reference policy, AdamW. Full updates for
+small models, LoRA (peft) for Hugging Face models. Free of Temporal so tests call it directly.
+
+Versions and idempotency. Step k of run R turns policy version v (the `policy_ref`) into version
+v + 1 at `policies/<R>/v<v+1>/`, always from v's stored weights, optimizer state and RNG state, so
+redoing a step gives the same bytes and can never apply the step on top of itself. The version's
+manifest (`segflow-policy.json`) is written last: a version without it is unfinished and is redone;
+one with it is reused when it was made from the same parent and the same batch, and refused
+(PolicyVersionConflict) when it was not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .batch import Batch, TokenizedTrajectory, parse_batch, tokenize_trajectory
+from .errors import BadInputError, PolicyVersionConflictError
+from .loss import PpoClipSettings, low_var_kl, ppo_loss
+from .store import Store
+
+MANIFEST = "segflow-policy.json"
+MANIFEST_SCHEMA = "segflow.policy/1"
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    rank: int = 0
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: Any = "all-linear"
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    run_id: str
+    step: int
+    seed: int = 0
+    learning_rate: float = 1e-6
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    dual_clip_c: float = 3.0
+    kl_coef: float = 0.0
+    ppo_epochs: int = 1
+    mini_batches: int = 1
+    micro_batch_size: int = 8
+    max_grad_norm: float = 1.0
+    max_length: int = 4096
+    lora: LoraSettings = field(default_factory=LoraSettings)
+
+    @property
+    def loss_settings(self) -> PpoClipSettings:
+        return PpoClipSettings(clip_low=self.clip_low, clip_high=self.clip_high, dual_clip_c=self.dual_clip_c)
+
+
+_HP_KEYS = {
+    "runId": "run_id",
+    "step": "step",
+    "seed": "seed",
+    "learningRate": "learning_rate",
+    "weightDecay": "weight_decay",
+    "betas": "betas",
+    "clipLow": "clip_low",
+    "clipHigh": "clip_high",
+    "dualClipC": "dual_clip_c",
+    "klCoef": "kl_coef",
+    "ppoEpochs": "ppo_epochs",
+    "miniBatches": "mini_batches",
+    "microBatchSize": "micro_batch_size",
+    "maxGradNorm": "max_grad_norm",
+    "maxLength": "max_length",
+    "lora": "lora",
+}
+
+
+def _num(name: str, v: Any, *, integer: bool = False, lo: float | None = None, lo_open: bool = False) -> Any:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+    if ok and integer:
+        ok = float(v).is_integer()
+    if ok and lo is not None:
+        ok = v > lo if lo_open else v >= lo
+    if not ok:
+        kind = "an integer" if integer else "a finite number"
+        bound = "" if lo is None else f" {'>' if lo_open else '>='} {lo}"
+        raise BadInputError(f"hyperparameter {name} is {v!r}, expected {kind}{bound}")
+    return int(v) if integer else float(v)
+
+
+def parse_hyperparameters(raw: Any) -> Hyperparameters:
+    if not isinstance(raw, dict):
+        raise BadInputError(f"hyperparameters must be an object, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(_HP_KEYS))
+    if unknown:
+        raise BadInputError(f"unknown hyperparameters {unknown}; known: {sorted(_HP_KEYS)}")
+    run_id = raw.get("runId")
+    if not isinstance(run_id, str) or not run_id or "/" in run_id:
+        raise BadInputError(f"hyperparameter runId is {run_id!r}, expected a non-empty string without '/'")
+    kw: dict[str, Any] = {"run_id": run_id, "step": _num("step", raw.get("step"), integer=True, lo=0)}
+    if "seed" in raw:
+        kw["seed"] = _num("seed", raw["seed"], integer=True, lo=0)
+    for key, lo, lo_open in (
+        ("learningRate", 0, False),
+        ("weightDecay", 0, False),
+        ("clipLow", 0, False),
+        ("clipHigh", 0, False),
+        ("dualClipC", 1, True),
+        ("klCoef", 0, False),
+        ("maxGradNorm", 0, True),
+    ):
+        if key in raw:
+            kw[_HP_KEYS[key]] = _num(key, raw[key], lo=lo, lo_open=lo_open)
+    if kw.get("clip_low", 0.2) >= 1:
+        raise BadInputError(f"hyperparameter clipLow is {kw['clip_low']}, expected < 1 (the ratio is clipped at 1 - clipLow)")
+    for key in ("ppoEpochs", "miniBatches", "microBatchSize", "maxLength"):
+        if key in raw:
+            kw[_HP_KEYS[key]] = _num(key, raw[key], integer=True, lo=1)
+    if "betas" in raw:
+        b = raw["betas"]
+        if not (isinstance(b, list) and len(b) == 2 and all(isinstance(x, (int, float)) and 0 <= x < 1 for x in b)):
+            raise BadInputError(f"hyperparameter betas is {b!r}, expected [beta1, beta2] in [0, 1)")
+        kw["betas"] = (float(b[0]), float(b[1]))
+    if "lora" in raw and raw["lora"] is not None:
+        lo = raw["lora"]
+        if not isinstance(lo, dict):
+            raise BadInputError(f"hyperparameter lora is {lo!r}, expected {{rank, alpha?, dropout?, targetModules?}}")
+        kw["lora"] = LoraSettings(
+            rank=_num("lora.rank", lo.get("rank", 0), integer=True, lo=0),
+            alpha=_num("lora.alpha", lo.get("alpha", 16), integer=True, lo=1),
+            dropout=_num("lora.dropout", lo.get("dropout", 0.0), lo=0),
+            target_modules=lo.get("targetModules", "all-linear"),
+        )
+    return Hyperparameters(**kw)
+
+
+@dataclass(frozen=True)
+class PolicyRef:
+    uri: str
+    version: int
+
+
+def parse_policy_ref(raw: Any) -> PolicyRef:
+    if not isinstance(raw, dict) or not isinstance(raw.get("uri"), str) or not raw["uri"].startswith("s3://"):
+        raise BadInputError(f"policy_ref must be {{uri: 's3://bucket/prefix/', version}}, got {raw!r}")
+    return PolicyRef(uri=raw["uri"].rstrip("/") + "/", version=_num("policy_ref.version", raw.get("version"), integer=True, lo=0))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """A hash of the tensors themselves (names, dtypes, shapes, values), independent of file layout."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().to("cpu").contiguous()
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _cache_dir(work_dir: Path, uri: str) -> Path:
+    return work_dir / "policies" / hashlib.sha256(uri.encode()).hexdigest()[:24]
+
+
+def fetch_policy(store: Store, uri: str, work_dir: Path) -> Path:
+    """Downloads a policy folder once (complete folders are kept, keyed by URI)."""
+    dest = _cache_dir(work_dir, uri)
+    done = dest / ".complete"
+    if done.exists():
+        return dest
+    if dest.exists():
+        shutil.rmtree(dest)
+    store.download_prefix(uri, dest)
+    done.write_text(uri)
+    return dest
+
+
+def read_manifest(store: Store, uri: str) -> dict | None:
+    key = uri.rstrip("/") + "/" + MANIFEST
+    if not store.exists(key):
+        return None
+    return json.loads(store.get_bytes(key))
+
+
+@dataclass
+class LoadedPolicy:
+    model: Any
+    tokenizer: Any
+    kind: str  # "full" | "lora"
+    base_model: str | None
+    reference: str
+
+
+def load_policy(store: Store, ref: PolicyRef, hp: Hyperparameters, work_dir: Path) -> tuple[LoadedPolicy, dict | None]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    manifest = read_manifest(store, ref.uri)
+    folder = fetch_policy(store, ref.uri, work_dir)
+    kind = manifest["kind"] if manifest else "full"
+    reference = manifest["reference"] if manifest else ref.uri
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        if kind == "lora":
+            from peft import PeftModel
+
+            base_uri = manifest["baseModel"]  # type: ignore[index]
+            base = AutoModelForCausalLM.from_pretrained(fetch_policy(store, base_uri, work_dir), dtype=torch.float32)
+            model = PeftModel.from_pretrained(base, folder, is_trainable=True)
+            return LoadedPolicy(model, tokenizer, "lora", base_uri, reference), manifest
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    except (OSError, ValueError, KeyError) as err:
+        raise BadInputError(f"policy {ref.uri} is not a loadable Hugging Face folder: {err}") from err
+    if hp.lora.rank > 0:
+        from peft import LoraConfig, get_peft_model
+
+        # A fresh adapter on the full model; its initialisation draws from the seeded RNG.
+        cfg = LoraConfig(
+            r=hp.lora.rank,
+            lora_alpha=hp.lora.alpha,
+            lora_dropout=hp.lora.dropout,
+            target_modules=hp.lora.target_modules,
+            task_type="CAUSAL_LM",
+        )
+        return LoadedPolicy(get_peft_model(model, cfg), tokenizer, "lora", ref.uri, reference), manifest
+    return LoadedPolicy(model, tokenizer, "full", None, reference), manifest
+
+
+def _pad(seqs: list[TokenizedTrajectory], adv: list[float], pad_id: int):
+    n = max(len(s.input_ids) for s in seqs)
+    ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(seqs), n), dtype=torch.long)
+    mask = torch.zeros((len(seqs), n), dtype=torch.float32)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s.input_ids)] = torch.tensor(s.input_ids)
+        attn[i, : len(s.input_ids)] = 1
+        mask[i, : len(s.loss_mask)] = torch.tensor(s.loss_mask, dtype=torch.float32)
+    # Token t is predicted from positions < t: shift so log-probs align with tokens 1..n-1.
+    advantages = torch.tensor(adv, dtype=torch.float32)[:, None].expand(len(seqs), n - 1)
+    return ids, attn, mask[:, 1:], advantages
+
+
+def token_log_probs(model: Any, ids: torch.Tensor, attn: torch.Tensor, with_entropy: bool = False):
+    logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1, :].float()
+    logp_all = torch.log_softmax(logits, dim=-1)
+    logp = torch.gather(logp_all, 2, ids[:, 1:, None]).squeeze(-1)
+    if not with_entropy:
+        return logp, None
+    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp, entropy
+
+
+def update_policy(
+    store: Store,
+    batch_ref: Any,
+    policy_ref_raw: Any,
+    hyperparameters: Any,
+    work_dir: Path,
+    progress: Progress = lambda phase, done, total: None,
+) -> dict:
+    t0 = time.monotonic()
+    hp = parse_hyperparameters(hyperparameters)
+    ref = parse_policy_ref(policy_ref_raw)
+    if not isinstance(batch_ref, dict) or not isinstance(batch_ref.get("uri"), str):
+        raise BadInputError(f"batch_ref must be an ArtifactRef {{uri, sha256, ...}}, got {batch_ref!r}")
+    version = ref.version + 1
+    out_uri = store.uri_of(f"policies/{hp.run_id}/v{version}/")
+    state_uri = store.uri_of(f"runs/{hp.run_id}/trainer/v{version}/")
+
+    progress("batch", 0, 1)
+    raw = store.get_bytes(batch_ref["uri"])
+    batch_sha = hashlib.sha256(raw).hexdigest()
+    if batch_ref.get("sha256") and batch_ref["sha256"] != batch_sha:
+        raise BadInputError(
+            f"batch {batch_ref['uri']} has sha256 {batch_sha}, the reference says {batch_ref['sha256']}: "
+            "it changed after it was assembled"
+        )
+    batch = parse_batch(raw, batch_ref["uri"])
+
+    existing = read_manifest(store, out_uri)
+    if existing is not None:
+        if existing.get("batchSha256") == batch_sha and existing.get("parent", {}).get("uri") == ref.uri:
+            progress("reused", 1, 1)
+            return _result(existing, reused=True, duration_ms=(time.monotonic() - t0) * 1000)
+        raise PolicyVersionConflictError(
+            f"policy version v{version} of run {hp.run_id} already exists ({out_uri}) and was made from "
+            f"parent {existing.get('parent', {}).get('uri')} and batch {existing.get('batchSha256')}, not from "
+            f"{ref.uri} and batch {batch_sha}; refusing to apply step {hp.step} a second time"
+        )
+
+    progress("load", 0, 1)
+    seed_everything(hp.seed)
+    loaded, parent_manifest = load_policy(store, ref, hp, work_dir)
+    parent_state = parent_manifest.get("trainerState") if parent_manifest else None
+    state_files: dict[str, Any] = {}
+    if parent_state:
+        state_dir = fetch_policy(store, parent_state, work_dir)
+        state_files["rng"] = torch.load(state_dir / "rng.pt", weights_only=False)
+        state_files["optimizer"] = torch.load(state_dir / "optimizer.pt", weights_only=False)
+        set_rng_state(state_files["rng"])
+    model, tokenizer = loaded.model, loaded.tokenizer
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        params, lr=hp.learning_rate, betas=hp.betas, weight_decay=hp.weight_decay, foreach=False
+    )
+    if "optimizer" in state_files:
+        try:
+            optimizer.load_state_dict(state_files["optimizer"])
+        except (ValueError, KeyError) as err:
+            raise BadInputError(f"the optimizer state of {ref.uri} does not fit its model: {err}") from err
+        for g in optimizer.param_groups:
+            g["lr"] = hp.learning_rate
+
+    progress("tokenize", 0, len(batch.trajectories))
+    toks = [tokenize_trajectory(tokenizer, t, hp.max_length) for t in batch.trajectories]
+    advs = [t.advantage for t in batch.trajectories]
+    n = len(toks)
+    micro = hp.micro_batch_size
+
+    def chunks(idx: list[int]):
+        for s in range(0, len(idx), micro):
+            yield idx[s : s + micro]
+
+    # Old log-probs: the policy before this update (the ratio's denominator) and, with KL, the reference.
+    model.eval()
+    old_lp: dict[int, torch.Tensor] = {}
+    ref_lp: dict[int, torch.Tensor] = {}
+    ref_model = _reference_model(store, loaded, hp, work_dir) if hp.kl_coef > 0 else None
+    with torch.no_grad():
+        for c in chunks(list(range(n))):
+            ids, attn, _, _ = _pad([toks[i] for i in c], [advs[i] for i in c], tokenizer.pad_token_id)
+            lp, _ = token_log_probs(model, ids, attn)
+            for j, i in enumerate(c):
+                old_lp[i] = lp[j, : len(toks[i].input_ids) - 1].clone()
+            if ref_model is not None:
+                with _adapter_disabled(model) if ref_model is model else _nullctx():
+                    rlp, _ = token_log_probs(ref_model, ids, attn)
+                for j, i in enumerate(c):
+                    ref_lp[i] = rlp[j, : len(toks[i].input_ids) - 1].clone()
+
+    model.train()
+    stats: dict[str, list[float]] = {k: [] for k in ("loss", "pg_loss", "clip", "dual", "approx_kl", "kl", "entropy", "grad_norm")}
+    total_updates = hp.ppo_epochs * hp.mini_batches
+    done_updates = 0
+    for _epoch in range(hp.ppo_epochs):
+        order = torch.randperm(n).tolist()
+        size = -(-n // hp.mini_batches)
+        for mb_start in range(0, n, size):
+            mb = order[mb_start : mb_start + size]
+            tokens_in_mb = float(sum(sum(toks[i].loss_mask[1:]) for i in mb))
+            optimizer.zero_grad(set_to_none=True)
+            acc = {k: 0.0 for k in ("loss", "pg_loss", "clip", "dual", "approx_kl", "kl", "entropy")}
+            for c in chunks(mb):
+                ids, attn, mask, adv = _pad([toks[i] for i in c], [advs[i] for i in c], tokenizer.pad_token_id)
+                old = torch.zeros_like(mask)
+                for j, i in enumerate(c):
+                    old[j, : old_lp[i].shape[0]] = old_lp[i]
+                lp, ent = token_log_probs(model, ids, attn, with_entropy=True)
+                out = ppo_loss(lp, old, adv, mask, hp.loss_settings)
+                tokens = out.tokens
+                # Token-mean over the whole mini-batch: each micro-batch adds its share.
+                weight = tokens / tokens_in_mb if tokens_in_mb else 0.0
+                loss = out.loss * weight
+                acc["pg_loss"] += float(out.loss.item()) * weight
+                if ref_model is not None:
+                    rl = torch.zeros_like(mask)
+                    for j, i in enumerate(c):
+                        rl[j, : ref_lp[i].shape[0]] = ref_lp[i]
+                    kl = (low_var_kl(lp, rl) * mask).sum() / max(tokens_in_mb, 1.0)
+                    loss = loss + hp.kl_coef * kl
+                    acc["kl"] += float(kl.item())
+                loss.backward()
+                acc["loss"] += float(loss.item())
+                acc["clip"] += out.clip_fraction * weight
+                acc["dual"] += out.dual_clip_fraction * weight
+                acc["approx_kl"] += out.approx_kl * weight
+                with torch.no_grad():
+                    acc["entropy"] += float((ent * mask).sum().item()) / max(tokens_in_mb, 1.0)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, hp.max_grad_norm)
+            if not torch.isfinite(grad_norm):
+                raise BadInputError(
+                    f"step {hp.step} of run {hp.run_id}: the gradient norm is {grad_norm.item()} (not finite); "
+                    "check the batch's advantages and the learning rate"
+                )
+            optimizer.step()
+            for k, v in acc.items():
+                stats[k].append(v)
+            stats["grad_norm"].append(float(grad_norm.item()))
+            done_updates += 1
+            progress("train", done_updates, total_updates)
+
+    # How the update moved the policy's log-probs of the batch: up for A > 0, down for A < 0.
+    model.eval()
+    shift = {"positive": [0.0, 0.0], "negative": [0.0, 0.0]}
+    with torch.no_grad():
+        for c in chunks(list(range(n))):
+            ids, attn, mask, _ = _pad([toks[i] for i in c], [advs[i] for i in c], tokenizer.pad_token_id)
+            lp, _ = token_log_probs(model, ids, attn)
+            for j, i in enumerate(c):
+                m = mask[j, : old_lp[i].shape[0]]
+                d = ((lp[j, : old_lp[i].shape[0]] - old_lp[i]) * m).sum().item()
+                key = "positive" if advs[i] > 0 else "negative" if advs[i] < 0 else None
+                if key:
+                    shift[key][0] += d
+                    shift[key][1] += float(m.sum().item())
+
+    progress("save", 0, 1)
+    out_dir = work_dir / "out" / hp.run_id / f"v{version}"
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    if loaded.kind == "lora":
+        from peft import get_peft_model_state_dict
+
+        weights = get_peft_model_state_dict(model)
+    else:
+        weights = model.state_dict()
+    wsha = weights_sha256(weights)
+    state_dir = work_dir / "out" / hp.run_id / f"v{version}.state"
+    if state_dir.exists():
+        shutil.rmtree(state_dir)
+    state_dir.mkdir(parents=True)
+    torch.save(optimizer.state_dict(), state_dir / "optimizer.pt")
+    torch.save(rng_state(), state_dir / "rng.pt")
+
+    progress("upload", 0, 1)
+    files = store.upload_folder(out_dir, out_uri)
+    store.upload_folder(state_dir, state_uri)
+    resp_tokens = [sum(t.loss_mask) for t in toks]
+    metrics = {
+        "loss": _mean(stats["loss"]),
+        "pgLoss": _mean(stats["pg_loss"]),
+        "pgClipFraction": _mean(stats["clip"]),
+        "dualClipFraction": _mean(stats["dual"]),
+        "approxKl": _mean(stats["approx_kl"]),
+        "kl": _mean(stats["kl"]) if hp.kl_coef > 0 else None,
+        "entropy": _mean(stats["entropy"]),
+        "gradNorm": _mean(stats["grad_norm"]),
+        "updates": done_updates,
+        "trajectories": n,
+        "responseTokens": int(sum(resp_tokens)),
+        "truncated": sum(1 for t in toks if t.truncated),
+        "learningRate": hp.learning_rate,
+        "logProbShift": {
+            k: (v[0] / v[1] if v[1] else None) for k, v in shift.items()
+        },
+    }
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "runId": hp.run_id,
+        "step": hp.step,
+        "version": version,
+        "uri": out_uri,
+        "kind": loaded.kind,
+        "baseModel": loaded.base_model,
+        "reference": loaded.reference,
+        "parent": {"uri": ref.uri, "version": ref.version},
+        "batchSha256": batch_sha,
+        "weightsSha256": wsha,
+        "trainerState": state_uri,
+        "files": files,
+        "metrics": metrics,
+    }
+    store.put_bytes(out_uri + MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode(), "application/json")
+    shutil.rmtree(state_dir, ignore_errors=True)
+    progress("done", 1, 1)
+    return _result(manifest, reused=False, duration_ms=(time.monotonic() - t0) * 1000)
+
+
+def _result(manifest: dict, reused: bool, duration_ms: float) -> dict:
+    return {
+        "policy": {
+            "uri": manifest["uri"],
+            "version": manifest["version"],
+            "kind": manifest["kind"],
+            "weightsSha256": manifest["weightsSha256"],
+        },
+        "metrics": {**manifest["metrics"], "reused": reused, "durationMs": round(duration_ms, 1)},
+    }
+
+
+def _mean(xs: list[float]) -> float:
+    return float(sum(xs) / len(xs)) if xs else 0.0
+
+
+class _nullctx:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *a):
+        return False
+
+
+def _adapter_disabled(model: Any):
+    return model.disable_adapter()
+
+
+def _reference_model(store: Store, loaded: LoadedPolicy, hp: Hyperparameters, work_dir: Path) -> Any:
+    """LoRA: the base model (adapter disabled). Full: the run's reference policy, frozen."""
+    if loaded.kind == "lora":
+        return loaded.model
+    from transformers import AutoModelForCausalLM
+
+    m = AutoModelForCausalLM.from_pretrained(fetch_policy(store, loaded.reference, work_dir), dtype=torch.float32)
+    m.eval()
+    for p in m.parameters():
+        p.requires_grad_(False)
+    return m

@@ -1,0 +1,104 @@
+"""The trainer worker: polls `segflow-trainer` and serves `update_policy`.
+
+    python -m segflow_trainer.worker          (from trainer/, or with trainer/ on PYTHONPATH)
+
+Environment: SEGFLOW_TEMPORAL_ADDRESS, SEGFLOW_TEMPORAL_NAMESPACE (default "default"), the S3
+variables (SEGFLOW_S3_ENDPOINT, SEGFLOW_S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY),
+SEGFLOW_TRAINER_WORK_DIR, SEGFLOW_TRAINER_THREADS, SEGFLOW_TRAINER_HEARTBEAT_SECONDS.
+
+One update runs at a time (it owns the process's torch RNG and the CPU/GPU). The update runs in a
+worker thread while the activity heartbeats its progress every few seconds, so a dead trainer is
+noticed within the workflow's heartbeat timeout and the step is retried on another trainer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+import concurrent.futures
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from .errors import to_application_error
+from .settings import TrainerSettings, load_settings
+from .store import Store
+from .update import update_policy
+
+log = logging.getLogger("segflow.trainer")
+
+
+class TrainerActivities:
+    def __init__(self, settings: TrainerSettings):
+        self.settings = settings
+        self.store = Store(settings.s3)
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="update")
+
+    @activity.defn(name="update_policy")
+    async def update_policy(self, batch_ref: dict, policy_ref: dict, hyperparameters: dict) -> dict:
+        info = activity.info()
+        progress = {"phase": "start", "done": 0, "total": 0, "attempt": info.attempt}
+
+        def report(phase: str, done: int, total: int) -> None:
+            progress.update(phase=phase, done=done, total=total)
+
+        def run() -> dict:
+            return update_policy(
+                self.store, batch_ref, policy_ref, hyperparameters, Path(self.settings.work_dir), report
+            )
+
+        log.info("update_policy %s step %s attempt %d", hyperparameters.get("runId"), hyperparameters.get("step"), info.attempt)
+        fut = asyncio.get_running_loop().run_in_executor(self.executor, run)
+        while True:
+            activity.heartbeat(dict(progress))
+            done, _ = await asyncio.wait([fut], timeout=self.settings.heartbeat_seconds)
+            if done:
+                break
+        try:
+            result = fut.result()
+        except BaseException as err:  # noqa: BLE001 - mapped onto Temporal's retry classes
+            raise to_application_error(err) from err
+        log.info(
+            "update_policy %s -> v%s (%s)",
+            hyperparameters.get("runId"),
+            result["policy"]["version"],
+            "reused" if result["metrics"]["reused"] else f"{result['metrics']['durationMs']:.0f} ms",
+        )
+        return result
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    settings = load_settings()
+    import torch
+
+    if settings.threads > 0:
+        torch.set_num_threads(settings.threads)
+    torch.use_deterministic_algorithms(True)
+    client = await Client.connect(settings.temporal_address, namespace=settings.namespace)
+    acts = TrainerActivities(settings)
+    worker = Worker(
+        client,
+        task_queue=settings.task_queue,
+        activities=[acts.update_policy],
+        max_concurrent_activities=1,
+        graceful_shutdown_timeout=timedelta(seconds=30),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        log.info("trainer polling %s in namespace %s", settings.task_queue, settings.namespace)
+        print(f"trainer polling {settings.task_queue}", flush=True)
+        await stop.wait()
+    acts.executor.shutdown(wait=False, cancel_futures=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

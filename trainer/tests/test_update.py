@@ -1,0 +1,130 @@
+"""update_policy on the dev stack's S3: the update moves log-probs the right way, versions are
+idempotent per (run, step), redoing a step gives the same weights, LoRA works, bad input is named."""
+
+import json
+
+import pytest
+import torch
+
+from segflow_trainer.batch import parse_batch, tokenize_trajectory
+from segflow_trainer.errors import BadInputError, PolicyVersionConflictError
+from segflow_trainer.update import MANIFEST, fetch_policy, token_log_probs, update_policy
+
+from .helpers import Dev, fixed_batch
+
+HP = {"learningRate": 5e-3, "seed": 7, "maxLength": 512}
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory):
+    torch.use_deterministic_algorithms(True)
+    d = Dev(tmp_path_factory.mktemp("trainer"))
+    d.v0 = d.initial_policy()
+    return d
+
+
+def response_log_probs(dev, policy_uri, batch_doc):
+    """Mean log-prob of each trajectory's policy tokens under the policy stored at policy_uri."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = fetch_policy(dev.store, policy_uri, dev.tmp / "eval")
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    out = []
+    for t in parse_batch(json.dumps(batch_doc).encode(), "b").trajectories:
+        tt = tokenize_trajectory(tok, t, 512)
+        ids = torch.tensor([tt.input_ids])
+        with torch.no_grad():
+            lp, _ = token_log_probs(model, ids, torch.ones_like(ids))
+        mask = torch.tensor(tt.loss_mask[1:], dtype=torch.float32)
+        out.append(float((lp[0] * mask).sum() / mask.sum()))
+    return out
+
+
+def test_update_raises_positive_and_lowers_negative_log_probs(dev):
+    doc = fixed_batch(dev.run_id)
+    batch = dev.put_batch(doc)
+    before = response_log_probs(dev, dev.v0["uri"], doc)
+    r = update_policy(dev.store, batch, dev.v0, {**HP, "runId": dev.run_id, "step": 0}, dev.work_dir)
+    assert r["policy"]["version"] == 1
+    assert r["policy"]["uri"] == dev.store.uri_of(f"policies/{dev.run_id}/v1/")
+    after = response_log_probs(dev, r["policy"]["uri"], doc)
+    advs = [t["advantage"] for t in doc["trajectories"]]
+    for adv, b, a in zip(advs, before, after):
+        assert (a > b) if adv > 0 else (a < b), f"advantage {adv}: mean log-prob {b} -> {a}"
+    m = r["metrics"]
+    assert m["logProbShift"]["positive"] > 0 > m["logProbShift"]["negative"]
+    assert m["reused"] is False and m["trajectories"] == 4 and m["responseTokens"] > 0
+    # The version folder is a save_pretrained folder plus its manifest; trainer state lives apart.
+    names = set(dev.store.list(r["policy"]["uri"]))
+    base = dev.store.key_of(r["policy"]["uri"])
+    assert {base + n for n in ("config.json", "model.safetensors", "tokenizer.json", MANIFEST)} <= names
+    state = set(dev.store.list(dev.store.uri_of(f"runs/{dev.run_id}/trainer/v1/")))
+    assert any(k.endswith("optimizer.pt") for k in state) and any(k.endswith("rng.pt") for k in state)
+    dev.v1 = r
+
+
+def test_retry_reuses_the_step_and_never_applies_it_twice(dev):
+    batch = dev.put_batch(fixed_batch(dev.run_id))
+    r = update_policy(dev.store, batch, dev.v0, {**HP, "runId": dev.run_id, "step": 0}, dev.work_dir)
+    assert r["metrics"]["reused"] is True
+    assert r["policy"]["weightsSha256"] == dev.v1["policy"]["weightsSha256"]
+    # Another batch for the same step would fork the run: refused, not applied.
+    other = fixed_batch(dev.run_id)
+    other["trajectories"][0]["advantage"] = 0.5
+    with pytest.raises(PolicyVersionConflictError, match="refusing to apply step 0 a second time"):
+        update_policy(dev.store, dev.put_batch(other, "other.json"), dev.v0, {**HP, "runId": dev.run_id, "step": 0}, dev.work_dir)
+
+
+def test_redoing_an_unfinished_step_gives_the_same_weights(dev):
+    # A crash before the manifest was written: the step is redone from v1's stored state.
+    hp = {**HP, "runId": dev.run_id, "step": 1}
+    batch = dev.put_batch(fixed_batch(dev.run_id, 1), "b1.json")
+    parent = {"uri": dev.v1["policy"]["uri"], "version": 1}
+    first = update_policy(dev.store, batch, parent, hp, dev.work_dir)
+    dev.store.client.delete_object(Bucket=dev.store.bucket, Key=dev.store.key_of(first["policy"]["uri"] + MANIFEST))
+    again = update_policy(dev.store, batch, parent, hp, dev.tmp / "fresh-work")
+    assert again["metrics"]["reused"] is False
+    assert again["policy"]["weightsSha256"] == first["policy"]["weightsSha256"]
+    assert again["policy"]["version"] == 2
+
+
+def test_lora_updates_an_adapter_and_continues_from_it(dev):
+    run = dev.run_id + "-lora"
+    lora = {**HP, "runId": run, "lora": {"rank": 4, "alpha": 8}, "klCoef": 0.1, "learningRate": 1e-2}
+    batch = dev.put_batch(fixed_batch(run), "lora.json")
+    r1 = update_policy(dev.store, batch, dev.v0, {**lora, "step": 0}, dev.work_dir)
+    assert r1["policy"]["kind"] == "lora"
+    keys = {k.rsplit("/", 1)[1] for k in dev.store.list(r1["policy"]["uri"])}
+    assert {"adapter_config.json", "adapter_model.safetensors", MANIFEST} <= keys
+    assert r1["metrics"]["kl"] is not None and r1["metrics"]["logProbShift"]["positive"] > 0
+    r2 = update_policy(dev.store, batch, {"uri": r1["policy"]["uri"], "version": 1}, {**lora, "step": 1}, dev.work_dir)
+    assert r2["policy"]["version"] == 2 and r2["policy"]["weightsSha256"] != r1["policy"]["weightsSha256"]
+
+
+@pytest.mark.parametrize(
+    "hp, message",
+    [
+        ({"step": 0, "learningRate": 1e-3}, "hyperparameter runId is None"),
+        ({"runId": "r", "step": -1}, "hyperparameter step is -1, expected an integer >= 0"),
+        ({"runId": "r", "step": 0, "learningRate": "fast"}, "hyperparameter learningRate is 'fast'"),
+        ({"runId": "r", "step": 0, "clipLow": 1.5}, "clipLow is 1.5, expected < 1"),
+        ({"runId": "r", "step": 0, "lr": 1}, r"unknown hyperparameters \['lr'\]"),
+    ],
+)
+def test_bad_hyperparameters(dev, hp, message):
+    with pytest.raises(BadInputError, match=message):
+        update_policy(dev.store, {"uri": "s3://segflow/none"}, dev.v0, hp, dev.work_dir)
+
+
+def test_bad_refs(dev):
+    hp = {**HP, "runId": dev.run_id + "-bad", "step": 0}
+    with pytest.raises(BadInputError, match="policy_ref must be"):
+        update_policy(dev.store, {"uri": "s3://segflow/x"}, {"uri": "/local/path", "version": 0}, hp, dev.work_dir)
+    batch = dev.put_batch(fixed_batch(dev.run_id), "sha.json")
+    with pytest.raises(BadInputError, match="it changed after it was assembled"):
+        update_policy(dev.store, {**batch, "sha256": "0" * 64}, dev.v0, hp, dev.work_dir)
+    with pytest.raises(BadInputError, match="does not exist"):
+        update_policy(dev.store, {"uri": dev.store.uri_of("test/trainer/missing.json")}, dev.v0, hp, dev.work_dir)
+    with pytest.raises(BadInputError, match="is empty or does not exist"):
+        update_policy(dev.store, batch, {"uri": dev.store.uri_of("test/trainer/no-model/"), "version": 0}, hp, dev.work_dir)
