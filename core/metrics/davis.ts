@@ -20,6 +20,8 @@
  * area times the disk area. Only rows that hold foreground are scanned for boundaries.
  *
  * Void pixels (DAVIS label 255 in a separate map) are not supported here; OK-VOS masks have none.
+ * A pixel tolerance given as a non-integer ≥ 1 uses integer offsets with dx² + dy² ≤ r²; skimage
+ * would build a half-integer grid there (the default, a fraction of the diagonal, is always whole).
  */
 import type { BinaryMask } from './mask.js';
 

@@ -284,3 +284,34 @@ export function outcomeTerms(
 export function numSearch(response: string): number {
   return pyCount(response, '<search>');
 }
+
+/**
+ * The in-training validation metric `acc` (spec §5.7, `okvos_val.py`): the RAW inclusive box IoU
+ * between the answer and the ground truth of the LAST keyframe (videos), or the sample's own
+ * ground truth object (images: `forVideo` false). 0 whenever anything is missing or malformed.
+ */
+export function validationAccuracy(
+  response: string,
+  groundTruth: string | SampleGroundTruth,
+  forVideo = true,
+): Term {
+  const gt = parseGroundTruth(groundTruth);
+  if (gt === null) return zero('acc 0: the ground truth is not a JSON object');
+  let target: PyJsonValue | undefined = gt;
+  if (forVideo) {
+    const frame = extractKeyframeId(response, 'last');
+    if (frame === null) return zero('acc 0: no <keyframe> N </keyframe> in the response');
+    if (!Object.prototype.hasOwnProperty.call(gt, frame))
+      return zero(`acc 0: keyframe ${frame} is not a ground-truth frame`);
+    target = gt[frame];
+  }
+  const answer = extractAnswer(response);
+  if (answer.kind !== 'json') return zero('acc 0: no parseable single-line answer');
+  try {
+    if (!isPyDict(target)) throw new TypeError('the ground truth entry is not an object');
+    const v = inclusiveBoxIou(field(answer.value, 'bbox_2d'), target['bbox_2d'] ?? null);
+    return { value: v, reason: `acc ${v.toFixed(4)}: raw box IoU at the last keyframe` };
+  } catch (e) {
+    return zero(`acc 0: ${why(e)}`);
+  }
+}

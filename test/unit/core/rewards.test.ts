@@ -265,3 +265,18 @@ void test('property: the parsers accept any text and return well-formed results'
     { numRuns: 1500 },
   );
 });
+
+void test('validation acc is the raw box IoU at the LAST keyframe', () => {
+  const response =
+    '<keyframe> 5 </keyframe> <keyframe> 0 </keyframe> <answer> {"bbox_2d": [98, 202, 399, 698], "point_2d": [1, 1]} </answer>';
+  assert.equal(validationAccuracy(response, GT).value, 1);
+  // Against frame 5's box [100, 200, 400, 700]: inter 299·497, union 301·501 + 302·497 − inter.
+  const at5 = '<keyframe> 5 </keyframe> <answer> {"bbox_2d": [98, 202, 399, 698]} </answer>';
+  assert.equal(validationAccuracy(at5, GT).value, (300 * 497) / (302 * 497 + 301 * 501 - 300 * 497));
+  assert.equal(
+    validationAccuracy('<answer>{"bbox_2d": [0, 0, 9, 9]}</answer>', '{"bbox_2d": [0, 0, 9, 9]}', false)
+      .value,
+    1,
+  );
+  assert.equal(validationAccuracy('<keyframe>9</keyframe><answer>{}</answer>', GT).value, 0);
+});
