@@ -12,6 +12,7 @@ import {
 } from '../../../core/protocol/actions.js';
 import { segZeroReward, SEGZERO_DEFAULTS } from '../../../core/protocol/segzero.js';
 import { pyJsonLoads } from '../../../core/pycompat/pyjson.js';
+import { validationAccuracy } from '../../../core/rewards/terms.js';
 import {
   scoreTrajectory,
   scoreTrajectoryWith,
