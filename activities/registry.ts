@@ -5,6 +5,7 @@
 import type { SegflowConfig } from '../core/config/schema.js';
 import type { WorkerRole } from '../core/queues.js';
 import { createEmbeddingActivities, encoderFromConfig } from './embeddings/activities.js';
+import { createEvaluationActivities } from './evaluation/activities.js';
 import { createMediaActivities } from './media/activities.js';
 import { createPolicyActivities } from './policy/activities.js';
 import { createQueryActivities } from './query/activities.js';
@@ -14,6 +15,7 @@ import { createSearchActivities } from './search/activities.js';
 import type { PinoLogger } from './runtime/logger.js';
 import { createSegmentActivities } from './segment/activities.js';
 import { createStackCheckActivities } from './stack-check.js';
+import { createPolicySyncActivities, createTrainingActivities } from './training/activities.js';
 import type { ArtifactStore } from './storage/artifact-store.js';
 
 export interface ActivityDeps {
@@ -35,6 +37,8 @@ export function activitiesForRole(role: WorkerRole, deps: ActivityDeps): Activit
         ...createRolloutActivities({ store: deps.store, hostId: deps.config.worker.hostId }),
         ...createQueryActivities({ store: deps.store }),
         ...createRewardActivities({ store: deps.store }),
+        ...createTrainingActivities({ store: deps.store }),
+        ...createEvaluationActivities({ store: deps.store, logger: deps.logger }),
       };
     case 'search': {
       // One ONNX encoder per worker, shared by hybrid search and the IGR similarity.
@@ -52,7 +56,13 @@ export function activitiesForRole(role: WorkerRole, deps: ActivityDeps): Activit
         hostId: deps.config.worker.hostId,
         policyGenerate: policy.policyGenerate,
       });
-      return { ...common, ...policy, policyTurn: rollout.policyTurn };
+      const sync = createPolicySyncActivities({
+        store: deps.store,
+        cacheDir: deps.config.training.policyCacheDir,
+        hostId: deps.config.worker.hostId,
+        policyLoadAdapter: policy.policyLoadAdapter,
+      });
+      return { ...common, ...policy, ...sync, policyTurn: rollout.policyTurn };
     }
     case 'media':
       return { ...common, ...createMediaActivities({ store: deps.store }) };

@@ -5,8 +5,10 @@ import { register as config } from './config.js';
 import { register as dataset } from './dataset.js';
 import { register as dev } from './dev.js';
 import { register as evalMasks } from './eval-masks.js';
+import { register as evaluate } from './eval.js';
 import { register as media } from './media.js';
 import { register as run } from './run.js';
+import { register as schedule } from './schedule.js';
 import { register as score } from './score.js';
 import { register as segment } from './segment.js';
 import { register as search } from './search.js';
@@ -26,4 +28,6 @@ export const commandRegistrars: CommandRegistrar[] = [
   segment,
   search,
   run,
+  evaluate,
+  schedule,
 ];

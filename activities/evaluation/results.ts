@@ -1,0 +1,137 @@
+/**
+ * What an evaluation stores in S3, and where. Every key derives from the evaluation id and the
+ * sample id, so a retried activity, a re-run child or a resumed evaluation rewrites the same
+ * object instead of adding one: counting the objects under `samples/` counts each sample once.
+ *
+ * ```
+ * evals/<evalId>/samples/<sample>.json         one SampleEvaluation per sample
+ * evals/<evalId>/samples/<sample>/…            predicted masks, overlay thumbnail, trajectory
+ * evals/<evalId>/summary.json                  EvaluationSummary (aggregates)
+ * evals/<evalId>/report.html | report.json     the report
+ * evals/by-dataset/<datasetSha>/<evalId>.json  one line per evaluation of a dataset (checkpoint curves)
+ * ```
+ */
+import { z } from 'zod';
+import { artifactRefSchema, type ArtifactRef } from '../../core/artifacts.js';
+import type { JFSummary } from '../../core/metrics/summary.js';
+
+/** Evaluation ids double as the search ledger's run id, so they use its alphabet. */
+export const evalIdPattern = /^[A-Za-z0-9._-]{1,200}$/;
+
+/** A sample id as one path segment: injective (percent-encoding), so two ids never share a key. */
+export function sampleKeySegment(sampleId: string): string {
+  return encodeURIComponent(sampleId).replace(/\./g, '%2E').replace(/\*/g, '%2A');
+}
+
+export const EvalKeys = {
+  root: (evalId: string) => `evals/${evalId}`,
+  samplesPrefix: (evalId: string) => `evals/${evalId}/samples/`,
+  sampleResult: (evalId: string, sampleId: string) =>
+    `evals/${evalId}/samples/${sampleKeySegment(sampleId)}.json`,
+  samplePrefix: (evalId: string, sampleId: string) => `evals/${evalId}/samples/${sampleKeySegment(sampleId)}`,
+  summary: (evalId: string) => `evals/${evalId}/summary.json`,
+  reportHtml: (evalId: string) => `evals/${evalId}/report.html`,
+  reportJson: (evalId: string) => `evals/${evalId}/report.json`,
+  byDatasetPrefix: (datasetSha: string) => `evals/by-dataset/${datasetSha}/`,
+  byDataset: (datasetSha: string, evalId: string) => `evals/by-dataset/${datasetSha}/${evalId}.json`,
+} as const;
+
+const num = z.number();
+
+/** One sample's evaluation, as stored at {@link EvalKeys.sampleResult}. */
+export const sampleEvaluationSchema = z.object({
+  schema: z.literal('segflow.eval-sample/1'),
+  evalId: z.string(),
+  sampleId: z.string(),
+  format: z.string(),
+  /** `image` samples give gIoU/cIoU, `video` samples J/F/J&F. */
+  kind: z.enum(['image', 'video']),
+  ability: z.string(),
+  question: z.string(),
+  /** Every annotated frame (position in the frame list) with its J and F. */
+  frames: z.array(z.object({ index: num, J: num, F: num })),
+  /** Means over the annotated frames (eval_okvos.py). */
+  J: num,
+  F: num,
+  JF: num,
+  /** Pixels over all annotated frames; `ignore` pixels excluded (LISA). */
+  intersection: num,
+  union: num,
+  gtArea: num,
+  predArea: num,
+  answerStatus: z.string(),
+  stopReason: z.string(),
+  /** Why the sample has no prediction beyond the answer status (a failed step), if any. */
+  error: z.string().nullable(),
+  turns: num,
+  promptTokens: num,
+  completionTokens: num,
+  policyVersion: num,
+  searches: z.array(
+    z.object({ tool: z.string(), query: z.string(), backend: z.string(), cached: z.boolean() }),
+  ),
+  keyframe: num.nullable(),
+  box: z.array(num).nullable(),
+  record: artifactRefSchema,
+  trajectory: artifactRefSchema.nullable(),
+  /** The segmenter's manifest (video) or mask PNG (image); null without a usable answer. */
+  prediction: artifactRefSchema.nullable(),
+  /** A small JPEG: prediction (red) and ground-truth outline (green) on a representative frame. */
+  overlay: artifactRefSchema.nullable(),
+  /** The frame (position) the overlay shows. */
+  overlayFrame: num.nullable(),
+});
+export type SampleEvaluation = z.infer<typeof sampleEvaluationSchema>;
+
+export interface ReasonSegAggregate {
+  gIoU: number;
+  cIoU: number;
+  counted: number;
+  skipped: number;
+}
+
+/** The aggregates of an evaluation (also the `metrics` of its JSON report). */
+export interface EvaluationSummary {
+  schema: 'segflow.eval-summary/1';
+  evalId: string;
+  dataset: { uri: string; format: string; split: string; samples: number };
+  policy: { model: string | null; version: number | null };
+  samples: { expected: number; scored: number; video: number; image: number; errors: number };
+  /** OK-VOS (and any video sample): J, F, J&F per ability and overall, each query weighted equally. */
+  vos: { perAbility: Record<string, JFSummary>; overall: JFSummary } | null;
+  /**
+   * ReasonSeg (and any image sample): gIoU and cIoU under the empty-union conventions of spec
+   * §13.2: `lisa` (U=0 → IoU 1), `segzero` (U=0 → 0), `skip` (Seg-Zero's evaluation.py drops it).
+   */
+  reasonSeg: { lisa: ReasonSegAggregate; segzero: ReasonSegAggregate; skip: ReasonSegAggregate } | null;
+  search: {
+    calls: number;
+    cached: number;
+    /** Distinct (backend, tool, query) among the calls. */
+    distinctQueries: number;
+    byTool: Record<string, number>;
+    byBackend: Record<string, number>;
+    perSample: number;
+    /** From the search role's ledger: backend calls that cost money (cache hits excluded). */
+    paidCalls: number;
+    paidByBackend: Record<string, number>;
+    /** Σ paid calls × price, when prices were given; else null. */
+    costUsd: number | null;
+  };
+  stopReasons: Record<string, number>;
+  answerStatus: Record<string, number>;
+  tokens: { prompt: number; completion: number; completionPerSample: number };
+}
+
+/** One evaluation of a dataset, for curves across checkpoints (`evals/by-dataset/…`). */
+export interface EvaluationPointer {
+  evalId: string;
+  policy: { model: string | null; version: number | null };
+  finishedAt: string;
+  JF: number | null;
+  J: number | null;
+  F: number | null;
+  gIoU: number | null;
+  cIoU: number | null;
+  summary: ArtifactRef;
+}

@@ -1,0 +1,298 @@
+// `segr eval`: evaluate a policy on a prepared dataset (the `evaluation` workflow) and fetch its
+// report; `segr report training`: the training dashboard from a run's per-step metric records.
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { TaskQueues } from '../../core/queues.js';
+import { BadInputError } from '../../activities/errors.js';
+import {
+  parseTrainingMetrics,
+  renderTrainingDashboard,
+} from '../../activities/reports/training-dashboard.js';
+import { ArtifactStore } from '../../activities/storage/artifact-store.js';
+import { startWorkers, type RunningWorkers } from '../../workers/run.js';
+import { connectClient, workflowUiLink } from '../../workers/temporal-connection.js';
+import type { EvaluationInput, EvaluationProgress, EvaluationResult } from '../../workflows/evaluation.js';
+import { cliContext } from '../context.js';
+
+function positiveInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1)
+      throw new InvalidArgumentError(`${name} must be a whole number >= 1, got "${value}"`);
+    return n;
+  };
+}
+
+function nonNegativeInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0)
+      throw new InvalidArgumentError(`${name} must be a whole number >= 0, got "${value}"`);
+    return n;
+  };
+}
+
+/** `--search-price serper=0.001` (repeatable) → {serper: 0.001}. */
+export function parsePrice(value: string, previous: Record<string, number> = {}): Record<string, number> {
+  const m = /^([a-z]+)=([0-9]*\.?[0-9]+(?:e-?\d+)?)$/i.exec(value);
+  if (!m)
+    throw new InvalidArgumentError(`--search-price "${value}" must look like backend=USD, e.g. serper=0.001`);
+  return { ...previous, [m[1]!]: Number(m[2]) };
+}
+
+/** The evaluation workflow input the options describe (shared by `segr eval` and `segr schedule eval`). */
+export function evaluationInputFrom(opts: {
+  dataset: string;
+  policy?: string;
+  policyVersion?: number;
+  latestFrom?: string;
+  search?: string;
+  concurrency?: number;
+  limit?: number;
+  pageSize?: number;
+  searchPrice?: Record<string, number>;
+  gallery?: number;
+  temperature?: number;
+}): EvaluationInput {
+  if (!/^s3:\/\//.test(opts.dataset) && !/^datasets\/indexes\//.test(opts.dataset)) {
+    throw new InvalidArgumentError(
+      `--dataset "${opts.dataset}" must be the index \`segr dataset prepare\` printed (an s3://… URI or a datasets/indexes/… key)`,
+    );
+  }
+  return {
+    dataset: opts.dataset,
+    policy: {
+      ...(opts.policy ? { model: opts.policy } : {}),
+      ...(opts.policyVersion !== undefined ? { version: opts.policyVersion } : {}),
+      ...(opts.latestFrom ? { latestFrom: opts.latestFrom } : {}),
+      sampling: { temperature: opts.temperature ?? 0 },
+    },
+    ...(opts.search ? { search: { backend: opts.search as 'local' } } : {}),
+    ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+    ...(opts.limit ? { limit: opts.limit } : {}),
+    ...(opts.pageSize ? { pageSize: opts.pageSize } : {}),
+    ...(opts.searchPrice && Object.keys(opts.searchPrice).length > 0
+      ? { searchPrices: opts.searchPrice }
+      : {}),
+    ...(opts.gallery !== undefined ? { gallery: opts.gallery } : {}),
+  };
+}
+
+/** Step records from a local JSON file, a JSONL file, a folder of JSON files, or an S3 prefix. */
+export async function readTrainingRecords(
+  source: string,
+  store: () => ArtifactStore,
+): Promise<{ value: unknown; origin: string }[]> {
+  const out: { value: unknown; origin: string }[] = [];
+  const parseText = (text: string, origin: string) => {
+    const trimmed = text.trim();
+    if (!trimmed) return;
+    try {
+      const v = JSON.parse(trimmed) as unknown;
+      for (const [i, item] of (Array.isArray(v) ? v : [v]).entries())
+        out.push({ value: item, origin: Array.isArray(v) ? `${origin}[${i}]` : origin });
+      return;
+    } catch {
+      /* JSONL */
+    }
+    trimmed.split('\n').forEach((line, i) => {
+      if (!line.trim()) return;
+      try {
+        out.push({ value: JSON.parse(line), origin: `${origin} line ${i + 1}` });
+      } catch (err) {
+        throw new BadInputError(`${origin} line ${i + 1} is not JSON: ${(err as Error).message}`);
+      }
+    });
+  };
+  if (source.startsWith('s3://') || source.startsWith('runs/')) {
+    const s = store();
+    const prefix = source.startsWith('s3://') ? source.replace(/^s3:\/\/[^/]+\//, '') : source;
+    for await (const o of s.list(prefix)) {
+      if (o.key.endsWith('.json') || o.key.endsWith('.jsonl'))
+        parseText((await s.getBytes(o.key)).toString('utf8'), s.uriOf(o.key));
+    }
+  } else {
+    let st;
+    try {
+      st = await stat(source);
+    } catch {
+      throw new BadInputError(
+        `--metrics ${source} does not exist (a JSON/JSONL file, a folder of them, or an s3:// prefix)`,
+      );
+    }
+    const files = st.isDirectory()
+      ? (await readdir(source))
+          .filter((n) => /\.jsonl?$/.test(n))
+          .sort()
+          .map((n) => join(source, n))
+      : [source];
+    for (const f of files) parseText(await readFile(f, 'utf8'), f);
+  }
+  if (out.length === 0) throw new BadInputError(`--metrics ${source} holds no step metrics records`);
+  return out;
+}
+
+interface EvalOptions {
+  dataset: string;
+  policy?: string;
+  policyVersion?: number;
+  latestFrom?: string;
+  search?: string;
+  concurrency?: number;
+  limit?: number;
+  pageSize?: number;
+  searchPrice?: Record<string, number>;
+  gallery?: number;
+  report?: string;
+  json?: string;
+  id?: string;
+  policyUrl?: string;
+  models?: string;
+  remote?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('eval')
+    .description(
+      'evaluate a policy on a prepared dataset (evaluation workflow): OK-VOS J/F/J&F per ability, ReasonSeg gIoU/cIoU, search calls and cost, stop reasons; writes an HTML report',
+    )
+    .requiredOption(
+      '--dataset <index>',
+      'the dataset index `segr dataset prepare` printed (s3://… or datasets/indexes/… key)',
+    )
+    .option('--policy <model>', 'model or LoRA adapter name on the policy server (default: policy.model)')
+    .option(
+      '--policy-version <n>',
+      'policy version recorded with the results',
+      nonNegativeInt('--policy-version'),
+    )
+    .option(
+      '--latest-from <pointer>',
+      'evaluate the newest checkpoint named by this S3 pointer JSON {version, model?}',
+    )
+    .option('--search <backend>', 'search backend: local, serper, duckduckgo, retrieval, searxng')
+    .option('--concurrency <n>', 'samples evaluated at once', positiveInt('--concurrency'), 4)
+    .option('--limit <n>', 'evaluate only the first n samples', positiveInt('--limit'))
+    .option('--page-size <n>', 'samples per workflow run before continue-as-new', positiveInt('--page-size'))
+    .option('--search-price <backend=usd>', 'price of one paid search call (repeatable)', parsePrice, {})
+    .option('--gallery <n>', 'best and worst samples shown in the report', nonNegativeInt('--gallery'))
+    .option('--report <file>', 'write the HTML report here')
+    .option('--json <file>', 'write the JSON report here')
+    .option('--id <evalId>', 'evaluation id (workflow id; letters, digits, . _ -); re-using one resumes it')
+    .option('--policy-url <url>', 'OpenAI-compatible policy server for the local worker')
+    .option('--models <dir>', 'SAM2 ONNX folder for the local worker')
+    .option('--remote', 'do not start a local worker: rely on deployed workers')
+    .action(async (opts: EvalOptions, cmd: Command) => {
+      if (opts.remote && (opts.policyUrl || opts.models)) {
+        throw new Error(
+          '--policy-url and --models configure the local worker; with --remote, set them on your deployed workers',
+        );
+      }
+      if (opts.id !== undefined && !/^[A-Za-z0-9._-]{1,200}$/.test(opts.id)) {
+        throw new InvalidArgumentError(`--id "${opts.id}" must be 1-200 letters, digits, ".", "_" or "-"`);
+      }
+      const input = evaluationInputFrom(opts);
+      const ctx = cliContext(cmd, {
+        'policy.baseUrl': opts.policyUrl,
+        'segment.modelsDir': opts.models,
+        'search.backend': opts.search,
+      });
+      const { config } = ctx;
+      let workers: RunningWorkers | undefined;
+      if (!opts.remote) workers = await startWorkers(config, ctx.logger.child({ component: 'worker' }));
+      const client = await connectClient(config);
+      let finished = false;
+      try {
+        const workflowId = opts.id ?? `eval-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+        const handle = await client.workflow.start('evaluation', {
+          taskQueue: TaskQueues.orchestrator,
+          workflowId,
+          args: [{ ...input, evalId: workflowId }],
+        });
+        console.error(`evaluation ${workflowId} started: ${workflowUiLink(config, workflowId)}`);
+        const watcher = (async () => {
+          let last = '';
+          while (!finished) {
+            try {
+              const p = await handle.query<EvaluationProgress>('progress');
+              const line = `${p.step}: ${p.offset}/${p.total ?? '?'} planned, ${p.evaluated} evaluated, ${p.skipped} already done, ${p.running} running`;
+              if (line !== last) console.error(`  ${new Date().toISOString().slice(11, 19)}  ${line}`);
+              last = line;
+            } catch {
+              /* between runs (continue-as-new) or finished */
+            }
+            await new Promise((r) => setTimeout(r, 1000));
+          }
+        })();
+        let result: EvaluationResult;
+        try {
+          result = (await handle.result()) as EvaluationResult;
+        } finally {
+          finished = true;
+          await watcher;
+        }
+        const m = result.metrics;
+        const p = (v: number | null | undefined) =>
+          typeof v === 'number' && Number.isFinite(v) ? (v * 100).toFixed(1) : 'n/a';
+        if (m.vos) {
+          console.log('ability      queries      J      F    J&F');
+          for (const [a, v] of [...Object.entries(m.vos.perAbility), ['overall', m.vos.overall] as const])
+            console.log(
+              `${a.padEnd(12)} ${String(v.count).padStart(7)} ${p(v.J).padStart(6)} ${p(v.F).padStart(6)} ${p(v.JF).padStart(6)}`,
+            );
+        }
+        if (m.reasonSeg)
+          console.log(
+            `ReasonSeg gIoU ${p(m.reasonSeg.lisa.gIoU)} cIoU ${p(m.reasonSeg.lisa.cIoU)} (LISA); gIoU ${p(m.reasonSeg.segzero.gIoU)} (Seg-Zero, empty → 0)`,
+          );
+        console.log(
+          `searches ${m.search.calls} (${m.search.cached} cached), paid ${m.search.paidCalls}${m.search.costUsd !== null ? `, cost $${m.search.costUsd.toFixed(4)}` : ''}; stop reasons ${JSON.stringify(m.stopReasons)}`,
+        );
+        const store = ArtifactStore.fromConfig(config.s3);
+        try {
+          if (opts.report) await store.downloadToFile(result.report.html, opts.report);
+          if (opts.json) await store.downloadToFile(result.report.json, opts.json);
+        } finally {
+          store.client.destroy();
+        }
+        if (opts.report) console.log(`report: ${opts.report}`);
+        console.log(`summary: ${result.summary.uri}\nreport: ${result.report.html.uri}`);
+      } finally {
+        finished = true;
+        await client.connection.close();
+        if (workers) await workers.shutdown();
+      }
+    });
+
+  const report = program.command('report').description('reports from stored metrics');
+  report
+    .command('training')
+    .description(
+      'the training dashboard (reward components, searches per trajectory, response lengths, policy versions) from per-step metric records',
+    )
+    .requiredOption(
+      '--metrics <source>',
+      'a JSON/JSONL file, a folder of them, or an S3 prefix (runs/<run>/metrics/)',
+    )
+    .requiredOption('--out <file>', 'where to write the HTML dashboard')
+    .option('--title <text>', 'page title')
+    .action(async (opts: { metrics: string; out: string; title?: string }, cmd: Command) => {
+      const { config } = cliContext(cmd);
+      let store: ArtifactStore | undefined;
+      try {
+        const records = parseTrainingMetrics(
+          await readTrainingRecords(opts.metrics, () => (store ??= ArtifactStore.fromConfig(config.s3))),
+        );
+        const html = renderTrainingDashboard(records, {
+          generatedAt: new Date().toISOString(),
+          ...(opts.title ? { title: opts.title } : {}),
+        });
+        await writeFile(opts.out, html);
+        console.log(`wrote ${opts.out} (${records.length} steps)`);
+      } finally {
+        store?.client.destroy();
+      }
+    });
+}

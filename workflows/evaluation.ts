@@ -1,0 +1,415 @@
+/**
+ * `evaluation`: a prepared dataset × a policy (model / version, or the newest checkpoint) × a search
+ * backend × a segmenter. One child `evaluateSample` per sample (`<evalId>/sample-<id>`), at most
+ * `concurrency` at a time (a sliding window), a page of `pageSize` samples per run and
+ * continue-as-new between pages so the history stays bounded on any dataset size. Each child
+ * stores its result under a deterministic S3 key; the plan skips samples whose result is stored,
+ * so an evaluation re-run with the same id (after termination, or to re-aggregate) resumes. The
+ * aggregates are computed from the stored results, never from in-memory counters, so a worker
+ * crash cannot lose a sample or count one twice.
+ *
+ * `evaluateSample` starts from the prepared record's already-sampled frames rather than reusing
+ * `segmentQuery`: segmentQuery ingests and samples media itself (an OK-VOS row names a subset of
+ * the folder's frames and the prepared record fixes which frames the policy sees), and the
+ * evaluation needs the prediction scored against the record's masks with the result at a key
+ * of its own. It reuses the `rollout` child and the media/segment activities unchanged.
+ */
+import {
+  ApplicationFailure,
+  continueAsNew,
+  defineQuery,
+  executeChild,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { ArtifactRef } from '../core/artifacts.js';
+import { TaskQueues } from '../core/queues.js';
+import type { EvaluationActivities, EvalPlanSample } from '../activities/evaluation/activities.js';
+import type { EvaluationSummary } from '../activities/evaluation/results.js';
+import type { MediaActivities } from '../activities/media/activities.js';
+import type { QueryActivities } from '../activities/query/activities.js';
+import type { createSearchActivities } from '../activities/search/activities.js';
+import type { createSegmentActivities } from '../activities/segment/activities.js';
+import { rollout, type RolloutInput, type RolloutSummary } from './rollout.js';
+
+type SegmentActivities = ReturnType<typeof createSegmentActivities>;
+type SearchActivities = ReturnType<typeof createSearchActivities>;
+
+export interface EvaluationInput {
+  /**
+   * Names every key and child of this evaluation; also the search ledger's run id.
+   * @default the workflow id with characters outside [A-Za-z0-9._-] replaced by "_"
+   */
+  evalId?: string;
+  /**
+   * Scheduled evaluations: the id becomes `<evalIdPrefix>-v<version>` (or `-latest` without a
+   * version), so evaluating an unchanged checkpoint again finds every result stored and only
+   * re-aggregates. Ignored when evalId is given.
+   */
+  evalIdPrefix?: string;
+  /** The prepared dataset index (`segr dataset prepare` prints it): s3:// URI or key. */
+  dataset: string;
+  policy?: {
+    /** Model or LoRA adapter name on the policy server. @default policy.model of the workers */
+    model?: string;
+    /** Recorded with the results (curves across checkpoints). */
+    version?: number;
+    /**
+     * The newest checkpoint: an S3 pointer JSON `{version, model?}` read when the evaluation starts
+     * (scheduled evaluations). Overrides model and version.
+     */
+    latestFrom?: string;
+    /** @default temperature 0 (greedy), as evaluation should be */
+    sampling?: NonNullable<RolloutInput['policy']>['sampling'];
+  };
+  search?: RolloutInput['search'];
+  settings?: RolloutInput['settings'];
+  /** SAM2 ONNX folder on the segment workers. @default segment.modelsDir of the workers */
+  modelsDir?: string;
+  /** Samples evaluated at once. @default 4 */
+  concurrency?: number;
+  /** Samples per workflow run before continue-as-new. @default 200 */
+  pageSize?: number;
+  /** Evaluate only the first `limit` samples of the dataset. */
+  limit?: number;
+  /** USD per paid search call, per backend (e.g. {"serper": 0.001}); omitted: cost not computed. */
+  searchPrices?: Record<string, number>;
+  /** Best and worst samples shown in the report. @default 4 */
+  gallery?: number;
+  /** Carried across continue-as-new; not for callers. */
+  progress?: { offset: number; evaluated: number; skipped: number; policy: ResolvedPolicy };
+}
+
+interface ResolvedPolicy {
+  model: string | null;
+  version: number | null;
+}
+
+export interface EvaluationResult {
+  evalId: string;
+  summary: ArtifactRef;
+  metrics: EvaluationSummary;
+  report: { html: ArtifactRef; json: ArtifactRef };
+  /** Samples run by this evaluation (all runs) and skipped because their result was stored. */
+  evaluated: number;
+  skipped: number;
+}
+
+export interface EvaluationProgress {
+  evalId: string;
+  total: number | null;
+  offset: number;
+  evaluated: number;
+  skipped: number;
+  running: number;
+  step: 'plan' | 'samples' | 'aggregate' | 'report' | 'done';
+}
+
+export const evaluationProgressQuery = defineQuery<EvaluationProgress>('progress');
+
+// Plan, load, score, aggregate, report: S3 reads/writes and CPU scoring on the orchestrator queue.
+// Idempotent (deterministic keys), so retried freely; scoring a long video or aggregating a large
+// dataset takes a while and heartbeats.
+const evaluationActivities = proxyActivities<EvaluationActivities>({
+  taskQueue: TaskQueues.orchestrator,
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    maximumAttempts: 8,
+  },
+});
+
+// Frame list of a stored frame set: a small S3 read.
+const glue = proxyActivities<QueryActivities>({
+  taskQueue: TaskQueues.orchestrator,
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '1 second', maximumAttempts: 10 },
+});
+
+// Frame extraction of a video sample: ffmpeg on the media queue; heartbeats while it decodes.
+const media = proxyActivities<MediaActivities>({
+  taskQueue: TaskQueues.media,
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '2 seconds', maximumAttempts: 3 },
+});
+
+// SAM2 on the segment queue: propagation heartbeats per frame and resumes from its S3 checkpoint,
+// so a lost worker costs a frame. One minute without a heartbeat means the worker is gone.
+const segment = proxyActivities<SegmentActivities>({
+  taskQueue: TaskQueues.segment,
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
+});
+
+// The paid-call ledger lives with the search role (it owns the backends); one S3 listing.
+const search = proxyActivities<SearchActivities>({
+  taskQueue: TaskQueues.search,
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '2 seconds', maximumAttempts: 10 },
+});
+
+/**
+ * Where a sample's artifacts go: `evals/<evalId>/samples/<percent-encoded id>` — the same key
+ * activities/evaluation/results.ts `EvalKeys.samplePrefix` builds (a unit test holds them equal;
+ * workflows may not import activity code).
+ */
+export function samplePrefix(evalId: string, sampleId: string): string {
+  const segment = encodeURIComponent(sampleId).replace(/\./g, '%2E').replace(/\*/g, '%2A');
+  return `evals/${evalId}/samples/${segment}`;
+}
+
+/** A failure's message with its causes ("Activity task failed: …: the real reason"). */
+function describeFailure(err: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; e instanceof Error && depth < 5; depth++) {
+    parts.push(e.message);
+    e = e.cause;
+  }
+  return parts.length ? parts.join(': ') : String(err);
+}
+
+/** `evaluation`'s id rules applied to a workflow id (schedules append a timestamp with ":"). */
+export function evalIdFrom(workflowId: string): string {
+  return workflowId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 200);
+}
+
+export async function evaluation(input: EvaluationInput): Promise<EvaluationResult> {
+  const info = workflowInfo();
+  let policy = input.progress?.policy;
+  if (!policy) {
+    if (input.policy?.latestFrom) {
+      const latest = await evaluationActivities.evalResolvePolicy({ latestFrom: input.policy.latestFrom });
+      policy = { model: latest.model ?? input.policy.model ?? null, version: latest.version };
+    } else {
+      policy = { model: input.policy?.model ?? null, version: input.policy?.version ?? null };
+    }
+  }
+  const evalId =
+    input.evalId ??
+    (input.evalIdPrefix !== undefined
+      ? `${input.evalIdPrefix}-${policy.version !== null ? `v${policy.version}` : 'latest'}`
+      : evalIdFrom(info.workflowId));
+  if (!/^[A-Za-z0-9._-]{1,200}$/.test(evalId)) {
+    throw ApplicationFailure.nonRetryable(
+      `evalId ${JSON.stringify(evalId)} must be 1-200 letters, digits, ".", "_" or "-"`,
+      'BadInputError',
+    );
+  }
+  const concurrency = Math.max(1, input.concurrency ?? 4);
+  const pageSize = Math.max(1, input.pageSize ?? 200);
+  const progress: EvaluationProgress = {
+    evalId,
+    total: null,
+    offset: input.progress?.offset ?? 0,
+    evaluated: input.progress?.evaluated ?? 0,
+    skipped: input.progress?.skipped ?? 0,
+    running: 0,
+    step: 'plan',
+  };
+  setHandler(evaluationProgressQuery, () => progress);
+  upsertSearchAttributes({
+    SegflowRunId: [evalId],
+    SegflowDataset: [input.dataset.slice(-200)],
+    ...(policy.version !== null ? { SegflowPolicyVersion: [policy.version] } : {}),
+  });
+
+  const plan = await evaluationActivities.evalPlan({
+    evalId,
+    dataset: input.dataset,
+    offset: progress.offset,
+    pageSize,
+    ...(input.limit ? { limit: input.limit } : {}),
+  });
+  progress.total = plan.total;
+  progress.step = 'samples';
+  const todo = plan.samples.filter((s) => !s.done);
+  progress.skipped += plan.samples.length - todo.length;
+
+  const childInput = (s: EvalPlanSample): EvaluateSampleInput => ({
+    evalId,
+    sample: { id: s.id, record: s.ref },
+    policy: {
+      ...(policy.model !== null ? { model: policy.model } : {}),
+      ...(policy.version !== null ? { version: policy.version } : {}),
+      sampling: input.policy?.sampling ?? { temperature: 0 },
+    },
+    ...(input.search ? { search: input.search } : {}),
+    ...(input.settings ? { settings: input.settings } : {}),
+    ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
+  });
+  // Sliding window: the next child starts as soon as one finishes.
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(concurrency, todo.length) }, async () => {
+    while (next < todo.length) {
+      const s = todo[next++]!;
+      progress.running++;
+      try {
+        await executeChild(evaluateSample, {
+          workflowId: `${evalId}/sample-${s.id}`,
+          taskQueue: TaskQueues.orchestrator,
+          args: [childInput(s)],
+        });
+      } finally {
+        progress.running--;
+      }
+      progress.evaluated++;
+    }
+  });
+  await Promise.all(lanes);
+  progress.offset += plan.samples.length;
+
+  if (progress.offset < plan.total) {
+    await continueAsNew<typeof evaluation>({
+      ...input,
+      evalId,
+      progress: { offset: progress.offset, evaluated: progress.evaluated, skipped: progress.skipped, policy },
+    });
+  }
+
+  progress.step = 'aggregate';
+  const paid = await search.searchPaidCalls({ runId: evalId });
+  const { summary, metrics } = await evaluationActivities.evalAggregate({
+    evalId,
+    dataset: input.dataset,
+    ...(input.limit ? { limit: input.limit } : {}),
+    policy,
+    paid,
+    ...(input.searchPrices ? { prices: input.searchPrices } : {}),
+  });
+  progress.step = 'report';
+  const report = await evaluationActivities.evalReport({ evalId, gallery: input.gallery ?? 4 });
+  progress.step = 'done';
+  return { evalId, summary, metrics, report, evaluated: progress.evaluated, skipped: progress.skipped };
+}
+
+export interface EvaluateSampleInput {
+  evalId: string;
+  sample: { id: string; record: ArtifactRef };
+  policy: NonNullable<RolloutInput['policy']>;
+  search?: RolloutInput['search'];
+  settings?: RolloutInput['settings'];
+  modelsDir?: string;
+}
+
+/**
+ * One sample: load its record → `rollout` child on its sampled frames → segment with the answer
+ * (image, or keyframe prompt + propagation over every frame) → score against the ground-truth
+ * masks and store the result. A rollout or segmentation that fails after its retries is scored as
+ * an empty prediction with the error recorded (the reference counts a missing prediction as empty
+ * masks), so one bad sample never stops an evaluation; a sample that cannot be loaded or scored
+ * (bad dataset) fails it, with the sample named.
+ */
+export async function evaluateSample(
+  input: EvaluateSampleInput,
+): Promise<{ sampleId: string; JF: number; iou: number | null }> {
+  const id = workflowInfo().workflowId;
+  const prefix = samplePrefix(input.evalId, input.sample.id);
+  const loaded = await evaluationActivities.evalLoadSample({ record: input.sample.record });
+
+  let summary: RolloutSummary | undefined;
+  let prediction:
+    { kind: 'none' } | { kind: 'image'; mask: ArtifactRef } | { kind: 'video'; manifest: ArtifactRef } = {
+    kind: 'none',
+  };
+  let frameUris: string[] | undefined;
+  let keyframeIndex: number | null = null;
+  let error: string | null = null;
+  try {
+    summary = await executeChild(rollout, {
+      workflowId: `${id}/rollout`,
+      taskQueue: TaskQueues.orchestrator,
+      args: [
+        {
+          trajectoryId: `${id}/rollout`,
+          sample: {
+            id: loaded.id,
+            question: loaded.question,
+            ability: loaded.promptAbility,
+            frames: loaded.frames,
+          },
+          artifactPrefix: prefix,
+          policy: input.policy,
+          runId: input.evalId,
+          ...(input.search ? { search: input.search } : {}),
+          ...(input.settings ? { settings: input.settings } : {}),
+        },
+      ],
+    });
+    const answer = summary.answer;
+    if (answer.status === 'ok') {
+      const prompt = {
+        space: 'norm1000' as const,
+        box: [...answer.box] as [number, number, number, number],
+        ...(answer.point ? { point: [...answer.point] as [number, number] } : {}),
+      };
+      if (loaded.kind === 'image') {
+        keyframeIndex = 0;
+        const seg = await segment.segmentImage({
+          image: loaded.image!.uri,
+          prompt,
+          outputKey: `${prefix}/mask.png`,
+          ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
+        });
+        prediction = { kind: 'image', mask: seg.mask };
+      } else {
+        const frameSet =
+          loaded.frameSet ??
+          (await media.mediaExtractFrames({ video: loaded.video!, indices: 'all' })).frameSet;
+        const list = await glue.queryFrameList({ frameSet });
+        frameUris = list.uris;
+        keyframeIndex = list.fids.indexOf(answer.keyframe);
+        if (keyframeIndex < 0) {
+          throw ApplicationFailure.nonRetryable(
+            `keyframe ${answer.keyframe} is not a frame of sample ${loaded.id}`,
+            'BadInputError',
+          );
+        }
+        const seg = await segment.segmentVideo({
+          frames: list.uris,
+          keyframe: keyframeIndex,
+          prompt,
+          outputPrefix: `${prefix}/seg`,
+          ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
+        });
+        prediction = { kind: 'video', manifest: seg.manifest };
+      }
+    }
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    error = describeFailure(err);
+    prediction = { kind: 'none' };
+  }
+
+  const answer = summary?.answer;
+  const scored = await evaluationActivities.evalScoreSample({
+    evalId: input.evalId,
+    sampleId: input.sample.id,
+    record: input.sample.record,
+    prediction,
+    ...(frameUris ? { frameUris } : {}),
+    keyframeIndex,
+    rollout: {
+      answerStatus: answer?.status ?? 'rollout_failed',
+      stopReason: summary?.stopReason ?? 'rollout_failed',
+      turns: summary?.turns ?? 0,
+      promptTokens: summary?.promptTokens ?? 0,
+      completionTokens: summary?.completionTokens ?? 0,
+      policyVersion: summary?.policyVersion ?? input.policy.version ?? 0,
+      searches: summary?.searches ?? [],
+      keyframe: answer?.keyframe ?? null,
+      box: answer?.box ? [...answer.box] : null,
+      trajectory: summary?.trajectory ?? null,
+    },
+    error,
+  });
+  return { sampleId: scored.sampleId, JF: scored.JF, iou: scored.iou };
+}
