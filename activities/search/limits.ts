@@ -64,7 +64,7 @@ export class BackendLimiter {
     q.pause();
     setTimeout(() => {
       if ((this.pausedUntil.get(backend) ?? 0) <= Date.now()) q.start();
-    }, ms).unref();
+    }, ms);
   }
 }
 
