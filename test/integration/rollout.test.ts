@@ -347,3 +347,54 @@ test(
     store.client.destroy();
   },
 );
+
+test(
+  'cancelling a segmentQuery stops its in-flight policy call (the HTTP request is aborted)',
+  { timeout: 120_000 },
+  async () => {
+    // A policy server that never answers, and records when the client hangs up.
+    const { createServer } = await import('node:http');
+    let received = 0;
+    let aborted = 0;
+    const stuck = createServer((req, res) => {
+      received++;
+      req.resume();
+      res.on('close', () => {
+        if (!res.writableEnded) aborted++;
+      });
+    });
+    await new Promise<void>((r) => stuck.listen(0, '127.0.0.1', r));
+    const port = (stuck.address() as { port: number }).port;
+    await restartWorker({
+      SEGFLOW_POLICY_URL: `http://127.0.0.1:${port}/v1`,
+      SEGFLOW_POLICY_TIMEOUT_MS: '600000',
+    });
+    try {
+      const workflowId = uniqueId('it-cancel');
+      const handle = await client.workflow.start('segmentQuery', {
+        taskQueue: TaskQueues.orchestrator,
+        workflowId,
+        args: [{ media: sharedData('images', 'truck.jpg'), query: 'the truck' }],
+      });
+      const deadline = Date.now() + 60_000;
+      while (received === 0) {
+        assert.ok(Date.now() < deadline, 'the policy call never started');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const t0 = Date.now();
+      await handle.cancel();
+      await assert.rejects(handle.result(), /cancel/i);
+      const rolloutDesc = await client.workflow.getHandle(`${workflowId}/rollout`).describe();
+      assert.equal(rolloutDesc.status.name, 'CANCELLED');
+      while (aborted === 0) {
+        assert.ok(Date.now() - t0 < 30_000, 'the in-flight HTTP request was not aborted');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      console.log(`policy request aborted ${Date.now() - t0} ms after the cancel`);
+    } finally {
+      stuck.closeAllConnections();
+      stuck.close();
+      await restartWorker();
+    }
+  },
+);
