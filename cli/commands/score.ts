@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { stripSpecialTokens } from '../../core/protocol/tags.js';
+import { pyJsonLoads } from '../../core/pycompat/pyjson.js';
 import { REWARD_PRESETS, rewardSettings, type RewardPresetName } from '../../core/rewards/settings.js';
 import { scoreTrajectory } from '../../core/rewards/score.js';
 
@@ -40,13 +41,10 @@ export function scoreRecordLine(
   preset: RewardPresetName,
   keyframe: 'first' | 'last',
 ): ScoreLine {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(line);
-  } catch (e) {
-    throw new Error(`not JSON (${e instanceof Error ? e.message : String(e)})`);
-  }
-  const rec = StepRecord.safeParse(raw);
+  // Records are written by Python's json, which may contain NaN / Infinity: parse with its rules.
+  const parsed = pyJsonLoads(line);
+  if (!parsed.ok) throw new Error(`not JSON (${parsed.error.message})`);
+  const rec = StepRecord.safeParse(parsed.value);
   if (!rec.success) throw new Error(rec.error.issues.map((i) => i.message).join('; '));
   const settings = rewardSettings(preset, { keyframeMatch: keyframe });
   const r = scoreTrajectory(

@@ -1,7 +1,8 @@
 // `segr score` on real logged step records reproduces the logged reward terms exactly.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot, sharedData } from '../../support/paths.js';
@@ -94,4 +95,25 @@ void test('format and TPR are consistent with the logged process score of every 
   assert.ok(withSteps > 100, `search samples: ${withSteps}`);
   assert.ok(records.some((r, i) => r.process_score > 0 && (scored[i]?.tpr ?? 0) > 0.9));
   assert.ok(withoutSteps >= 0);
+});
+
+void test('unusable lines are reported with their line number and skipped; NaN fields are accepted', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'segflow-score-'));
+  try {
+    const bad = join(dir, 'records.jsonl');
+    const good = JSON.stringify({ output: '<keyframe>0</keyframe>', gts: '{}' }).replace(
+      '}',
+      ', "score": NaN}',
+    );
+    writeFileSync(bad, `${good}\n{"output": 3, "gts": "{}"}\nnot json\n`);
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'segr.js'), 'score', bad], {
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 1);
+    assert.equal(r.stdout.trim().split('\n').length, 1);
+    assert.match(r.stderr, /line 2: field "output" \(the decoded response\) must be a string/);
+    assert.match(r.stderr, /line 3: not JSON \(Expecting value: line 1 column 1 \(char 0\)\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
