@@ -174,7 +174,11 @@ export const configSchema = z.strictObject({
           prefix: z.string().min(1).default('search-cache'),
         })
         .prefault({}),
-      /** Per-backend request rate, per worker process (task-queue level limits are set on the worker). */
+      /**
+       * Per-backend request rate, per worker process (task-queue level limits are set on the
+       * worker). Setting this map replaces the whole default map; a backend left out is unlimited.
+       * @default serper 5/s (16 in flight), duckduckgo 1/s (1), searxng 5/s (4), retrieval 50/s (16)
+       */
       rateLimits: z
         .record(
           z.string(),
