@@ -289,6 +289,12 @@ export const configSchema = z.strictObject({
       runsPerDevice: positiveInt.default(1),
     })
     .prefault({}),
+  training: z
+    .strictObject({
+      /** Where a policy host keeps the policy versions it downloads for its policy server (weight sync). @default ".segflow/policies" */
+      policyCacheDir: z.string().min(1).default('.segflow/policies'),
+    })
+    .prefault({}),
 });
 
 export type SegflowConfig = z.infer<typeof configSchema>;
@@ -363,4 +369,5 @@ export const envBindings: Readonly<Record<string, string>> = {
   IMG_RETRIEVER_URL: 'search.retrieval.imageUrl',
   SEGFLOW_SEARXNG_URL: 'search.searxng.url',
   SEGFLOW_EMBEDDINGS_MODEL_DIR: 'embeddings.modelDir',
+  SEGFLOW_TRAINING_POLICY_CACHE_DIR: 'training.policyCacheDir',
 };

@@ -1,0 +1,374 @@
+/**
+ * Activities of the `trainingRun` workflow that touch S3 (orchestrator role), and the weight sync
+ * that runs on every policy host (policy role, `segflow-policy@<host>`).
+ *
+ * - `trainingSamplePrompts`: the next prompts of a prepared dataset in a seeded order (a fresh
+ *   permutation per epoch), from a cursor the workflow keeps, as rolloutGroup sample inputs.
+ * - `trainingAssembleBatch`: the step's kept trajectories as the trainer's batch
+ *   (`runs/<run>/steps/<k>/batch.json`, schema `segflow.batch/1`): per trajectory its chat messages
+ *   (text; images stay `<image>` placeholders), advantage and reward. The trainer tokenises them
+ *   with the policy's own tokenizer and derives the masks from the turns (trainer/README.md).
+ * - `trainingWriteMetrics`: the step's metrics (`runs/<run>/steps/<k>/metrics.json`) and the
+ *   run's newest-version pointer (`policies/<run>/latest.json`, read by scheduled evaluations).
+ * - `policySyncWeights`: downloads a policy version from S3 into this host's cache folder and
+ *   loads it into the co-located policy server (vLLM `/v1/load_lora_adapter`).
+ *
+ * All keys are deterministic and the contents are functions of the inputs, so a retried activity
+ * rewrites the same bytes.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, rename, rm, writeFile, access } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Context } from '@temporalio/activity';
+import { z } from 'zod';
+import { artifactRefSchema, type ArtifactRef } from '../../core/artifacts.js';
+import { ABILITIES, type Ability } from '../../core/protocol/prompts.js';
+import type { SampleGroundTruth } from '../../core/rewards/terms.js';
+import type { PreparedDatasetIndex, PreparedSample } from '../datasets/prepare.js';
+import { BadInputError, toApplicationFailure } from '../errors.js';
+import { ArtifactNotFoundError, type ArtifactStore } from '../storage/artifact-store.js';
+
+const runId = z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, ".", "_" or "-" (at most 100)');
+const cursorSchema = z.strictObject({ epoch: z.number().int().min(0), position: z.number().int().min(0) });
+export type DatasetCursor = z.infer<typeof cursorSchema>;
+
+export const trainingInputs = {
+  sample: z.strictObject({
+    dataset: z.string().regex(/^s3:\/\//, 'must be an s3:// URI'),
+    seed: z.number().int().min(0),
+    cursor: cursorSchema,
+    count: z.number().int().min(1),
+  }),
+  assemble: z.strictObject({
+    runId,
+    step: z.number().int().min(0),
+    policyVersion: z.number().int().min(0),
+    trajectories: z
+      .array(
+        z.strictObject({
+          trajectoryId: z.string().min(1),
+          groupId: z.string().min(1),
+          trajectory: artifactRefSchema,
+          advantage: z.number().finite(),
+          reward: z.number().finite(),
+        }),
+      )
+      .min(1),
+  }),
+  metrics: z.strictObject({
+    runId,
+    step: z.number().int().min(0),
+    metrics: z.record(z.string(), z.unknown()),
+    /** The newest version: written to `policies/<run>/latest.json`. */
+    latest: z
+      .strictObject({ version: z.number().int().min(0), model: z.string().min(1), uri: z.string() })
+      .optional(),
+  }),
+  sync: z.strictObject({
+    policy: z.strictObject({
+      uri: z.string().regex(/^s3:\/\/[^/]+\/.+\/$/, 'must be an s3:// prefix ending in "/"'),
+      version: z.number().int().min(0),
+    }),
+    /** The name the server will serve this version under. */
+    name: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'letters, digits, ".", "_" or "-" (at most 128)'),
+  }),
+};
+
+export type SamplePromptsInput = z.input<typeof trainingInputs.sample>;
+export type AssembleBatchInput = z.input<typeof trainingInputs.assemble>;
+export type WriteMetricsInput = z.input<typeof trainingInputs.metrics>;
+export type SyncWeightsInput = z.input<typeof trainingInputs.sync>;
+
+/** A rolloutGroup's `sample` built from a prepared record. */
+export interface TrainingSample {
+  id: string;
+  question: string;
+  ability: Ability;
+  frames: { fid: number; policy: ArtifactRef; original: ArtifactRef }[];
+  groundTruth: SampleGroundTruth;
+  steps?: string[];
+}
+
+function parse<T extends z.ZodType>(schema: T, input: unknown, what: string): z.output<T> {
+  const r = schema.safeParse(input);
+  if (!r.success) {
+    const problems = r.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ');
+    throw new BadInputError(`${what} input is invalid: ${problems}`, { problems });
+  }
+  return r.data;
+}
+
+function heartbeat(details?: unknown): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    /* outside an activity (tests, CLI) */
+  }
+}
+
+async function getJsonNamed<T>(store: ArtifactStore, uri: string, what: string): Promise<T> {
+  try {
+    return await store.getJson<T>(uri);
+  } catch (err) {
+    if (err instanceof ArtifactNotFoundError)
+      throw new BadInputError(`${what} ${uri} does not exist`, { uri }, err);
+    if (err instanceof SyntaxError)
+      throw new BadInputError(`${what} ${uri} is not JSON: ${err.message}`, { uri }, err);
+    throw err;
+  }
+}
+
+/** mulberry32: a small, well-known seeded PRNG; the same seed gives the same order everywhere. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The order of a dataset's samples in one epoch: a Fisher–Yates shuffle seeded by (seed, epoch). */
+export function epochOrder(size: number, seed: number, epoch: number): number[] {
+  const order = Array.from({ length: size }, (_, i) => i);
+  const rand = mulberry32((seed * 1_000_003 + epoch * 7_919 + 1) >>> 0);
+  for (let i = size - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
+
+/** The next `count` positions from the cursor, crossing epochs; and the cursor after them. */
+export function takeFromCursor(
+  size: number,
+  seed: number,
+  cursor: DatasetCursor,
+  count: number,
+): { indices: number[]; cursor: DatasetCursor } {
+  let { epoch, position } = cursor;
+  if (position > size)
+    throw new BadInputError(`cursor position ${position} is past the dataset's ${size} samples`);
+  const indices: number[] = [];
+  let order = epochOrder(size, seed, epoch);
+  while (indices.length < count) {
+    if (position >= size) {
+      epoch += 1;
+      position = 0;
+      order = epochOrder(size, seed, epoch);
+    }
+    indices.push(order[position]!);
+    position += 1;
+  }
+  return { indices, cursor: { epoch, position } };
+}
+
+function abilityOf(record: PreparedSample, uri: string): Ability {
+  if (record.ability === null) return 'one-hop';
+  if ((ABILITIES as readonly string[]).includes(record.ability)) return record.ability as Ability;
+  throw new BadInputError(
+    `sample ${record.id} (${uri}) has ability ${JSON.stringify(record.ability)}; expected one of ${ABILITIES.join(', ')}`,
+    { uri },
+  );
+}
+
+export interface TrainingActivityDeps {
+  store: ArtifactStore;
+}
+
+export function createTrainingActivities(deps: TrainingActivityDeps) {
+  const { store } = deps;
+  return {
+    /** The next prompts of the dataset in seeded order, as rolloutGroup samples. */
+    async trainingSamplePrompts(
+      raw: SamplePromptsInput,
+    ): Promise<{ samples: TrainingSample[]; cursor: DatasetCursor }> {
+      try {
+        const input = parse(trainingInputs.sample, raw, 'trainingSamplePrompts');
+        const index = await getJsonNamed<PreparedDatasetIndex>(store, input.dataset, 'dataset index');
+        if (index?.schema !== 'segflow.dataset/1' || !Array.isArray(index.samples)) {
+          throw new BadInputError(
+            `dataset ${input.dataset} is not a prepared dataset index (schema ${JSON.stringify(index?.schema)}, expected "segflow.dataset/1"); make one with \`segr dataset prepare\` and pass the "index" it prints`,
+            { uri: input.dataset },
+          );
+        }
+        if (index.samples.length === 0)
+          throw new BadInputError(`dataset ${input.dataset} has no samples`, { uri: input.dataset });
+        const { indices, cursor } = takeFromCursor(
+          index.samples.length,
+          input.seed,
+          input.cursor,
+          input.count,
+        );
+        const samples = await Promise.all(
+          indices.map(async (i) => {
+            const entry = index.samples[i]!;
+            const record = await getJsonNamed<PreparedSample>(store, entry.ref.uri, 'sample record');
+            if (record?.schema !== 'segflow.sample/1') {
+              throw new BadInputError(
+                `sample record ${entry.ref.uri} has schema ${JSON.stringify(record?.schema)}, expected "segflow.sample/1"`,
+                { uri: entry.ref.uri },
+              );
+            }
+            if (record.frames.length === 0)
+              throw new BadInputError(`sample ${record.id} (${entry.ref.uri}) has no frames`, {
+                uri: entry.ref.uri,
+              });
+            const sample: TrainingSample = {
+              id: record.id,
+              question: record.question,
+              ability: abilityOf(record, entry.ref.uri),
+              frames: record.frames.map((f) => ({ fid: f.fid, policy: f.policy, original: f.original })),
+              groundTruth: record.groundTruth,
+              ...(record.steps ? { steps: record.steps } : {}),
+            };
+            return sample;
+          }),
+        );
+        return { samples, cursor };
+      } catch (err) {
+        throw toApplicationFailure(err);
+      }
+    },
+
+    /** Writes the trainer's batch for one step; returns its ref (the trainer checks its sha256). */
+    async trainingAssembleBatch(raw: AssembleBatchInput): Promise<ArtifactRef> {
+      try {
+        const input = parse(trainingInputs.assemble, raw, 'trainingAssembleBatch');
+        const trajectories = [];
+        for (const [i, t] of input.trajectories.entries()) {
+          const doc = await getJsonNamed<{ messages?: { role: string; content: string }[] }>(
+            store,
+            t.trajectory.uri,
+            'trajectory',
+          );
+          if (!Array.isArray(doc?.messages) || doc.messages.length === 0) {
+            throw new BadInputError(`trajectory ${t.trajectoryId} (${t.trajectory.uri}) has no messages`, {
+              uri: t.trajectory.uri,
+            });
+          }
+          trajectories.push({
+            trajectoryId: t.trajectoryId,
+            groupId: t.groupId,
+            advantage: t.advantage,
+            reward: t.reward,
+            messages: doc.messages.map((m) => ({ role: m.role, content: m.content })),
+          });
+          if (i % 16 === 15) heartbeat({ read: i + 1 });
+        }
+        return await store.putJson(`runs/${input.runId}/steps/${input.step}/batch.json`, {
+          schema: 'segflow.batch/1',
+          runId: input.runId,
+          step: input.step,
+          policyVersion: input.policyVersion,
+          trajectories,
+        });
+      } catch (err) {
+        throw toApplicationFailure(err);
+      }
+    },
+
+    /** Stores a step's metrics and, after a new version, the run's newest-version pointer. */
+    async trainingWriteMetrics(raw: WriteMetricsInput): Promise<ArtifactRef> {
+      try {
+        const input = parse(trainingInputs.metrics, raw, 'trainingWriteMetrics');
+        const ref = await store.putJson(`runs/${input.runId}/steps/${input.step}/metrics.json`, {
+          schema: 'segflow.training-metrics/1',
+          runId: input.runId,
+          step: input.step,
+          ...input.metrics,
+        });
+        if (input.latest) await store.putJson(`policies/${input.runId}/latest.json`, input.latest);
+        return ref;
+      } catch (err) {
+        throw toApplicationFailure(err);
+      }
+    },
+  };
+}
+
+export type TrainingActivities = ReturnType<typeof createTrainingActivities>;
+
+export interface PolicySyncDeps {
+  store: ArtifactStore;
+  /** This host's folder of downloaded policy versions (the policy server must be able to read it). */
+  cacheDir: string;
+  hostId: string;
+  /** The policy role's adapter loader (vLLM `/v1/load_lora_adapter`). */
+  policyLoadAdapter: (input: { name: string; path: string; replace?: boolean }) => Promise<{
+    loaded: boolean;
+    alreadyLoaded: boolean;
+  }>;
+}
+
+/** Weight sync on one policy host. */
+export function createPolicySyncActivities(deps: PolicySyncDeps) {
+  return {
+    /**
+     * Downloads the version's folder (once per host: a `.complete` marker) and loads it into the
+     * host's policy server under `name`, replacing an adapter of that name (retries are safe).
+     */
+    async policySyncWeights(
+      raw: SyncWeightsInput,
+    ): Promise<{ hostId: string; path: string; files: number; downloaded: boolean }> {
+      try {
+        const input = parse(trainingInputs.sync, raw, 'policySyncWeights');
+        const { key } = splitUri(input.policy.uri);
+        const prefixKey = key.startsWith(deps.store.prefix) ? key.slice(deps.store.prefix.length) : key;
+        const folder = resolve(
+          deps.cacheDir,
+          createHash('sha256').update(input.policy.uri).digest('hex').slice(0, 24),
+        );
+        const marker = join(folder, '.complete');
+        let files = 0;
+        let downloaded = false;
+        if (!(await exists(marker))) {
+          const tmp = `${folder}.part-${process.pid}`;
+          await rm(tmp, { recursive: true, force: true });
+          await mkdir(tmp, { recursive: true });
+          for await (const o of deps.store.list(prefixKey)) {
+            const rel = o.key.slice(prefixKey.length);
+            if (!rel || rel.endsWith('/')) continue;
+            if (rel.includes('..')) throw new BadInputError(`policy object ${o.key} has an unsafe name`);
+            await deps.store.downloadToFile(o.key, join(tmp, rel));
+            files += 1;
+            heartbeat({ files });
+          }
+          if (files === 0) {
+            throw new BadInputError(
+              `policy version ${input.policy.version} at ${input.policy.uri} has no files`,
+              { uri: input.policy.uri },
+            );
+          }
+          await writeFile(join(tmp, '.complete'), input.policy.uri);
+          await rm(folder, { recursive: true, force: true });
+          await rename(tmp, folder);
+          downloaded = true;
+        }
+        await deps.policyLoadAdapter({ name: input.name, path: folder, replace: true });
+        return { hostId: deps.hostId, path: folder, files, downloaded };
+      } catch (err) {
+        throw toApplicationFailure(err);
+      }
+    },
+  };
+}
+
+export type PolicySyncActivities = ReturnType<typeof createPolicySyncActivities>;
+
+function splitUri(uri: string): { key: string } {
+  const m = /^s3:\/\/[^/]+\/(.+)$/.exec(uri);
+  if (!m) throw new BadInputError(`not an s3:// URI: ${uri}`);
+  return { key: m[1]! };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

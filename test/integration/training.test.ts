@@ -1,0 +1,355 @@
+// trainingRun on the real dev stack: a real TS worker process (all roles), the real Python trainer
+// worker updating a tiny GPT-2-style model built from scratch, a scripted OpenAI-compatible policy
+// server (the GPU boundary) that also receives the weight syncs, and a small prepared dataset of
+// real photos. Checks versions, metrics, status, DAPO resampling, bounded history, and exact resume
+// after workers are killed mid-step (final weights equal an undisturbed run's).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { TaskQueues } from '../../core/queues.js';
+import type { TrainingConfigInput } from '../../workflows/training-config.js';
+import type { TrainingRunResult, TrainingStatus } from '../../workflows/training-run.js';
+import { startFakePolicyServer, type FakePolicyServer, type WireMessage } from '../servers/openai-server.js';
+import { startRetrieval } from '../servers/search-servers.js';
+import type { LocalServer } from '../servers/http-server.js';
+import {
+  startWorkerProcess,
+  testClient,
+  testConfig,
+  testStore,
+  uniqueId,
+  type WorkerProcess,
+} from '../support/stack.js';
+import { prepareTrainingDataset, startTrainerProcess, uploadTinyModel } from '../support/training.js';
+
+const config = testConfig();
+const store = testStore(config);
+const tmp = mkdtempSync(join(tmpdir(), 'segflow-training-it-'));
+let client: Client;
+let policy: FakePolicyServer;
+let retrieval: LocalServer;
+let worker: WorkerProcess | undefined;
+let trainer: WorkerProcess | undefined;
+let dataset: string;
+let initialPolicy: string;
+let workerEnv: NodeJS.ProcessEnv;
+let trainerEnv: NodeJS.ProcessEnv;
+
+function textOf(m: WireMessage | undefined): string {
+  if (!m) return '';
+  return typeof m.content === 'string' ? m.content : m.content.map((p) => p.text ?? '').join('');
+}
+
+/**
+ * The scripted policy: `[search]` questions search first; then a keyframe, then an answer whose box
+ * hits the target for even seeds and misses for odd ones (reward variance inside a group), except
+ * `[constant]` questions, which always hit (zero variance: DAPO drops the group).
+ */
+function trainingScript(messages: WireMessage[], _model: string, body: Record<string, unknown>): string {
+  const user = textOf(messages[1]);
+  const fid = [...user.matchAll(/frame (\d+)/g)].map((m) => Number(m[1]))[0] ?? 0;
+  const turn = messages.filter((m) => m.role === 'assistant').length;
+  const search = user.includes('[search]');
+  const hit = '[200, 250, 700, 800]';
+  const miss = '[10, 10, 60, 60]';
+  if (search && turn === 0)
+    return `<thinking>I need to look this up.</thinking>\n<search> {"name": "text_search", "query": "winning car"} </search>`;
+  if (turn === (search ? 1 : 0))
+    return `<thinking>Frame ${fid} shows it.</thinking>\n<keyframe> ${fid} </keyframe>`;
+  const odd = typeof body.seed === 'number' && body.seed % 2 === 1;
+  const box = user.includes('[constant]') || !odd ? hit : miss;
+  return `<thinking>There it is.</thinking>\n<answer> {"bbox_2d": ${box}, "point_2d": [450, 500]} </answer>`;
+}
+
+async function restartWorker(): Promise<void> {
+  if (worker) {
+    worker.child.kill('SIGKILL');
+    await worker.exited;
+  }
+  worker = await startWorkerProcess([], workerEnv);
+}
+
+async function restartTrainer(): Promise<void> {
+  if (trainer) {
+    trainer.child.kill('SIGKILL');
+    await trainer.exited;
+  }
+  trainer = await startTrainerProcess(trainerEnv);
+}
+
+before(async () => {
+  client = await testClient(config);
+  policy = await startFakePolicyServer({ flavor: 'vllm', script: trainingScript });
+  retrieval = await startRetrieval({
+    documents: [{ id: '1', contents: 'Winning car\nThe orange car won the race.' }],
+    text: (d) => String(d.contents),
+  });
+  workerEnv = {
+    SEGFLOW_POLICY_URL: `${policy.url}/v1`,
+    RETRIEVER_URL: `${retrieval.url}/retrieve`,
+    SEGFLOW_TRAINING_POLICY_CACHE_DIR: join(tmp, 'policy-cache'),
+  };
+  trainerEnv = {
+    SEGFLOW_TRAINER_WORK_DIR: join(tmp, 'trainer-work'),
+    SEGFLOW_TRAINER_THREADS: '1',
+    SEGFLOW_TRAINER_HEARTBEAT_SECONDS: '1',
+  };
+  const [, datasetUri, modelUri] = await Promise.all([
+    Promise.all([restartWorker(), restartTrainer()]),
+    prepareTrainingDataset(store, join(tmp, 'dataset'), [
+      { id: 'cars', image: 'cars.jpg', query: 'the car that won [search]', ability: 'one-hop' },
+      { id: 'truck', image: 'truck.jpg', query: 'the truck' },
+      { id: 'groceries', image: 'groceries.jpg', query: 'the groceries [constant]' },
+    ]),
+    uploadTinyModel(store, join(tmp, 'tiny'), `test/training/${uniqueId('tiny')}`),
+  ]);
+  dataset = datasetUri;
+  initialPolicy = modelUri;
+});
+
+after(async () => {
+  for (const p of [worker, trainer]) {
+    if (p && p.child.exitCode === null) {
+      p.child.kill('SIGTERM');
+      await p.exited;
+    }
+  }
+  await policy.close();
+  await retrieval.close();
+  await client.connection.close();
+  store.client.destroy();
+});
+
+function runConfig(extra: Partial<TrainingConfigInput> = {}): TrainingConfigInput {
+  return {
+    dataset,
+    initialPolicy: { uri: initialPolicy },
+    steps: 3,
+    groupSize: 4,
+    promptsPerStep: 2,
+    seed: 11,
+    learningRate: 5e-3,
+    dapo: { enabled: true, maxGenerationBatches: 3 },
+    loss: { clipHigh: 0.3 },
+    trainer: { heartbeatTimeoutSeconds: 3, maxLength: 2048, miniBatches: 2 },
+    rollout: { search: { backend: 'retrieval' } },
+    ...extra,
+  };
+}
+
+async function startRun(runId: string, cfg: TrainingConfigInput): Promise<WorkflowHandle> {
+  return client.workflow.start('trainingRun', {
+    taskQueue: TaskQueues.orchestrator,
+    workflowId: runId,
+    args: [{ runId, config: cfg }],
+    workflowExecutionTimeout: '10 minutes',
+  });
+}
+
+/** Polls the status query (following continue-as-new) until `until` holds. */
+async function waitStatus(
+  runId: string,
+  until: (s: TrainingStatus) => boolean,
+  what: string,
+): Promise<TrainingStatus> {
+  const deadline = Date.now() + 150_000;
+  for (;;) {
+    try {
+      const s = await client.workflow.getHandle(runId).query<TrainingStatus>('status');
+      if (until(s)) return s;
+    } catch {
+      /* between runs of the chain, or a worker restarting */
+    }
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+interface StepMetricsDoc {
+  step: number;
+  policyVersion: number;
+  droppedGroups: number;
+  keptGroups: number;
+  generationBatches: number;
+  weightsSha256: string;
+  rollouts: {
+    trajectories: number;
+    reward: { total: { mean: number } };
+    searchesPerTrajectory: { mean: number };
+    stopReasons: Record<string, number>;
+    responseTokens: { mean: number };
+  };
+  trainer: { reused: boolean; responseTokens: number; logProbShift: { positive: number | null } };
+  timings: { rolloutMs: number; updateMs: number; syncMs: number };
+}
+
+async function stepMetrics(runId: string): Promise<StepMetricsDoc[]> {
+  const out: StepMetricsDoc[] = [];
+  for (let k = 0; k < 3; k++)
+    out.push(await store.getJson<StepMetricsDoc>(`runs/${runId}/steps/${k}/metrics.json`));
+  return out;
+}
+
+let undisturbed: { runId: string; result: TrainingRunResult; metrics: StepMetricsDoc[] } | undefined;
+
+test(
+  'a 3-step run: three new policy versions, weight syncs reach the policy server, metrics in S3 and in the status query, DAPO resamples, history bounded by continue-as-new',
+  { timeout: 180_000 },
+  async () => {
+    const runId = uniqueId('it-train');
+    const syncsBefore = policy.requests.filter((r) => r.path === '/v1/load_lora_adapter').length;
+    const handle = await startRun(runId, runConfig());
+    const mid = await waitStatus(runId, (s) => s.recent.length >= 1, 'step 0 done');
+    assert.equal(mid.runId, runId);
+    assert.equal(mid.steps, 3);
+    assert.equal(mid.recent[0]?.policyVersion, 1);
+    const result = (await client.workflow.getHandle(runId).result()) as TrainingRunResult;
+    assert.equal(result.status, 'completed');
+    assert.equal(result.steps, 3);
+    assert.equal(result.policy.version, 3);
+    assert.equal(result.policy.model, `${runId}-v3`);
+    assert.deepEqual(
+      result.recent.map((r) => r.policyVersion),
+      [1, 2, 3],
+    );
+
+    // Every version went to the policy server under its name, from the host's downloaded folder.
+    const syncs = policy.requests
+      .filter((r) => r.path === '/v1/load_lora_adapter')
+      .slice(syncsBefore)
+      .map((r) => JSON.parse(r.body) as { lora_name: string; lora_path: string });
+    assert.deepEqual(
+      syncs.map((s) => s.lora_name),
+      [1, 2, 3].map((v) => `${runId}-v${v}`),
+    );
+    assert.ok(policy.adapters.has(`${runId}-v3`));
+    // Rollouts of step k ran on version k (v0 is the base model name).
+    const models = new Set(
+      policy.requests
+        .filter((r) => r.path === '/v1/chat/completions')
+        .map((r) => (JSON.parse(r.body) as { model: string }).model),
+    );
+    for (const m of ['policy', `${runId}-v1`, `${runId}-v2`]) assert.ok(models.has(m), `rollouts used ${m}`);
+
+    // Per-step metrics in S3.
+    const metrics = await stepMetrics(runId);
+    metrics.forEach((m, k) => {
+      assert.equal(m.step, k);
+      assert.equal(m.policyVersion, k + 1);
+      assert.equal(m.keptGroups, 2);
+      assert.ok(m.rollouts.trajectories >= 8);
+      assert.ok(m.trainer.responseTokens > 0);
+      assert.ok(m.timings.updateMs > 0);
+      assert.match(m.weightsSha256, /^[0-9a-f]{64}$/);
+      assert.ok((m.rollouts.stopReasons.model_chose_to_finish ?? 0) > 0);
+    });
+    // The [constant] group has no reward variance: DAPO dropped it and generated another batch.
+    assert.ok(
+      metrics.some((m) => m.droppedGroups > 0 && m.generationBatches > 1),
+      JSON.stringify(metrics.map((m) => [m.droppedGroups, m.generationBatches])),
+    );
+    assert.ok(metrics.some((m) => m.rollouts.searchesPerTrajectory.mean > 0));
+    // The version folders and the newest-version pointer.
+    const manifest = await store.getJson<{
+      version: number;
+      parent: { version: number };
+      weightsSha256: string;
+    }>(`policies/${runId}/v3/segflow-policy.json`);
+    assert.equal(manifest.parent.version, 2);
+    assert.equal(manifest.weightsSha256, result.policy.weightsSha256);
+    const latest = await store.getJson<{ version: number; model: string }>(`policies/${runId}/latest.json`);
+    assert.deepEqual([latest.version, latest.model], [3, `${runId}-v3`]);
+
+    // The status query answers on the finished run too.
+    const final = await handle.query<TrainingStatus>('status');
+    assert.equal(final.phase, 'completed');
+    assert.equal(final.runs, 3, 'continue-as-new after every step');
+    // Search attributes follow the run.
+    const desc = await handle.describe();
+    assert.deepEqual(desc.searchAttributes.SegflowPolicyVersion, [3]);
+    assert.deepEqual(desc.searchAttributes.SegflowStep, [3]);
+
+    // Bounded history: each run of the chain holds one step; none grows with the step count.
+    const sizes: number[] = [];
+    for await (const wf of client.workflow.list({ query: `WorkflowId = '${runId}'` })) {
+      const h = await client.workflow.getHandle(runId, wf.runId).fetchHistory();
+      sizes.push(h.events?.length ?? 0);
+    }
+    assert.equal(sizes.length, 3);
+    assert.ok(Math.max(...sizes) < 200, `history sizes ${sizes.join(', ')}`);
+    undisturbed = { runId, result, metrics };
+  },
+);
+
+test(
+  'exact resume: the trainer killed mid-update and the orchestrator killed mid-step; the run ends with the same weights as the undisturbed one',
+  { timeout: 240_000 },
+  async () => {
+    assert.ok(undisturbed, 'needs the undisturbed run');
+    const runId = uniqueId('it-train-chaos');
+    await startRun(runId, runConfig());
+
+    // Step 0: kill the trainer while it is updating (after its first heartbeat).
+    await waitStatus(runId, (s) => s.phase === 'update' && s.step === 0, 'step 0 update');
+    await new Promise((r) => setTimeout(r, 300));
+    trainer!.child.kill('SIGKILL');
+    await trainer!.exited;
+    trainer = undefined;
+    await restartTrainer();
+
+    // Step 1: kill the orchestrator worker once the step's rollouts are done, then check that none
+    // of them is run again after the restart.
+    const s1 = await waitStatus(
+      runId,
+      (s) => s.step === 1 && (s.phase === 'update' || s.phase === 'batch'),
+      'step 1 update',
+    );
+    assert.ok(s1.groupsDone >= 2);
+    const groupIds: string[] = [];
+    for await (const wf of client.workflow.list({ query: `WorkflowId STARTS_WITH '${runId}/step-1/'` })) {
+      groupIds.push(`${wf.workflowId}@${wf.runId}`);
+    }
+    worker!.child.kill('SIGKILL');
+    await worker!.exited;
+    worker = undefined;
+    await restartWorker();
+
+    // Step 2: kill both workers while the trainer is busy.
+    await waitStatus(runId, (s) => s.step === 2 && s.phase === 'update', 'step 2 update');
+    worker!.child.kill('SIGKILL');
+    trainer!.child.kill('SIGKILL');
+    await Promise.all([worker!.exited, trainer!.exited]);
+    worker = undefined;
+    trainer = undefined;
+    await Promise.all([restartWorker(), restartTrainer()]);
+
+    const result = (await client.workflow.getHandle(runId).result()) as TrainingRunResult;
+    assert.equal(result.status, 'completed');
+    assert.equal(result.policy.version, 3);
+    const metrics = await stepMetrics(runId);
+    assert.deepEqual(
+      metrics.map((m) => m.weightsSha256),
+      undisturbed.metrics.map((m) => m.weightsSha256),
+      'every version equals the undisturbed run',
+    );
+    assert.equal(result.policy.weightsSha256, undisturbed.result.policy.weightsSha256);
+    const after: string[] = [];
+    for await (const wf of client.workflow.list({ query: `WorkflowId STARTS_WITH '${runId}/step-1/'` })) {
+      after.push(`${wf.workflowId}@${wf.runId}`);
+    }
+    assert.deepEqual(after.sort(), groupIds.sort(), 'the finished rollouts of step 1 were reused');
+  },
+);
+
+test('a bad config fails the run at once with the field named', { timeout: 30_000 }, async () => {
+  const runId = uniqueId('it-train-bad');
+  const handle = await startRun(runId, { ...runConfig(), groupSize: 0 });
+  await assert.rejects(handle.result(), (err: Error & { cause?: { message?: string; type?: string } }) => {
+    assert.match(err.cause?.message ?? '', /training config of run .* is invalid: groupSize: /);
+    assert.equal(err.cause?.type, 'BadInputError');
+    return true;
+  });
+});

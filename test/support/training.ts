@@ -1,0 +1,123 @@
+// Training-test helpers: the trainer's Python venv (trainer/setup.sh), a tiny model built from
+// scratch and uploaded as policy version 0, a small prepared dataset, and the Python trainer worker
+// as a separate process (started and killed like in production).
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readdir, writeFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import type { ArtifactStore } from '../../activities/storage/artifact-store.js';
+import { readManifest } from '../../activities/datasets/manifest.js';
+import { prepareDataset } from '../../activities/datasets/prepare.js';
+import { NON_SEARCH_SYSTEM_PROMPT, SEARCH_SYSTEM_PROMPT } from '../../core/protocol/prompts.js';
+import { repoRoot, sharedData } from './paths.js';
+import type { WorkerProcess } from './stack.js';
+
+export const trainerPython = join(repoRoot, '.venv/trainer/bin/python');
+
+/** Fails with the command to run when the trainer venv is missing. */
+export function requireTrainerVenv(): void {
+  if (!existsSync(trainerPython)) {
+    throw new Error(`the trainer venv is missing: run \`bash trainer/setup.sh\` (${trainerPython})`);
+  }
+}
+
+/** Builds the tiny GPT-2-style model (tokenizer trained on the prompts) and uploads it as v0. */
+export async function uploadTinyModel(store: ArtifactStore, dir: string, key: string): Promise<string> {
+  requireTrainerVenv();
+  await mkdir(dir, { recursive: true });
+  const corpus = join(dir, 'corpus.txt');
+  await writeFile(corpus, `${SEARCH_SYSTEM_PROMPT}\n${NON_SEARCH_SYSTEM_PROMPT}\n`);
+  const out = join(dir, 'model');
+  const r = spawnSync(
+    trainerPython,
+    [
+      '-m',
+      'segflow_trainer.tiny_model',
+      '--out',
+      out,
+      '--corpus',
+      corpus,
+      '--vocab',
+      '1024',
+      '--positions',
+      '2048',
+    ],
+    { cwd: join(repoRoot, 'trainer'), encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`tiny_model failed:\n${r.stdout}\n${r.stderr}`);
+  for (const name of await readdir(out)) {
+    await store.putFile(
+      `${key}/${name}`,
+      join(out, name),
+      name.endsWith('.json') ? 'application/json' : 'application/octet-stream',
+    );
+  }
+  return store.uriOf(`${key}/`);
+}
+
+/** A rectangle mask covering x 20–70 %, y 25–80 % of the image (the scripted answer's box). */
+async function rectangleMask(image: string, path: string): Promise<void> {
+  const { width = 0, height = 0 } = await sharp(image).metadata();
+  const data = Buffer.alloc(width * height, 0);
+  for (let y = Math.round(height * 0.25); y < Math.round(height * 0.8); y++) {
+    data.fill(255, y * width + Math.round(width * 0.2), y * width + Math.round(width * 0.7));
+  }
+  await sharp(data, { raw: { width, height, channels: 1 } })
+    .png()
+    .toFile(path);
+}
+
+/** A prepared dataset of the shared photos; questions carry markers the scripted policy reads. */
+export async function prepareTrainingDataset(
+  store: ArtifactStore,
+  dir: string,
+  questions: { id: string; image: string; query: string; ability?: string }[],
+): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const lines: string[] = [];
+  for (const q of questions) {
+    const image = sharedData('images', q.image);
+    const mask = join(dir, `${q.id}-mask.png`);
+    await rectangleMask(image, mask);
+    lines.push(
+      JSON.stringify({ id: q.id, media: image, query: q.query, mask, ability: q.ability ?? 'in-video' }),
+    );
+  }
+  const manifest = join(dir, 'manifest.jsonl');
+  await writeFile(manifest, lines.join('\n') + '\n');
+  const samples = await readManifest(manifest, { split: 'train' });
+  const { index } = await prepareDataset(
+    store,
+    samples,
+    { format: 'manifest', split: 'train', source: 'training-test' },
+    { frames: 1 },
+  );
+  return index.uri;
+}
+
+/** Starts the Python trainer worker and waits until it polls. */
+export async function startTrainerProcess(env: NodeJS.ProcessEnv = {}): Promise<WorkerProcess> {
+  requireTrainerVenv();
+  const child = spawn(trainerPython, ['-m', 'segflow_trainer.worker'], {
+    cwd: join(repoRoot, 'trainer'),
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const deadline = Date.now() + 90_000;
+  while (!out.includes('trainer polling')) {
+    if (child.exitCode !== null) throw new Error(`trainer exited before polling:\n${out}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`trainer did not start polling within 90s:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child, output: () => out, exited };
+}
