@@ -86,6 +86,25 @@ export function register(program: Command): void {
         'search.backend': opts.search,
       });
       const { config } = ctx;
+      if (!opts.remote) {
+        // The local worker needs a policy server and SAM2 files: say exactly what to pass.
+        const missing: string[] = [];
+        if (!config.policy.baseUrl) {
+          missing.push(
+            '--policy-url URL: an OpenAI-compatible server with the policy (e.g. vLLM serving Qwen3-VL: `vllm serve Qwen/Qwen3-VL-4B-Instruct` → http://HOST:8000/v1), or SEGFLOW_POLICY_URL',
+          );
+        }
+        if (!config.segment.modelsDir) {
+          missing.push(
+            '--models DIR: a folder of SAM2 ONNX files (contract sam2-onnx v1; export with scripts/sam2-export/export_sam2_onnx.py, see scripts/sam2-export/README.md), or SEGFLOW_SEGMENT_MODELS_DIR',
+          );
+        }
+        if (missing.length > 0) {
+          throw new Error(
+            `segr run needs:\n  ${missing.join('\n  ')}\n(or --remote to use deployed workers)`,
+          );
+        }
+      }
       let workers: RunningWorkers | undefined;
       if (!opts.remote) {
         workers = await startWorkers(config, ctx.logger.child({ component: 'worker' }));

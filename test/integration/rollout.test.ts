@@ -398,3 +398,39 @@ test(
     }
   },
 );
+
+test(
+  'segr run: progress, answer, search log and Web UI link printed; mask and overlay written to --out',
+  { timeout: 180_000 },
+  async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const { existsSync } = await import('node:fs');
+    const { repoRoot } = await import('../support/paths.js');
+    const out = join(tmp, 'run-out');
+    // Asynchronously: the scripted policy server lives in this process and must keep answering.
+    const res = await promisify(execFile)(
+      process.execPath,
+      [
+        join(repoRoot, 'bin/segr.js'),
+        'run',
+        '--media',
+        sharedData('images', 'cars.jpg'),
+        '--query',
+        'the car that won the race',
+        '--policy-url',
+        `${policy.url}/v1`,
+        '--models',
+        workerEnv.SEGFLOW_SEGMENT_MODELS_DIR!,
+        '--out',
+        out,
+      ],
+      { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, ...workerEnv, SEGFLOW_LOG_LEVEL: 'warn' } },
+    );
+    assert.match(res.stdout, /answer: keyframe 0, bbox_2d \[200,250,700,800\]/);
+    assert.match(res.stdout, /search log \(1\):\n {2}text_search "the car that won the race \d+" via local/);
+    assert.match(res.stdout, /web ui: http:\/\/127\.0\.0\.1:8233\/namespaces\/.+\/workflows\/query-/);
+    assert.match(res.stderr, /step: rollout · turn 0/);
+    assert.ok(existsSync(join(out, 'mask.png')) && existsSync(join(out, 'overlay.png')));
+  },
+);
