@@ -26,6 +26,8 @@ export interface LoadedConfig {
 
 type Tree = Record<string, unknown>;
 
+const emptyAllowed = new Set(['s3.endpoint', 's3.prefix']);
+
 function setPath(tree: Tree, dotted: string, value: unknown): void {
   const parts = dotted.split('.');
   let node = tree;
@@ -88,7 +90,8 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   }
   for (const [name, key] of Object.entries(envBindings)) {
     const value = env[name];
-    if (value === undefined || value === '') continue;
+    // Empty means "unset", except where empty is a real value (no endpoint = AWS S3; no prefix).
+    if (value === undefined || (value === '' && !emptyAllowed.has(key))) continue;
     // SEGFLOW_* names win over the standard ones they shadow.
     if (sources[key]?.startsWith('env SEGFLOW_') && !name.startsWith('SEGFLOW_')) continue;
     setPath(raw, key, value);
@@ -121,7 +124,13 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     });
     throw new ConfigError(problems.join('\n'), { issues: problems });
   }
-  return { config: result.data, sources, ...(file ? { file } : {}) };
+  const config = result.data;
+  // Unless set explicitly, clients talk to the dev stack on the ports it was configured with.
+  const d = config.dev;
+  if (!sources['temporal.address']) config.temporal.address = `${d.host}:${d.temporalPort}`;
+  if (!sources['temporal.uiUrl']) config.temporal.uiUrl = `http://${d.host}:${d.uiPort}`;
+  if (!sources['s3.endpoint']) config.s3.endpoint = `http://${d.host}:${d.s3Port}`;
+  return { config, sources, ...(file ? { file } : {}) };
 }
 
 /** A copy with secret values replaced by "***", for printing and logging. */

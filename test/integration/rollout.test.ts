@@ -429,7 +429,7 @@ test(
     );
     assert.match(res.stdout, /answer: keyframe 0, bbox_2d \[200,250,700,800\]/);
     assert.match(res.stdout, /search log \(1\):\n {2}text_search "the car that won the race \d+" via local/);
-    assert.match(res.stdout, /web ui: http:\/\/127\.0\.0\.1:8233\/namespaces\/.+\/workflows\/query-/);
+    assert.match(res.stdout, /web ui: http:\/\/127\.0\.0\.1:\d+\/namespaces\/.+\/workflows\/query-/);
     assert.match(res.stderr, /step: rollout · turn 0/);
     assert.ok(existsSync(join(out, 'mask.png')) && existsSync(join(out, 'overlay.png')));
   },

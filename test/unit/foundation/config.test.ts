@@ -103,3 +103,23 @@ test('redaction hides every secret and keeps the rest', () => {
   assert.match(text, /"secretAccessKey":"\*\*\*"/);
   assert.match(text, /"bucket":"segflow"/);
 });
+
+test('without explicit endpoints, clients follow the dev stack ports', () => {
+  const { config } = loadConfig({
+    file: noFile,
+    env: { SEGFLOW_DEV_TEMPORAL_PORT: '17233', SEGFLOW_DEV_UI_PORT: '18233', SEGFLOW_DEV_S3_PORT: '18333' },
+  });
+  assert.equal(config.temporal.address, '127.0.0.1:17233');
+  assert.equal(config.temporal.uiUrl, 'http://127.0.0.1:18233');
+  assert.equal(config.s3.endpoint, 'http://127.0.0.1:18333');
+  const explicit = loadConfig({
+    file: noFile,
+    env: {
+      SEGFLOW_DEV_TEMPORAL_PORT: '17233',
+      SEGFLOW_TEMPORAL_ADDRESS: 'temporal.prod:7233',
+      SEGFLOW_S3_ENDPOINT: '',
+    },
+  }).config;
+  assert.equal(explicit.temporal.address, 'temporal.prod:7233');
+  assert.equal(explicit.s3.endpoint, '', 'an empty endpoint selects AWS S3');
+});
