@@ -147,19 +147,20 @@ export class OnnxTextEncoder implements TextEncoder {
   }
 
   async embed(texts: readonly string[]): Promise<Float32Array[]> {
-    const out: Float32Array[] = [];
-    for (let start = 0; start < texts.length; start += this.batchSize) {
-      const batch = texts.slice(start, start + this.batchSize);
-      const ids = batch.map((t, i) => {
-        if (typeof t !== 'string') {
-          throw new BadInputError(`text ${start + i} to embed is ${typeof t}, not a string`);
-        }
-        return this.tokenize(t);
-      });
+    const all = texts.map((t, i) => {
+      if (typeof t !== 'string') throw new BadInputError(`text ${i} to embed is ${typeof t}, not a string`);
+      return this.tokenize(t);
+    });
+    // Batches of similar lengths: padding costs as much compute as real tokens.
+    const order = all.map((_, i) => i).sort((a, b) => all[a]!.length - all[b]!.length);
+    const out: Float32Array[] = new Array<Float32Array>(texts.length);
+    const dim = this.dimension;
+    for (let start = 0; start < order.length; start += this.batchSize) {
+      const members = order.slice(start, start + this.batchSize);
+      const ids = members.map((i) => all[i]!);
       const width = Math.max(...ids.map((r) => r.length));
       const hidden = await OnnxTextEncoder.runRaw(this.session, this.wantsTokenTypes, ids, width);
       const data = hidden.data as Float32Array;
-      const dim = this.dimension;
       ids.forEach((row, i) => {
         // Mean over the real tokens (mask = 1), as sentence-transformers' Pooling(mean).
         const v = new Float32Array(dim);
@@ -174,7 +175,7 @@ export class OnnxTextEncoder implements TextEncoder {
         }
         norm = Math.sqrt(norm) || 1;
         for (let d = 0; d < dim; d++) v[d]! /= norm;
-        out.push(v);
+        out[members[i]!] = v;
       });
     }
     return out;
