@@ -220,10 +220,13 @@ async function overlayThumbnail(
     tintRgb(data, width, height, pred, { color: [230, 40, 40], alpha: 0.45 });
   if (gt && gt.width === width && gt.height === height)
     tintRgb(data, width, height, gt, { color: [40, 220, 60], alpha: 0 });
-  return sharp(data, { raw: { width, height, channels: 3 } })
-    .resize({ width: Math.min(320, width), withoutEnlargement: true })
-    .jpeg({ quality: 80 })
-    .toBuffer();
+  return (
+    sharp(data, { raw: { width, height, channels: 3 } })
+      // Small frames are enlarged (nearest: pixels stay crisp) so the gallery is readable.
+      .resize({ width: 320, kernel: width < 160 ? 'nearest' : 'lanczos3' })
+      .jpeg({ quality: 80 })
+      .toBuffer()
+  );
 }
 
 export function createEvaluationActivities(deps: EvaluationActivityDeps) {

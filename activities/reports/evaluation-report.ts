@@ -222,7 +222,14 @@ export function renderEvaluationReport(input: EvaluationReportInput): {
 
   body.push('<h2>Across checkpoints</h2>');
   const hist = [...input.history].sort((a, b) => (a.policy.version ?? -1) - (b.policy.version ?? -1));
-  const versioned = hist.filter((h) => h.policy.version !== null);
+  // One point per policy version: its most recent evaluation.
+  const latestByVersion = new Map<number, EvaluationPointer>();
+  for (const h of hist) {
+    if (h.policy.version === null) continue;
+    const prev = latestByVersion.get(h.policy.version);
+    if (!prev || prev.finishedAt <= h.finishedAt) latestByVersion.set(h.policy.version, h);
+  }
+  const versioned = [...latestByVersion.values()];
   const series = [
     { name: 'J&F', key: 'JF' as const },
     { name: 'J', key: 'J' as const },

@@ -26,7 +26,10 @@ export function table(
 ): string {
   const esc = opts.raw === false ? escapeHtml : (s: string) => s;
   const head = headers.map((h) => `<th>${escapeHtml(h)}</th>`).join('');
-  const body = rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('\n');
+  // Numbers (and n/a) right-aligned, text left-aligned.
+  const num = /^(<b>)?(-?[\d.,]+%?|n\/a|\$[\d.]+)(<\/b>)?$/;
+  const td = (c: string) => (num.test(c) ? `<td class="n">${esc(c)}</td>` : `<td>${esc(c)}</td>`);
+  const body = rows.map((r) => `<tr>${r.map(td).join('')}</tr>`).join('\n');
   return (
     `<table${opts.id ? ` id="${escapeHtml(opts.id)}"` : ''}>` +
     (opts.caption ? `<caption>${escapeHtml(opts.caption)}</caption>` : '') +
@@ -39,8 +42,8 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-se
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
 .meta{color:#555;font-size:13px}
 table{border-collapse:collapse;font-size:13px;margin:6px 0}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}
-td:first-child,th:first-child{text-align:left}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}th{background:#f3f3f3}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
 caption{text-align:left;font-weight:bold;padding:4px 0}
 .charts{display:flex;flex-wrap:wrap;gap:16px}
 .chart{background:#fff;border:1px solid #e3e3e3}

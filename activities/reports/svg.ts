@@ -61,7 +61,7 @@ function legend(series: readonly string[], x: number, y: number): string {
 
 /** Grouped vertical bars (e.g. J, F, J&F per ability). */
 export function barChart(o: BarChartOptions): string {
-  const W = o.width ?? 640;
+  const W = o.width ?? 600;
   const H = o.height ?? 300;
   const format = o.format ?? fmt2;
   const m = { l: 50, r: 10, t: 30, b: 60 };
@@ -129,7 +129,7 @@ export interface LineChartOptions {
 
 /** Lines with point markers over a numeric x axis (steps, policy versions). */
 export function lineChart(o: LineChartOptions): string {
-  const W = o.width ?? 640;
+  const W = o.width ?? 600;
   const H = o.height ?? 280;
   const format = o.format ?? fmt2;
   const m = { l: 56, r: 14, t: 30, b: 64 };

@@ -1,10 +1,11 @@
 /**
  * The training dashboard: the report generator over a trainingRun's per-step metric records.
  *
- * The record shape ({@link trainingStepMetricsSchema}) is the contract with the trainingRun
- * workflow: one JSON object per finished step (it stores them as `runs/<runId>/metrics/…json`;
- * `segr report training` reads a prefix, a folder or a JSONL file of them). Extra fields are kept
- * and ignored, so the trainer can add measurements without breaking the dashboard.
+ * Input: per-step records, either in the dashboard's own shape ({@link trainingStepMetricsSchema},
+ * easy to produce from any trainer) or as the trainingRun workflow stores them
+ * (`runs/<run>/steps/<k>/metrics.json`, {@link trainingRunMetricsSchema}), mapped by
+ * {@link fromTrainingRunMetrics}. `segr report training` reads an S3 prefix, a folder or a JSONL
+ * file of them. Extra fields are ignored, so the trainer can add measurements freely.
  */
 import { z } from 'zod';
 import { BadInputError } from '../errors.js';
@@ -44,12 +45,80 @@ export const trainingStepMetricsSchema = z.looseObject({
 });
 export type TrainingStepMetrics = z.infer<typeof trainingStepMetricsSchema>;
 
-/** Validates records (named by `origin` in errors); duplicates of a step keep the last one. */
+const distribution = z.object({ mean: finite, min: finite, max: finite });
+
+/**
+ * What `trainingRun` stores per step (`runs/<run>/steps/<k>/metrics.json`, schema
+ * `segflow.training-metrics/1`, built by workflows/training-metrics.ts): read as it is and mapped
+ * onto {@link TrainingStepMetrics}.
+ */
+export const trainingRunMetricsSchema = z.looseObject({
+  schema: z.literal('segflow.training-metrics/1'),
+  runId: z.string().min(1),
+  step: z.number().int().min(0),
+  policyVersion: z.number().int().min(0),
+  keptGroups: z.number().int().min(0).optional(),
+  droppedGroups: z.number().int().min(0).optional(),
+  rollouts: z.looseObject({
+    trajectories: z.number().int().min(0),
+    reward: z.looseObject({ total: distribution }).catchall(finite.nullable().or(distribution)),
+    searchesPerTrajectory: distribution,
+    responseTokens: distribution,
+    stopReasons: z.record(z.string(), z.number().int().min(0)),
+  }),
+  trainer: z.record(z.string(), z.unknown()).nullable().optional(),
+  timings: z.record(z.string(), finite).optional(),
+});
+
+/** A trainingRun step record in the dashboard's shape (ms timings become seconds). */
+export function fromTrainingRunMetrics(m: z.infer<typeof trainingRunMetricsSchema>): TrainingStepMetrics {
+  const components: Record<string, number> = {};
+  for (const [k, v] of Object.entries(m.rollouts.reward))
+    if (k !== 'total' && typeof v === 'number') components[k] = v;
+  const trainer: Record<string, number> = {};
+  for (const [k, v] of Object.entries(m.trainer ?? {}))
+    if (typeof v === 'number' && Number.isFinite(v)) trainer[k] = v;
+  const timings: Record<string, number> = {};
+  for (const [k, v] of Object.entries(m.timings ?? {}))
+    timings[k.replace(/Ms$/, '')] = k.endsWith('Ms') ? v / 1000 : v;
+  return {
+    runId: m.runId,
+    step: m.step,
+    policyVersion: m.policyVersion,
+    reward: { mean: m.rollouts.reward.total.mean, components },
+    searchesPerTrajectory: m.rollouts.searchesPerTrajectory,
+    responseLength: m.rollouts.responseTokens,
+    trajectories: m.rollouts.trajectories,
+    ...(m.keptGroups !== undefined ? { groups: { kept: m.keptGroups, filtered: m.droppedGroups ?? 0 } } : {}),
+    stopReasons: m.rollouts.stopReasons,
+    timings,
+    trainer,
+  };
+}
+
+/**
+ * Validates records (named by `origin` in errors): the dashboard's own shape or a trainingRun's
+ * step metrics; duplicates of a step keep the last one.
+ */
 export function parseTrainingMetrics(
   records: readonly { value: unknown; origin: string }[],
 ): TrainingStepMetrics[] {
   const byStep = new Map<string, TrainingStepMetrics>();
   for (const { value, origin } of records) {
+    if ((value as { schema?: unknown } | null)?.schema === 'segflow.training-metrics/1') {
+      const t = trainingRunMetricsSchema.safeParse(value);
+      if (!t.success) {
+        throw new BadInputError(
+          `${origin} is not a valid trainingRun metrics record: ${t.error.issues
+            .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+            .join('; ')}`,
+          { origin },
+        );
+      }
+      const m = fromTrainingRunMetrics(t.data);
+      byStep.set(`${m.runId}\u0000${m.step}`, m);
+      continue;
+    }
     const r = trainingStepMetricsSchema.safeParse(value);
     if (!r.success) {
       throw new BadInputError(

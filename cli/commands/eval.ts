@@ -109,7 +109,8 @@ export async function readTrainingRecords(
     const s = store();
     const prefix = source.startsWith('s3://') ? source.replace(/^s3:\/\/[^/]+\//, '') : source;
     for await (const o of s.list(prefix)) {
-      if (o.key.endsWith('.json') || o.key.endsWith('.jsonl'))
+      // Under a run's prefix only the step metrics (trainingRun: steps/<k>/metrics.json) are records.
+      if (o.key.endsWith('metrics.json') || o.key.endsWith('.jsonl'))
         parseText((await s.getBytes(o.key)).toString('utf8'), s.uriOf(o.key));
     }
   } else {
@@ -274,7 +275,7 @@ export function register(program: Command): void {
     )
     .requiredOption(
       '--metrics <source>',
-      'a JSON/JSONL file, a folder of them, or an S3 prefix (runs/<run>/metrics/)',
+      'a JSON/JSONL file, a folder of them, or an S3 prefix (runs/<run>/steps/: every */metrics.json)',
     )
     .requiredOption('--out <file>', 'where to write the HTML dashboard')
     .option('--title <text>', 'page title')

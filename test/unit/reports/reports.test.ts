@@ -12,6 +12,8 @@ import {
   renderTrainingDashboard,
   type TrainingStepMetrics,
 } from '../../../activities/reports/training-dashboard.js';
+import type { RolloutGroupResult } from '../../../workflows/rollout-group.js';
+import { rolloutMetrics } from '../../../workflows/training-metrics.js';
 
 const count = (html: string, re: RegExp) => (html.match(re) ?? []).length;
 const ref = { uri: 's3://segflow/x', sha256: 'b'.repeat(64), bytes: 1, contentType: 'image/jpeg' };
@@ -160,14 +162,21 @@ test('evaluation report: tables, per-ability bars, checkpoint curve, gallery; un
   assert.doesNotMatch(html, /(src|href)="(https?:)?\/\//, 'no external resource');
   const vos = /<table id="vos-table">([\s\S]*?)<\/table>/.exec(html)![1]!;
   assert.equal(count(vos, /<tr>/g), 1 + 5, 'header + four abilities + overall');
-  assert.match(vos, /<td>one-hop<\/td><td>1<\/td><td>90\.0<\/td><td>80\.0<\/td><td>85\.0<\/td>/);
-  assert.match(vos, /overall<\/b><\/td><td>4<\/td><td>52\.5<\/td><td>50\.0<\/td><td><b>51\.2<\/b>/);
+  assert.match(
+    vos,
+    /<td>one-hop<\/td><td class="n">1<\/td><td class="n">90\.0<\/td><td class="n">80\.0<\/td><td class="n">85\.0<\/td>/,
+  );
+  assert.match(
+    vos,
+    /overall<\/b><\/td><td class="n">4<\/td><td class="n">52\.5<\/td><td class="n">50\.0<\/td><td class="n"><b>51\.2<\/b>/,
+  );
+  assert.match(vos, /<td>relational<\/td><td class="n">1<\/td>/);
   assert.equal(count(html, /<rect class="bar"/g), 15, 'J, F, J&F for four abilities and overall');
   assert.equal(count(html, /<circle class="point"/g), 9, 'J&F, J, F at three versions');
   assert.equal(count(html, /<img /g), 2);
   const samplesTable = /<table id="samples-table">([\s\S]*?)<\/table>/.exec(html)![1]!;
   assert.equal(count(samplesTable, /<tr>/g), 5);
-  assert.match(html, /cost \(USD\)<\/td><td>0\.0010/);
+  assert.match(html, /cost \(USD\)<\/td><td class="n">0\.0010/);
   assert.equal(json.samples.length, 4);
   assert.deepEqual(json.gallery, { best: ['s1'], worst: ['s2'] });
   assert.equal(json.metrics.search.paidCalls, 1);
@@ -204,7 +213,7 @@ test('training dashboard: curves for reward components, searches, response lengt
   assert.equal(count(html, /<circle class="point"/g), 12 * (4 + 2 + 2 + 1 + 2));
   const steps = /<table id="steps-table">([\s\S]*?)<\/table>/.exec(html)![1]!;
   assert.equal(count(steps, /<tr>/g), 13);
-  assert.match(html, /<td>max_turns_reached<\/td><td>96<\/td>/);
+  assert.match(html, /<td>max_turns_reached<\/td><td class="n">96<\/td>/);
   assert.match(html, /policy version/);
 });
 
@@ -230,4 +239,83 @@ test('training metrics: a bad record names its origin; a repeated step keeps the
   );
   assert.equal(parsed[2]!.reward.mean, 99);
   assert.throws(() => renderTrainingDashboard([], { generatedAt: 'x' }), BadInputError);
+});
+
+test('training dashboard reads trainingRun step metrics (segflow.training-metrics/1) as that workflow writes them', () => {
+  const traj = (total: number, searches: number, tokens: number, stop: string) => ({
+    summary: {
+      numSearch: searches,
+      turns: searches + 2,
+      completionTokens: tokens,
+      stopReason: stop,
+      answer: { status: 'ok' },
+    },
+    reward: {
+      total,
+      outcome: total / 2,
+      format: 1,
+      process: null,
+      igr: 0.3,
+      tpr: 0.5,
+      iou: 0.6,
+      box: 0.7,
+      point: 1,
+      frame: 1,
+    },
+    advantage: 0,
+  });
+  const records = [0, 1, 2].map((step) => {
+    const groups = [
+      {
+        trajectories: [
+          traj(1 + step, 1, 100, 'model_chose_to_finish'),
+          traj(2 + step, 2, 300, 'max_turns_reached'),
+        ],
+        rewardStd: 0.7,
+      },
+    ] as unknown as RolloutGroupResult[];
+    // The record trainingWriteMetrics stores (activities/training/activities.ts).
+    return {
+      value: JSON.parse(
+        JSON.stringify({
+          schema: 'segflow.training-metrics/1',
+          runId: 'tr',
+          step,
+          policyVersion: step + 1,
+          skipped: false,
+          generationBatches: 1,
+          keptGroups: 1,
+          droppedGroups: 0,
+          staleGroups: 0,
+          rollouts: rolloutMetrics(groups),
+          trained: rolloutMetrics(groups),
+          trainer: { loss: 0.4, pgClipFraction: 0.1, kl: null },
+          weightsSha256: null,
+          timings: { rolloutMs: 1500, updateMs: 500, syncMs: 10, totalMs: 2010 },
+        }),
+      ) as unknown,
+      origin: `runs/tr/steps/${step}/metrics.json`,
+    };
+  });
+  const parsed = parseTrainingMetrics(records);
+  assert.equal(parsed.length, 3);
+  assert.equal(parsed[1]!.reward.mean, 2.5);
+  assert.equal(parsed[1]!.reward.components.outcome, 1.25);
+  assert.equal(parsed[1]!.reward.components.process, undefined, 'null components are left out');
+  assert.deepEqual(parsed[0]!.searchesPerTrajectory, { mean: 1.5, min: 1, max: 2 });
+  assert.equal(parsed[0]!.responseLength.mean, 200);
+  assert.deepEqual(parsed[0]!.trainer, { loss: 0.4, pgClipFraction: 0.1 });
+  assert.equal(parsed[0]!.timings!.rollout, 1.5);
+  const html = renderTrainingDashboard(parsed, { generatedAt: 'now' });
+  assert.match(html, /<td>max_turns_reached<\/td><td class="n">3<\/td>/);
+  assert.throws(
+    () =>
+      parseTrainingMetrics([
+        {
+          value: { schema: 'segflow.training-metrics/1', runId: 'x' },
+          origin: 'runs/x/steps/0/metrics.json',
+        },
+      ]),
+    /runs\/x\/steps\/0\/metrics\.json is not a valid trainingRun metrics record: step/,
+  );
 });
