@@ -12,6 +12,7 @@ import { register as schedule } from './schedule.js';
 import { register as score } from './score.js';
 import { register as segment } from './segment.js';
 import { register as search } from './search.js';
+import { register as train } from './train.js';
 import { register as worker } from './worker.js';
 
 export type CommandRegistrar = (program: Command) => void;
@@ -30,4 +31,5 @@ export const commandRegistrars: CommandRegistrar[] = [
   run,
   evaluate,
   schedule,
+  train,
 ];

@@ -5,6 +5,7 @@
 // after workers are killed mid-step (final weights equal an undisturbed run's).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import type { TrainingRunResult, TrainingStatus } from '../../workflows/training
 import { startFakePolicyServer, type FakePolicyServer, type WireMessage } from '../servers/openai-server.js';
 import { startRetrieval } from '../servers/search-servers.js';
 import type { LocalServer } from '../servers/http-server.js';
+import { repoRoot } from '../support/paths.js';
 import {
   startWorkerProcess,
   testClient,
@@ -37,6 +39,11 @@ let dataset: string;
 let initialPolicy: string;
 let workerEnv: NodeJS.ProcessEnv;
 let trainerEnv: NodeJS.ProcessEnv;
+
+/** Runs the CLI in this namespace and returns its stdout. */
+function segr(...args: string[]): string {
+  return execFileSync(process.execPath, [join(repoRoot, 'bin/segr.js'), ...args], { encoding: 'utf8' });
+}
 
 function textOf(m: WireMessage | undefined): string {
   if (!m) return '';
@@ -186,9 +193,9 @@ interface StepMetricsDoc {
   timings: { rolloutMs: number; updateMs: number; syncMs: number };
 }
 
-async function stepMetrics(runId: string): Promise<StepMetricsDoc[]> {
+async function stepMetrics(runId: string, steps = 3): Promise<StepMetricsDoc[]> {
   const out: StepMetricsDoc[] = [];
-  for (let k = 0; k < 3; k++)
+  for (let k = 0; k < steps; k++)
     out.push(await store.getJson<StepMetricsDoc>(`runs/${runId}/steps/${k}/metrics.json`));
   return out;
 }
@@ -206,6 +213,23 @@ test(
     assert.equal(mid.runId, runId);
     assert.equal(mid.steps, 3);
     assert.equal(mid.recent[0]?.policyVersion, 1);
+    // Pause through the CLI: the current step finishes, then the run waits.
+    assert.match(segr('train', 'pause', runId), /pausing after this step|· paused/);
+    const paused = await waitStatus(runId, (s) => s.phase === 'paused', 'paused');
+    await new Promise((r) => setTimeout(r, 1000));
+    const still = await handle.query<TrainingStatus>('status');
+    assert.deepEqual(
+      [still.phase, still.step, still.policy.version],
+      ['paused', paused.step, paused.policy.version],
+    );
+    const shown = segr('train', 'status', runId);
+    assert.match(shown, new RegExp(`step ${paused.step}/3 · paused`));
+    assert.match(
+      shown,
+      new RegExp(`policy v${paused.policy.version} \\(${runId}-v${paused.policy.version}\\)`),
+    );
+    assert.match(shown, /reward components: outcome \d/);
+    segr('train', 'resume', runId);
     const result = (await client.workflow.getHandle(runId).result()) as TrainingRunResult;
     assert.equal(result.status, 'completed');
     assert.equal(result.steps, 3);
@@ -285,14 +309,15 @@ test(
 );
 
 test(
-  'exact resume: the trainer killed mid-update and the orchestrator killed mid-step; the run ends with the same weights as the undisturbed one',
-  { timeout: 240_000 },
+  'exact resume: the trainer killed mid-update, then both workers killed mid-step; the run ends with the same weights as the undisturbed one',
+  { timeout: 180_000 },
   async () => {
     assert.ok(undisturbed, 'needs the undisturbed run');
     const runId = uniqueId('it-train-chaos');
-    await startRun(runId, runConfig());
+    // Two steps: the first two steps of the undisturbed run, so its v1 and v2 are the reference.
+    await startRun(runId, runConfig({ steps: 2 }));
 
-    // Step 0: kill the trainer while it is updating (after its first heartbeat).
+    // Step 0: kill the trainer while it is updating.
     await waitStatus(runId, (s) => s.phase === 'update' && s.step === 0, 'step 0 update');
     await new Promise((r) => setTimeout(r, 300));
     trainer!.child.kill('SIGKILL');
@@ -300,25 +325,17 @@ test(
     trainer = undefined;
     await restartTrainer();
 
-    // Step 1: kill the orchestrator worker once the step's rollouts are done, then check that none
-    // of them is run again after the restart.
-    const s1 = await waitStatus(
-      runId,
-      (s) => s.step === 1 && (s.phase === 'update' || s.phase === 'batch'),
-      'step 1 update',
-    );
-    assert.ok(s1.groupsDone >= 2);
-    const groupIds: string[] = [];
-    for await (const wf of client.workflow.list({ query: `WorkflowId STARTS_WITH '${runId}/step-1/'` })) {
-      groupIds.push(`${wf.workflowId}@${wf.runId}`);
-    }
-    worker!.child.kill('SIGKILL');
-    await worker!.exited;
-    worker = undefined;
-    await restartWorker();
-
-    // Step 2: kill both workers while the trainer is busy.
-    await waitStatus(runId, (s) => s.step === 2 && s.phase === 'update', 'step 2 update');
+    // Step 1: kill the orchestrator worker (every role) and the trainer once the step's rollouts
+    // are done and the update runs; afterwards none of the step's rollout groups runs again.
+    await waitStatus(runId, (s) => s.step === 1 && s.phase === 'update', 'step 1 update');
+    const groupRuns = async () => {
+      const ids: string[] = [];
+      for await (const wf of client.workflow.list({ query: `WorkflowId STARTS_WITH '${runId}/step-1/'` }))
+        ids.push(`${wf.workflowId}@${wf.runId}`);
+      return ids.sort();
+    };
+    const before = await groupRuns();
+    assert.ok(before.length >= 2);
     worker!.child.kill('SIGKILL');
     trainer!.child.kill('SIGKILL');
     await Promise.all([worker!.exited, trainer!.exited]);
@@ -328,19 +345,32 @@ test(
 
     const result = (await client.workflow.getHandle(runId).result()) as TrainingRunResult;
     assert.equal(result.status, 'completed');
-    assert.equal(result.policy.version, 3);
-    const metrics = await stepMetrics(runId);
+    assert.equal(result.policy.version, 2);
+    const metrics = await stepMetrics(runId, 2);
     assert.deepEqual(
       metrics.map((m) => m.weightsSha256),
-      undisturbed.metrics.map((m) => m.weightsSha256),
+      undisturbed.metrics.slice(0, 2).map((m) => m.weightsSha256),
       'every version equals the undisturbed run',
     );
-    assert.equal(result.policy.weightsSha256, undisturbed.result.policy.weightsSha256);
-    const after: string[] = [];
-    for await (const wf of client.workflow.list({ query: `WorkflowId STARTS_WITH '${runId}/step-1/'` })) {
-      after.push(`${wf.workflowId}@${wf.runId}`);
-    }
-    assert.deepEqual(after.sort(), groupIds.sort(), 'the finished rollouts of step 1 were reused');
+    assert.equal(result.policy.weightsSha256, undisturbed.metrics[1]!.weightsSha256);
+    assert.deepEqual(await groupRuns(), before, 'the finished rollouts of step 1 were reused');
+  },
+);
+
+test(
+  'stop via the CLI: the run ends after the current step with status "stopped"',
+  { timeout: 90_000 },
+  async () => {
+    const runId = uniqueId('it-train-stop');
+    await startRun(runId, runConfig({ steps: 4, groupSize: 2, promptsPerStep: 1, dapo: { enabled: false } }));
+    await waitStatus(runId, (s) => s.phase === 'rollouts', 'rollouts');
+    const out = segr('train', 'stop', runId);
+    assert.match(out, /stopping after this step/);
+    const result = (await client.workflow.getHandle(runId).result()) as TrainingRunResult;
+    assert.equal(result.status, 'stopped');
+    assert.equal(result.steps, 1);
+    assert.equal(result.policy.version, 1);
+    assert.match(segr('train', 'status', runId), /step 1\/4 · stopped/);
   },
 );
 

@@ -1,0 +1,310 @@
+// `segr train start|status|pause|resume|stop`: the client side of the trainingRun workflow. Workers
+// run elsewhere: `segr worker` (orchestrator, search, media, policy roles) and the Python trainer
+// (`python -m segflow_trainer.worker`, trainer/README.md).
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { TaskQueues } from '../../core/queues.js';
+import { ArtifactStore } from '../../activities/storage/artifact-store.js';
+import { connectClient, workflowUiLink } from '../../workers/temporal-connection.js';
+import {
+  parseTrainingConfig,
+  runIdPattern,
+  type TrainingConfigInput,
+} from '../../workflows/training-config.js';
+import type { TrainingStatus } from '../../workflows/training-run.js';
+import { cliContext } from '../context.js';
+
+function num(name: string, integer = false) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || (integer && !Number.isInteger(n)))
+      throw new InvalidArgumentError(
+        `${name} must be ${integer ? 'a whole number' : 'a number'}, got "${value}"`,
+      );
+    return n;
+  };
+}
+
+interface StartOptions {
+  dataset: string;
+  initialPolicy: string;
+  model?: string;
+  steps: number;
+  groupSize?: number;
+  promptsPerStep?: number;
+  seed?: number;
+  rewardPreset?: string;
+  clipLow?: number;
+  clipHigh?: number;
+  lr?: number;
+  kl?: number;
+  dapo?: boolean;
+  maxStaleness?: number;
+  loraRank?: number;
+  hosts?: string;
+  configJson?: string;
+  id?: string;
+  watch?: boolean;
+}
+
+/** The run's config from the flags (over an optional JSON file), validated before anything starts. */
+export async function trainingConfigFromOptions(
+  opts: StartOptions,
+  initialPolicyUri: string,
+): Promise<TrainingConfigInput> {
+  let base: Record<string, unknown> = {};
+  if (opts.configJson) {
+    try {
+      base = JSON.parse(await readFile(opts.configJson, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new Error(
+        `--config-json ${opts.configJson} is not a readable JSON file: ${(err as Error).message}`,
+      );
+    }
+  }
+  const sub = (k: string) => ({ ...((base[k] as Record<string, unknown> | undefined) ?? {}) });
+  const loss = sub('loss');
+  if (opts.clipLow !== undefined) loss.clipLow = opts.clipLow;
+  if (opts.clipHigh !== undefined) loss.clipHigh = opts.clipHigh;
+  if (opts.kl !== undefined) loss.klCoef = opts.kl;
+  const dapo = sub('dapo');
+  if (opts.dapo !== undefined) dapo.enabled = opts.dapo;
+  const trainer = sub('trainer');
+  if (opts.loraRank !== undefined) trainer.loraRank = opts.loraRank;
+  const reward = sub('reward');
+  if (opts.rewardPreset !== undefined) reward.preset = opts.rewardPreset;
+  const cfg: Record<string, unknown> = {
+    ...base,
+    dataset: opts.dataset,
+    initialPolicy: { uri: initialPolicyUri, ...(opts.model ? { model: opts.model } : {}) },
+    steps: opts.steps,
+    loss,
+    dapo,
+    trainer,
+    reward,
+    ...(opts.groupSize !== undefined ? { groupSize: opts.groupSize } : {}),
+    ...(opts.promptsPerStep !== undefined ? { promptsPerStep: opts.promptsPerStep } : {}),
+    ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+    ...(opts.lr !== undefined ? { learningRate: opts.lr } : {}),
+    ...(opts.maxStaleness !== undefined ? { maxStaleness: opts.maxStaleness } : {}),
+    ...(opts.hosts ? { policyHosts: opts.hosts.split(',').map((h) => h.trim()) } : {}),
+  };
+  const parsed = parseTrainingConfig(cfg);
+  if (!parsed.ok) throw new Error(`training config is invalid: ${parsed.problems}`);
+  return cfg as TrainingConfigInput;
+}
+
+/** A local save_pretrained folder becomes policy version 0 of the run in S3. */
+async function uploadInitialPolicy(store: ArtifactStore, dir: string, runId: string): Promise<string> {
+  let names: string[];
+  try {
+    if (!(await stat(dir)).isDirectory()) throw new Error('not a folder');
+    names = await readdir(dir);
+  } catch (err) {
+    throw new Error(
+      `--initial-policy ${dir} is neither an s3:// prefix nor a readable folder: ${(err as Error).message}`,
+    );
+  }
+  if (!names.includes('config.json') && !names.includes('adapter_config.json')) {
+    throw new Error(
+      `--initial-policy ${dir} has no config.json: expected a Hugging Face save_pretrained folder`,
+    );
+  }
+  const key = `policies/${runId}/v0`;
+  for (const name of names) {
+    const path = join(dir, name);
+    if (!(await stat(path)).isFile()) continue;
+    await store.putFile(
+      `${key}/${name}`,
+      path,
+      name.endsWith('.json') ? 'application/json' : 'application/octet-stream',
+    );
+  }
+  return store.uriOf(`${key}/`);
+}
+
+interface StepMetricsView {
+  rollouts?: {
+    reward?: {
+      total?: { mean: number };
+      outcome?: number;
+      format?: number;
+      process?: number | null;
+      igr?: number | null;
+    };
+    searchesPerTrajectory?: { mean: number };
+    responseTokens?: { mean: number };
+    stopReasons?: Record<string, number>;
+  };
+  trainer?: { loss?: number; pgClipFraction?: number; gradNorm?: number } | null;
+}
+
+const f = (x: number | null | undefined, d = 3) => (typeof x === 'number' ? x.toFixed(d) : '–');
+
+/** One status block: step, phase, policy version, the last step's reward components. */
+export function formatStatus(s: TrainingStatus, last?: StepMetricsView): string {
+  const lines = [
+    `run ${s.runId}: step ${s.step}/${s.steps} · ${s.phase}${s.paused && s.phase !== 'paused' ? ' (pausing after this step)' : ''}${s.stopRequested ? ' (stopping after this step)' : ''}`,
+    `  policy v${s.policy.version} (${s.policy.model})${s.policy.weightsSha256 ? ` weights ${s.policy.weightsSha256.slice(0, 12)}` : ''}`,
+  ];
+  if (s.phase === 'rollouts' || s.phase === 'sampling')
+    lines.push(
+      `  groups ${s.groupsDone}/${s.groupsStarted} done · generation ${s.generation} · kept ${s.keptGroups}`,
+    );
+  const prev = s.recent.at(-1);
+  if (prev) {
+    lines.push(
+      `  last step ${prev.step}: reward ${f(prev.meanReward)} · kept ${prev.keptGroups} groups, dropped ${prev.droppedGroups} · ${(prev.durationMs / 1000).toFixed(1)} s`,
+    );
+  }
+  const r = last?.rollouts;
+  if (r?.reward) {
+    lines.push(
+      `  reward components: outcome ${f(r.reward.outcome)} · format ${f(r.reward.format)} · process ${f(r.reward.process)} · igr ${f(r.reward.igr)}`,
+    );
+    lines.push(
+      `  searches/trajectory ${f(r.searchesPerTrajectory?.mean, 2)} · response tokens ${f(r.responseTokens?.mean, 1)} · stops ${JSON.stringify(r.stopReasons ?? {})}`,
+    );
+  }
+  if (last?.trainer)
+    lines.push(
+      `  trainer: loss ${f(last.trainer.loss, 4)} · clip fraction ${f(last.trainer.pgClipFraction)} · grad norm ${f(last.trainer.gradNorm)}`,
+    );
+  return lines.join('\n');
+}
+
+async function showStatus(
+  client: Client,
+  store: ArtifactStore,
+  runId: string,
+  opts: { watch?: boolean; json?: boolean },
+): Promise<void> {
+  const handle = client.workflow.getHandle(runId);
+  let lastText = '';
+  for (;;) {
+    const s = await handle.query<TrainingStatus>('status');
+    const prev = s.recent.at(-1);
+    const metrics = prev
+      ? await store.getJson<StepMetricsView>(prev.metrics.uri).catch(() => undefined)
+      : undefined;
+    if (opts.json) {
+      console.log(JSON.stringify({ status: s, lastStep: metrics ?? null }, null, 2));
+    } else {
+      const text = formatStatus(s, metrics);
+      if (text !== lastText)
+        console.log(`${opts.watch ? `[${new Date().toISOString().slice(11, 19)}] ` : ''}${text}`);
+      lastText = text;
+    }
+    const finished = s.phase === 'completed' || s.phase === 'stopped';
+    if (!opts.watch || finished) return;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+async function withClient<T>(
+  cmd: Command,
+  fn: (client: Client, store: ArtifactStore, ui: (id: string) => string) => Promise<T>,
+) {
+  const { config } = cliContext(cmd);
+  const client = await connectClient(config);
+  const store = ArtifactStore.fromConfig(config.s3);
+  try {
+    return await fn(client, store, (id) => workflowUiLink(config, id));
+  } finally {
+    store.client.destroy();
+    await client.connection.close();
+  }
+}
+
+export function register(program: Command): void {
+  const train = program.command('train').description('GRPO/DAPO training runs (trainingRun workflow)');
+
+  train
+    .command('start')
+    .description('start a training run; needs `segr worker` and the Python trainer worker running')
+    .requiredOption('--dataset <uri>', 'prepared dataset index (the "index" `segr dataset prepare` prints)')
+    .requiredOption(
+      '--initial-policy <uri|dir>',
+      'policy version 0: an s3:// prefix or a local save_pretrained folder',
+    )
+    .requiredOption('--steps <n>', 'training steps', num('--steps', true))
+    .option('--model <name>', 'name the policy servers serve version 0 under (default "policy")')
+    .option('--group-size <n>', 'trajectories per prompt (default 8)', num('--group-size', true))
+    .option('--prompts-per-step <n>', 'prompt groups per step (default 16)', num('--prompts-per-step', true))
+    .option('--seed <n>', 'seed of prompt order, sampling and trainer (default 0)', num('--seed', true))
+    .option('--reward-preset <name>', 'hierarchical | outcomeOnly | stepwise (default hierarchical)')
+    .option('--clip-low <eps>', 'PPO ε_low (default 0.2)', num('--clip-low'))
+    .option('--clip-high <eps>', 'PPO ε_high; 0.3 = clip-higher (default 0.2)', num('--clip-high'))
+    .option('--lr <rate>', 'AdamW learning rate (default 1e-6)', num('--lr'))
+    .option('--kl <coef>', 'KL-loss coefficient to the initial policy (default 0)', num('--kl'))
+    .option('--dapo', 'DAPO dynamic sampling: drop zero-variance groups and resample')
+    .option(
+      '--max-staleness <n>',
+      'policy versions a trajectory may lag (default 0)',
+      num('--max-staleness', true),
+    )
+    .option(
+      '--lora-rank <r>',
+      'train a LoRA adapter of this rank (default 0: full update)',
+      num('--lora-rank', true),
+    )
+    .option('--hosts <ids>', 'policy hosts that receive every version, comma-separated (default local)')
+    .option('--config-json <file>', 'the full trainingRun config as JSON (flags override it)')
+    .option('--id <runId>', 'run id (default train-<timestamp>)')
+    .option('--watch', 'stay and show live progress until the run ends')
+    .action(async (opts: StartOptions, cmd: Command) => {
+      const runId = opts.id ?? `train-${new Date().toISOString().replace(/[:.]/g, '-').replace(/Z$/, '')}`;
+      if (!runIdPattern.test(runId))
+        throw new Error(`--id ${JSON.stringify(runId)} must be 1-100 letters, digits, ".", "_" or "-"`);
+      await withClient(cmd, async (client, store, ui) => {
+        // Validate everything before uploading or starting anything.
+        await trainingConfigFromOptions(
+          opts,
+          /^s3:\/\//.test(opts.initialPolicy) ? opts.initialPolicy : 's3://placeholder/validated-later/',
+        );
+        const initial = /^s3:\/\//.test(opts.initialPolicy)
+          ? opts.initialPolicy
+          : await uploadInitialPolicy(store, resolve(opts.initialPolicy), runId);
+        const config = await trainingConfigFromOptions(opts, initial);
+        await client.workflow.start('trainingRun', {
+          taskQueue: TaskQueues.orchestrator,
+          workflowId: runId,
+          args: [{ runId, config }],
+        });
+        console.error(`trainingRun ${runId} started: ${ui(runId)}`);
+        console.error(
+          '  workers: `segr worker` (all roles) and `.venv/trainer/bin/python -m segflow_trainer.worker` (in trainer/)',
+        );
+        console.log(runId);
+        if (opts.watch) await showStatus(client, store, runId, { watch: true });
+      });
+    });
+
+  train
+    .command('status <runId>')
+    .description('step, phase, policy version and the last step’s reward components')
+    .option('--watch', 'refresh until the run ends')
+    .option('--json', 'print the status and the last step’s metrics as JSON')
+    .action(async (runId: string, opts: { watch?: boolean; json?: boolean }, cmd: Command) => {
+      await withClient(cmd, (client, store) => showStatus(client, store, runId, opts));
+    });
+
+  for (const [name, what] of [
+    ['pause', 'pause after the current step'],
+    ['resume', 'resume a paused run'],
+    ['stop', 'stop after the current step (the run completes with status "stopped")'],
+  ] as const) {
+    train
+      .command(`${name} <runId>`)
+      .description(what)
+      .action(async (runId: string, _opts: unknown, cmd: Command) => {
+        await withClient(cmd, async (client) => {
+          const handle: WorkflowHandle = client.workflow.getHandle(runId);
+          const s = await handle.executeUpdate<TrainingStatus, []>(name);
+          console.log(formatStatus(s));
+        });
+      });
+  }
+}
