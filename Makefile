@@ -18,6 +18,11 @@ deps-system:
 	  echo "installing ffmpeg from Debian"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null) || \
 	  { echo "could not install ffmpeg: run 'apt-get install ffmpeg' as root"; exit 1; }; }
+	@# Headless Chromium for the evaluation report's screenshot test (driven by playwright-core).
+	@test -x /usr/bin/chromium || { \
+	  echo "installing chromium from Debian"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  { echo "could not install chromium: run 'apt-get install chromium' as root"; exit 1; }; }
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
