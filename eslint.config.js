@@ -10,7 +10,8 @@ export const deterministicImportRule = [
   {
     paths: nodeBuiltins.map((name) => ({
       name,
-      message: 'workflows/ and core/ must be deterministic and run in the workflow sandbox: no Node built-ins.',
+      message:
+        'workflows/ and core/ must be deterministic and run in the workflow sandbox: no Node built-ins.',
     })),
     patterns: [
       {
@@ -27,7 +28,19 @@ export const deterministicImportRule = [
 ];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.tools/**', '.data/**', 'trainer/**', 'test/fixtures/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      '.tools/**',
+      '.data/**',
+      '.models/**',
+      '.venv/**',
+      '.nano/**',
+      'trainer/**',
+      'test/fixtures/**',
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],
@@ -46,7 +59,11 @@ export default tseslint.config(
         'error',
         {
           allowForKnownSafeCalls: [
-            { from: 'package', package: 'node:test', name: ['test', 'it', 'describe', 'suite', 'before', 'after'] },
+            {
+              from: 'package',
+              package: 'node:test',
+              name: ['test', 'it', 'describe', 'suite', 'before', 'after'],
+            },
           ],
         },
       ],

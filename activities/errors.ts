@@ -2,7 +2,7 @@
  * segflow's error classes. Each carries a stable `type` (the Temporal ApplicationFailure type) and
  * whether retrying can help; `toApplicationFailure` maps them onto Temporal's retry machinery.
  */
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
 
 export class SegflowError extends Error {
   /** Stable name, used as the ApplicationFailure type. */
@@ -73,4 +73,14 @@ export function toApplicationFailure(err: unknown): ApplicationFailure {
   }
   const e = err instanceof Error ? err : new Error(String(err));
   return ApplicationFailure.create({ type: e.name || 'Error', message: e.message, cause: e });
+}
+
+/**
+ * What an activity throws: Temporal's own failures (a CancelledFailure from the activity's
+ * cancellation signal) pass through, so a cancellation stays a cancellation; everything else
+ * becomes a typed ApplicationFailure.
+ */
+export function activityFailure(err: unknown): Error {
+  if (err instanceof TemporalFailure) return err;
+  return toApplicationFailure(err);
 }

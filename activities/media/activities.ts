@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { artifactRefSchema, type ArtifactRef } from '../../core/artifacts.js';
-import { BadInputError, toApplicationFailure } from '../errors.js';
+import { BadInputError, activityFailure } from '../errors.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { BadMediaError } from './errors.js';
 import {
@@ -119,7 +119,7 @@ async function run<T>(body: () => Promise<T>): Promise<T> {
   try {
     return await body();
   } catch (err) {
-    throw toApplicationFailure(err);
+    throw activityFailure(err);
   }
 }
 

@@ -4,7 +4,7 @@
  * overlay video reads. Small, idempotent, content-addressed outputs.
  */
 import type { ArtifactRef } from '../../core/artifacts.js';
-import { BadInputError, toApplicationFailure } from '../errors.js';
+import { BadInputError, activityFailure } from '../errors.js';
 import type { FrameSet } from '../media/ingest.js';
 import { readBinaryMask, toMaskSequence } from '../media/masks.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
@@ -41,7 +41,7 @@ export function createQueryActivities(deps: { store: ArtifactStore }) {
           height: set.height,
         };
       } catch (err) {
-        throw toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
 
@@ -63,7 +63,7 @@ export function createQueryActivities(deps: { store: ArtifactStore }) {
           'json',
         );
       } catch (err) {
-        throw toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
 
@@ -72,7 +72,7 @@ export function createQueryActivities(deps: { store: ArtifactStore }) {
       try {
         return await store.putJson(input.key, input.result);
       } catch (err) {
-        throw toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
   };

@@ -16,7 +16,7 @@ import { rewardSettings, type RewardPresetName } from '../../core/rewards/settin
 import type { SampleGroundTruth } from '../../core/rewards/terms.js';
 import { gateOutcome } from '../../core/rollout/reward-gate.js';
 import type { AnswerStatus } from '../../core/rollout/agent-loop.js';
-import { toApplicationFailure } from '../errors.js';
+import { activityFailure } from '../errors.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 
 export interface RewardContext {
@@ -53,7 +53,7 @@ export function createRewardActivities(deps: { store: ArtifactStore }) {
           settings,
         );
       } catch (err) {
-        throw toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
 
@@ -76,7 +76,7 @@ export function createRewardActivities(deps: { store: ArtifactStore }) {
         const breakdown = scoreTrajectory({ ...rewardInput, similarity: { firstQuery, perStep } }, settings);
         return input.gate === false ? breakdown : gateOutcome(breakdown, input.answerStatus);
       } catch (err) {
-        throw toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
   };

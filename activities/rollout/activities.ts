@@ -6,7 +6,7 @@
 import type { ArtifactRef } from '../../core/artifacts.js';
 import type { PolicyTurn } from '../policy/client.js';
 import type { PolicyGenerateInput } from '../policy/activities.js';
-import { toApplicationFailure } from '../errors.js';
+import { activityFailure, toApplicationFailure } from '../errors.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 
 export interface PolicyTurnOutput extends PolicyTurn {
@@ -38,7 +38,7 @@ export function createRolloutActivities(deps: RolloutActivityDeps) {
       try {
         return await deps.store.putJson(input.key, input.trajectory);
       } catch (err) {
-        throw toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
   };

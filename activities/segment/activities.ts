@@ -9,12 +9,11 @@ import { createHash } from 'node:crypto';
 import { basename, extname } from 'node:path';
 import { DeleteObjectsCommand } from '@aws-sdk/client-s3';
 import { activityInfo, cancellationSignal, heartbeat } from '@temporalio/activity';
-import { CancelledFailure } from '@temporalio/common';
 import sharp from 'sharp';
 import { z } from 'zod';
 import type { ArtifactRef } from '../../core/artifacts.js';
 import type { SegflowConfig } from '../../core/config/schema.js';
-import { BadInputError, toApplicationFailure } from '../errors.js';
+import { activityFailure, BadInputError } from '../errors.js';
 import type { PinoLogger } from '../runtime/logger.js';
 import { ArtifactNotFoundError, classifyS3Error, type ArtifactStore } from '../storage/artifact-store.js';
 import { CONTRACT_VERSION } from './contract.js';
@@ -178,7 +177,7 @@ export function createSegmentActivities(deps: SegmentDeps) {
         );
         return { mask, width: result.width, height: result.height, area: result.area, iou: result.iou };
       } catch (err) {
-        throw err instanceof CancelledFailure ? err : toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
 
@@ -322,7 +321,7 @@ export function createSegmentActivities(deps: SegmentDeps) {
           framesComputed: result.framesComputed,
         };
       } catch (err) {
-        throw err instanceof CancelledFailure ? err : toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
   };
