@@ -65,6 +65,9 @@ export async function startWorkers(
         maxConcurrentActivityTaskExecutions: config.worker.concurrency[role],
         shutdownGraceTime: config.worker.shutdownGraceMs,
         identity: `${config.worker.hostId}/${role}/${process.pid}`,
+        ...(role === 'search' && config.worker.searchActivitiesPerSecond
+          ? { maxTaskQueueActivitiesPerSecond: config.worker.searchActivitiesPerSecond }
+          : {}),
       };
       if (role === 'orchestrator') {
         Object.assign(

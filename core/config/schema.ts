@@ -92,6 +92,11 @@ export const configSchema = z.strictObject({
         .string()
         .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"')
         .default('local'),
+      /**
+       * Task-queue-wide cap on search activities per second, enforced by the Temporal server across
+       * every search worker (a paid API's quota). @default none
+       */
+      searchActivitiesPerSecond: z.coerce.number().positive().optional(),
       /** How long SIGTERM waits for in-flight activities before cancelling them. @default 30000 */
       shutdownGraceMs: z.coerce.number().int().min(0).default(30_000),
       /** Concurrent activities per queue. GPU queues are fixed, since no tuner sees GPU memory. */
@@ -344,6 +349,7 @@ export const envBindings: Readonly<Record<string, string>> = {
   SEGFLOW_WORKER_ROLES: 'worker.roles',
   SEGFLOW_WORKER_HOST_ID: 'worker.hostId',
   SEGFLOW_WORKER_SHUTDOWN_GRACE_MS: 'worker.shutdownGraceMs',
+  SEGFLOW_SEARCH_ACTIVITIES_PER_SECOND: 'worker.searchActivitiesPerSecond',
   SEGFLOW_LOG_LEVEL: 'log.level',
   SEGFLOW_POLICY_URL: 'policy.baseUrl',
   SEGFLOW_POLICY_MODEL: 'policy.model',
