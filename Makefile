@@ -6,7 +6,7 @@ export ONNXRUNTIME_NODE_INSTALL := skip
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 SEGR := node bin/segr.js
 
-.PHONY: help install deps-system deps-node deps-tools deps-models build lint test test-unit test-activity test-integration demo bench dev-up dev-down clean
+.PHONY: help install deps-system deps-node deps-tools deps-models deps-trainer build lint test test-unit test-activity test-integration demo bench dev-up dev-down clean
 
 help:
 	@echo "make test   install everything, build, lint and run the unit, activity and integration tests"
@@ -38,7 +38,12 @@ deps-tools:
 deps-models:
 	bash scripts/setup-models.sh
 
-install: deps-system deps-node deps-tools deps-models
+# The Python trainer worker's venv (.venv/trainer): torch==2.13.0 (CPU wheel) first, then the
+# pinned trainer/requirements*.txt; a stamp makes a second run a no-op.
+deps-trainer:
+	bash trainer/setup.sh
+
+install: deps-system deps-node deps-tools deps-models deps-trainer
 
 build: deps-node
 	npm run build

@@ -1,0 +1,204 @@
+// Training activities on the dev stack's S3: prompt sampling from a prepared index, batch assembly,
+// metrics and the newest-version pointer, and the weight sync against a vLLM-like server.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createPolicyActivities } from '../../../activities/policy/activities.js';
+import {
+  createPolicySyncActivities,
+  createTrainingActivities,
+} from '../../../activities/training/activities.js';
+import type { ArtifactRef } from '../../../core/artifacts.js';
+import { startFakePolicyServer, type FakePolicyServer } from '../../servers/openai-server.js';
+import { testConfig, testStore, uniqueId } from '../../support/stack.js';
+
+const config = testConfig();
+const store = testStore(config);
+const acts = createTrainingActivities({ store });
+const tmp = mkdtempSync(join(tmpdir(), 'segflow-training-act-'));
+const prefix = `test/training-activities/${uniqueId('t')}`;
+let policy: FakePolicyServer;
+let index: string;
+
+const frame = (n: number): ArtifactRef => ({
+  uri: `s3://segflow/x/${n}.jpg`,
+  sha256: 'a'.repeat(64),
+  bytes: 1,
+  contentType: 'image/jpeg',
+});
+
+async function rejectsWith(p: Promise<unknown>, type: string, message: RegExp): Promise<void> {
+  await assert.rejects(p, (err: Error & { type?: string; nonRetryable?: boolean }) => {
+    assert.equal(err.type, type);
+    assert.equal(err.nonRetryable, true);
+    assert.match(err.message, message);
+    return true;
+  });
+}
+
+before(async () => {
+  policy = await startFakePolicyServer({ flavor: 'vllm', script: () => 'ok' });
+  const samples = [];
+  for (const id of ['a', 'b', 'c']) {
+    const ref = await store.putJson(`${prefix}/samples/${id}.json`, {
+      schema: 'segflow.sample/1',
+      id,
+      question: `find ${id}`,
+      ability: id === 'c' ? null : 'in-video',
+      frames: [{ index: 0, fid: 0, original: frame(0), policy: frame(1) }],
+      groundTruth: { '0': { bbox_2d: [1, 2, 3, 4], point_2d: [2, 3], area: 1, max_conn_area: 1 } },
+    });
+    samples.push({ id, ability: null, ref });
+  }
+  index = (await store.putJson(`${prefix}/index.json`, { schema: 'segflow.dataset/1', samples })).uri;
+});
+
+after(async () => {
+  await policy.close();
+  store.client.destroy();
+});
+
+void test('trainingSamplePrompts: seeded prompts as rolloutGroup samples, cursor across epochs', async () => {
+  const r1 = await acts.trainingSamplePrompts({
+    dataset: index,
+    seed: 1,
+    cursor: { epoch: 0, position: 0 },
+    count: 2,
+  });
+  const r2 = await acts.trainingSamplePrompts({ dataset: index, seed: 1, cursor: r1.cursor, count: 2 });
+  assert.deepEqual(r2.cursor, { epoch: 1, position: 1 });
+  const firstEpoch = [...r1.samples, r2.samples[0]!].map((s) => s.id).sort();
+  assert.deepEqual(firstEpoch, ['a', 'b', 'c'], 'an epoch visits every sample once');
+  const c = [...r1.samples, ...r2.samples].find((s) => s.id === 'c')!;
+  assert.equal(c.ability, 'one-hop', 'a sample without ability may search');
+  assert.deepEqual(c.frames, [{ fid: 0, policy: frame(1), original: frame(0) }]);
+  assert.equal(c.question, 'find c');
+});
+
+void test('trainingSamplePrompts: bad datasets are named, non-retryable errors', async () => {
+  const notIndex = (await store.putJson(`${prefix}/not-index.json`, { schema: 'other' })).uri;
+  await rejectsWith(
+    acts.trainingSamplePrompts({ dataset: notIndex, seed: 0, cursor: { epoch: 0, position: 0 }, count: 1 }),
+    'BadInputError',
+    /is not a prepared dataset index .*segr dataset prepare/,
+  );
+  await rejectsWith(
+    acts.trainingSamplePrompts({
+      dataset: `s3://segflow/${prefix}/missing.json`,
+      seed: 0,
+      cursor: { epoch: 0, position: 0 },
+      count: 1,
+    }),
+    'BadInputError',
+    /dataset index .*missing.json does not exist/,
+  );
+  await rejectsWith(
+    acts.trainingSamplePrompts({ dataset: index, seed: 0, cursor: { epoch: 0, position: 0 }, count: 0 }),
+    'BadInputError',
+    /count: /,
+  );
+});
+
+void test('trainingAssembleBatch: the trainer batch with messages, advantages and rewards', async () => {
+  const traj = await store.putJson(`${prefix}/traj.json`, {
+    messages: [
+      { role: 'system', content: 's' },
+      { role: 'user', content: 'frame 0 <image>', images: [frame(1)] },
+      { role: 'assistant', content: '<answer> x </answer>' },
+    ],
+  });
+  const input = {
+    runId: 'run-a',
+    step: 4,
+    policyVersion: 4,
+    trajectories: [{ trajectoryId: 't0', groupId: 'g', trajectory: traj, advantage: 0.5, reward: 2 }],
+  };
+  const ref = await acts.trainingAssembleBatch(input);
+  assert.equal(ref.uri, store.uriOf('runs/run-a/steps/4/batch.json'));
+  const again = await acts.trainingAssembleBatch(input);
+  assert.equal(again.sha256, ref.sha256, 'a retry writes the same bytes');
+  const doc = await store.getJson<{
+    schema: string;
+    trajectories: { messages: unknown[]; advantage: number }[];
+  }>(ref.uri);
+  assert.equal(doc.schema, 'segflow.batch/1');
+  assert.deepEqual(doc.trajectories[0]!.messages[1], { role: 'user', content: 'frame 0 <image>' });
+  const empty = await store.putJson(`${prefix}/empty-traj.json`, { messages: [] });
+  await rejectsWith(
+    acts.trainingAssembleBatch({
+      ...input,
+      trajectories: [{ ...input.trajectories[0]!, trajectory: empty }],
+    }),
+    'BadInputError',
+    /trajectory t0 .* has no messages/,
+  );
+  await rejectsWith(
+    acts.trainingAssembleBatch({
+      ...input,
+      trajectories: [{ ...input.trajectories[0]!, advantage: Number.NaN }],
+    }),
+    'BadInputError',
+    /trajectories\.0\.advantage/,
+  );
+});
+
+void test('trainingWriteMetrics: step metrics and the newest-version pointer', async () => {
+  const runId = uniqueId('run');
+  const ref = await acts.trainingWriteMetrics({
+    runId,
+    step: 0,
+    metrics: { meanReward: 1 },
+    latest: { version: 1, model: `${runId}-v1`, uri: 's3://segflow/p/' },
+  });
+  assert.deepEqual(await store.getJson(ref.uri), {
+    schema: 'segflow.training-metrics/1',
+    runId,
+    step: 0,
+    meanReward: 1,
+  });
+  assert.deepEqual(await store.getJson(`policies/${runId}/latest.json`), {
+    version: 1,
+    model: `${runId}-v1`,
+    uri: 's3://segflow/p/',
+  });
+});
+
+void test('policySyncWeights: downloads the version once per host and loads it on the policy server', async () => {
+  const cfg = { ...config, policy: { ...config.policy, baseUrl: `${policy.url}/v1` } };
+  const sync = createPolicySyncActivities({
+    store,
+    cacheDir: join(tmp, 'cache'),
+    hostId: 'h1',
+    policyLoadAdapter: createPolicyActivities({ config: cfg, store }).policyLoadAdapter,
+  });
+  const version = `${prefix}/policies/v1`;
+  await store.putJson(`${version}/config.json`, { model_type: 'gpt2' });
+  await store.putBytes(
+    `${version}/sub/model.safetensors`,
+    Buffer.from('weights'),
+    'application/octet-stream',
+  );
+  const input = { policy: { uri: store.uriOf(`${version}/`), version: 1 }, name: 'run-a-v1' };
+  const first = await sync.policySyncWeights(input);
+  assert.deepEqual([first.hostId, first.files, first.downloaded], ['h1', 2, true]);
+  assert.equal(readFileSync(join(first.path, 'sub/model.safetensors'), 'utf8'), 'weights');
+  assert.equal(policy.adapters.get('run-a-v1'), first.path);
+  // A retry (or a second run on this host) reloads without downloading again.
+  const again = await sync.policySyncWeights(input);
+  assert.deepEqual([again.downloaded, again.path], [false, first.path]);
+  // vLLM refuses a second load of a name: the adapter is unloaded and loaded again.
+  assert.equal(policy.requests.filter((r) => r.path === '/v1/unload_lora_adapter').length, 1);
+  assert.equal(policy.adapters.get('run-a-v1'), first.path);
+  await rejectsWith(
+    sync.policySyncWeights({
+      policy: { uri: store.uriOf(`${prefix}/policies/none/`), version: 2 },
+      name: 'x',
+    }),
+    'BadInputError',
+    /policy version 2 at .* has no files/,
+  );
+  await rejectsWith(sync.policySyncWeights({ ...input, name: 'bad name' }), 'BadInputError', /name: /);
+  assert.ok(!existsSync(join(tmp, 'cache', 'none')));
+});
