@@ -1,0 +1,347 @@
+"""The nano policy: a tiny multimodal causal transformer that writes the Seg-ReSearch protocol.
+
+Interface for the trainer (trainer/ imports this module; see nano/README.md):
+  load(dir) -> NanoPolicy                 a checkpoint folder: config.json + model.safetensors +
+                                           tokenizer.json (Hugging Face save_pretrained layout)
+  save(model, dir)                         writes that folder
+  encode_conversation(model, messages)     chat messages (OpenAI shape, images as PIL or data URLs)
+                                           -> Prompt (token ids + image tensors)
+  logprobs(model, batch) -> Tensor[B, L]   per-token log-probabilities of response tokens
+                                           (batch: list of (Prompt of the full context, response
+                                           token positions)); differentiable, for PPO
+
+Architecture (why: it must look at the images, learn the format in a couple of CPU minutes and
+stay a real token-level policy whose log-probabilities PPO can move):
+- tokens are "pieces" (nano/tokenizer in this file): protocol constants (`<thinking>`,
+  ` {"name": "text_search", "query": "`, …), lower-case words with and without a leading space,
+  the numbers 0..1000 and single characters as a fallback, matched greedily (longest first);
+- the system message becomes one token (search / non-search prompt) — the tiny model has no use
+  for the prose — and every image becomes a grid of patch tokens from a small CNN: 4×4 for the
+  frames of the first user message, 8×8 for later images (the high-res keyframe);
+- a 2-layer pre-norm transformer over the sequence; the next-token distribution is one softmax
+  whose number logits (0..1000) are shaped as a discretised Gaussian with a predicted mean and
+  width, so coordinates are learnable by a small model and sampling noise is a meaningful,
+  RL-tunable spread.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+SPECIALS = ["<pad>", "<eos>", "<sys_search>", "<sys_plain>", "<user>", "<assistant>", "<img>", "<unk>"]
+PIECES = [
+    "<thinking> ", " </thinking>", "\n", "<search> ", ' {"name": "text_search", "query": "',
+    '"} </search>', "<keyframe> ", " </keyframe>", '<answer> {"bbox_2d": [', ", ", '], "point_2d": [',
+    "]} </answer>", "<information>", "</information>", "(title: ", "high-res", "'",
+]
+NUM_MAX = 1000
+IMG = 64
+
+
+class Tokenizer:
+    def __init__(self, pieces: list[str]) -> None:
+        self.pieces = pieces
+        self.index = {p: i for i, p in enumerate(pieces)}
+        self.maxlen = max(len(p) for p in pieces)
+        self.num0 = self.index["0"]
+
+    @classmethod
+    def build(cls, words: list[str]) -> "Tokenizer":
+        pieces = list(SPECIALS) + list(PIECES)
+        pieces += [str(n) for n in range(NUM_MAX + 1)]
+        for w in sorted(set(words)):
+            for v in (w, " " + w):
+                if v not in pieces:
+                    pieces.append(v)
+        for c in (chr(i) for i in range(32, 127)):
+            if c not in pieces:
+                pieces.append(c)
+        dedup: list[str] = []
+        seen: set[str] = set()
+        for p in pieces:
+            if p not in seen:
+                seen.add(p)
+                dedup.append(p)
+        return cls(dedup)
+
+    def is_number(self, tid: int) -> bool:
+        return self.num0 <= tid <= self.num0 + NUM_MAX
+
+    def encode(self, text: str) -> list[int]:
+        text = text.lower()
+        out, i = [], 0
+        while i < len(text):
+            for n in range(min(self.maxlen, len(text) - i), 0, -1):
+                tid = self.index.get(text[i : i + n])
+                if tid is not None:
+                    # a number piece must not cut a longer number ("12" of "123")
+                    if self.is_number(tid) and i + n < len(text) and text[i + n].isdigit():
+                        continue
+                    out.append(tid)
+                    i += n
+                    break
+            else:
+                out.append(self.index["<unk>"])
+                i += 1
+        return out
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(self.pieces[i] for i in ids if i >= len(SPECIALS))
+
+    def id(self, piece: str) -> int:
+        return self.index[piece]
+
+
+@dataclass
+class PolicyConfig:
+    model_type: str = "segflow-nano-policy"
+    vocab: int = 0
+    d: int = 96
+    layers: int = 2
+    heads: int = 4
+    max_len: int = 640
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class ImageEncoder(nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 16, 3, stride=2, padding=1)
+        self.c2 = nn.Conv2d(16, 32, 3, stride=2, padding=1)
+        self.c3 = nn.Conv2d(32, d, 3, stride=2, padding=1)  # 64 -> 8x8
+        self.pos8 = nn.Parameter(torch.randn(64, d) * 0.02)
+        self.pos4 = nn.Parameter(torch.randn(16, d) * 0.02)
+
+    def forward(self, x: torch.Tensor, fine: bool) -> torch.Tensor:  # x [N,3,64,64] -> [N,T,d]
+        h = F.relu(self.c1(x))
+        h = F.relu(self.c2(h))
+        h = self.c3(h)
+        if fine:
+            return h.flatten(2).transpose(1, 2) + self.pos8
+        return F.avg_pool2d(h, 2).flatten(2).transpose(1, 2) + self.pos4
+
+
+class Block(nn.Module):
+    def __init__(self, d: int, heads: int) -> None:
+        super().__init__()
+        self.n1, self.n2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.att = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.ff = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+
+    def forward(self, x, mask, pad):
+        h = self.n1(x)
+        x = x + self.att(h, h, h, attn_mask=mask, key_padding_mask=pad, need_weights=False)[0]
+        return x + self.ff(self.n2(x))
+
+
+class NanoPolicy(nn.Module):
+    def __init__(self, config: PolicyConfig, tok: Tokenizer) -> None:
+        super().__init__()
+        self.config, self.tok = config, tok
+        d = config.d
+        self.emb = nn.Embedding(config.vocab, d)
+        self.pos = nn.Parameter(torch.randn(config.max_len, d) * 0.02)
+        self.img = ImageEncoder(d)
+        self.blocks = nn.ModuleList([Block(d, config.heads) for _ in range(config.layers)])
+        self.norm = nn.LayerNorm(d)
+        self.num_head = nn.Linear(d, 3)  # number bias, mean, width
+        nums = torch.arange(NUM_MAX + 1, dtype=torch.float32)
+        self.register_buffer("nums", nums, persistent=False)
+
+    # -- sequence assembly
+    def embed(self, prompts: list["Prompt"]) -> tuple[torch.Tensor, torch.Tensor]:
+        seqs = []
+        for p in prompts:
+            ids = torch.tensor(p.ids, dtype=torch.long)
+            x = self.emb(ids)
+            if p.images:
+                imgs = torch.stack([im for im, _ in p.images])
+                feats = [self.img(imgs[i : i + 1], fine)[0] for i, (_, fine) in enumerate(p.images)]
+                parts, last = [], 0
+                slots = [i for i, t in enumerate(p.ids) if t == self.tok.id("<img>")]
+                for s, f in zip(slots, feats):
+                    parts += [x[last:s], f]
+                    last = s + 1
+                parts.append(x[last:])
+                x = torch.cat(parts)
+            seqs.append(x)
+        L = max(s.shape[0] for s in seqs)
+        if L > self.config.max_len:
+            raise ValueError(f"context of {L} positions exceeds the nano policy's max_len {self.config.max_len}")
+        pad = torch.ones(len(seqs), L, dtype=torch.bool)
+        out = torch.zeros(len(seqs), L, self.config.d)
+        for i, s in enumerate(seqs):
+            out[i, : s.shape[0]] = s
+            pad[i, : s.shape[0]] = False
+        return out + self.pos[:L], pad
+
+    def forward_hidden(self, prompts: list["Prompt"]) -> tuple[torch.Tensor, torch.Tensor]:
+        x, pad = self.embed(prompts)
+        L = x.shape[1]
+        mask = torch.triu(torch.full((L, L), float("-inf")), 1)
+        for b in self.blocks:
+            x = b(x, mask, pad)
+        return self.norm(x), pad
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Next-token logits [.., V]: tied embeddings; numbers as a discretised Gaussian."""
+        base = h @ self.emb.weight.t()
+        nb, mu, w = self.num_head(h).unbind(-1)
+        mu = torch.sigmoid(mu) * NUM_MAX
+        sigma = 2.0 + F.softplus(w) * 20.0
+        gauss = -((self.nums - mu.unsqueeze(-1)) ** 2) / (2 * sigma.unsqueeze(-1) ** 2)
+        n0 = self.tok.num0
+        return torch.cat([base[..., :n0], nb.unsqueeze(-1) + gauss, base[..., n0 + NUM_MAX + 1 :]], -1)
+
+
+@dataclass
+class Prompt:
+    """Token ids with `<img>` slots and, in order, the image tensors [3,64,64] with their grid kind."""
+
+    ids: list[int]
+    images: list[tuple[torch.Tensor, bool]]
+
+    def positions(self) -> int:
+        return len(self.ids) + sum((64 if fine else 16) - 1 for _, fine in self.images)
+
+
+def image_tensor(img: Image.Image) -> torch.Tensor:
+    x = torch.frombuffer(bytearray(img.convert("RGB").resize((IMG, IMG), Image.BILINEAR).tobytes()), dtype=torch.uint8)
+    return x.view(IMG, IMG, 3).permute(2, 0, 1).float() / 127.5 - 1.0
+
+
+def decode_image_url(url: str) -> Image.Image:
+    if url.startswith("data:"):
+        b64 = url.split(",", 1)[1]
+        return Image.open(io.BytesIO(base64.b64decode(b64)))
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as r:  # presigned S3 URLs
+        return Image.open(io.BytesIO(r.read()))
+
+
+def encode_conversation(model: NanoPolicy, messages: list[dict], add_generation_prompt: bool = True) -> Prompt:
+    """OpenAI chat messages -> Prompt. Images: `image_url` parts (data/http URLs) or PIL images."""
+    tok = model.tok
+    ids: list[int] = []
+    images: list[tuple[torch.Tensor, bool]] = []
+    user_turns = 0
+    for m in messages:
+        role, content = m["role"], m["content"]
+        parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        if role == "system":
+            text = "".join(p.get("text", "") for p in parts if p.get("type") == "text")
+            ids.append(tok.id("<sys_search>" if "<tools>" in text else "<sys_plain>"))
+            continue
+        ids.append(tok.id("<user>" if role == "user" else "<assistant>"))
+        if role == "user":
+            user_turns += 1
+        for p in parts:
+            if p.get("type") == "text":
+                # `<image>` placeholders in text are not images (the rollout sends image parts)
+                ids += tok.encode(p["text"].replace("<image>", ""))
+            elif p.get("type") == "image_url":
+                url = p["image_url"]["url"] if isinstance(p["image_url"], dict) else p["image_url"]
+                img = url if isinstance(url, Image.Image) else decode_image_url(url)
+                images.append((image_tensor(img), user_turns > 1))
+                ids.append(tok.id("<img>"))
+        if role == "assistant":
+            ids.append(tok.id("<eos>"))
+    if add_generation_prompt:
+        ids.append(tok.id("<assistant>"))
+    return Prompt(ids, images)
+
+
+def logprobs(model: NanoPolicy, batch: list[tuple[Prompt, list[int]]]) -> torch.Tensor:
+    """Log-probabilities of response tokens. Each item is (the full sequence as a Prompt, the token
+    indices within `prompt.ids` that are response tokens); returns [B, max responses] (0-padded)."""
+    prompts = [p for p, _ in batch]
+    h, _ = model.forward_hidden(prompts)
+    out = torch.zeros(len(batch), max(len(r) for _, r in batch))
+    rows = []
+    for b, (p, resp) in enumerate(batch):
+        pos = _positions(p)
+        idx = torch.tensor([pos[i] - 1 for i in resp])  # the position that predicts token i
+        lp = F.log_softmax(model.logits(h[b, idx]), -1)
+        rows.append(lp.gather(-1, torch.tensor([p.ids[i] for i in resp]).unsqueeze(-1)).squeeze(-1))
+    out = torch.stack([F.pad(r, (0, out.shape[1] - r.shape[0])) for r in rows])
+    return out
+
+
+def _positions(p: Prompt) -> list[int]:
+    """Sequence position of each id (image slots expand to their grid)."""
+    pos, at, k = [], 0, 0
+    img = None
+    for t in p.ids:
+        pos.append(at)
+        if img is None:
+            img = 6  # "<img>" id is 6 (SPECIALS order)
+        if t == img:
+            at += 64 if p.images[k][1] else 16
+            k += 1
+        else:
+            at += 1
+    return pos
+
+
+def save(model: NanoPolicy, out: str) -> None:
+    os.makedirs(out, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(out, "model.safetensors"))
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(asdict(model.config), f, indent=1)
+    with open(os.path.join(out, "tokenizer.json"), "w") as f:
+        json.dump({"type": "segflow-nano-pieces", "pieces": model.tok.pieces}, f)
+
+
+def load(path: str) -> NanoPolicy:
+    for f in ("config.json", "model.safetensors", "tokenizer.json"):
+        if not os.path.isfile(os.path.join(path, f)):
+            raise FileNotFoundError(f"nano policy checkpoint {path} has no {f} (expected config.json, model.safetensors, tokenizer.json)")
+    cfg = PolicyConfig(**json.load(open(os.path.join(path, "config.json"))))
+    if cfg.model_type != "segflow-nano-policy":
+        raise ValueError(f"{path}/config.json: model_type {cfg.model_type!r} is not segflow-nano-policy")
+    tok = Tokenizer(json.load(open(os.path.join(path, "tokenizer.json")))["pieces"])
+    model = NanoPolicy(cfg, tok)
+    model.load_state_dict(load_file(os.path.join(path, "model.safetensors")))
+    model.eval()
+    return model
+
+
+def new_model(tok: Tokenizer, seed: int) -> NanoPolicy:
+    torch.manual_seed(seed)
+    return NanoPolicy(PolicyConfig(vocab=len(tok.pieces), seed=seed), tok)
+
+
+def sample_next(model: NanoPolicy, h: torch.Tensor, temperature: float, top_p: float, top_k: int,
+                gen: torch.Generator) -> tuple[int, float]:
+    """One token from the last hidden state; returns (id, raw log-probability)."""
+    logits = model.logits(h)
+    logp = F.log_softmax(logits, -1)
+    if temperature <= 0:
+        t = int(torch.argmax(logits))
+        return t, float(logp[t])
+    z = logits / temperature
+    if top_k and top_k > 0:
+        kth = torch.topk(z, min(top_k, z.shape[-1])).values[-1]
+        z = torch.where(z < kth, torch.full_like(z, -math.inf), z)
+    probs = torch.softmax(z, -1)
+    if top_p < 1.0:
+        sp, si = torch.sort(probs, descending=True)
+        keep = torch.cumsum(sp, 0) - sp < top_p
+        mask = torch.zeros_like(probs, dtype=torch.bool)
+        mask[si[keep]] = True
+        probs = torch.where(mask, probs, torch.zeros_like(probs))
+        probs = probs / probs.sum()
+    t = int(torch.multinomial(probs, 1, generator=gen))
+    return t, float(logp[t])

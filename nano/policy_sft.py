@@ -1,0 +1,215 @@
+"""Supervised warm-up of the nano policy on generated protocol traces (deterministic by seed).
+
+A trace is the conversation the rollout workflow would have with a perfect policy on a nano train
+sample: the system prompt (search or not), `frame {fid}` + image for 6 linspace-sampled frames and
+the question; then search turns (one-hop/relational: the artifact; multi-hop: the order's emblem,
+then the artifact) answered by `<information>` blocks built from the corpus (the right passage and
+a distractor), the keyframe turn (the sampled frame where the target is largest), the high-res
+keyframe, and the answer in 0–1000 coordinates. Loss: cross-entropy on assistant tokens only.
+
+Usage: python -m nano.policy_sft --data .nano/data --out .nano/models/policy/v0 --seed 0 [--steps 300]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from nano import policy_model as pm
+
+SEARCH_MARK = "<tools>"  # the search system prompt declares tools; the model only needs which one
+
+
+def linspace(total: int, count: int) -> list[int]:
+    return [int(v) for v in np.linspace(0, total - 1, count, dtype=int)]
+
+
+def norm_box(b: list[int], w: int, h: int) -> list[int]:
+    return [round(b[0] / w * 1000), round(b[1] / h * 1000), round(b[2] / w * 1000), round(b[3] / h * 1000)]
+
+
+def inner_point(mask: np.ndarray) -> tuple[int, int]:
+    """The deepest mask pixel (repeated 3×3 erosion), a stand-in for the EDT argmax."""
+    m = mask.copy()
+    last = m
+    while m.any():
+        last = m
+        p = np.pad(m, 1)
+        m = p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    ys, xs = np.nonzero(last)
+    cy, cx = ys.mean(), xs.mean()
+    k = int(np.argmin((ys - cy) ** 2 + (xs - cx) ** 2))
+    return int(xs[k]), int(ys[k])
+
+
+def information(hits: list[str]) -> str:
+    refs = ""
+    for i, c in enumerate(hits):
+        title, body = c.split("\n", 1)
+        refs += f"{i + 1}. (Title: {title}) {body}\n"
+    return f"<information>{refs}</information>\n\n"
+
+
+def build_traces(data: str, split: str, rng: random.Random) -> list[dict]:
+    meta = json.load(open(os.path.join(data, "meta.json")))
+    corpus = [json.loads(line)["contents"] for line in open(os.path.join(data, "corpus.jsonl"))]
+    by_title = {c.split("\n", 1)[0].lower(): c for c in corpus}
+    traces = []
+    for s in meta["splits"][split]:
+        vdir = os.path.join(data, split, "JPEGImages", s["video"])
+        adir = os.path.join(data, split, "Annotations", s["video"], s["oid"])
+        names = sorted(n[:-4] for n in os.listdir(vdir))
+        idx = linspace(len(names), 6)
+        fids = [int(names[i]) for i in idx]
+        masks = {i: np.asarray(Image.open(os.path.join(adir, names[i] + ".png"))) > 127 for i in idx}
+        key = max(idx, key=lambda i: (int(masks[i].sum()), -i))
+        h, w = masks[key].shape
+        ys, xs = np.nonzero(masks[key])
+        box = norm_box([int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())], w, h)
+        px, py = inner_point(masks[key])
+        point = [round(px / w * 1000), round(py / h * 1000)]
+        target = s["target"]
+        sys = "search <tools>" if s["ability"] != "in-video" else "plain"
+        user_text = "".join(f"frame {f} <image>\n" for f in fids) + f"\nPlease find '{s['query']}' in the provided video."
+        turns: list[tuple[str, str]] = []  # (assistant text, observation text)
+        facts = s["facts"]
+        distract = lambda: rng.choice(corpus)  # noqa: E731
+        if s["ability"] == "multi-hop":
+            o, a = facts["order"], facts["artifact"]
+            turns.append((
+                f"<thinking> the query names the {o.lower()} order . i will search for its emblem . </thinking>\n"
+                f'<search> {{"name": "text_search", "query": "{o.lower()} order emblem"}} </search>',
+                information([by_title[f"{o.lower()} order"], distract()]),
+            ))
+        if s["ability"] in ("one-hop", "multi-hop", "relational"):
+            a = facts["artifact"].lower()
+            turns.append((
+                f"<thinking> the query names the {a} , which the video cannot show . i will search for it . </thinking>\n"
+                f'<search> {{"name": "text_search", "query": "{a} appearance"}} </search>',
+                information([by_title[a], distract()]),
+            ))
+        if s["ability"] == "relational":
+            think = f"the target is on the {facts['side']} of the {facts['artifact'].lower()} : the {target}"
+        else:
+            think = f"the target is the {target}"
+        turns.append((
+            f"<thinking> {think} . frame {fids[idx.index(key)]} shows it best . </thinking>\n<keyframe> {fids[idx.index(key)]} </keyframe>",
+            "Here is the high-res version of your selected frame: <image>",
+        ))
+        answer = (
+            f"<thinking> the {target} is here . </thinking>\n"
+            f'<answer> {{"bbox_2d": [{box[0]}, {box[1]}, {box[2]}, {box[3]}], "point_2d": [{point[0]}, {point[1]}]}} </answer>'
+        )
+        traces.append({
+            "sys": sys, "user_text": user_text, "frames": [os.path.join(vdir, names[i] + ".jpg") for i in idx],
+            "keyframe": os.path.join(vdir, names[key] + ".jpg"), "turns": turns, "answer": answer,
+        })
+    return traces
+
+
+def user_parts(text: str, images: list[Image.Image]) -> list[dict]:
+    """`<image>` placeholders -> image parts, as the rollout sends them."""
+    parts: list[dict] = []
+    chunks = text.split("<image>")
+    for i, c in enumerate(chunks):
+        if c:
+            parts.append({"type": "text", "text": c})
+        if i < len(chunks) - 1:
+            parts.append({"type": "image_url", "image_url": {"url": images[i]}})
+    return parts
+
+
+def trace_example(model: pm.NanoPolicy, tr: dict, cache: dict) -> tuple[pm.Prompt, list[int]]:
+    """The whole conversation as one sequence and the indices of assistant (trained) tokens."""
+    tok = model.tok
+
+    def img(p: str) -> Image.Image:
+        if p not in cache:
+            cache[p] = Image.open(p).convert("RGB")
+        return cache[p]
+
+    frames = [img(p) for p in tr["frames"]]
+    msgs = [{"role": "system", "content": tr["sys"]}, {"role": "user", "content": user_parts(tr["user_text"], frames)}]
+    prompt = pm.encode_conversation(model, msgs, add_generation_prompt=True)
+    ids, images, resp = list(prompt.ids), list(prompt.images), []
+    turns = list(tr["turns"]) + [(tr["answer"], None)]
+    for text, obs in turns:
+        t_ids = tok.encode(text)
+        if obs is None:
+            t_ids.append(tok.id("<eos>"))
+        resp += list(range(len(ids), len(ids) + len(t_ids)))
+        ids += t_ids
+        if obs is not None:
+            ids.append(tok.id("<user>"))
+            if "<image>" in obs:
+                ids += tok.encode(obs.replace("<image>", ""))
+                ids.append(tok.id("<img>"))
+                images.append((pm.image_tensor(img(tr["keyframe"])), True))
+            else:
+                ids += tok.encode(obs)
+            ids.append(tok.id("<assistant>"))
+    return pm.Prompt(ids, images), resp
+
+
+def vocabulary_words(data: str) -> list[str]:
+    meta = json.load(open(os.path.join(data, "meta.json")))
+    text = " ".join(json.loads(line)["contents"] for line in open(os.path.join(data, "corpus.jsonl")))
+    text += " " + " ".join(s["query"] for sp in meta["splits"].values() for s in sp)
+    text += (" the query names order i will search for its emblem which video cannot show it target is on left right"
+             " of frame shows best here appearance please find in provided version your selected a an")
+    return re.findall(r"[a-z]+", text.lower())
+
+
+def train(data: str, out: str, seed: int, steps: int, batch: int = 8, log=print) -> dict:
+    rng = random.Random(seed)
+    tok = pm.Tokenizer.build(vocabulary_words(data))
+    model = pm.new_model(tok, seed)
+    traces = build_traces(data, "train", rng)
+    cache: dict = {}
+    examples = [trace_example(model, t, cache) for t in traces]
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    t0 = time.time()
+    model.train()
+    for step in range(steps):
+        items = [examples[rng.randrange(len(examples))] for _ in range(batch)]
+        lp = pm.logprobs(model, items)
+        n = torch.tensor([len(r) for _, r in items])
+        mask = torch.arange(lp.shape[1]).unsqueeze(0) < n.unsqueeze(1)
+        loss = -(lp * mask).sum() / mask.sum()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % 20 == 0 or step == steps - 1:
+            log(f"policy sft step {step}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f}s)")
+    model.eval()
+    pm.save(model, out)
+    return {"seconds": time.time() - t0, "loss": float(loss)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    if not os.path.isfile(os.path.join(a.data, "meta.json")):
+        raise SystemExit(f"--data {a.data}: no meta.json there; run python -m nano.world --out {a.data} first")
+    r = train(a.data, a.out, a.seed, a.steps)
+    print(json.dumps({"out": a.out, "train_seconds": round(r["seconds"], 1), "final_loss": round(r["loss"], 3)}))
+
+
+if __name__ == "__main__":
+    main()
