@@ -24,8 +24,11 @@ deps-system:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	  { echo "could not install chromium: run 'apt-get install chromium' as root"; exit 1; }; }
 
+# `npm install` on the committed lock, not `npm ci`: the registries reachable here do not serve
+# every platform's optional binaries (e.g. @swc/core-darwin-*), so the lock cannot list them and
+# `npm ci` refuses it; `npm install` installs the locked versions all the same.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm install --no-audit --no-fund
 	@touch $@
 
 deps-node: node_modules/.installed
