@@ -6,7 +6,7 @@
 // the newest checkpoint once; the report renders in headless Chromium with tables and plots.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -291,6 +291,101 @@ test(
     );
     assert.equal(json.samples.length, 4);
     assert.equal(json.gallery.best.length + json.gallery.worst.length, 4);
+  },
+);
+
+test(
+  '`segr eval` runs an evaluation from the CLI and writes the report; `segr report training` and `segr schedule eval` check their input',
+  { timeout: 120_000 },
+  async () => {
+    // Asynchronous: the scripted policy and Serper servers live in this process's event loop.
+    const segr = (args: string[]) =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [join(repoRoot, 'bin/segr.js'), ...args], { cwd: repoRoot });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.once('close', (status) => resolve({ status, stdout, stderr }));
+      });
+    const evalId = uniqueId('it-eval-cli');
+    const html = join(tmp, 'cli-report.html');
+    const json = join(tmp, 'cli-report.json');
+    const r = await segr([
+      'eval',
+      '--dataset',
+      okvosIndex.uri,
+      '--policy',
+      'policy',
+      '--policy-version',
+      '1',
+      '--search',
+      'serper',
+      '--limit',
+      '1',
+      '--search-price',
+      'serper=0.002',
+      '--remote',
+      '--id',
+      evalId,
+      '--report',
+      html,
+      '--json',
+      json,
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^one-hop\s+1\s+[\d.]+\s+[\d.]+\s+[\d.]+$/m);
+    assert.match(r.stdout, /searches 1 \(0 cached\), paid 1, cost \$0\.0020/);
+    assert.match(readFileSync(html, 'utf8'), /<table id="vos-table">/);
+    assert.equal((JSON.parse(readFileSync(json, 'utf8')) as { samples: unknown[] }).samples.length, 1);
+
+    const steps = join(tmp, 'steps.jsonl');
+    writeFileSync(
+      steps,
+      [0, 1, 2]
+        .map((step) =>
+          JSON.stringify({
+            runId: 'r',
+            step,
+            policyVersion: step,
+            reward: { mean: step, components: { outcome: step / 2 } },
+            searchesPerTrajectory: { mean: 1 },
+            responseLength: { mean: 100 },
+          }),
+        )
+        .join('\n'),
+    );
+    const dash = await segr(['report', 'training', '--metrics', steps, '--out', join(tmp, 'dash.html')]);
+    assert.equal(dash.status, 0, dash.stderr);
+    assert.match(dash.stdout, /wrote .*dash\.html \(3 steps\)/);
+    const bad = await segr([
+      'report',
+      'training',
+      '--metrics',
+      join(tmp, 'nope.jsonl'),
+      '--out',
+      join(tmp, 'x.html'),
+    ]);
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /--metrics .*nope\.jsonl does not exist/);
+    const noSpec = await segr([
+      'schedule',
+      'eval',
+      '--id',
+      's1',
+      '--dataset',
+      okvosIndex.uri,
+      '--latest-from',
+      'policies/r/latest.json',
+    ]);
+    assert.notEqual(noSpec.status, 0);
+    assert.match(noSpec.stderr, /give exactly one of --every .* or --cron/);
+    const badDataset = await segr(['eval', '--dataset', '/tmp/whatever', '--remote']);
+    assert.notEqual(badDataset.status, 0);
+    assert.match(
+      badDataset.stderr,
+      /--dataset "\/tmp\/whatever" must be the index `segr dataset prepare` printed/,
+    );
   },
 );
 
