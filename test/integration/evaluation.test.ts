@@ -397,10 +397,17 @@ test(
     const r = (await client.workflow.execute('evaluation', {
       taskQueue: TaskQueues.orchestrator,
       workflowId: evalId,
-      args: [evalInput(evalId, reasonSegIndex, { concurrency: 3 })],
+      // Two samples per run: the third comes after a continue-as-new.
+      args: [evalInput(evalId, reasonSegIndex, { concurrency: 3, pageSize: 2 })],
       workflowExecutionTimeout: '5 minutes',
     })) as EvaluationResult;
     runs.reasonseg = r;
+    const lastRun = await client.workflow.getHandle(evalId).fetchHistory();
+    assert.ok(
+      lastRun.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId,
+      'the evaluation continued as new between pages',
+    );
+    assert.equal(r.evaluated, 3, 'progress carried across runs');
     const results = await sampleResults(evalId);
     assert.equal(results.length, 3);
     let sumI = 0;
