@@ -6,7 +6,7 @@ export ONNXRUNTIME_NODE_INSTALL := skip
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 SEGR := node bin/segr.js
 
-.PHONY: help install deps-system deps-node deps-tools deps-models deps-nano nano-models deps-trainer build lint test test-unit test-activity test-integration demo bench dev-up dev-down clean
+.PHONY: help install deps-system deps-node deps-tools deps-models deps-nano deps-trainer build lint test test-unit test-activity test-integration demo bench dev-up dev-down clean
 
 help:
 	@echo "make test   install everything, build, lint and run the unit, activity and integration tests"
@@ -41,13 +41,10 @@ deps-tools:
 deps-models:
 	bash scripts/setup-models.sh
 
-# The nano world (nano/README.md): .venv/nano (torch==2.13.0 CPU first, then nano/requirements.txt)
-# and the generated dataset + corpus in .nano/data; a no-op once done. `nano-models` adds the
-# tiny segmenter trained from scratch (.nano/models/sam2).
+# The nano world (nano/README.md): .venv/nano (torch==2.13.0 CPU first, then nano/requirements.txt),
+# the generated dataset + corpus in .nano/data and the tiny segmenter trained from scratch in
+# .nano/models/sam2 (test/integration/nano.test.ts uses it); a no-op once done.
 deps-nano:
-	bash scripts/nano-setup.sh --data
-
-nano-models: deps-nano
 	bash scripts/nano-setup.sh
 
 # The Python trainer worker's venv (.venv/trainer): torch==2.13.0 (CPU wheel) first, then the

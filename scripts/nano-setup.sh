@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 VENV="${NANO_VENV:-.venv/nano}"
 DIR="${NANO_DIR:-.nano}"
 SEED="${NANO_SEED:-0}"
-SEG_STEPS="${NANO_SEG_STEPS:-300}"
+SEG_STEPS="${NANO_SEG_STEPS:-200}"
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 TORCH_PIN="torch==2.13.0"
