@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import type { SegflowConfig } from '../../core/config/schema.js';
-import { BadInputError } from '../errors.js';
+import { parseActivityInput } from '../edge.js';
 import { activityFailure } from '../net/failures.js';
 import { cosine, OnnxTextEncoder, type TextEncoder } from './encoder.js';
 
@@ -53,15 +53,6 @@ export function encoderFromConfig(config: SegflowConfig['embeddings']): () => Pr
   );
 }
 
-function parseInput<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
-  const r = schema.safeParse(input);
-  if (!r.success) {
-    const problems = r.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ');
-    throw new BadInputError(`${what} input is invalid: ${problems}`);
-  }
-  return r.data;
-}
-
 export function createEmbeddingActivities(deps: EmbeddingDeps) {
   const getEncoder =
     typeof deps.encoder === 'function' ? deps.encoder : () => Promise.resolve(deps.encoder as TextEncoder);
@@ -69,7 +60,11 @@ export function createEmbeddingActivities(deps: EmbeddingDeps) {
     /** Cosine similarity of a search query with each reference step (IGR). */
     async searchQuerySimilarity(input: SearchQuerySimilarityInput): Promise<SearchQuerySimilarity> {
       try {
-        const { query, references } = parseInput(searchQuerySimilarityInput, input, 'searchQuerySimilarity');
+        const { query, references } = parseActivityInput(
+          searchQuerySimilarityInput,
+          input,
+          'searchQuerySimilarity',
+        );
         if (references.length === 0) return { scores: [], maxCosine: null, bestIndex: -1 };
         const encoder = await getEncoder();
         const [q, ...refs] = await encoder.embed([query, ...references]);

@@ -6,13 +6,13 @@
  * zod at this edge; bad input (not a dataset index, a sample without masks, a malformed pointer)
  * fails non-retryably with the input named; S3 errors retry by class.
  */
-import { Context } from '@temporalio/activity';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { artifactRefSchema, type ArtifactRef } from '../../core/artifacts.js';
 import { ABILITIES, type Ability } from '../../core/protocol/prompts.js';
 import type { PreparedDatasetIndex, PreparedSample } from '../datasets/prepare.js';
-import { BadInputError, toApplicationFailure } from '../errors.js';
+import { BadInputError, activityFailure } from '../errors.js';
+import { heartbeat, parseActivityInput } from '../edge.js';
 import type { FrameSet } from '../media/ingest.js';
 import { maskSequenceLookup, readBinaryMask, type BinaryMask, type MaskSequence } from '../media/masks.js';
 import { tintRgb } from '../media/overlay.js';
@@ -146,38 +146,9 @@ export interface EvaluationActivityDeps {
   now?: () => Date;
 }
 
-function parse<T extends z.ZodType>(schema: T, input: unknown, what: string): z.output<T> {
-  const r = schema.safeParse(input);
-  if (!r.success) {
-    const problems = r.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ');
-    throw new BadInputError(`${what} input is invalid: ${problems}`, { problems });
-  }
-  return r.data;
-}
-
-function heartbeat(details?: unknown): void {
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    /* called outside an activity (CLI, tests) */
-  }
-}
-
-async function getJsonNamed<T>(store: ArtifactStore, uri: string, what: string): Promise<T> {
-  try {
-    return await store.getJson<T>(uri);
-  } catch (err) {
-    if (err instanceof ArtifactNotFoundError)
-      throw new BadInputError(`${what} ${uri} does not exist`, { uri }, err);
-    if (err instanceof SyntaxError)
-      throw new BadInputError(`${what} ${uri} is not JSON: ${err.message}`, { uri }, err);
-    throw err;
-  }
-}
-
 /** Reads and checks a prepared dataset index. */
 export async function readDatasetIndex(store: ArtifactStore, uri: string): Promise<PreparedDatasetIndex> {
-  const index = await getJsonNamed<PreparedDatasetIndex>(store, uri, 'dataset index');
+  const index = await store.getInputJson<PreparedDatasetIndex>(uri, 'dataset index');
   if (index?.schema !== 'segflow.dataset/1' || !Array.isArray(index.samples)) {
     throw new BadInputError(
       `dataset ${uri} is not a prepared dataset index (schema ${JSON.stringify(index?.schema)}, expected "segflow.dataset/1"); make one with \`segr dataset prepare\` and pass the "index" it prints`,
@@ -261,7 +232,7 @@ export function createEvaluationActivities(deps: EvaluationActivityDeps) {
     /** One page of the dataset's samples, each marked done when its result is already stored. */
     async evalPlan(raw: EvalPlanInput): Promise<EvalPlan> {
       try {
-        const input = parse(evalInputs.plan, raw, 'evalPlan');
+        const input = parseActivityInput(evalInputs.plan, raw, 'evalPlan');
         const index = await readDatasetIndex(store, input.dataset);
         const total = Math.min(index.samples.length, input.limit ?? Infinity);
         const page = index.samples.slice(input.offset, Math.min(total, input.offset + input.pageSize));
@@ -273,15 +244,15 @@ export function createEvaluationActivities(deps: EvaluationActivityDeps) {
         }));
         return { total, format: index.format, split: index.split, samples };
       } catch (err) {
-        throw toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
 
     /** The prepared record, reduced to what the child workflow needs. */
     async evalLoadSample(raw: z.input<typeof evalInputs.load>): Promise<LoadedSample> {
       try {
-        const input = parse(evalInputs.load, raw, 'evalLoadSample');
-        const rec = await getJsonNamed<PreparedSample>(store, input.record.uri, 'sample record');
+        const input = parseActivityInput(evalInputs.load, raw, 'evalLoadSample');
+        const rec = await store.getInputJson<PreparedSample>(input.record.uri, 'sample record');
         if (rec?.schema !== 'segflow.sample/1') {
           throw new BadInputError(
             `sample record ${input.record.uri} is not a prepared sample (schema ${JSON.stringify(rec?.schema)})`,
@@ -314,7 +285,7 @@ export function createEvaluationActivities(deps: EvaluationActivityDeps) {
             return { ...base, kind: 'video', video: rec.media.video };
         }
       } catch (err) {
-        throw toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
 
@@ -326,15 +297,15 @@ export function createEvaluationActivities(deps: EvaluationActivityDeps) {
       raw: EvalScoreInput,
     ): Promise<{ sampleId: string; JF: number; iou: number | null; result: ArtifactRef }> {
       try {
-        const input = parse(evalInputs.score, raw, 'evalScoreSample');
-        const rec = await getJsonNamed<PreparedSample>(store, input.record.uri, 'sample record');
+        const input = parseActivityInput(evalInputs.score, raw, 'evalScoreSample');
+        const rec = await store.getInputJson<PreparedSample>(input.record.uri, 'sample record');
         if (!rec.masks)
           throw new BadInputError(`sample ${rec.id} has no ground-truth masks`, { sample: rec.id });
-        const gtSeq = await getJsonNamed<MaskSequence>(store, rec.masks.uri, 'ground-truth masks');
+        const gtSeq = await store.getInputJson<MaskSequence>(rec.masks.uri, 'ground-truth masks');
         const gtAt = maskSequenceLookup(gtSeq);
         const gt = gtSeq.frames.map((f) => ({ index: f.index, mask: gtAt(f.index)! }));
         const ignore = rec.ignore
-          ? maskSequenceLookup(await getJsonNamed<MaskSequence>(store, rec.ignore.uri, 'ignore mask'))(0)
+          ? maskSequenceLookup(await store.getInputJson<MaskSequence>(rec.ignore.uri, 'ignore mask'))(0)
           : undefined;
         const kind: 'image' | 'video' = rec.media.kind === 'image' ? 'image' : 'video';
 
@@ -345,8 +316,7 @@ export function createEvaluationActivities(deps: EvaluationActivityDeps) {
           const m = await maskAt(store, p.mask.uri, 'predicted mask');
           if (m) predicted.set(0, m);
         } else if (p.kind === 'video') {
-          const manifest = await getJsonNamed<{ frames: { frame: number; mask: string }[] }>(
-            store,
+          const manifest = await store.getInputJson<{ frames: { frame: number; mask: string }[] }>(
             p.manifest.uri,
             'segmentation manifest',
           );
@@ -383,7 +353,7 @@ export function createEvaluationActivities(deps: EvaluationActivityDeps) {
         let frameUri: string | undefined;
         if (rec.media.kind === 'image') frameUri = rec.media.image.uri;
         else if (rec.media.kind === 'frames') {
-          const set = await getJsonNamed<FrameSet>(store, rec.media.frameSet.uri, 'frame set');
+          const set = await store.getInputJson<FrameSet>(rec.media.frameSet.uri, 'frame set');
           frameUri = set.frames[overlayFrame ?? 0]?.ref.uri;
         } else frameUri = input.frameUris?.[overlayFrame ?? 0];
         let overlay: ArtifactRef | null = null;
@@ -434,7 +404,7 @@ export function createEvaluationActivities(deps: EvaluationActivityDeps) {
           result: ref,
         };
       } catch (err) {
-        throw toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
 
@@ -443,7 +413,7 @@ export function createEvaluationActivities(deps: EvaluationActivityDeps) {
       raw: EvalAggregateInput,
     ): Promise<{ summary: ArtifactRef; metrics: EvaluationSummary }> {
       try {
-        const input = parse(evalInputs.aggregate, raw, 'evalAggregate');
+        const input = parseActivityInput(evalInputs.aggregate, raw, 'evalAggregate');
         const index = await readDatasetIndex(store, input.dataset);
         const ids = index.samples
           .slice(0, Math.min(index.samples.length, input.limit ?? Infinity))
@@ -478,7 +448,7 @@ export function createEvaluationActivities(deps: EvaluationActivityDeps) {
         await store.putJson(EvalKeys.byDataset(datasetKeyOf(datasetUri), input.evalId), pointer);
         return { summary, metrics };
       } catch (err) {
-        throw toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
 
@@ -487,9 +457,8 @@ export function createEvaluationActivities(deps: EvaluationActivityDeps) {
       raw: z.input<typeof evalInputs.report>,
     ): Promise<{ html: ArtifactRef; json: ArtifactRef }> {
       try {
-        const input = parse(evalInputs.report, raw, 'evalReport');
-        const summary = await getJsonNamed<EvaluationSummary>(
-          store,
+        const input = parseActivityInput(evalInputs.report, raw, 'evalReport');
+        const summary = await store.getInputJson<EvaluationSummary>(
           EvalKeys.summary(input.evalId),
           'evaluation summary',
         );
@@ -525,7 +494,7 @@ export function createEvaluationActivities(deps: EvaluationActivityDeps) {
           json: await store.putJson(EvalKeys.reportJson(input.evalId), json),
         };
       } catch (err) {
-        throw toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
 
@@ -534,8 +503,8 @@ export function createEvaluationActivities(deps: EvaluationActivityDeps) {
       raw: z.input<typeof evalInputs.resolvePolicy>,
     ): Promise<{ version: number; model: string | null }> {
       try {
-        const input = parse(evalInputs.resolvePolicy, raw, 'evalResolvePolicy');
-        const value = await getJsonNamed<unknown>(store, input.latestFrom, 'policy pointer');
+        const input = parseActivityInput(evalInputs.resolvePolicy, raw, 'evalResolvePolicy');
+        const value = await store.getInputJson<unknown>(input.latestFrom, 'policy pointer');
         const r = policyPointerSchema.safeParse(value);
         if (!r.success) {
           throw new BadInputError(
@@ -545,7 +514,7 @@ export function createEvaluationActivities(deps: EvaluationActivityDeps) {
         }
         return { version: r.data.version, model: r.data.model ?? null };
       } catch (err) {
-        throw toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
   };

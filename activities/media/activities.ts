@@ -7,10 +7,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { artifactRefSchema, type ArtifactRef } from '../../core/artifacts.js';
-import { BadInputError, activityFailure } from '../errors.js';
+import { activityFailure } from '../errors.js';
+import { currentActivity, parseActivityInput } from '../edge.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { BadMediaError } from './errors.js';
 import {
@@ -87,24 +87,6 @@ export interface SampledFrames {
   frames: StoredFrame[];
 }
 
-function parse<T extends z.ZodType>(schema: T, input: unknown, activity: string): z.output<T> {
-  const r = schema.safeParse(input);
-  if (!r.success) {
-    throw new BadInputError(
-      `${activity}: invalid input: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
-    );
-  }
-  return r.data;
-}
-
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
-}
-
 async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'segflow-media-'));
   try {
@@ -126,13 +108,13 @@ async function run<T>(body: () => Promise<T>): Promise<T> {
 export function createMediaActivities(deps: MediaActivityDeps) {
   const { store } = deps;
   const toolOpts = () => {
-    const ctx = activityContext();
+    const ctx = currentActivity();
     return {
       timeoutMs: deps.toolTimeoutMs ?? 600_000,
       ...(ctx ? { signal: ctx.cancellationSignal } : {}),
     };
   };
-  const beat = (details: unknown) => activityContext()?.heartbeat(details);
+  const beat = (details: unknown) => currentActivity()?.heartbeat(details);
 
   async function localCopy(ref: ArtifactRef, dir: string, name: string): Promise<string> {
     const path = join(dir, name);
@@ -144,7 +126,7 @@ export function createMediaActivities(deps: MediaActivityDeps) {
     /** Validates and stores a local file / folder (or re-ingests an s3:// object) content-addressed. */
     async mediaIngest(input: z.input<typeof mediaInputs.ingest>): Promise<IngestedMedia> {
       return run(async () => {
-        const { source } = parse(mediaInputs.ingest, input, 'mediaIngest');
+        const { source } = parseActivityInput(mediaInputs.ingest, input, 'mediaIngest');
         const onProgress = (done: number, total: number) => beat({ done, total });
         if (!source.startsWith('s3://')) return ingestMedia(store, source, { ...toolOpts(), onProgress });
         const ref = await store.head(source);
@@ -159,7 +141,7 @@ export function createMediaActivities(deps: MediaActivityDeps) {
     /** `{width, height, fps, frames, codec}` of a stored image or video. */
     async mediaProbe(input: z.input<typeof mediaInputs.probe>): Promise<MediaProbe> {
       return run(async () => {
-        const { media } = parse(mediaInputs.probe, input, 'mediaProbe');
+        const { media } = parseActivityInput(mediaInputs.probe, input, 'mediaProbe');
         return withTempDir(async (dir) => {
           const path = await localCopy(media, dir, 'media');
           if (sniffImageFormat(await readHead(path))) {
@@ -185,7 +167,7 @@ export function createMediaActivities(deps: MediaActivityDeps) {
       anchor?: number;
     }): Promise<SampledFrames> {
       return run(async () => {
-        const args = parse(mediaInputs.sampleFrames, input, 'mediaSampleFrames');
+        const args = parseActivityInput(mediaInputs.sampleFrames, input, 'mediaSampleFrames');
         const media = args.media as IngestedMedia;
         const pick = (total: number) =>
           args.anchor === undefined
@@ -233,7 +215,7 @@ export function createMediaActivities(deps: MediaActivityDeps) {
       input: z.input<typeof mediaInputs.extractFrames>,
     ): Promise<{ frameSet: ArtifactRef; frames: number; width: number; height: number }> {
       return run(async () => {
-        const { video, indices } = parse(mediaInputs.extractFrames, input, 'mediaExtractFrames');
+        const { video, indices } = parseActivityInput(mediaInputs.extractFrames, input, 'mediaExtractFrames');
         return withTempDir(async (dir) => {
           const path = await localCopy(video, dir, 'video');
           const probe = await probeVideo(path, toolOpts());
@@ -268,7 +250,7 @@ export function createMediaActivities(deps: MediaActivityDeps) {
     /** The 864×864 high-res copy of a stored frame (the keyframe observation). */
     async mediaKeyframe(input: z.input<typeof mediaInputs.keyframe>): Promise<ArtifactRef> {
       return run(async () => {
-        const { frame } = parse(mediaInputs.keyframe, input, 'mediaKeyframe');
+        const { frame } = parseActivityInput(mediaInputs.keyframe, input, 'mediaKeyframe');
         return storeKeyframe(store, frame);
       });
     },
@@ -276,7 +258,7 @@ export function createMediaActivities(deps: MediaActivityDeps) {
     /** A PNG mask (0/255) tinted over its image, as PNG. */
     async mediaOverlayImage(input: z.input<typeof mediaInputs.overlayImage>): Promise<ArtifactRef> {
       return run(async () => {
-        const { image, mask } = parse(mediaInputs.overlayImage, input, 'mediaOverlayImage');
+        const { image, mask } = parseActivityInput(mediaInputs.overlayImage, input, 'mediaOverlayImage');
         const key = derivedKey(image.sha256, `overlays/${mask.sha256}.png`);
         const existing = await store.head(key);
         if (existing?.sha256) return existing;
@@ -288,7 +270,11 @@ export function createMediaActivities(deps: MediaActivityDeps) {
     /** An MP4 of a stored video with a stored MaskSequence tinted over its frames. */
     async mediaOverlayVideo(input: z.input<typeof mediaInputs.overlayVideo>): Promise<ArtifactRef> {
       return run(async () => {
-        const { video, masks, fps } = parse(mediaInputs.overlayVideo, input, 'mediaOverlayVideo');
+        const { video, masks, fps } = parseActivityInput(
+          mediaInputs.overlayVideo,
+          input,
+          'mediaOverlayVideo',
+        );
         const key = derivedKey(video.sha256, `overlays/${masks.sha256}.mp4`);
         const existing = await store.head(key);
         if (existing?.sha256) return existing;

@@ -7,11 +7,11 @@
  * `policy.imageTransport`) only here, at the edge. Generation heartbeats so a cancelled workflow
  * reaches the in-flight HTTP request through the activity's cancellation signal.
  */
-import { Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { artifactRefSchema } from '../../core/artifacts.js';
 import type { SegflowConfig } from '../../core/config/schema.js';
-import { BadInputError, ConfigError } from '../errors.js';
+import { ConfigError } from '../errors.js';
+import { currentActivity, parseActivityInput } from '../edge.js';
 import { activityFailure } from '../net/failures.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { PolicyClient, type ChatMessage, type ContentPart, type PolicyTurn } from './client.js';
@@ -60,15 +60,6 @@ export const loadAdapterInput = z.strictObject({
 });
 export const unloadAdapterInput = z.strictObject({ name: adapterName });
 
-function parseInput<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
-  const r = schema.safeParse(input);
-  if (!r.success) {
-    const problems = r.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ');
-    throw new BadInputError(`${what} input is invalid: ${problems}`);
-  }
-  return r.data;
-}
-
 export function policyClientFromConfig(policy: SegflowConfig['policy']): PolicyClient {
   if (!policy.baseUrl) {
     throw new ConfigError(
@@ -97,14 +88,6 @@ export interface PolicyActivityDeps {
   client?: PolicyClient;
   /** @default 5000 */
   heartbeatMs?: number;
-}
-
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
 }
 
 export function createPolicyActivities(deps: PolicyActivityDeps) {
@@ -139,10 +122,10 @@ export function createPolicyActivities(deps: PolicyActivityDeps) {
   return {
     /** One turn of the policy: generate until a stop string, EOS or the turn's token budget. */
     async policyGenerate(input: PolicyGenerateInput): Promise<PolicyTurn> {
-      const ctx = activityContext();
+      const ctx = currentActivity();
       const beat = ctx ? setInterval(() => ctx.heartbeat(), deps.heartbeatMs ?? 5000) : undefined;
       try {
-        const req = parseInput(policyGenerateInput, input, 'policyGenerate');
+        const req = parseActivityInput(policyGenerateInput, input, 'policyGenerate');
         const messages = await toServerMessages(req.messages);
         const sampling = Object.fromEntries(
           Object.entries(req.sampling ?? {}).filter(([, v]) => v !== undefined),
@@ -166,8 +149,8 @@ export function createPolicyActivities(deps: PolicyActivityDeps) {
       input: z.input<typeof loadAdapterInput>,
     ): Promise<{ loaded: boolean; alreadyLoaded: boolean }> {
       try {
-        const req = parseInput(loadAdapterInput, input, 'policyLoadAdapter');
-        const signal = activityContext()?.cancellationSignal;
+        const req = parseActivityInput(loadAdapterInput, input, 'policyLoadAdapter');
+        const signal = currentActivity()?.cancellationSignal;
         return await getClient().loadLoraAdapter(req.name, req.path, {
           ...(req.replace !== undefined ? { replace: req.replace } : {}),
           ...(signal ? { signal } : {}),
@@ -180,8 +163,8 @@ export function createPolicyActivities(deps: PolicyActivityDeps) {
     /** Unloads a LoRA adapter from this host's policy server. */
     async policyUnloadAdapter(input: z.input<typeof unloadAdapterInput>): Promise<{ unloaded: boolean }> {
       try {
-        const req = parseInput(unloadAdapterInput, input, 'policyUnloadAdapter');
-        const signal = activityContext()?.cancellationSignal;
+        const req = parseActivityInput(unloadAdapterInput, input, 'policyUnloadAdapter');
+        const signal = currentActivity()?.cancellationSignal;
         return await getClient().unloadLoraAdapter(req.name, signal ? { signal } : {});
       } catch (err) {
         throw activityFailure(err);

@@ -3,12 +3,11 @@
  * validated at this edge; every failure leaves as a typed ApplicationFailure (retryable or not,
  * with Retry-After as the next retry delay).
  */
-import { Context } from '@temporalio/activity';
 import { z } from 'zod';
 import type { SegflowConfig } from '../../core/config/schema.js';
 import { encoderFromConfig } from '../embeddings/activities.js';
 import type { TextEncoder } from '../embeddings/encoder.js';
-import { BadInputError } from '../errors.js';
+import { cancellationSignal, parseActivityInput } from '../edge.js';
 import { activityFailure } from '../net/failures.js';
 import type { PinoLogger } from '../runtime/logger.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
@@ -38,15 +37,6 @@ export type SearchToolResult =
   (TextSearchOutcome & { tool: 'text_search' }) | (ImageSearchOutcome & { tool: 'image_search' });
 
 export const paidCallsInput = z.strictObject({ runId: z.string().regex(/^[A-Za-z0-9._-]+$/) });
-
-function parseInput<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
-  const r = schema.safeParse(input);
-  if (!r.success) {
-    const problems = r.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ');
-    throw new BadInputError(`${what} input is invalid: ${problems}`, { input });
-  }
-  return r.data;
-}
 
 /** Builds the backend a config names (the local corpus is loaded once, lazily). */
 export function backendFactory(
@@ -103,14 +93,6 @@ export interface SearchActivityDeps {
   encoder?: () => Promise<TextEncoder>;
 }
 
-function cancellationSignal(): AbortSignal | undefined {
-  try {
-    return Context.current().cancellationSignal;
-  } catch {
-    return undefined; // called outside an activity (CLI, benchmarks)
-  }
-}
-
 export function createSearchActivities(deps: SearchActivityDeps) {
   const service =
     deps.service ??
@@ -127,7 +109,7 @@ export function createSearchActivities(deps: SearchActivityDeps) {
     /** Runs a `<search>` call: text or image search on the configured backend, observation formatted. */
     async searchTool(input: SearchToolInput): Promise<SearchToolResult> {
       try {
-        const req = parseInput(searchToolInput, input, 'searchTool');
+        const req = parseActivityInput(searchToolInput, input, 'searchTool');
         const backend = req.backend ?? deps.config.search.backend;
         const request = {
           query: req.query,
@@ -148,7 +130,7 @@ export function createSearchActivities(deps: SearchActivityDeps) {
       runId: string;
     }): Promise<{ total: number; byBackend: Record<string, number> }> {
       try {
-        return await service.paidCalls(parseInput(paidCallsInput, input, 'searchPaidCalls').runId);
+        return await service.paidCalls(parseActivityInput(paidCallsInput, input, 'searchPaidCalls').runId);
       } catch (err) {
         throw activityFailure(err);
       }

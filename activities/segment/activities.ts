@@ -14,6 +14,7 @@ import { z } from 'zod';
 import type { ArtifactRef } from '../../core/artifacts.js';
 import type { SegflowConfig } from '../../core/config/schema.js';
 import { activityFailure, BadInputError } from '../errors.js';
+import { parseActivityInput } from '../edge.js';
 import type { PinoLogger } from '../runtime/logger.js';
 import { ArtifactNotFoundError, classifyS3Error, type ArtifactStore } from '../storage/artifact-store.js';
 import { CONTRACT_VERSION } from './contract.js';
@@ -101,17 +102,6 @@ export function runtimeOptions(config: SegflowConfig): RuntimeOptions {
   };
 }
 
-function parse<T extends z.ZodType>(schema: T, input: unknown, what: string): z.infer<T> {
-  const r = schema.safeParse(input);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw new BadInputError(`${what} input: ${issue.path.join('.') || '(root)'}: ${issue.message}`, {
-      issues: r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
-    });
-  }
-  return r.data;
-}
-
 async function pngOf(mask: Uint8Array, width: number, height: number): Promise<Buffer> {
   return sharp(Buffer.from(mask.buffer, mask.byteOffset, mask.byteLength), {
     raw: { width, height, channels: 1 },
@@ -163,7 +153,7 @@ export function createSegmentActivities(deps: SegmentDeps) {
   return {
     async segmentImage(raw: SegmentImageInput): Promise<SegmentImageResult> {
       try {
-        const input = parse(segmentImageInputSchema, raw, 'segmentImage');
+        const input = parseActivityInput(segmentImageInputSchema, raw, 'segmentImage');
         const models = await sharedSam2Models(input.modelsDir ?? config.segment.modelsDir, 'image', rt);
         const bytes = await readArtifact(store, input.image, 'image');
         const source = { data: bytes, label: input.image };
@@ -183,7 +173,7 @@ export function createSegmentActivities(deps: SegmentDeps) {
 
     async segmentVideo(raw: SegmentVideoInput): Promise<SegmentVideoResult> {
       try {
-        const input = parse(segmentVideoInputSchema, raw, 'segmentVideo');
+        const input = parseActivityInput(segmentVideoInputSchema, raw, 'segmentVideo');
         const prefix = input.outputPrefix.replace(/\/+$/, '');
         const numFrames = input.frames.length;
         const names = input.frames.map(frameName);

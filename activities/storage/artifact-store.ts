@@ -271,6 +271,24 @@ export class ArtifactStore {
     return JSON.parse((await this.getBytes(keyOrUri)).toString('utf8')) as T;
   }
 
+  /**
+   * Reads a JSON artifact an activity was handed as input: a missing object or invalid JSON is a
+   * non-retryable BadInputError naming `what` and the URI.
+   */
+  async getInputJson<T = unknown>(keyOrUri: string, what: string): Promise<T> {
+    try {
+      return await this.getJson<T>(keyOrUri);
+    } catch (err) {
+      if (err instanceof ArtifactNotFoundError) {
+        throw new BadInputError(`${what} ${keyOrUri} does not exist`, { uri: keyOrUri }, err);
+      }
+      if (err instanceof SyntaxError) {
+        throw new BadInputError(`${what} ${keyOrUri} is not JSON: ${err.message}`, { uri: keyOrUri }, err);
+      }
+      throw err;
+    }
+  }
+
   async putJson(key: string, value: unknown): Promise<ArtifactRef> {
     return this.putBytes(key, Buffer.from(JSON.stringify(value)), 'application/json');
   }

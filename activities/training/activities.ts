@@ -19,14 +19,14 @@
 import { createHash } from 'node:crypto';
 import { mkdir, rename, rm, writeFile, access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { artifactRefSchema, type ArtifactRef } from '../../core/artifacts.js';
 import { ABILITIES, type Ability } from '../../core/protocol/prompts.js';
 import type { SampleGroundTruth } from '../../core/rewards/terms.js';
 import type { PreparedDatasetIndex, PreparedSample } from '../datasets/prepare.js';
-import { BadInputError, toApplicationFailure } from '../errors.js';
-import { ArtifactNotFoundError, type ArtifactStore } from '../storage/artifact-store.js';
+import { BadInputError, activityFailure } from '../errors.js';
+import { heartbeat, parseActivityInput } from '../edge.js';
+import type { ArtifactStore } from '../storage/artifact-store.js';
 
 const runId = z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, ".", "_" or "-" (at most 100)');
 const cursorSchema = z.strictObject({ epoch: z.number().int().min(0), position: z.number().int().min(0) });
@@ -87,35 +87,6 @@ export interface TrainingSample {
   frames: { fid: number; policy: ArtifactRef; original: ArtifactRef }[];
   groundTruth: SampleGroundTruth;
   steps?: string[];
-}
-
-function parse<T extends z.ZodType>(schema: T, input: unknown, what: string): z.output<T> {
-  const r = schema.safeParse(input);
-  if (!r.success) {
-    const problems = r.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ');
-    throw new BadInputError(`${what} input is invalid: ${problems}`, { problems });
-  }
-  return r.data;
-}
-
-function heartbeat(details?: unknown): void {
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    /* outside an activity (tests, CLI) */
-  }
-}
-
-async function getJsonNamed<T>(store: ArtifactStore, uri: string, what: string): Promise<T> {
-  try {
-    return await store.getJson<T>(uri);
-  } catch (err) {
-    if (err instanceof ArtifactNotFoundError)
-      throw new BadInputError(`${what} ${uri} does not exist`, { uri }, err);
-    if (err instanceof SyntaxError)
-      throw new BadInputError(`${what} ${uri} is not JSON: ${err.message}`, { uri }, err);
-    throw err;
-  }
 }
 
 /** mulberry32: a small, well-known seeded PRNG; the same seed gives the same order everywhere. */
@@ -186,8 +157,8 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
       raw: SamplePromptsInput,
     ): Promise<{ samples: TrainingSample[]; cursor: DatasetCursor }> {
       try {
-        const input = parse(trainingInputs.sample, raw, 'trainingSamplePrompts');
-        const index = await getJsonNamed<PreparedDatasetIndex>(store, input.dataset, 'dataset index');
+        const input = parseActivityInput(trainingInputs.sample, raw, 'trainingSamplePrompts');
+        const index = await store.getInputJson<PreparedDatasetIndex>(input.dataset, 'dataset index');
         if (index?.schema !== 'segflow.dataset/1' || !Array.isArray(index.samples)) {
           throw new BadInputError(
             `dataset ${input.dataset} is not a prepared dataset index (schema ${JSON.stringify(index?.schema)}, expected "segflow.dataset/1"); make one with \`segr dataset prepare\` and pass the "index" it prints`,
@@ -205,7 +176,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
         const samples = await Promise.all(
           indices.map(async (i) => {
             const entry = index.samples[i]!;
-            const record = await getJsonNamed<PreparedSample>(store, entry.ref.uri, 'sample record');
+            const record = await store.getInputJson<PreparedSample>(entry.ref.uri, 'sample record');
             if (record?.schema !== 'segflow.sample/1') {
               throw new BadInputError(
                 `sample record ${entry.ref.uri} has schema ${JSON.stringify(record?.schema)}, expected "segflow.sample/1"`,
@@ -229,18 +200,17 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
         );
         return { samples, cursor };
       } catch (err) {
-        throw toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
 
     /** Writes the trainer's batch for one step; returns its ref (the trainer checks its sha256). */
     async trainingAssembleBatch(raw: AssembleBatchInput): Promise<ArtifactRef> {
       try {
-        const input = parse(trainingInputs.assemble, raw, 'trainingAssembleBatch');
+        const input = parseActivityInput(trainingInputs.assemble, raw, 'trainingAssembleBatch');
         const trajectories = [];
         for (const [i, t] of input.trajectories.entries()) {
-          const doc = await getJsonNamed<{ messages?: { role: string; content: string }[] }>(
-            store,
+          const doc = await store.getInputJson<{ messages?: { role: string; content: string }[] }>(
             t.trajectory.uri,
             'trajectory',
           );
@@ -266,14 +236,14 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
           trajectories,
         });
       } catch (err) {
-        throw toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
 
     /** Stores a step's metrics and, after a new version, the run's newest-version pointer. */
     async trainingWriteMetrics(raw: WriteMetricsInput): Promise<ArtifactRef> {
       try {
-        const input = parse(trainingInputs.metrics, raw, 'trainingWriteMetrics');
+        const input = parseActivityInput(trainingInputs.metrics, raw, 'trainingWriteMetrics');
         const ref = await store.putJson(`runs/${input.runId}/steps/${input.step}/metrics.json`, {
           schema: 'segflow.training-metrics/1',
           runId: input.runId,
@@ -283,7 +253,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
         if (input.latest) await store.putJson(`policies/${input.runId}/latest.json`, input.latest);
         return ref;
       } catch (err) {
-        throw toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
   };
@@ -314,7 +284,7 @@ export function createPolicySyncActivities(deps: PolicySyncDeps) {
       raw: SyncWeightsInput,
     ): Promise<{ hostId: string; path: string; files: number; downloaded: boolean }> {
       try {
-        const input = parse(trainingInputs.sync, raw, 'policySyncWeights');
+        const input = parseActivityInput(trainingInputs.sync, raw, 'policySyncWeights');
         const { key } = splitUri(input.policy.uri);
         const prefixKey = key.startsWith(deps.store.prefix) ? key.slice(deps.store.prefix.length) : key;
         const folder = resolve(
@@ -350,7 +320,7 @@ export function createPolicySyncActivities(deps: PolicySyncDeps) {
         await deps.policyLoadAdapter({ name: input.name, path: folder, replace: true });
         return { hostId: deps.hostId, path: folder, files, downloaded };
       } catch (err) {
-        throw toApplicationFailure(err);
+        throw activityFailure(err);
       }
     },
   };

@@ -137,6 +137,6 @@ test('invalid activity input is a non-retryable BadInputError naming the field',
   const err = await call(acts.mediaSampleFrames, { media: { kind: 'video' } } as never).catch(
     (e: unknown) => e,
   );
-  assert.match(String(err), /mediaSampleFrames: invalid input: media/);
+  assert.match(String(err), /mediaSampleFrames input is invalid: media/);
   assert.equal((err as { nonRetryable?: boolean }).nonRetryable, true);
 });

@@ -198,6 +198,6 @@ test('bad input and missing models fail as non-retryable ApplicationFailures tha
     (e: unknown) =>
       e instanceof ApplicationFailure &&
       e.type === 'BadInputError' &&
-      /segmentImage input: prompt\.box/.test(e.message),
+      /segmentImage input is invalid: prompt\.box/.test(e.message),
   );
 });
