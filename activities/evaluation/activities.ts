@@ -25,7 +25,7 @@ import {
   type GalleryItem,
 } from '../reports/evaluation-report.js';
 import type { PinoLogger } from '../runtime/logger.js';
-import { ArtifactNotFoundError, type ArtifactStore } from '../storage/artifact-store.js';
+import type { ArtifactStore } from '../storage/artifact-store.js';
 import { aggregateEvaluation, scoreFrames } from './aggregate.js';
 import {
   EvalKeys,
