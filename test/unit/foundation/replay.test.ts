@@ -18,14 +18,19 @@ test('there are committed histories to replay', () => {
 
 for (const file of files) {
   test(`replays ${file} deterministically`, { timeout: 120_000 }, async () => {
-    const recorded = JSON.parse(readFileSync(join(historiesDir, file), 'utf8')) as { workflowId: string; history: unknown };
+    const recorded = JSON.parse(readFileSync(join(historiesDir, file), 'utf8')) as {
+      workflowId: string;
+      history: unknown;
+    };
     await Worker.runReplayHistory({ workflowBundle }, historyFromJSON(recorded.history), recorded.workflowId);
   });
 }
 
 test('replay catches a non-deterministic change', { timeout: 120_000 }, async () => {
   // The stackCheck history replayed against a workflow that schedules a different activity must fail.
-  const recorded = JSON.parse(readFileSync(join(historiesDir, 'stack-check.json'), 'utf8')) as { history: unknown };
+  const recorded = JSON.parse(readFileSync(join(historiesDir, 'stack-check.json'), 'utf8')) as {
+    history: unknown;
+  };
   const history = historyFromJSON(recorded.history);
   const changed = join(repoRoot, 'dist', 'test', 'support', 'replay', 'nondeterministic-workflows.js');
   await assert.rejects(
