@@ -345,3 +345,42 @@ def sample_next(model: NanoPolicy, h: torch.Tensor, temperature: float, top_p: f
         probs = probs / probs.sum()
     t = int(torch.multinomial(probs, 1, generator=gen))
     return t, float(logp[t])
+
+
+@torch.no_grad()
+def generate(model: NanoPolicy, prompt: Prompt, max_new: int, stops: list[str], temperature: float = 1.0,
+             top_p: float = 1.0, top_k: int = -1, seed: int | None = None,
+             include_stop: bool = True) -> dict:
+    """Sample a turn as vLLM does: tokens until `<eos>`, a stop string in the decoded text, or
+    `max_new` tokens. Returns {text, ids, logprobs, finish_reason, stop_reason}; `ids` and
+    `logprobs` cover every generated token (the `<eos>` too, as vLLM counts it)."""
+    gen = torch.Generator()
+    gen.manual_seed(seed if seed is not None else int.from_bytes(os.urandom(4), "little"))
+    x, _ = model.embed([prompt])
+    x = x[0]
+    eos = model.tok.id("<eos>")
+    ids: list[int] = []
+    lps: list[float] = []
+    text = ""
+    for _ in range(max_new):
+        L = x.shape[0]
+        if L >= model.config.max_len:
+            break
+        h = x.unsqueeze(0)
+        mask = torch.triu(torch.full((L, L), float("-inf")), 1)
+        for b in model.blocks:
+            h = b(h, mask, None)
+        h = model.norm(h)[0, -1]
+        t, lp = sample_next(model, h, temperature, top_p, top_k, gen)
+        ids.append(t)
+        lps.append(lp)
+        if t == eos:
+            return {"text": text, "ids": ids, "logprobs": lps, "finish_reason": "stop", "stop_reason": None}
+        text += model.tok.decode([t])
+        hits = [(text.find(s), s) for s in stops if s and s in text]
+        if hits:
+            at, s = min(hits)
+            text = text[: at + (len(s) if include_stop else 0)]
+            return {"text": text, "ids": ids, "logprobs": lps, "finish_reason": "stop", "stop_reason": s}
+        x = torch.cat([x, (model.emb.weight[t] + model.pos[L]).unsqueeze(0)])
+    return {"text": text, "ids": ids, "logprobs": lps, "finish_reason": "length", "stop_reason": None}

@@ -1,0 +1,131 @@
+"""The nano policy server's wire protocol (vLLM flavour, as activities/policy/client.ts reads it),
+on an untrained tiny checkpoint (the protocol does not depend on the weights)."""
+import base64
+import io
+import json
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+import torch
+from PIL import Image
+
+from nano import policy_model as pm
+from nano import policy_server as ps
+
+
+def png_url(color=(200, 30, 30)) -> str:
+    b = io.BytesIO()
+    Image.new("RGB", (32, 32), color).save(b, "PNG")
+    return "data:image/png;base64," + base64.b64encode(b.getvalue()).decode()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    torch.set_num_threads(1)
+    d = tmp_path_factory.mktemp("policy")
+    tok = pm.Tokenizer.build(["search", "the", "frame", "please", "find", "in", "provided", "video"])
+    m = pm.new_model(tok, 0)
+    pm.save(m, str(d / "v0"))
+    torch.manual_seed(5)
+    m2 = pm.new_model(tok, 1)
+    pm.save(m2, str(d / "v1"))
+    state = ps.State("nano-policy", str(d / "v0"))
+    srv = ps.ThreadingHTTPServer(("127.0.0.1", 0), ps.make_handler(state))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}", d
+    srv.shutdown()
+
+
+def call(base, path, body=None):
+    req = urllib.request.Request(base + path, data=None if body is None else json.dumps(body).encode(),
+                                 headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            raw = r.read().decode()
+            return r.status, (json.loads(raw) if r.headers.get("content-type") == "application/json" else raw)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read().decode())
+
+
+MESSAGES = [
+    {"role": "system", "content": "You are a helper. <tools> ... </tools>"},
+    {"role": "user", "content": [{"type": "text", "text": "frame 0 "}, {"type": "image_url", "image_url": {"url": png_url()}},
+                                 {"type": "text", "text": "\nPlease find 'the thing' in the provided video."}]},
+]
+
+
+def completion(base, **kw):
+    body = {"model": "nano-policy", "messages": MESSAGES, "max_tokens": 12, "temperature": 1.0, "top_p": 1.0,
+            "top_k": -1, "seed": 7, "logprobs": True, "top_logprobs": 0, "return_token_ids": True,
+            "include_stop_str_in_output": True, "stop": ["</search>", "</keyframe>"]}
+    body.update(kw)
+    return call(base, "/v1/chat/completions", body)
+
+
+def test_health_models_tokenize(server):
+    base, _ = server
+    assert call(base, "/health")[0] == 200
+    st, models = call(base, "/v1/models")
+    assert st == 200 and [m["id"] for m in models["data"]] == ["nano-policy"]
+    st, tk = call(base, "/tokenize", {"model": "nano-policy", "messages": MESSAGES, "add_generation_prompt": True})
+    assert st == 200 and tk["max_model_len"] == 640
+    # one image = 16 patch positions in the first user turn
+    assert tk["count"] == len(tk["tokens"]) - 1 + 16
+
+
+def test_completion_shape_seed_and_length(server):
+    base, _ = server
+    st, r = completion(base)
+    assert st == 200, r
+    c = r["choices"][0]
+    assert c["finish_reason"] in ("stop", "length")
+    n = r["usage"]["completion_tokens"]
+    assert n == len(c["token_ids"]) == len(c["logprobs"]["content"]) and 1 <= n <= 12
+    assert all(e["logprob"] <= 0 for e in c["logprobs"]["content"])
+    if c["finish_reason"] == "length":
+        assert n == 12 and c["stop_reason"] is None
+    # same seed, same text; at a high temperature another seed differs
+    assert completion(base)[1]["choices"][0]["message"]["content"] == c["message"]["content"]
+    hot = completion(base, temperature=50.0)[1]["choices"][0]["token_ids"]
+    assert completion(base, temperature=50.0)[1]["choices"][0]["token_ids"] == hot
+    assert completion(base, temperature=50.0, seed=8)[1]["choices"][0]["token_ids"] != hot
+    st, r1 = completion(base, max_tokens=1)
+    assert r1["choices"][0]["finish_reason"] in ("length", "stop") and r1["usage"]["completion_tokens"] == 1
+    st, r3 = completion(base, return_tokens_as_token_ids=True, max_tokens=3)
+    assert all(e["token"].startswith("token_id:") for e in r3["choices"][0]["logprobs"]["content"])
+
+
+def test_stop_strings_as_vllm():
+    """Stop matching on decoded text: kept with include_stop_str_in_output, reported in stop_reason."""
+    tok = pm.Tokenizer.build(["x"])
+    m = pm.new_model(tok, 0)
+    with torch.no_grad():  # force the model to always write '"} </search>' then ' x'
+        m.emb.weight.zero_()
+        m.num_head.weight.zero_(); m.num_head.bias.zero_(); m.num_head.bias[0] = -50
+        m.norm.weight.zero_(); m.norm.bias.fill_(1.0)
+        m.emb.weight[tok.id('"} </search>'), :] = 10.0
+    p = pm.encode_conversation(m, [{"role": "user", "content": "hi"}])
+    out = pm.generate(m, p, 5, ["</search>"], temperature=0, include_stop=True)
+    assert out["text"] == '"} </search>' and out["finish_reason"] == "stop" and out["stop_reason"] == "</search>"
+    out = pm.generate(m, p, 5, ["</search>"], temperature=0, include_stop=False)
+    assert out["text"] == '"} ' and len(out["ids"]) == 1
+    out = pm.generate(m, p, 3, [], temperature=0)
+    assert out["finish_reason"] == "length" and len(out["ids"]) == 3 and out["stop_reason"] is None
+
+
+def test_errors_and_adapters(server):
+    base, d = server
+    assert completion(base, model="nope")[0] == 404
+    assert call(base, "/v1/chat/completions", {"model": "nano-policy", "messages": []})[0] == 400
+    st, r = call(base, "/v1/load_lora_adapter", {"lora_name": "v1", "lora_path": str(d / "v1")})
+    assert st == 200 and "added successfully" in r
+    assert call(base, "/v1/load_lora_adapter", {"lora_name": "v1", "lora_path": str(d / "v1")})[1]["message"].endswith("has already been loaded.")
+    assert call(base, "/v1/load_lora_adapter", {"lora_name": "bad", "lora_path": str(d)})[0] == 400
+    a, b = completion(base, model="v1", temperature=50.0)[1], completion(base, temperature=50.0)[1]
+    assert a["model"] == "v1" and a["choices"][0]["token_ids"] != b["choices"][0]["token_ids"]
+    assert call(base, "/v1/unload_lora_adapter", {"lora_name": "v1"})[0] == 200
+    st, r = call(base, "/v1/unload_lora_adapter", {"lora_name": "v1"})
+    assert st == 404 and "cannot be found" in r["message"]
+    assert completion(base, model="v1")[0] == 404
