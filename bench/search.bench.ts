@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { OnnxTextEncoder } from '../activities/embeddings/encoder.js';
 import { LocalCorpus, STOP_WORDS, type Passage } from '../activities/search/local-corpus.js';
 import { repoRoot, sharedData } from '../test/support/paths.js';
+import { mulberry32 } from '../core/random.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
@@ -22,18 +23,6 @@ function heapMB(): number {
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const tokenize = (s: string) => s.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
@@ -218,7 +207,7 @@ async function main(): Promise<void> {
     const freq = new Map<string, number>();
     for (const p of real.passages) for (const w of tokenize(p.contents)) freq.set(w, (freq.get(w) ?? 0) + 1);
     const vocab = [...freq.keys()].sort((a, b) => freq.get(b)! - freq.get(a)!);
-    const rand = rng(42);
+    const rand = mulberry32(42);
     const zipf = vocab.map((_, i) => 1 / (i + 1));
     const cum: number[] = [];
     zipf.reduce((acc, w, i) => ((cum[i] = acc + w), acc + w), 0);

@@ -3,6 +3,7 @@
  * deterministic: no Node built-ins, no clock, no randomness of its own (the training anchor is
  * chosen by the caller, e.g. from a seeded generator), so workflows may use it too.
  */
+import { fnv1a32, mulberry32 } from '../../core/random.js';
 
 /** Frames shown per sample. @default 6 (`num_frames` in the reference) */
 export const DEFAULT_SAMPLED_FRAMES = 6;
@@ -53,16 +54,7 @@ export function sampleWithAnchor(total: number, count: number, anchor: number): 
  */
 export function seededIndex(seed: string, size: number): number {
   if (size < 1) throw new RangeError('cannot pick from an empty set');
-  let h = 0x811c9dc5;
-  for (let i = 0; i < seed.length; i++) {
-    h ^= seed.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  let t = (h + 0x6d2b79f5) >>> 0;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  const r = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  return Math.floor(r * size);
+  return Math.floor(mulberry32(fnv1a32(seed))() * size);
 }
 
 /** The K frames of a sample: uniform for evaluation, with the anchor rule for training. */

@@ -26,6 +26,7 @@ import type { SampleGroundTruth } from '../../core/rewards/terms.js';
 import type { PreparedDatasetIndex, PreparedSample } from '../datasets/prepare.js';
 import { BadInputError, activityFailure } from '../errors.js';
 import { heartbeat, parseActivityInput } from '../edge.js';
+import { mulberry32 } from '../../core/random.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 
 const runId = z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, ".", "_" or "-" (at most 100)');
@@ -87,18 +88,6 @@ export interface TrainingSample {
   frames: { fid: number; policy: ArtifactRef; original: ArtifactRef }[];
   groundTruth: SampleGroundTruth;
   steps?: string[];
-}
-
-/** mulberry32: a small, well-known seeded PRNG; the same seed gives the same order everywhere. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The order of a dataset's samples in one epoch: a Fisher–Yates shuffle seeded by (seed, epoch). */

@@ -28,14 +28,18 @@ export interface WorkerProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts `segr worker` as a separate process and waits until its workers poll. */
-export async function startWorkerProcess(
-  args: string[] = [],
-  env: NodeJS.ProcessEnv = {},
+/**
+ * Starts a long-running process and waits until its output contains `readyText` (it is killed,
+ * and the error shows its output, if it exits or times out first).
+ */
+export async function startProcess(
+  command: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; readyText: string; name: string; timeoutMs?: number },
 ): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, [join(repoRoot, 'bin/segr.js'), 'worker', ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
+  const child = spawn(command, args, {
+    cwd: opts.cwd ?? repoRoot,
+    env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -44,16 +48,29 @@ export async function startWorkerProcess(
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
-  const deadline = Date.now() + 60_000;
-  while (!out.includes('workers polling')) {
-    if (child.exitCode !== null) throw new Error(`worker exited before polling:\n${out}`);
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const deadline = Date.now() + timeoutMs;
+  while (!out.includes(opts.readyText)) {
+    if (child.exitCode !== null) throw new Error(`${opts.name} exited before it was ready:\n${out}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`worker did not start polling within 60s:\n${out}`);
+      throw new Error(`${opts.name} was not ready within ${timeoutMs / 1000}s:\n${out}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
   return { child, output: () => out, exited };
+}
+
+/** Starts `segr worker` as a separate process and waits until its workers poll. */
+export async function startWorkerProcess(
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): Promise<WorkerProcess> {
+  return startProcess(process.execPath, [join(repoRoot, 'bin/segr.js'), 'worker', ...args], {
+    env,
+    readyText: 'workers polling',
+    name: 'worker',
+  });
 }
 
 export function uniqueId(prefix: string): string {

@@ -1,7 +1,7 @@
 // Training-test helpers: the trainer's Python venv (trainer/setup.sh), a tiny model built from
 // scratch and uploaded as policy version 0, a small prepared dataset, and the Python trainer worker
 // as a separate process (started and killed like in production).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { readManifest } from '../../activities/datasets/manifest.js';
 import { prepareDataset } from '../../activities/datasets/prepare.js';
 import { NON_SEARCH_SYSTEM_PROMPT, SEARCH_SYSTEM_PROMPT } from '../../core/protocol/prompts.js';
 import { repoRoot, sharedData } from './paths.js';
-import type { WorkerProcess } from './stack.js';
+import { startProcess, type WorkerProcess } from './stack.js';
 
 export const trainerPython = join(repoRoot, '.venv/trainer/bin/python');
 
@@ -99,25 +99,11 @@ export async function prepareTrainingDataset(
 /** Starts the Python trainer worker and waits until it polls. */
 export async function startTrainerProcess(env: NodeJS.ProcessEnv = {}): Promise<WorkerProcess> {
   requireTrainerVenv();
-  const child = spawn(trainerPython, ['-m', 'segflow_trainer.worker'], {
+  return startProcess(trainerPython, ['-m', 'segflow_trainer.worker'], {
     cwd: join(repoRoot, 'trainer'),
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    env,
+    readyText: 'trainer polling',
+    name: 'trainer',
+    timeoutMs: 90_000,
   });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const deadline = Date.now() + 90_000;
-  while (!out.includes('trainer polling')) {
-    if (child.exitCode !== null) throw new Error(`trainer exited before polling:\n${out}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`trainer did not start polling within 90s:\n${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { child, output: () => out, exited };
 }
