@@ -98,6 +98,7 @@ export class DevStack {
       `-s3.port=${d.s3Port}`,
       `-s3.port.grpc=${b + 10003}`,
       `-s3.port.iceberg=${b + 4}`,
+      `-s3.port.lance=${b + 5}`,
       `-s3.config=${join(this.runDir, 's3-identities.json')}`,
       '-master.volumeSizeLimitMB=1024',
       '-volume.max=0',
@@ -118,7 +119,7 @@ export class DevStack {
         args: s3Args,
         ports: [
           { port: d.s3Port, key: 'dev.s3Port' },
-          ...[0, 1, 2, 4, 10000, 10001, 10002, 10003].map((offset) => ({
+          ...[0, 1, 2, 4, 5, 10000, 10001, 10002, 10003].map((offset) => ({
             port: b + offset,
             key: 'dev.seaweedBasePort',
             offset,
