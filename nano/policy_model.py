@@ -324,10 +324,14 @@ def new_model(tok: Tokenizer, seed: int) -> NanoPolicy:
 
 
 def sample_next(model: NanoPolicy, h: torch.Tensor, temperature: float, top_p: float, top_k: int,
-                gen: torch.Generator) -> tuple[int, float]:
-    """One token from the last hidden state; returns (id, raw log-probability)."""
+                gen: torch.Generator, allowed: torch.Tensor | None = None) -> tuple[int, float]:
+    """One token from the last hidden state; returns (id, raw log-probability). `allowed` (a bool
+    mask over the vocabulary) restricts the choice, as structured-output decoding does; the
+    log-probability reported is the model's own, unconstrained one."""
     logits = model.logits(h)
     logp = F.log_softmax(logits, -1)
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, -math.inf)
     if temperature <= 0:
         t = int(torch.argmax(logits))
         return t, float(logp[t])
@@ -350,10 +354,11 @@ def sample_next(model: NanoPolicy, h: torch.Tensor, temperature: float, top_p: f
 @torch.no_grad()
 def generate(model: NanoPolicy, prompt: Prompt, max_new: int, stops: list[str], temperature: float = 1.0,
              top_p: float = 1.0, top_k: int = -1, seed: int | None = None,
-             include_stop: bool = True) -> dict:
+             include_stop: bool = True, constrained: bool = False) -> dict:
     """Sample a turn as vLLM does: tokens until `<eos>`, a stop string in the decoded text, or
     `max_new` tokens. Returns {text, ids, logprobs, finish_reason, stop_reason}; `ids` and
     `logprobs` cover every generated token (the `<eos>` too, as vLLM counts it)."""
+    grammar = ProtocolGrammar(model.tok) if constrained else None
     gen = torch.Generator()
     gen.manual_seed(seed if seed is not None else int.from_bytes(os.urandom(4), "little"))
     x, _ = model.embed([prompt])
@@ -371,7 +376,10 @@ def generate(model: NanoPolicy, prompt: Prompt, max_new: int, stops: list[str], 
         for b in model.blocks:
             h = b(h, mask, None)
         h = model.norm(h)[0, -1]
-        t, lp = sample_next(model, h, temperature, top_p, top_k, gen)
+        t, lp = sample_next(model, h, temperature, top_p, top_k, gen,
+                            grammar.allowed() if grammar is not None else None)
+        if grammar is not None:
+            grammar.advance(t)
         ids.append(t)
         lps.append(lp)
         if t == eos:
@@ -384,3 +392,80 @@ def generate(model: NanoPolicy, prompt: Prompt, max_new: int, stops: list[str], 
             return {"text": text, "ids": ids, "logprobs": lps, "finish_reason": "stop", "stop_reason": s}
         x = torch.cat([x, (model.emb.weight[t] + model.pos[L]).unsqueeze(0)])
     return {"text": text, "ids": ids, "logprobs": lps, "finish_reason": "length", "stop_reason": None}
+
+
+class ProtocolGrammar:
+    """The turn grammar of the Seg-ReSearch protocol as a token automaton (structured-output
+    decoding): `<thinking> WORDS </thinking>\n` then one action —
+    `<search> {"name": "text_search", "query": "WORDS"} </search>`, `<keyframe> N </keyframe>` or
+    `<answer> {"bbox_2d": [N, N, N, N], "point_2d": [N, N]} </answer><eos>` — tokenised exactly as
+    the tokenizer encodes those texts (what SFT trained on). The model makes every choice inside it
+    (the action, the words, the numbers); the automaton only removes tokens that would break the
+    format. Free text is capped (THINK_MAX / QUERY_MAX tokens)."""
+
+    THINK_MAX = 24
+    QUERY_MAX = 6
+
+    def __init__(self, tok: Tokenizer) -> None:
+        import re as _re
+
+        self.tok = tok
+        V = len(tok.pieces)
+        self.V = V
+        self.words = torch.tensor([bool(_re.fullmatch(r" ?[a-z]+", p)) for p in tok.pieces])
+        self.think = self.words.clone()
+        for c in (" ", ".", ",", ":"):
+            if c in tok.index:
+                self.think[tok.index[c]] = True
+        self.nums = torch.zeros(V, dtype=torch.bool)
+        self.nums[tok.num0 : tok.num0 + NUM_MAX + 1] = True
+        enc = tok.encode
+        self.actions = {
+            tok.id("<search> "): enc('{"name": "text_search", "query": "') + ["Q"],
+            tok.id("<keyframe> "): ["#", tok.id(" </keyframe>")],
+            tok.id('<answer> {"bbox_2d": ['): ["#", tok.id(", "), "#", tok.id(", "), "#", tok.id(", "), "#",
+                                               tok.id('], "point_2d": ['), "#", tok.id(", "), "#",
+                                               tok.id("]} </answer>"), tok.id("<eos>")],
+        }
+        self.query_end = tok.id('"} </search>')
+        self.think_end = tok.id(" </thinking>")
+        self.plan: list = [tok.id("<thinking> "), "T", tok.id("\n"), "A"]
+        self.n = 0
+
+    def _mask(self, ids) -> torch.Tensor:
+        m = torch.zeros(self.V, dtype=torch.bool)
+        m[list(ids)] = True
+        return m
+
+    def allowed(self) -> torch.Tensor:
+        if not self.plan:
+            return torch.ones(self.V, dtype=torch.bool)  # done: the stop string ends the turn
+        nxt = self.plan[0]
+        if isinstance(nxt, int):
+            return self._mask([nxt])
+        if nxt == "#":
+            return self.nums
+        if nxt == "A":
+            return self._mask(self.actions)
+        free, end, cap = (self.think, self.think_end, self.THINK_MAX) if nxt == "T" else (self.words, self.query_end, self.QUERY_MAX)
+        if self.n >= cap:
+            return self._mask([end])
+        m = free.clone()
+        if self.n > 0:
+            m[end] = True
+        return m
+
+    def advance(self, t: int) -> None:
+        if not self.plan:
+            return
+        nxt = self.plan[0]
+        if nxt in ("T", "Q"):
+            if t in (self.think_end, self.query_end):
+                self.plan.pop(0)
+                self.n = 0
+            else:
+                self.n += 1
+            return
+        self.plan.pop(0)
+        if nxt == "A":
+            self.plan = list(self.actions[t])

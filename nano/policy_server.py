@@ -10,7 +10,8 @@ Endpoints (the subset activities/policy/client.ts uses, in vLLM's wire format):
                               (null for `<eos>`); max_tokens -> finish_reason "length"; seed,
                               temperature, top_p, top_k; usage; `logprobs` (content entries,
                               `token_id:N` with return_tokens_as_token_ids) and `token_ids`
-                              (return_token_ids) when asked
+                              (return_token_ids) when asked; decoding within the turn grammar
+                              (--grammar protocol, the default; `nano_protocol_grammar` per request)
   POST /tokenize              {count, max_model_len, tokens}: prompt positions (images count as
                               their patch grids) with the generation prompt
   GET  /v1/models, GET /health
@@ -59,8 +60,9 @@ def fetch_s3_folder(uri: str) -> str:
 
 
 class State:
-    def __init__(self, base_name: str, base_path: str) -> None:
+    def __init__(self, base_name: str, base_path: str, grammar: bool = False) -> None:
         self.base_name = base_name
+        self.grammar = grammar  # structured-output decoding of the turn grammar (pm.ProtocolGrammar)
         self.models: dict[str, pm.NanoPolicy] = {base_name: pm.load(base_path)}
         self.paths: dict[str, str] = {base_name: base_path}
         self.lock = threading.Lock()  # torch CPU inference: one request at a time is fastest on 2 cores
@@ -103,7 +105,8 @@ def chat(state: State, body: dict) -> dict:
     with state.lock:
         out = pm.generate(model, prompt, max_new, stops, temperature, top_p, top_k,
                           int(seed) if seed is not None else None,
-                          include_stop=bool(body.get("include_stop_str_in_output", False)))
+                          include_stop=bool(body.get("include_stop_str_in_output", False)),
+                          constrained=bool(body.get("nano_protocol_grammar", state.grammar)))
     ids = out["ids"]
     choice: dict = {
         "index": 0,
@@ -231,9 +234,13 @@ def main() -> None:
     ap.add_argument("--served-model-name", default="nano-policy")
     ap.add_argument("--url-file", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--grammar", choices=["protocol", "none"], default="protocol",
+                    help="protocol: decode within the turn grammar (structured output, like vLLM's guided "
+                         "decoding; the model still makes every choice); none: free sampling. A request may "
+                         "override it with the extra field nano_protocol_grammar: true|false")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    state = State(a.served_model_name, a.model)
+    state = State(a.served_model_name, a.model, grammar=a.grammar == "protocol")
     srv = ThreadingHTTPServer((a.host, a.port), make_handler(state))
     srv.daemon_threads = True
     url = f"http://{a.host}:{srv.server_address[1]}/v1"

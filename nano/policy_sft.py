@@ -7,7 +7,7 @@ then the artifact) answered by `<information>` blocks built from the corpus (the
 a distractor), the keyframe turn (the sampled frame where the target is largest), the high-res
 keyframe, and the answer in 0–1000 coordinates. Loss: cross-entropy on assistant tokens only.
 
-Usage: python -m nano.policy_sft --data .nano/data --out .nano/models/policy/v0 --seed 0 [--steps 300]
+Usage: python -m nano.policy_sft --data .nano/data --out .nano/models/policy/v0 --seed 0 [--steps 700]
 """
 from __future__ import annotations
 
@@ -84,27 +84,26 @@ def build_traces(data: str, split: str, rng: random.Random) -> list[dict]:
         if s["ability"] == "multi-hop":
             o, a = facts["order"], facts["artifact"]
             turns.append((
-                f"<thinking> the query names the {o.lower()} order . i will search for its emblem . </thinking>\n"
+                "<thinking> i will search for the emblem of the order . </thinking>\n"
                 f'<search> {{"name": "text_search", "query": "{o.lower()} order emblem"}} </search>',
                 information([by_title[f"{o.lower()} order"], distract()]),
             ))
         if s["ability"] in ("one-hop", "multi-hop", "relational"):
             a = facts["artifact"].lower()
             turns.append((
-                f"<thinking> the query names the {a} , which the video cannot show . i will search for it . </thinking>\n"
+                "<thinking> i will search for its appearance . </thinking>\n"
                 f'<search> {{"name": "text_search", "query": "{a} appearance"}} </search>',
                 information([by_title[a], distract()]),
             ))
-        if s["ability"] == "relational":
-            think = f"the target is on the {facts['side']} of the {facts['artifact'].lower()} : the {target}"
-        else:
-            think = f"the target is the {target}"
+        # short, constant thinking: the tiny model spends its capacity on the decisions (search
+        # query, keyframe, coordinates), not on copying descriptions
+        think = f"the target is on the {facts['side']} of it" if s["ability"] == "relational" else "this frame shows it best"
         turns.append((
-            f"<thinking> {think} . frame {fids[idx.index(key)]} shows it best . </thinking>\n<keyframe> {fids[idx.index(key)]} </keyframe>",
+            f"<thinking> {think} . </thinking>\n<keyframe> {fids[idx.index(key)]} </keyframe>",
             "Here is the high-res version of your selected frame: <image>",
         ))
         answer = (
-            f"<thinking> the {target} is here . </thinking>\n"
+            "<thinking> the target is here . </thinking>\n"
             f'<answer> {{"bbox_2d": [{box[0]}, {box[1]}, {box[2]}, {box[3]}], "point_2d": [{point[0]}, {point[1]}]}} </answer>'
         )
         traces.append({
@@ -174,8 +173,8 @@ def train(data: str, out: str, seed: int, steps: int, batch: int = 8, log=print)
     traces = build_traces(data, "train", rng)
     cache: dict = {}
     examples = [trace_example(model, t, cache) for t in traces]
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
     t0 = time.time()
     model.train()
     for step in range(steps):
@@ -201,7 +200,7 @@ def main() -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=700)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)

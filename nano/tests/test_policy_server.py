@@ -129,3 +129,20 @@ def test_errors_and_adapters(server):
     st, r = call(base, "/v1/unload_lora_adapter", {"lora_name": "v1"})
     assert st == 404 and "cannot be found" in r["message"]
     assert completion(base, model="v1")[0] == 404
+
+
+def test_protocol_grammar_keeps_an_untrained_model_in_format():
+    """Constrained decoding: any model writes a parseable turn; the choices inside stay the model's."""
+    import re
+    tok = pm.Tokenizer.build(["search", "the", "appearance", "kelvith"])
+    m = pm.new_model(tok, 0)
+    p = pm.encode_conversation(m, [{"role": "user", "content": "hi"}])
+    for seed in range(12):
+        out = pm.generate(m, p, 120, ["</search>", "</keyframe>"], temperature=3.0, seed=seed, constrained=True)
+        t = out["text"]
+        assert re.fullmatch(
+            r'<thinking> [^<>]* </thinking>\n(<search> \{"name": "text_search", "query": "[ a-z]+"\} </search>'
+            r'|<keyframe> \d+ </keyframe>'
+            r'|<answer> \{"bbox_2d": \[\d+, \d+, \d+, \d+\], "point_2d": \[\d+, \d+\]\} </answer>)', t), t
+        if t.startswith("<answer>", t.index("\n") + 1):
+            assert out["ids"][-1] == tok.id("<eos>") and out["stop_reason"] is None
