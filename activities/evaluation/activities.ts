@@ -206,19 +206,17 @@ export function createEvaluationActivities(deps: EvaluationActivityDeps) {
 
   async function readResults(evalIdValue: string, ids: readonly string[]): Promise<SampleEvaluation[]> {
     let done = 0;
-    const missing: string[] = [];
     const results = await mapLimit(ids, 16, async (id) => {
       const key = EvalKeys.sampleResult(evalIdValue, id);
-      if (!(await store.head(key))) {
-        missing.push(id);
-        return undefined;
-      }
+      if (!(await store.head(key))) return undefined;
       const r = sampleEvaluationSchema.safeParse(await store.getJson(key));
       if (!r.success)
         throw new BadInputError(`result ${key} is malformed: ${r.error.issues[0]?.message ?? ''}`, { key });
       if (++done % 50 === 0) heartbeat({ read: done });
       return r.data;
     });
+    // In dataset order, whatever order the concurrent reads finished in.
+    const missing = ids.filter((_, i) => results[i] === undefined);
     if (missing.length > 0) {
       throw new BadInputError(
         `evaluation ${evalIdValue} has no stored result for ${missing.length} sample(s): ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''}`,
