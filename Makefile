@@ -10,7 +10,7 @@ SEGR := node bin/segr.js
 
 help:
 	@echo "make test   install everything, build, lint and run the unit, activity and integration tests"
-	@echo "make demo   install everything, bring the dev stack and a worker up, run the main job"
+	@echo "make demo   install everything, then the nano world end to end (scripts/nano-demo.sh)"
 	@echo "make bench  run the benchmarks (npm run bench)"
 
 deps-system:
@@ -42,8 +42,9 @@ deps-models:
 	bash scripts/setup-models.sh
 
 # The nano world (nano/README.md): .venv/nano (torch==2.13.0 CPU first, then nano/requirements.txt),
-# the generated dataset + corpus in .nano/data and the tiny segmenter trained from scratch in
-# .nano/models/sam2 (test/integration/nano.test.ts uses it); a no-op once done.
+# the generated dataset + corpus in .nano/data, the tiny segmenter trained from scratch in
+# .nano/models/sam2 and the SFT-warmed nano policy in .nano/models/policy/v0
+# (test/integration/nano.test.ts uses them); a no-op once done.
 deps-nano:
 	bash scripts/nano-setup.sh
 
@@ -73,7 +74,7 @@ test-integration: build
 	node scripts/run-tests.js integration
 
 demo: install build
-	bash scripts/demo.sh
+	bash scripts/nano-demo.sh
 
 bench: install build
 	bash bench/setup-segment-python.sh

@@ -40,6 +40,9 @@ export SEGFLOW_SEARCH_CORPUS="$DIR/data/corpus.jsonl"
 export SEGFLOW_SEARCH_BACKEND=local
 export SEGFLOW_POLICY_MODEL=nano-policy
 export SEGFLOW_POLICY_MAX_MODEL_LEN=640
+# evaluation decoding (temperature 0) through a config file (it replaces ./segflow.config.yaml for this run)
+echo '{"policy": {"temperature": 0}}' > "$DIR/demo-config.yaml"
+export SEGFLOW_CONFIG="$DIR/demo-config.yaml"
 rm -rf "$OUT"
 segr run --media "$DIR/data/test/JPEGImages/$VIDEO" --query "$QUERY" \
   --policy-url "$URL" --models "$DIR/models/sam2" --out "$OUT"
