@@ -42,15 +42,19 @@ class TrainerSettings:
 
 
 def load_settings() -> TrainerSettings:
+    # As on the TypeScript side: unless endpoints are set, talk to the dev stack on its ports.
+    dev_host = _env("SEGFLOW_DEV_HOST", default="127.0.0.1")
+    dev_temporal = f"{dev_host}:{_env('SEGFLOW_DEV_TEMPORAL_PORT', default='7233')}"
+    dev_s3 = f"http://{dev_host}:{_env('SEGFLOW_DEV_S3_PORT', default='8333')}"
     prefix = _env("SEGFLOW_S3_PREFIX", default="")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     return TrainerSettings(
-        temporal_address=_env("SEGFLOW_TEMPORAL_ADDRESS", "TEMPORAL_ADDRESS", default="127.0.0.1:7233"),
+        temporal_address=_env("SEGFLOW_TEMPORAL_ADDRESS", "TEMPORAL_ADDRESS", default=dev_temporal),
         namespace=_env("SEGFLOW_TEMPORAL_NAMESPACE", "TEMPORAL_NAMESPACE", default="default"),
         task_queue=_env("SEGFLOW_TRAINER_TASK_QUEUE", default=TRAINER_TASK_QUEUE),
         s3=S3Settings(
-            endpoint=_env("SEGFLOW_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", default="http://127.0.0.1:8333"),
+            endpoint=_env("SEGFLOW_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", default=dev_s3),
             region=_env("SEGFLOW_S3_REGION", "AWS_REGION", default="us-east-1"),
             bucket=_env("SEGFLOW_S3_BUCKET", default="segflow"),
             prefix=prefix,
