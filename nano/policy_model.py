@@ -122,13 +122,20 @@ class ImageEncoder(nn.Module):
         self.c3 = nn.Conv2d(32, d, 3, stride=2, padding=1)  # 64 -> 8x8
         self.pos8 = nn.Parameter(torch.randn(64, d) * 0.02)
         self.pos4 = nn.Parameter(torch.randn(16, d) * 0.02)
+        # fixed cell coordinates in two channels of the fine (keyframe) grid: attending to the
+        # target's cells hands its position to the number head linearly
+        c = (torch.arange(8, dtype=torch.float32) + 0.5) / 4.0 - 1.0
+        coord = torch.zeros(64, d)
+        coord[:, 0] = c.repeat(8) * 2.0          # x of cell (row-major 8x8)
+        coord[:, 1] = c.repeat_interleave(8) * 2.0  # y
+        self.register_buffer("coord8", coord, persistent=False)
 
     def forward(self, x: torch.Tensor, fine: bool) -> torch.Tensor:  # x [N,3,64,64] -> [N,T,d]
         h = F.relu(self.c1(x))
         h = F.relu(self.c2(h))
         h = self.c3(h)
         if fine:
-            return h.flatten(2).transpose(1, 2) + self.pos8
+            return h.flatten(2).transpose(1, 2) + self.pos8 + self.coord8
         return F.avg_pool2d(h, 2).flatten(2).transpose(1, 2) + self.pos4
 
 
@@ -199,7 +206,7 @@ class NanoPolicy(nn.Module):
         base = h @ self.emb.weight.t()
         nb, mu, w = self.num_head(h).unbind(-1)
         mu = torch.sigmoid(mu) * NUM_MAX
-        sigma = 2.0 + F.softplus(w) * 20.0
+        sigma = 0.5 + F.softplus(w) * 20.0
         gauss = -((self.nums - mu.unsqueeze(-1)) ** 2) / (2 * sigma.unsqueeze(-1) ** 2)
         n0 = self.tok.num0
         return torch.cat([base[..., :n0], nb.unsqueeze(-1) + gauss, base[..., n0 + NUM_MAX + 1 :]], -1)

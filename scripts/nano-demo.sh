@@ -46,7 +46,14 @@ export SEGFLOW_CONFIG="$DIR/demo-config.yaml"
 rm -rf "$OUT"
 segr run --media "$DIR/data/test/JPEGImages/$VIDEO" --query "$QUERY" \
   --policy-url "$URL" --models "$DIR/models/sam2" --out "$OUT"
-segr eval-masks --pred "$OUT/masks" --gt "$DIR/data/test/Annotations/$VIDEO/$OID"
+# segr run names masks by frame content hash (sha256 of the frame file): map them back to the
+# dataset's frame names for eval-masks
+mkdir -p "$OUT/masks-by-frame"
+for f in "$DIR/data/test/JPEGImages/$VIDEO"/*.jpg; do
+  h="$(sha256sum "$f" | cut -d' ' -f1)"
+  [[ -f "$OUT/masks/$h.png" ]] && cp "$OUT/masks/$h.png" "$OUT/masks-by-frame/$(basename "$f" .jpg).png"
+done
+segr eval-masks --pred "$OUT/masks-by-frame" --gt "$DIR/data/test/Annotations/$VIDEO/$OID"
 echo "Web UI: $(segr config | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).temporal.uiUrl))')"
 
 echo
