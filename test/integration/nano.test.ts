@@ -175,7 +175,7 @@ async function startNanoPolicyServer(dir: string): Promise<{ url: string; child:
 }
 
 // Measured with the seed-0 setup: ok 6/12, mean J&F of ok answers 0.167 (nano/README.md); the bars
-// sit below that; an untrained or image-blind policy scores 0/12 here.
+// sit below that (the untrained/first SFT policy scored 0/12 here).
 const NANO_MIN_OK = 0.34;
 const NANO_MIN_JF = 0.08;
 
