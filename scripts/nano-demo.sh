@@ -2,7 +2,7 @@
 # The nano world end to end on a fresh machine (after `make install`; `make demo` calls this):
 #   1. bash scripts/nano-setup.sh: venv, generated data + corpus, nano segmenter, SFT nano policy
 #   2. segr dev up (Temporal + S3), the nano policy server (scripts/nano-policy-server.sh)
-#   3. segr run on a held-out nano video with a search query (one-hop / multi-hop), answered by the
+#   3. segr run on a held-out nano video with a search query (the first one-hop test sample), answered by the
 #      nano corpus, masks written to out/nano-demo; segr eval-masks prints J&F against the ground truth
 #   4. the policy server is stopped on exit
 #   NANO_DEMO_SAMPLE=test_0002 bash scripts/nano-demo.sh      # another held-out sample
@@ -28,7 +28,7 @@ import sys, pyarrow.parquet as pq
 rows = pq.read_table(sys.argv[1], columns=["id", "video", "oid", "ability", "question"]).to_pylist()
 want = sys.argv[2]
 pick = next((r for r in rows if r["id"] == want), None) if want else None
-pick = pick or next((r for a in ("multi-hop", "one-hop") for r in rows if r["ability"] == a))
+pick = pick or next((r for a in ("one-hop", "multi-hop") for r in rows if r["ability"] == a))
 q = pick["question"]
 q = q.split("'", 1)[1].rsplit("'", 1)[0] if "'" in q else q
 print(pick["video"], pick["oid"], q)
@@ -36,6 +36,7 @@ PYEOF
 )
 echo "nano-demo: sample $VIDEO (object $OID): \"$QUERY\""
 
+UI="$(segr config | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).temporal.uiUrl))')"
 export SEGFLOW_SEARCH_CORPUS="$DIR/data/corpus.jsonl"
 export SEGFLOW_SEARCH_BACKEND=local
 export SEGFLOW_POLICY_MODEL=nano-policy
@@ -48,13 +49,17 @@ segr run --media "$DIR/data/test/JPEGImages/$VIDEO" --query "$QUERY" \
   --policy-url "$URL" --models "$DIR/models/sam2" --out "$OUT"
 # segr run names masks by frame content hash (sha256 of the frame file): map them back to the
 # dataset's frame names for eval-masks
-mkdir -p "$OUT/masks-by-frame"
-for f in "$DIR/data/test/JPEGImages/$VIDEO"/*.jpg; do
-  h="$(sha256sum "$f" | cut -d' ' -f1)"
-  [[ -f "$OUT/masks/$h.png" ]] && cp "$OUT/masks/$h.png" "$OUT/masks-by-frame/$(basename "$f" .jpg).png"
-done
-segr eval-masks --pred "$OUT/masks-by-frame" --gt "$DIR/data/test/Annotations/$VIDEO/$OID"
-echo "Web UI: $(segr config | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).temporal.uiUrl))')"
+if [[ -d "$OUT/masks" ]]; then
+  mkdir -p "$OUT/masks-by-frame"
+  for f in "$DIR/data/test/JPEGImages/$VIDEO"/*.jpg; do
+    h="$(sha256sum "$f" | cut -d' ' -f1)"
+    if [[ -f "$OUT/masks/$h.png" ]]; then cp "$OUT/masks/$h.png" "$OUT/masks-by-frame/$(basename "$f" .jpg).png"; fi
+  done
+  segr eval-masks --pred "$OUT/masks-by-frame" --gt "$DIR/data/test/Annotations/$VIDEO/$OID"
+else
+  echo "nano-demo: no masks (the policy's answer was not usable, see above): J&F 0"
+fi
+echo "Web UI: $UI"
 
 echo
 echo "nano-demo: the training part (segr train start on the nano policy, segr eval before/after) is NOT BUILT YET:"
