@@ -153,11 +153,15 @@ interface QuerySample {
 /** Starts nano/policy_server.py on a free port; resolves with its /v1 URL once /health answers. */
 async function startNanoPolicyServer(dir: string): Promise<{ url: string; child: ChildProcess }> {
   const urlFile = join(mkdtempSync(join(tmpdir(), 'nano-policy-')), 'url');
-  const child = spawn(nanoPython, ['-W', 'ignore', '-m', 'nano.policy_server', '--model', dir, '--port', '0', '--url-file', urlFile], {
-    cwd: repoRoot,
-    env: { ...process.env, PYTHONPATH: repoRoot },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    nanoPython,
+    ['-W', 'ignore', '-m', 'nano.policy_server', '--model', dir, '--port', '0', '--url-file', urlFile],
+    {
+      cwd: repoRoot,
+      env: { ...process.env, PYTHONPATH: repoRoot },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -167,7 +171,10 @@ async function startNanoPolicyServer(dir: string): Promise<{ url: string; child:
     if (Date.now() > deadline) throw new Error(`nano policy server not up in 60s:\n${out}`);
     if (existsSync(urlFile)) {
       const url = readFileSync(urlFile, 'utf8').trim();
-      const ok = await fetch(url.replace(/\/v1$/, '/health')).then((r) => r.ok, () => false);
+      const ok = await fetch(url.replace(/\/v1$/, '/health')).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (ok) return { url, child };
     }
     await new Promise((r) => setTimeout(r, 200));
@@ -227,7 +234,9 @@ test(
       };
       const byAbility = new Map<string, QuerySample[]>();
       for (const s of meta.splits.test) byAbility.set(s.ability, [...(byAbility.get(s.ability) ?? []), s]);
-      const picked = [...byAbility.values()].flatMap((v) => v.slice(0, Number(process.env.NANO_E2E_PER_ABILITY ?? 3)));
+      const picked = [...byAbility.values()].flatMap((v) =>
+        v.slice(0, Number(process.env.NANO_E2E_PER_ABILITY ?? 3)),
+      );
       const titles = new Set(
         readFileSync(join(dataDir, 'corpus.jsonl'), 'utf8')
           .trim()
@@ -292,13 +301,25 @@ test(
       );
       assert.equal(formatValid, rows.length, 'every turn follows the protocol');
       assert.equal(parsed.length, rows.length, 'every rollout ends in a parsed keyframe and answer');
-      assert.ok(ok.length >= Math.ceil(rows.length * NANO_MIN_OK), `only ${ok.length}/${rows.length} answers usable`);
+      assert.ok(
+        ok.length >= Math.ceil(rows.length * NANO_MIN_OK),
+        `only ${ok.length}/${rows.length} answers usable`,
+      );
       for (const x of searched) {
-        assert.ok(x.r.searchLog.every((q) => q.backend === 'local'), `${x.s.id}: searches go to the local backend`);
-        assert.ok(x.hits.every((t) => titles.has(t)), `${x.s.id}: hits are nano corpus passages: ${x.hits.join(', ')}`);
+        assert.ok(
+          x.r.searchLog.every((q) => q.backend === 'local'),
+          `${x.s.id}: searches go to the local backend`,
+        );
+        assert.ok(
+          x.hits.every((t) => titles.has(t)),
+          `${x.s.id}: hits are nano corpus passages: ${x.hits.join(', ')}`,
+        );
       }
       const withHits = searched.filter((x) => x.hits.length > 0).length;
-      assert.ok(withHits >= Math.ceil(searched.length * 0.75), `only ${withHits}/${searched.length} searching rollouts got corpus hits`);
+      assert.ok(
+        withHits >= Math.ceil(searched.length * 0.75),
+        `only ${withHits}/${searched.length} searching rollouts got corpus hits`,
+      );
       const searchAbilities = rows.filter((x) => x.s.ability !== 'in-video');
       assert.ok(
         searched.filter((x) => x.s.ability !== 'in-video').length >= Math.ceil(searchAbilities.length * 0.75),
