@@ -49,6 +49,8 @@ export interface SegmentQueryResult {
   grounded?: { keyframeIndex: number; box: [number, number, number, number]; point?: [number, number] };
   /** The mask PNG (image) or the segmenter's manifest of per-frame masks (video). */
   masks?: ArtifactRef;
+  /** Video: the FrameSet (frame names and refs) the masks belong to. */
+  frameSet?: ArtifactRef;
   overlay?: ArtifactRef;
   searchLog: RolloutSummary['searches'];
   rollout: RolloutSummary;
@@ -155,6 +157,7 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
   progress.step = 'segment';
   let masks: ArtifactRef;
   let overlay: ArtifactRef | undefined;
+  let frameSet: ArtifactRef | undefined;
   let keyframeIndex: number;
   if (ingested.kind === 'image') {
     keyframeIndex = 0;
@@ -168,7 +171,7 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
     progress.step = 'overlay';
     overlay = await media.mediaOverlayImage({ image: ingested.image, mask: seg.mask });
   } else {
-    const frameSet =
+    frameSet =
       ingested.kind === 'frames'
         ? ingested.frameSet
         : (await media.mediaExtractFrames({ video: ingested.video, indices: 'all' })).frameSet;
@@ -190,7 +193,14 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
   }
   const grounded = { keyframeIndex, box, ...(point ? { point } : {}) };
   progress.step = 'done';
-  const summaryOut = { ...base, grounded, masks, ...(overlay ? { overlay } : {}), searchLog };
+  const summaryOut = {
+    ...base,
+    grounded,
+    masks,
+    ...(overlay ? { overlay } : {}),
+    ...(frameSet ? { frameSet } : {}),
+    searchLog,
+  };
   const result = await glue.querySaveResult({ key: `${prefix}/result.json`, result: summaryOut });
   return { ...summaryOut, result };
 }

@@ -159,12 +159,21 @@ export function register(program: Command): void {
             if (result.kind === 'image') {
               await store.downloadToFile(result.masks, join(out, 'mask.png'));
             } else {
-              const manifest = await store.getJson<{ frames: { name: string; mask: string }[] }>(
+              // Masks are named after the input's frames (00012.png for 00012.jpg), as datasets name them.
+              const manifest = await store.getJson<{ frames: { source: string; mask: string }[] }>(
                 result.masks.uri,
               );
-              for (const f of manifest.frames) {
+              const names = new Map<string, string>();
+              if (result.frameSet) {
+                const set = await store.getJson<{ frames: { name: string; ref: { uri: string } }[] }>(
+                  result.frameSet.uri,
+                );
+                for (const f of set.frames) names.set(f.ref.uri, f.name.replace(/\.[^.]+$/, ''));
+              }
+              for (const [i, f] of manifest.frames.entries()) {
+                const name = names.get(f.source) ?? String(i).padStart(5, '0');
                 if (await store.head(f.mask))
-                  await store.downloadToFile(f.mask, join(out, 'masks', `${f.name}.png`));
+                  await store.downloadToFile(f.mask, join(out, 'masks', `${name}.png`));
               }
             }
             if (result.overlay) {

@@ -432,5 +432,47 @@ test(
     assert.match(res.stdout, /web ui: http:\/\/127\.0\.0\.1:\d+\/namespaces\/.+\/workflows\/query-/);
     assert.match(res.stderr, /step: rollout · turn 0/);
     assert.ok(existsSync(join(out, 'mask.png')) && existsSync(join(out, 'overlay.png')));
+
+    // A folder of frames: one mask per frame, named like the frame it belongs to.
+    const frames = join(tmp, 'frames-in');
+    const { mkdirSync, readdirSync } = await import('node:fs');
+    mkdirSync(frames, { recursive: true });
+    execFileSync('ffmpeg', [
+      '-v',
+      'error',
+      '-y',
+      '-i',
+      sharedData('videos', 'bedroom.mp4'),
+      '-frames:v',
+      '8',
+      '-start_number',
+      '10',
+      join(frames, '%05d.jpg'),
+    ]);
+    const outFrames = join(tmp, 'run-out-frames');
+    await promisify(execFile)(
+      process.execPath,
+      [
+        join(repoRoot, 'bin/segr.js'),
+        'run',
+        '--media',
+        frames,
+        '--query',
+        'the bed',
+        '--policy-url',
+        `${policy.url}/v1`,
+        '--models',
+        workerEnv.SEGFLOW_SEGMENT_MODELS_DIR!,
+        '--out',
+        outFrames,
+      ],
+      { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, ...workerEnv, SEGFLOW_LOG_LEVEL: 'warn' } },
+    );
+    assert.deepEqual(
+      readdirSync(join(outFrames, 'masks')).sort(),
+      readdirSync(frames)
+        .map((f) => f.replace('.jpg', '.png'))
+        .sort(),
+    );
   },
 );
