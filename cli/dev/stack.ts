@@ -75,6 +75,12 @@ export class DevStack {
       '--db-filename',
       join(this.dataDir, 'temporal', 'temporal.db'),
       '--ui-disable-news-fetch',
+      // WAL + synchronous=normal: durable across process crashes (not power loss), and 3.6× the
+      // rollouts/s of the default journal at 8 concurrent rollouts (bench/orchestration.bench.ts).
+      '--sqlite-pragma',
+      'journal_mode=wal',
+      '--sqlite-pragma',
+      'synchronous=normal',
       '--log-level',
       'warn',
       ...Object.entries(SearchAttributes).flatMap(([key, type]) => ['--search-attribute', `${key}=${type}`]),
