@@ -47,15 +47,9 @@ export SEGFLOW_CONFIG="$DIR/demo-config.yaml"
 rm -rf "$OUT"
 segr run --media "$DIR/data/test/JPEGImages/$VIDEO" --query "$QUERY" \
   --policy-url "$URL" --models "$DIR/models/sam2" --out "$OUT"
-# segr run names masks by frame content hash (sha256 of the frame file): map them back to the
-# dataset's frame names for eval-masks
+# segr run names each mask after its frame (00003.png for 00003.jpg), as the annotations are named
 if [[ -d "$OUT/masks" ]]; then
-  mkdir -p "$OUT/masks-by-frame"
-  for f in "$DIR/data/test/JPEGImages/$VIDEO"/*.jpg; do
-    h="$(sha256sum "$f" | cut -d' ' -f1)"
-    if [[ -f "$OUT/masks/$h.png" ]]; then cp "$OUT/masks/$h.png" "$OUT/masks-by-frame/$(basename "$f" .jpg).png"; fi
-  done
-  segr eval-masks --pred "$OUT/masks-by-frame" --gt "$DIR/data/test/Annotations/$VIDEO/$OID"
+  segr eval-masks --pred "$OUT/masks" --gt "$DIR/data/test/Annotations/$VIDEO/$OID"
 else
   echo "nano-demo: no masks (the policy's answer was not usable, see above): J&F 0"
 fi
