@@ -29,13 +29,10 @@ import type { ArtifactRef } from '../core/artifacts.js';
 import { TaskQueues } from '../core/queues.js';
 import type { EvaluationActivities, EvalPlanSample } from '../activities/evaluation/activities.js';
 import type { EvaluationSummary } from '../activities/evaluation/results.js';
-import type { MediaActivities } from '../activities/media/activities.js';
-import type { QueryActivities } from '../activities/query/activities.js';
 import type { createSearchActivities } from '../activities/search/activities.js';
-import type { createSegmentActivities } from '../activities/segment/activities.js';
 import { rollout, type RolloutInput, type RolloutSummary } from './rollout.js';
+import { mediaWork, queryGlue, segmenter } from './activity-classes.js';
 
-type SegmentActivities = ReturnType<typeof createSegmentActivities>;
 type SearchActivities = ReturnType<typeof createSearchActivities>;
 
 export interface EvaluationInput {
@@ -123,30 +120,6 @@ const evaluationActivities = proxyActivities<EvaluationActivities>({
     maximumInterval: '30 seconds',
     maximumAttempts: 8,
   },
-});
-
-// Frame list of a stored frame set: a small S3 read.
-const glue = proxyActivities<QueryActivities>({
-  taskQueue: TaskQueues.orchestrator,
-  startToCloseTimeout: '5 minutes',
-  retry: { initialInterval: '1 second', maximumAttempts: 10 },
-});
-
-// Frame extraction of a video sample: ffmpeg on the media queue; heartbeats while it decodes.
-const media = proxyActivities<MediaActivities>({
-  taskQueue: TaskQueues.media,
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '2 minutes',
-  retry: { initialInterval: '2 seconds', maximumAttempts: 3 },
-});
-
-// SAM2 on the segment queue: propagation heartbeats per frame and resumes from its S3 checkpoint,
-// so a lost worker costs a frame. One minute without a heartbeat means the worker is gone.
-const segment = proxyActivities<SegmentActivities>({
-  taskQueue: TaskQueues.segment,
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
 });
 
 // The paid-call ledger lives with the search role (it owns the backends); one S3 listing.
@@ -353,7 +326,7 @@ export async function evaluateSample(
       };
       if (loaded.kind === 'image') {
         keyframeIndex = 0;
-        const seg = await segment.segmentImage({
+        const seg = await segmenter.segmentImage({
           image: loaded.image!.uri,
           prompt,
           outputKey: `${prefix}/mask.png`,
@@ -363,8 +336,8 @@ export async function evaluateSample(
       } else {
         const frameSet =
           loaded.frameSet ??
-          (await media.mediaExtractFrames({ video: loaded.video!, indices: 'all' })).frameSet;
-        const list = await glue.queryFrameList({ frameSet });
+          (await mediaWork.mediaExtractFrames({ video: loaded.video!, indices: 'all' })).frameSet;
+        const list = await queryGlue.queryFrameList({ frameSet });
         frameUris = list.uris;
         keyframeIndex = list.fids.indexOf(answer.keyframe);
         if (keyframeIndex < 0) {
@@ -373,7 +346,7 @@ export async function evaluateSample(
             'BadInputError',
           );
         }
-        const seg = await segment.segmentVideo({
+        const seg = await segmenter.segmentVideo({
           frames: list.uris,
           keyframe: keyframeIndex,
           prompt,

@@ -7,7 +7,6 @@
 import {
   defineQuery,
   executeChild,
-  proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -17,12 +16,8 @@ import { TaskQueues } from '../core/queues.js';
 import type { Ability } from '../core/protocol/prompts.js';
 import { boxToPixels, pointToPixels, QWEN3VL } from '../core/protocol/coordinates.js';
 import type { CheckedAnswer, RolloutSettings } from '../core/rollout/agent-loop.js';
-import type { MediaActivities } from '../activities/media/activities.js';
-import type { createSegmentActivities } from '../activities/segment/activities.js';
-import type { QueryActivities } from '../activities/query/activities.js';
 import { rollout, type RolloutInput, type RolloutSummary } from './rollout.js';
-
-type SegmentActivities = ReturnType<typeof createSegmentActivities>;
+import { mediaWork, queryGlue, segmenter } from './activity-classes.js';
 
 export interface SegmentQueryInput {
   /** A file or folder path the media workers can read, or an s3:// URI. */
@@ -64,30 +59,6 @@ export interface SegmentQueryProgress {
 
 export const segmentQueryProgress = defineQuery<SegmentQueryProgress>('progress');
 
-// Media work: ffmpeg/sharp on CPU. Ingest of a long video can take minutes and heartbeats.
-const media = proxyActivities<MediaActivities>({
-  taskQueue: TaskQueues.media,
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '2 minutes',
-  retry: { initialInterval: '2 seconds', maximumAttempts: 3 },
-});
-
-// Glue reads/writes of small JSON: fast and idempotent, retried freely.
-const glue = proxyActivities<QueryActivities>({
-  taskQueue: TaskQueues.orchestrator,
-  startToCloseTimeout: '5 minutes',
-  retry: { initialInterval: '1 second', maximumAttempts: 10 },
-});
-
-// SAM2 on the GPU queue: propagation over a long video takes a while; it heartbeats per frame and
-// resumes from its S3 checkpoint, so a lost worker costs one frame, not the video.
-const segment = proxyActivities<SegmentActivities>({
-  taskQueue: TaskQueues.segment,
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '2 minutes',
-  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
-});
-
 export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQueryResult> {
   const info = workflowInfo();
   const queryId = info.workflowId;
@@ -95,7 +66,7 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
   const progress: SegmentQueryProgress = { step: 'ingest' };
   setHandler(segmentQueryProgress, () => progress);
 
-  const ingested = await media.mediaIngest({ source: input.media });
+  const ingested = await mediaWork.mediaIngest({ source: input.media });
   const kind = ingested.kind === 'image' ? 'image' : 'video';
   upsertSearchAttributes({ SegflowRunId: [queryId], SegflowQueryKind: [kind] });
   const size =
@@ -106,7 +77,7 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
         : { width: ingested.width, height: ingested.height };
 
   progress.step = 'sample';
-  const sampled = await media.mediaSampleFrames({ media: ingested, count: input.frames ?? 6 });
+  const sampled = await mediaWork.mediaSampleFrames({ media: ingested, count: input.frames ?? 6 });
 
   progress.step = 'rollout';
   const rolloutId = `${queryId}/rollout`;
@@ -136,7 +107,7 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
   const base = { queryId, kind, answer, stopReason: summary.stopReason, rollout: summary } as const;
   if (answer.status !== 'ok') {
     progress.step = 'done';
-    const result = await glue.querySaveResult({
+    const result = await queryGlue.querySaveResult({
       key: `${prefix}/result.json`,
       result: { ...base, searchLog },
     });
@@ -161,7 +132,7 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
   let keyframeIndex: number;
   if (ingested.kind === 'image') {
     keyframeIndex = 0;
-    const seg = await segment.segmentImage({
+    const seg = await segmenter.segmentImage({
       image: ingested.image.uri,
       prompt,
       outputKey: `${prefix}/mask.png`,
@@ -169,15 +140,15 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
     });
     masks = seg.mask;
     progress.step = 'overlay';
-    overlay = await media.mediaOverlayImage({ image: ingested.image, mask: seg.mask });
+    overlay = await mediaWork.mediaOverlayImage({ image: ingested.image, mask: seg.mask });
   } else {
     frameSet =
       ingested.kind === 'frames'
         ? ingested.frameSet
-        : (await media.mediaExtractFrames({ video: ingested.video, indices: 'all' })).frameSet;
-    const list = await glue.queryFrameList({ frameSet });
+        : (await mediaWork.mediaExtractFrames({ video: ingested.video, indices: 'all' })).frameSet;
+    const list = await queryGlue.queryFrameList({ frameSet });
     keyframeIndex = list.fids.indexOf(answer.keyframe);
-    const seg = await segment.segmentVideo({
+    const seg = await segmenter.segmentVideo({
       frames: list.uris,
       keyframe: keyframeIndex,
       prompt,
@@ -186,10 +157,10 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
     });
     masks = seg.manifest;
     progress.step = 'overlay';
-    const sequence = await glue.queryMaskSequence({ manifest: seg.manifest });
+    const sequence = await queryGlue.queryMaskSequence({ manifest: seg.manifest });
     // A frame folder has no source video to draw on; its masks are the result.
     if (ingested.kind === 'video')
-      overlay = await media.mediaOverlayVideo({ video: ingested.video, masks: sequence });
+      overlay = await mediaWork.mediaOverlayVideo({ video: ingested.video, masks: sequence });
   }
   const grounded = { keyframeIndex, box, ...(point ? { point } : {}) };
   progress.step = 'done';
@@ -201,6 +172,6 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
     ...(frameSet ? { frameSet } : {}),
     searchLog,
   };
-  const result = await glue.querySaveResult({ key: `${prefix}/result.json`, result: summaryOut });
+  const result = await queryGlue.querySaveResult({ key: `${prefix}/result.json`, result: summaryOut });
   return { ...summaryOut, result };
 }
