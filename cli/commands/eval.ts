@@ -41,8 +41,8 @@ export function parsePrice(value: string, previous: Record<string, number> = {})
   return { ...previous, [m[1]!]: Number(m[2]) };
 }
 
-/** The evaluation workflow input the options describe (shared by `segr eval` and `segr schedule eval`). */
-export function evaluationInputFrom(opts: {
+/** The options that shape the evaluation input (shared by `segr eval` and `segr schedule eval`). */
+export interface EvaluationCliOptions {
   dataset: string;
   policy?: string;
   policyVersion?: number;
@@ -54,7 +54,10 @@ export function evaluationInputFrom(opts: {
   searchPrice?: Record<string, number>;
   gallery?: number;
   temperature?: number;
-}): EvaluationInput {
+}
+
+/** The evaluation workflow input the options describe. */
+export function evaluationInputFrom(opts: EvaluationCliOptions): EvaluationInput {
   if (!/^s3:\/\//.test(opts.dataset) && !/^datasets\/indexes\//.test(opts.dataset)) {
     throw new InvalidArgumentError(
       `--dataset "${opts.dataset}" must be the index \`segr dataset prepare\` printed (an s3://… URI or a datasets/indexes/… key)`,
@@ -134,17 +137,7 @@ export async function readTrainingRecords(
   return out;
 }
 
-interface EvalOptions {
-  dataset: string;
-  policy?: string;
-  policyVersion?: number;
-  latestFrom?: string;
-  search?: string;
-  concurrency?: number;
-  limit?: number;
-  pageSize?: number;
-  searchPrice?: Record<string, number>;
-  gallery?: number;
+interface EvalOptions extends EvaluationCliOptions {
   report?: string;
   json?: string;
   id?: string;
