@@ -69,12 +69,8 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
   const ingested = await mediaWork.mediaIngest({ source: input.media });
   const kind = ingested.kind === 'image' ? 'image' : 'video';
   upsertSearchAttributes({ SegflowRunId: [queryId], SegflowQueryKind: [kind] });
-  const size =
-    ingested.kind === 'image'
-      ? { width: ingested.width, height: ingested.height }
-      : ingested.kind === 'video'
-        ? { width: ingested.probe.width, height: ingested.probe.height }
-        : { width: ingested.width, height: ingested.height };
+  const { width, height } = ingested.kind === 'video' ? ingested.probe : ingested;
+  const size = { width, height };
 
   progress.step = 'sample';
   const sampled = await mediaWork.mediaSampleFrames({ media: ingested, count: input.frames ?? 6 });
