@@ -196,7 +196,7 @@ class NanoPolicy(nn.Module):
     def forward_hidden(self, prompts: list["Prompt"]) -> tuple[torch.Tensor, torch.Tensor]:
         x, pad = self.embed(prompts)
         L = x.shape[1]
-        mask = torch.triu(torch.full((L, L), float("-inf")), 1)
+        mask = torch.triu(torch.ones(L, L, dtype=torch.bool), 1)  # True: may not attend (causal)
         for b in self.blocks:
             x = b(x, mask, pad)
         return self.norm(x), pad
@@ -273,17 +273,25 @@ def encode_conversation(model: NanoPolicy, messages: list[dict], add_generation_
 def logprobs(model: NanoPolicy, batch: list[tuple[Prompt, list[int]]]) -> torch.Tensor:
     """Log-probabilities of response tokens. Each item is (the full sequence as a Prompt, the token
     indices within `prompt.ids` that are response tokens); returns [B, max responses] (0-padded)."""
+    return token_stats(model, batch)[0]
+
+
+def token_stats(model: NanoPolicy, batch: list[tuple[Prompt, list[int]]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log-probabilities, entropies) of the next-token distributions at the response tokens, both
+    [B, max responses] and 0-padded; one forward pass, differentiable."""
     prompts = [p for p, _ in batch]
     h, _ = model.forward_hidden(prompts)
-    out = torch.zeros(len(batch), max(len(r) for _, r in batch))
-    rows = []
+    width = max(1, max(len(r) for _, r in batch))
+    lps, ents = [], []
     for b, (p, resp) in enumerate(batch):
         pos = _positions(p)
-        idx = torch.tensor([pos[i] - 1 for i in resp])  # the position that predicts token i
-        lp = F.log_softmax(model.logits(h[b, idx]), -1)
-        rows.append(lp.gather(-1, torch.tensor([p.ids[i] for i in resp]).unsqueeze(-1)).squeeze(-1))
-    out = torch.stack([F.pad(r, (0, out.shape[1] - r.shape[0])) for r in rows])
-    return out
+        idx = torch.tensor([pos[i] - 1 for i in resp], dtype=torch.long)  # the position that predicts token i
+        lp_all = F.log_softmax(model.logits(h[b, idx]), -1)
+        lp = lp_all.gather(-1, torch.tensor([p.ids[i] for i in resp], dtype=torch.long).unsqueeze(-1)).squeeze(-1)
+        ent = -(lp_all.exp() * lp_all).sum(-1)
+        lps.append(F.pad(lp, (0, width - lp.shape[0])))
+        ents.append(F.pad(ent, (0, width - ent.shape[0])))
+    return torch.stack(lps), torch.stack(ents)
 
 
 def _positions(p: Prompt) -> list[int]:

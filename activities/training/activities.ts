@@ -6,8 +6,10 @@
  *   permutation per epoch), from a cursor the workflow keeps, as rolloutGroup sample inputs.
  * - `trainingAssembleBatch`: the step's kept trajectories as the trainer's batch
  *   (`runs/<run>/steps/<k>/batch.json`, schema `segflow.batch/1`): per trajectory its chat messages
- *   (text; images stay `<image>` placeholders), advantage and reward. The trainer tokenises them
- *   with the policy's own tokenizer and derives the masks from the turns (trainer/README.md).
+ *   (text with `<image>` placeholders, and per message the S3 refs of its images, in order, as the
+ *   rollout sent them to the policy), advantage and reward. The trainer tokenises them with the
+ *   policy's own tokenizer and derives the masks from the turns (trainer/README.md); a multimodal
+ *   policy (the nano policy) reads the images from the refs.
  * - `trainingWriteMetrics`: the step's metrics (`runs/<run>/steps/<k>/metrics.json`) and the
  *   run's newest-version pointer (`policies/<run>/latest.json`, read by scheduled evaluations).
  * - `policySyncWeights`: downloads a policy version from S3 into this host's cache folder and
@@ -199,7 +201,9 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
         const input = parseActivityInput(trainingInputs.assemble, raw, 'trainingAssembleBatch');
         const trajectories = [];
         for (const [i, t] of input.trajectories.entries()) {
-          const doc = await store.getInputJson<{ messages?: { role: string; content: string }[] }>(
+          const doc = await store.getInputJson<{
+            messages?: { role: string; content: string; images?: ArtifactRef[] }[];
+          }>(
             t.trajectory.uri,
             'trajectory',
           );
@@ -213,7 +217,11 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
             groupId: t.groupId,
             advantage: t.advantage,
             reward: t.reward,
-            messages: doc.messages.map((m) => ({ role: m.role, content: m.content })),
+            messages: doc.messages.map((m) => ({
+              role: m.role,
+              content: m.content,
+              ...(m.images?.length ? { images: m.images.map((i) => ({ uri: i.uri, sha256: i.sha256 })) } : {}),
+            })),
           });
           if (i % 16 === 15) heartbeat({ read: i + 1 });
         }

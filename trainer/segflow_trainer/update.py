@@ -24,8 +24,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .batch import Batch, TokenizedTrajectory, parse_batch, tokenize_trajectory
+from .batch import parse_batch
 from .errors import BadInputError, PolicyVersionConflictError
+from .hf_family import HfFamily, token_log_probs  # noqa: F401  (token_log_probs: re-exported for tests)
+from .nano_family import NanoFamily, is_nano_folder
 from .loss import PpoClipSettings, low_var_kl, ppo_loss
 from .store import Store
 
@@ -212,69 +214,34 @@ def read_manifest(store: Store, uri: str) -> dict | None:
 
 @dataclass
 class LoadedPolicy:
-    model: Any
-    tokenizer: Any
+    """A policy version ready to train: its family (HfFamily | NanoFamily: tokenize, log_probs,
+    parameters, weights, save, reference_log_probs) and where it comes from."""
+
+    family: Any
     kind: str  # "full" | "lora"
     base_model: str | None
     reference: str
 
 
 def load_policy(store: Store, ref: PolicyRef, hp: Hyperparameters, work_dir: Path) -> tuple[LoadedPolicy, dict | None]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     manifest = read_manifest(store, ref.uri)
     folder = fetch_policy(store, ref.uri, work_dir)
     kind = manifest["kind"] if manifest else "full"
     reference = manifest["reference"] if manifest else ref.uri
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        if kind == "lora":
-            from peft import PeftModel
-
-            base_uri = manifest["baseModel"]  # type: ignore[index]
-            base = AutoModelForCausalLM.from_pretrained(fetch_policy(store, base_uri, work_dir), dtype=torch.float32)
-            model = PeftModel.from_pretrained(base, folder, is_trainable=True)
-            return LoadedPolicy(model, tokenizer, "lora", base_uri, reference), manifest
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    except (OSError, ValueError, KeyError) as err:
-        raise BadInputError(f"policy {ref.uri} is not a loadable Hugging Face folder: {err}") from err
-    if hp.lora.rank > 0:
-        from peft import LoraConfig, get_peft_model
-
-        # A fresh adapter on the full model; its initialisation draws from the seeded RNG.
-        cfg = LoraConfig(
-            r=hp.lora.rank,
-            lora_alpha=hp.lora.alpha,
-            lora_dropout=hp.lora.dropout,
-            target_modules=hp.lora.target_modules,
-            task_type="CAUSAL_LM",
-        )
-        return LoadedPolicy(get_peft_model(model, cfg), tokenizer, "lora", ref.uri, reference), manifest
-    return LoadedPolicy(model, tokenizer, "full", None, reference), manifest
-
-
-def _pad(seqs: list[TokenizedTrajectory], adv: list[float], pad_id: int):
-    n = max(len(s.input_ids) for s in seqs)
-    ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(seqs), n), dtype=torch.long)
-    mask = torch.zeros((len(seqs), n), dtype=torch.float32)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s.input_ids)] = torch.tensor(s.input_ids)
-        attn[i, : len(s.input_ids)] = 1
-        mask[i, : len(s.loss_mask)] = torch.tensor(s.loss_mask, dtype=torch.float32)
-    # Token t is predicted from positions < t: shift so log-probs align with tokens 1..n-1.
-    advantages = torch.tensor(adv, dtype=torch.float32)[:, None].expand(len(seqs), n - 1)
-    return ids, attn, mask[:, 1:], advantages
-
-
-def token_log_probs(model: Any, ids: torch.Tensor, attn: torch.Tensor, with_entropy: bool = False):
-    logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1, :].float()
-    logp_all = torch.log_softmax(logits, dim=-1)
-    logp = torch.gather(logp_all, 2, ids[:, 1:, None]).squeeze(-1)
-    if not with_entropy:
-        return logp, None
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return logp, entropy
+    if is_nano_folder(folder):
+        if hp.lora.rank > 0 or kind == "lora":
+            raise BadInputError(f"policy {ref.uri} is a nano policy: it is trained in full, not through LoRA (set lora.rank 0)")
+        return LoadedPolicy(NanoFamily(folder, store.get_bytes), "full", None, reference), manifest
+    base_uri = manifest.get("baseModel") if manifest else None
+    family = HfFamily.load(
+        folder,
+        kind,
+        (lambda: fetch_policy(store, base_uri, work_dir)) if base_uri else None,
+        base_uri,
+        hp.lora,
+        ref.uri,
+    )
+    return LoadedPolicy(family, family.kind, family.base_model, reference), manifest
 
 
 def update_policy(
@@ -325,10 +292,8 @@ def update_policy(
         state_files["rng"] = torch.load(state_dir / "rng.pt", weights_only=False)
         state_files["optimizer"] = torch.load(state_dir / "optimizer.pt", weights_only=False)
         set_rng_state(state_files["rng"])
-    model, tokenizer = loaded.model, loaded.tokenizer
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    params = [p for p in model.parameters() if p.requires_grad]
+    fam = loaded.family
+    params = fam.parameters()
     optimizer = torch.optim.AdamW(
         params, lr=hp.learning_rate, betas=hp.betas, weight_decay=hp.weight_decay, foreach=False
     )
@@ -341,7 +306,7 @@ def update_policy(
             g["lr"] = hp.learning_rate
 
     progress("tokenize", 0, len(batch.trajectories))
-    toks = [tokenize_trajectory(tokenizer, t, hp.max_length) for t in batch.trajectories]
+    toks = [fam.tokenize(t, hp.max_length) for t in batch.trajectories]
     advs = [t.advantage for t in batch.trajectories]
     n = len(toks)
     micro = hp.micro_batch_size
@@ -350,24 +315,32 @@ def update_policy(
         for s in range(0, len(idx), micro):
             yield idx[s : s + micro]
 
+    def advantages(c: list[int], like: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([advs[i] for i in c], dtype=torch.float32)[:, None].expand_as(like)
+
+    def stored(values: dict[int, torch.Tensor], c: list[int], like: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros_like(like)
+        for j, i in enumerate(c):
+            out[j, : values[i].shape[0]] = values[i]
+        return out
+
     # Old log-probs: the policy before this update (the ratio's denominator) and, with KL, the reference.
-    model.eval()
+    fam.eval()
     old_lp: dict[int, torch.Tensor] = {}
     ref_lp: dict[int, torch.Tensor] = {}
-    ref_model = _reference_model(store, loaded, hp, work_dir) if hp.kl_coef > 0 else None
+    reference_folder = lambda: fetch_policy(store, loaded.reference, work_dir)  # noqa: E731
     with torch.no_grad():
         for c in chunks(list(range(n))):
-            ids, attn, _, _ = _pad([toks[i] for i in c], [advs[i] for i in c], tokenizer.pad_token_id)
-            lp, _ = token_log_probs(model, ids, attn)
+            items = [toks[i] for i in c]
+            lp, _, _ = fam.log_probs(items)
             for j, i in enumerate(c):
-                old_lp[i] = lp[j, : len(toks[i].input_ids) - 1].clone()
-            if ref_model is not None:
-                with _adapter_disabled(model) if ref_model is model else _nullctx():
-                    rlp, _ = token_log_probs(ref_model, ids, attn)
+                old_lp[i] = lp[j, : fam.width(toks[i])].clone()
+            if hp.kl_coef > 0:
+                rlp = fam.reference_log_probs(items, reference_folder)
                 for j, i in enumerate(c):
-                    ref_lp[i] = rlp[j, : len(toks[i].input_ids) - 1].clone()
+                    ref_lp[i] = rlp[j, : fam.width(toks[i])].clone()
 
-    model.train()
+    fam.train()
     stats: dict[str, list[float]] = {k: [] for k in ("loss", "pg_loss", "clip", "dual", "approx_kl", "kl", "entropy", "grad_norm")}
     total_updates = hp.ppo_epochs * hp.mini_batches
     done_updates = 0
@@ -376,26 +349,19 @@ def update_policy(
         size = -(-n // hp.mini_batches)
         for mb_start in range(0, n, size):
             mb = order[mb_start : mb_start + size]
-            tokens_in_mb = float(sum(sum(toks[i].loss_mask[1:]) for i in mb))
+            tokens_in_mb = float(sum(fam.policy_tokens(toks[i]) for i in mb))
             optimizer.zero_grad(set_to_none=True)
             acc = {k: 0.0 for k in ("loss", "pg_loss", "clip", "dual", "approx_kl", "kl", "entropy")}
             for c in chunks(mb):
-                ids, attn, mask, adv = _pad([toks[i] for i in c], [advs[i] for i in c], tokenizer.pad_token_id)
-                old = torch.zeros_like(mask)
-                for j, i in enumerate(c):
-                    old[j, : old_lp[i].shape[0]] = old_lp[i]
-                lp, ent = token_log_probs(model, ids, attn, with_entropy=True)
-                out = ppo_loss(lp, old, adv, mask, hp.loss_settings)
+                lp, mask, ent = fam.log_probs([toks[i] for i in c], with_entropy=True)
+                out = ppo_loss(lp, stored(old_lp, c, lp), advantages(c, lp), mask, hp.loss_settings)
                 tokens = out.tokens
                 # Token-mean over the whole mini-batch: each micro-batch adds its share.
                 weight = tokens / tokens_in_mb if tokens_in_mb else 0.0
                 loss = out.loss * weight
                 acc["pg_loss"] += float(out.loss.item()) * weight
-                if ref_model is not None:
-                    rl = torch.zeros_like(mask)
-                    for j, i in enumerate(c):
-                        rl[j, : ref_lp[i].shape[0]] = ref_lp[i]
-                    kl = (low_var_kl(lp, rl) * mask).sum() / max(tokens_in_mb, 1.0)
+                if hp.kl_coef > 0:
+                    kl = (low_var_kl(lp, stored(ref_lp, c, lp)) * mask).sum() / max(tokens_in_mb, 1.0)
                     loss = loss + hp.kl_coef * kl
                     acc["kl"] += float(kl.item())
                 loss.backward()
@@ -419,15 +385,15 @@ def update_policy(
             progress("train", done_updates, total_updates)
 
     # How the update moved the policy's log-probs of the batch: up for A > 0, down for A < 0.
-    model.eval()
+    fam.eval()
     shift = {"positive": [0.0, 0.0], "negative": [0.0, 0.0]}
     with torch.no_grad():
         for c in chunks(list(range(n))):
-            ids, attn, mask, _ = _pad([toks[i] for i in c], [advs[i] for i in c], tokenizer.pad_token_id)
-            lp, _ = token_log_probs(model, ids, attn)
+            lp, mask, _ = fam.log_probs([toks[i] for i in c])
             for j, i in enumerate(c):
-                m = mask[j, : old_lp[i].shape[0]]
-                d = ((lp[j, : old_lp[i].shape[0]] - old_lp[i]) * m).sum().item()
+                w = old_lp[i].shape[0]
+                m = mask[j, :w]
+                d = ((lp[j, :w] - old_lp[i]) * m).sum().item()
                 key = "positive" if advs[i] > 0 else "negative" if advs[i] < 0 else None
                 if key:
                     shift[key][0] += d
@@ -438,15 +404,8 @@ def update_policy(
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
-    if loaded.kind == "lora":
-        from peft import get_peft_model_state_dict
-
-        weights = get_peft_model_state_dict(model)
-    else:
-        weights = model.state_dict()
-    wsha = weights_sha256(weights)
+    fam.save(out_dir)
+    wsha = weights_sha256(fam.weights())
     state_dir = work_dir / "out" / hp.run_id / f"v{version}.state"
     if state_dir.exists():
         shutil.rmtree(state_dir)
@@ -457,7 +416,7 @@ def update_policy(
     progress("upload", 0, 1)
     files = store.upload_folder(out_dir, out_uri)
     store.upload_folder(state_dir, state_uri)
-    resp_tokens = [sum(t.loss_mask) for t in toks]
+    resp_tokens = [fam.policy_tokens(t) for t in toks]
     metrics = {
         "loss": _mean(stats["loss"]),
         "pgLoss": _mean(stats["pg_loss"]),
@@ -512,28 +471,3 @@ def _result(manifest: dict, reused: bool, duration_ms: float) -> dict:
 
 def _mean(xs: list[float]) -> float:
     return float(sum(xs) / len(xs)) if xs else 0.0
-
-
-class _nullctx:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False
-
-
-def _adapter_disabled(model: Any):
-    return model.disable_adapter()
-
-
-def _reference_model(store: Store, loaded: LoadedPolicy, hp: Hyperparameters, work_dir: Path) -> Any:
-    """LoRA: the base model (adapter disabled). Full: the run's reference policy, frozen."""
-    if loaded.kind == "lora":
-        return loaded.model
-    from transformers import AutoModelForCausalLM
-
-    m = AutoModelForCausalLM.from_pretrained(fetch_policy(store, loaded.reference, work_dir), dtype=torch.float32)
-    m.eval()
-    for p in m.parameters():
-        p.requires_grad_(False)
-    return m

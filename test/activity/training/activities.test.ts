@@ -124,7 +124,13 @@ void test('trainingAssembleBatch: the trainer batch with messages, advantages an
     trajectories: { messages: unknown[]; advantage: number }[];
   }>(ref.uri);
   assert.equal(doc.schema, 'segflow.batch/1');
-  assert.deepEqual(doc.trajectories[0]!.messages[1], { role: 'user', content: 'frame 0 <image>' });
+  // the image refs travel with their message (a multimodal trainer reads them; text-only ones ignore them)
+  assert.deepEqual(doc.trajectories[0]!.messages[1], {
+    role: 'user',
+    content: 'frame 0 <image>',
+    images: [{ uri: frame(1).uri, sha256: frame(1).sha256 }],
+  });
+  assert.deepEqual(doc.trajectories[0]!.messages[2], { role: 'assistant', content: '<answer> x </answer>' });
   const empty = await store.putJson(`${prefix}/empty-traj.json`, { messages: [] });
   await rejectsWith(
     acts.trainingAssembleBatch({

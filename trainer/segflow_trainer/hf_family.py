@@ -1,0 +1,132 @@
+"""Hugging Face causal LMs as trainable policies: full updates, or a LoRA adapter (peft).
+
+Text-only: trajectories are tokenised with the policy's own chat template (batch.py); images stay
+`<image>` placeholders. The interface (tokenize, log_probs, parameters, train/eval, weights, save,
+reference_log_probs) is the one update.py drives; nano_family.py is the other implementation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .batch import BatchTrajectory, TokenizedTrajectory, tokenize_trajectory
+from .errors import BadInputError
+
+
+def token_log_probs(model: Any, ids: torch.Tensor, attn: torch.Tensor, with_entropy: bool = False):
+    logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1, :].float()
+    logp_all = torch.log_softmax(logits, dim=-1)
+    logp = torch.gather(logp_all, 2, ids[:, 1:, None]).squeeze(-1)
+    if not with_entropy:
+        return logp, None
+    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp, entropy
+
+
+class HfFamily:
+    def __init__(self, model: Any, tokenizer: Any, kind: str, base_model: str | None) -> None:
+        self.model, self.tokenizer, self.kind, self.base_model = model, tokenizer, kind, base_model
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self._reference: Any = None
+
+    @classmethod
+    def load(
+        cls, folder: Path, kind: str, base_folder: Callable[[], Path] | None, base_uri: str | None, lora: Any, ref_uri: str
+    ) -> "HfFamily":
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            if kind == "lora":
+                from peft import PeftModel
+
+                assert base_folder is not None
+                base = AutoModelForCausalLM.from_pretrained(base_folder(), dtype=torch.float32)
+                return cls(PeftModel.from_pretrained(base, folder, is_trainable=True), tokenizer, "lora", base_uri)
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        except (OSError, ValueError, KeyError) as err:
+            raise BadInputError(f"policy {ref_uri} is not a loadable Hugging Face folder: {err}") from err
+        if lora.rank > 0:
+            from peft import LoraConfig, get_peft_model
+
+            # A fresh adapter on the full model; its initialisation draws from the seeded RNG.
+            cfg = LoraConfig(
+                r=lora.rank,
+                lora_alpha=lora.alpha,
+                lora_dropout=lora.dropout,
+                target_modules=lora.target_modules,
+                task_type="CAUSAL_LM",
+            )
+            return cls(get_peft_model(model, cfg), tokenizer, "lora", ref_uri)
+        return cls(model, tokenizer, "full", None)
+
+    def tokenize(self, t: BatchTrajectory, max_length: int) -> TokenizedTrajectory:
+        return tokenize_trajectory(self.tokenizer, t, max_length)
+
+    @staticmethod
+    def width(item: TokenizedTrajectory) -> int:
+        """Positions of `log_probs` that belong to the item."""
+        return len(item.input_ids) - 1
+
+    @staticmethod
+    def policy_tokens(item: TokenizedTrajectory) -> int:
+        return sum(item.loss_mask)
+
+    def _pad(self, items: list[TokenizedTrajectory]):
+        n = max(len(s.input_ids) for s in items)
+        ids = torch.full((len(items), n), self.tokenizer.pad_token_id, dtype=torch.long)
+        attn = torch.zeros((len(items), n), dtype=torch.long)
+        mask = torch.zeros((len(items), n), dtype=torch.float32)
+        for i, s in enumerate(items):
+            ids[i, : len(s.input_ids)] = torch.tensor(s.input_ids)
+            attn[i, : len(s.input_ids)] = 1
+            mask[i, : len(s.loss_mask)] = torch.tensor(s.loss_mask, dtype=torch.float32)
+        # Token t is predicted from positions < t: log-probs align with tokens 1..n-1.
+        return ids, attn, mask[:, 1:]
+
+    def log_probs(self, items: list[TokenizedTrajectory], with_entropy: bool = False):
+        """(log-probs [B, T], mask [B, T], entropy [B, T] | None), T = longest sequence - 1."""
+        ids, attn, mask = self._pad(items)
+        lp, ent = token_log_probs(self.model, ids, attn, with_entropy)
+        return lp, mask, ent
+
+    def reference_log_probs(self, items: list[TokenizedTrajectory], reference_folder: Callable[[], Path]):
+        """Log-probs under the run's reference policy: the base model (LoRA: adapter disabled), or
+        the run's version 0, loaded once and frozen."""
+        ids, attn, _ = self._pad(items)
+        if self.kind == "lora":
+            with self.model.disable_adapter():
+                return token_log_probs(self.model, ids, attn)[0]
+        if self._reference is None:
+            from transformers import AutoModelForCausalLM
+
+            m = AutoModelForCausalLM.from_pretrained(reference_folder(), dtype=torch.float32)
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad_(False)
+            self._reference = m
+        return token_log_probs(self._reference, ids, attn)[0]
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def train(self) -> None:
+        self.model.train()
+
+    def eval(self) -> None:
+        self.model.eval()
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        if self.kind == "lora":
+            from peft import get_peft_model_state_dict
+
+            return get_peft_model_state_dict(self.model)
+        return self.model.state_dict()
+
+    def save(self, out_dir: Path) -> None:
+        self.model.save_pretrained(out_dir, safe_serialization=True)
+        self.tokenizer.save_pretrained(out_dir)

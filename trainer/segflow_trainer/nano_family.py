@@ -1,0 +1,186 @@
+"""The nano policy (nano/policy_model.py, model_type `segflow-nano-policy`) as a trainable policy.
+
+The nano policy is multimodal: its log-probabilities depend on the trajectory's images, so unlike the
+text-only Hugging Face path this family reads each message's images from S3 (the batch's per-message
+`images` refs, the very bytes the rollout sent to the policy server) and rebuilds the conversation
+exactly as nano/policy_server.py encodes it: text pieces and image parts in order (`<image>`
+placeholders become the image parts, as core/rollout/loop.ts `toPolicyMessages` orders them).
+
+Token roles, from encoding the conversation prefix by prefix (each message extends the previous
+ones): the prompt and observations are context (mask 0); an assistant turn is `<assistant>` (header,
+mask 0), its content (mask 1: what the policy generated) and `<eos>` (mask 0: the server appends it
+to every past turn, the policy does not sample it there).
+
+A nano "version" is a full checkpoint (the model is small), written with `pm.save`.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .batch import BatchTrajectory
+from .errors import BadInputError
+
+MODEL_TYPE = "segflow-nano-policy"
+
+
+def import_policy_model():
+    """nano/policy_model.py from this checkout (the trainer runs from trainer/ of the same tree)."""
+    try:
+        from nano import policy_model  # type: ignore[import-not-found]
+    except ImportError:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+        from nano import policy_model  # type: ignore[import-not-found,no-redef]
+    return policy_model
+
+
+def is_nano_folder(folder: Path) -> bool:
+    import json
+
+    cfg = folder / "config.json"
+    if not cfg.is_file():
+        return False
+    try:
+        return json.loads(cfg.read_text()).get("model_type") == MODEL_TYPE
+    except (ValueError, OSError):
+        return False
+
+
+@dataclass
+class NanoItem:
+    prompt: Any  # policy_model.Prompt of the whole (possibly truncated) trajectory
+    response: list[int]  # indices into prompt.ids of the policy's tokens
+    truncated: bool
+
+    @property
+    def response_tokens(self) -> int:
+        return len(self.response)
+
+
+class NanoFamily:
+    kind = "full"
+
+    def __init__(self, folder: Path, fetch_bytes: Callable[[str], bytes]) -> None:
+        self.pm = import_policy_model()
+        try:
+            self.model = self.pm.load(str(folder))
+        except (FileNotFoundError, ValueError, KeyError, RuntimeError) as err:
+            raise BadInputError(f"nano policy {folder} does not load: {err}") from err
+        self._fetch = fetch_bytes
+        self._images: dict[str, Any] = {}
+        self._reference: Any = None
+
+    # -- batch -> items
+    def _image(self, uri: str):
+        from PIL import Image
+
+        img = self._images.get(uri)
+        if img is None:
+            try:
+                img = Image.open(io.BytesIO(self._fetch(uri)))
+                img.load()
+            except OSError as err:
+                raise BadInputError(f"trajectory image {uri} is not a readable image: {err}") from err
+            self._images[uri] = img
+        return img
+
+    def _openai(self, m: dict) -> dict:
+        refs = m.get("images") or []
+        if not refs:
+            return {"role": m["role"], "content": m["content"]}
+        pieces = m["content"].split("<image>")
+        parts: list[dict] = []
+        for i, text in enumerate(pieces):
+            if text:
+                parts.append({"type": "text", "text": text})
+            if i < len(pieces) - 1 and i < len(refs):
+                parts.append({"type": "image_url", "image_url": {"url": self._image(refs[i]["uri"])}})
+        for ref in refs[len(pieces) - 1 :]:
+            parts.append({"type": "image_url", "image_url": {"url": self._image(ref["uri"])}})
+        return {"role": m["role"], "content": parts}
+
+    def tokenize(self, t: BatchTrajectory, max_length: int) -> NanoItem:
+        pm, model = self.pm, self.model
+        msgs = [self._openai(m) for m in t.messages]
+        first = next(i for i, m in enumerate(msgs) if m["role"] == "assistant")
+        prev = pm.encode_conversation(model, msgs[:first], add_generation_prompt=False)
+        response: list[int] = []
+        for i in range(first, len(msgs)):
+            cur = pm.encode_conversation(model, msgs[: i + 1], add_generation_prompt=False)
+            if cur.ids[: len(prev.ids)] != prev.ids:
+                raise BadInputError(f"trajectory {t.trajectory_id}: message {i} does not extend the conversation before it")
+            if msgs[i]["role"] == "assistant":
+                # <assistant> content… <eos>: only the content is the policy's sampled tokens
+                response += list(range(len(prev.ids) + 1, len(cur.ids) - 1))
+            prev = cur
+        limit = min(max_length, model.config.max_len)
+        prompt, truncated = prev, False
+        if prompt.positions() > limit:
+            prompt, truncated = self._truncate(prompt, limit, t)
+            response = [r for r in response if r < len(prompt.ids)]
+        return NanoItem(prompt, response, truncated)
+
+    def _truncate(self, p: Any, limit: int, t: BatchTrajectory) -> tuple[Any, bool]:
+        """The longest prefix of whole tokens (an image counts with its grid) within `limit` positions."""
+        img_id = self.model.tok.id("<img>")
+        at, k, keep = 0, 0, 0
+        for n, tid in enumerate(p.ids):
+            width = (64 if p.images[k][1] else 16) if tid == img_id else 1
+            if at + width > limit:
+                break
+            at += width
+            k += tid == img_id
+            keep = n + 1
+        first_assistant = p.ids.index(self.model.tok.id("<assistant>")) if self.model.tok.id("<assistant>") in p.ids else len(p.ids)
+        if keep <= first_assistant:
+            raise BadInputError(
+                f"trajectory {t.trajectory_id}: its prompt alone is longer than {limit} positions "
+                "(max_length / the nano policy's max_len)"
+            )
+        return self.pm.Prompt(p.ids[:keep], p.images[:k]), True
+
+    # -- the math update.py needs
+    def log_probs(self, items: list[NanoItem], with_entropy: bool = False):
+        """(log-probs [B, T], mask [B, T], entropy [B, T] | None) over each item's response tokens."""
+        lp, ent = self.pm.token_stats(self.model, [(it.prompt, it.response) for it in items])
+        mask = torch.zeros_like(lp)
+        for j, it in enumerate(items):
+            mask[j, : it.response_tokens] = 1.0
+        return lp, mask, (ent if with_entropy else None)
+
+    @staticmethod
+    def width(item: NanoItem) -> int:
+        return item.response_tokens
+
+    @staticmethod
+    def policy_tokens(item: NanoItem) -> int:
+        return item.response_tokens
+
+    def reference_log_probs(self, items: list[NanoItem], reference_folder: Callable[[], Path]) -> torch.Tensor:
+        """Log-probs under the run's reference policy (its version 0), loaded once and frozen."""
+        if self._reference is None:
+            self._reference = self.pm.load(str(reference_folder()))
+            for p in self._reference.parameters():
+                p.requires_grad_(False)
+        return self.pm.token_stats(self._reference, [(it.prompt, it.response) for it in items])[0]
+
+    def parameters(self):
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def train(self) -> None:
+        self.model.train()
+
+    def eval(self) -> None:
+        self.model.eval()
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return self.model.state_dict()
+
+    def save(self, out_dir: Path) -> None:
+        self.pm.save(self.model, str(out_dir))

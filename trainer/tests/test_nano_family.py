@@ -1,0 +1,159 @@
+"""The nano policy through update_policy (dev S3): the trainer sees the trajectory's images, its
+log-probs are the ones the policy server reported when it sampled the turn, an update moves them
+the advantage's way, and a version is a loadable nano checkpoint."""
+
+import io
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from segflow_trainer.batch import parse_batch
+from segflow_trainer.errors import BadInputError
+from segflow_trainer.nano_family import NanoFamily, import_policy_model
+from segflow_trainer.update import MANIFEST, fetch_policy, update_policy
+
+from .helpers import Dev
+
+pm = import_policy_model()
+STOPS = ["</search>", "</keyframe>"]
+HP = {"learningRate": 3e-3, "seed": 3, "maxLength": 640}
+
+
+def jpeg(colour: tuple[int, int, int], box: tuple[int, int, int, int]) -> bytes:
+    img = Image.new("RGB", (96, 96), (20, 20, 20))
+    img.paste(colour, box)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=95)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory):
+    torch.use_deterministic_algorithms(True)
+    d = Dev(tmp_path_factory.mktemp("nano"))
+    tok = pm.Tokenizer.build(["the", "red", "square", "find", "frame", "please", "it", "is", "here", "look", "kelvith", "appearance"])
+    folder = d.tmp / "v0"
+    pm.save(pm.new_model(tok, seed=0), str(folder))
+    uri = d.store.uri_of(f"test/trainer/{d.run_id}/nano-v0/")
+    d.store.upload_folder(folder, uri)
+    d.v0 = {"uri": uri, "version": 0}
+    d.model = pm.load(str(folder))
+    d.frames = [
+        d.store.put_bytes(f"test/trainer/{d.run_id}/f{i}.jpg", jpeg((200, 30, 30), (10 + 20 * i, 30, 40 + 20 * i, 60)), "image/jpeg")
+        for i in range(2)
+    ]
+    d.keyframe = d.store.put_bytes(f"test/trainer/{d.run_id}/k.jpg", jpeg((200, 30, 30), (30, 30, 60, 60)), "image/jpeg")
+    return d
+
+
+def pil(dev, ref) -> Image.Image:
+    return Image.open(io.BytesIO(dev.store.get_bytes(ref["uri"])))
+
+
+def sample_trajectory(dev, seed: int) -> tuple[list[dict], list[list[float]]]:
+    """A two-turn trajectory sampled as nano/policy_server.py samples (grammar on): keyframe, then
+    (after the high-res keyframe) an answer. Returns the batch messages and each turn's reported
+    log-probs of its content tokens."""
+    system = {"role": "system", "content": "plain system prompt"}
+    user_text = "Please find 'the red square'. frame 0 <image> frame 1 <image>"
+    batch_msgs = [system, {"role": "user", "content": user_text, "images": [{"uri": f["uri"]} for f in dev.frames]}]
+    wire = [
+        system,
+        {"role": "user", "content": [
+            {"type": "text", "text": "Please find 'the red square'. frame 0 "},
+            {"type": "image_url", "image_url": {"url": pil(dev, dev.frames[0])}},
+            {"type": "text", "text": " frame 1 "},
+            {"type": "image_url", "image_url": {"url": pil(dev, dev.frames[1])}},
+        ]},
+    ]
+    reported = []
+    for turn in range(2):
+        prompt = pm.encode_conversation(dev.model, wire, add_generation_prompt=True)
+        out = pm.generate(dev.model, prompt, 60, STOPS, temperature=1.0, seed=seed + turn, constrained=True)
+        # the content tokens (an <eos> that ends the answer is not part of the text)
+        n = len(out["ids"]) - (1 if out["ids"][-1] == dev.model.tok.id("<eos>") else 0)
+        reported.append(out["logprobs"][:n])
+        wire.append({"role": "assistant", "content": out["text"]})
+        batch_msgs.append({"role": "assistant", "content": out["text"]})
+        if turn == 0:
+            obs = "Here is the high-res version of your selected frame: <image>"
+            batch_msgs.append({"role": "user", "content": obs, "images": [{"uri": dev.keyframe["uri"]}]})
+            wire.append({"role": "user", "content": [
+                {"type": "text", "text": "Here is the high-res version of your selected frame: "},
+                {"type": "image_url", "image_url": {"url": pil(dev, dev.keyframe)}},
+            ]})
+    return batch_msgs, reported
+
+
+def batch_doc(dev, run_id: str, trajectories: list[tuple[list[dict], float]]) -> dict:
+    return {
+        "schema": "segflow.batch/1",
+        "runId": run_id,
+        "step": 0,
+        "policyVersion": 0,
+        "trajectories": [
+            {"trajectoryId": f"t{i}", "groupId": "g", "advantage": a, "reward": a, "messages": m}
+            for i, (m, a) in enumerate(trajectories)
+        ],
+    }
+
+
+def test_trainer_log_probs_equal_what_the_server_reported(dev):
+    fam = NanoFamily(fetch_policy(dev.store, dev.v0["uri"], dev.tmp / "w"), dev.store.get_bytes)
+    for seed in (1, 2, 3):
+        msgs, reported = sample_trajectory(dev, seed)
+        doc = batch_doc(dev, dev.run_id, [(msgs, 1.0)])
+        t = parse_batch(json.dumps(doc).encode(), "b").trajectories[0]
+        assert t.messages[1]["images"][0]["uri"] == dev.frames[0]["uri"]
+        item = fam.tokenize(t, 640)
+        flat = [x for turn in reported for x in turn]
+        assert item.response_tokens == len(flat) and not item.truncated
+        with torch.no_grad():
+            lp, mask, _ = fam.log_probs([item])
+        assert mask.sum().item() == len(flat)
+        assert torch.allclose(lp[0, : len(flat)], torch.tensor(flat), atol=1e-4), (lp[0, : len(flat)], flat)
+
+
+def test_the_images_matter(dev):
+    """Other image bytes under the same text give other log-probs: the trainer reads the images."""
+    fam = NanoFamily(fetch_policy(dev.store, dev.v0["uri"], dev.tmp / "w"), dev.store.get_bytes)
+    msgs, _ = sample_trajectory(dev, 5)
+    other = json.loads(json.dumps(msgs))
+    other[1]["images"] = [{"uri": dev.keyframe["uri"]}, {"uri": dev.keyframe["uri"]}]
+    a, b = (fam.tokenize(parse_batch(json.dumps(batch_doc(dev, "r", [(m, 1.0)])).encode(), "b").trajectories[0], 640) for m in (msgs, other))
+    with torch.no_grad():
+        la, lb = fam.log_probs([a])[0], fam.log_probs([b])[0]
+    assert a.prompt.ids == b.prompt.ids
+    assert not torch.allclose(la, lb)
+
+
+def test_update_moves_nano_log_probs_and_writes_a_loadable_version(dev):
+    trajs = [sample_trajectory(dev, s)[0] for s in (11, 12, 13, 14)]
+    advs = [1.0, 0.5, -0.5, -1.0]
+    doc = batch_doc(dev, dev.run_id, list(zip(trajs, advs)))
+    batch = dev.put_batch(doc, "nano-batch.json")
+    r = update_policy(dev.store, batch, dev.v0, {**HP, "runId": dev.run_id, "step": 0}, dev.work_dir)
+    m = r["metrics"]
+    assert r["policy"]["kind"] == "full" and r["policy"]["version"] == 1
+    assert m["logProbShift"]["positive"] > 0 > m["logProbShift"]["negative"], m
+    assert m["trajectories"] == 4 and m["responseTokens"] > 0 and m["entropy"] > 0
+    names = {k.rsplit("/", 1)[1] for k in dev.store.list(r["policy"]["uri"])}
+    assert {"config.json", "model.safetensors", "tokenizer.json", MANIFEST} <= names
+    v1 = pm.load(str(fetch_policy(dev.store, r["policy"]["uri"], dev.tmp / "check")))
+    assert v1.config.model_type == "segflow-nano-policy"
+    # the same step again: the stored version is returned, not applied twice
+    again = update_policy(dev.store, batch, dev.v0, {**HP, "runId": dev.run_id, "step": 0}, dev.tmp / "work2")
+    assert again["metrics"]["reused"] is True and again["policy"]["weightsSha256"] == r["policy"]["weightsSha256"]
+
+
+def test_missing_image_and_lora_are_bad_input(dev):
+    msgs, _ = sample_trajectory(dev, 21)
+    msgs[1]["images"][0] = {"uri": dev.store.uri_of(f"test/trainer/{dev.run_id}/no-such.jpg")}
+    batch = dev.put_batch(batch_doc(dev, dev.run_id + "-x", [(msgs, 1.0)]), "nano-missing.json")
+    with pytest.raises(BadInputError, match="does not exist"):
+        update_policy(dev.store, batch, dev.v0, {**HP, "runId": dev.run_id + "-x", "step": 0}, dev.work_dir)
+    good = dev.put_batch(batch_doc(dev, dev.run_id + "-y", [(sample_trajectory(dev, 22)[0], 1.0)]), "nano-good.json")
+    with pytest.raises(BadInputError, match="LoRA"):
+        update_policy(dev.store, good, dev.v0, {**HP, "runId": dev.run_id + "-y", "step": 0, "lora": {"rank": 4}}, dev.work_dir)
