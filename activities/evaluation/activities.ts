@@ -1,7 +1,8 @@
 /**
  * The evaluation's activities (orchestrator role, queue `segflow`): plan a page of samples, load a
  * prepared sample for its child workflow, score a prediction against the sample's ground-truth
- * masks and store the result under its deterministic key, aggregate the stored results, render the
+ * masks (and its trajectory with the reward's outcome terms) and store the result under its
+ * deterministic key, aggregate the stored results, render the
  * report, and resolve "the newest checkpoint" for scheduled evaluations. Inputs are validated with
  * zod at this edge; bad input (not a dataset index, a sample without masks, a malformed pointer)
  * fails non-retryably with the input named; S3 errors retry by class.
@@ -10,6 +11,7 @@ import sharp from 'sharp';
 import { z } from 'zod';
 import { artifactRefSchema, type ArtifactRef } from '../../core/artifacts.js';
 import { ABILITIES, type Ability } from '../../core/protocol/prompts.js';
+import type { AnswerStatus } from '../../core/rollout/agent-loop.js';
 import type { PreparedDatasetIndex, PreparedSample } from '../datasets/prepare.js';
 import { BadInputError, activityFailure } from '../errors.js';
 import { heartbeat, parseActivityInput } from '../edge.js';
@@ -24,6 +26,7 @@ import {
   sampleScore,
   type GalleryItem,
 } from '../reports/evaluation-report.js';
+import { readResponseText, scoreResponse } from '../rewards/activities.js';
 import type { PinoLogger } from '../runtime/logger.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { aggregateEvaluation, scoreFrames } from './aggregate.js';
@@ -33,6 +36,7 @@ import {
   sampleEvaluationSchema,
   type EvaluationPointer,
   type EvaluationSummary,
+  type OutcomeReward,
   type SampleEvaluation,
 } from './results.js';
 
@@ -200,6 +204,31 @@ async function overlayThumbnail(
   );
 }
 
+/**
+ * The outcome reward of a sample's trajectory, as training's `rewardScore` scores it (the
+ * `hierarchical` preset, segflow's outcome gate) but without similarities: only the outcome terms
+ * and F are kept. Null without a trajectory (the rollout failed) or without ground truth in the
+ * record (prepared before records carried it).
+ */
+export async function sampleOutcomeReward(
+  store: ArtifactStore,
+  rec: Pick<PreparedSample, 'groundTruth' | 'steps'>,
+  trajectory: ArtifactRef | null,
+  answerStatus: string,
+): Promise<OutcomeReward | null> {
+  const groundTruth = rec.groundTruth as PreparedSample['groundTruth'] | undefined | null;
+  if (trajectory === null || typeof groundTruth !== 'object' || groundTruth === null) return null;
+  const r = scoreResponse({
+    response: await readResponseText(store, trajectory),
+    groundTruth,
+    ...(rec.steps ? { steps: rec.steps } : {}),
+    preset: 'hierarchical',
+    // The gate passes only 'ok'; any other status (the evaluation's own 'rollout_failed' too) zeroes the outcome.
+    answerStatus: answerStatus as AnswerStatus,
+  });
+  return { outcome: r.outcome, iou: r.iou, box: r.box, point: r.point, frame: r.frame, format: r.format };
+}
+
 export function createEvaluationActivities(deps: EvaluationActivityDeps) {
   const { store } = deps;
   const now = deps.now ?? (() => new Date());
@@ -288,8 +317,9 @@ export function createEvaluationActivities(deps: EvaluationActivityDeps) {
     },
 
     /**
-     * Scores the prediction against every annotated frame, renders the overlay thumbnail and
-     * stores the sample's result under its deterministic key (a retry rewrites the same object).
+     * Scores the prediction against every annotated frame and the trajectory's outcome reward,
+     * renders the overlay thumbnail and stores the sample's result under its deterministic key (a
+     * retry rewrites the same object).
      */
     async evalScoreSample(
       raw: EvalScoreInput,
@@ -369,6 +399,7 @@ export function createEvaluationActivities(deps: EvaluationActivityDeps) {
         }
 
         const r = input.rollout;
+        const reward = await sampleOutcomeReward(store, rec, r.trajectory, r.answerStatus);
         const result: SampleEvaluation = {
           schema: 'segflow.eval-sample/1',
           evalId: input.evalId,
@@ -393,6 +424,7 @@ export function createEvaluationActivities(deps: EvaluationActivityDeps) {
           prediction: p.kind === 'image' ? p.mask : p.kind === 'video' ? p.manifest : null,
           overlay,
           overlayFrame,
+          reward,
         };
         const ref = await store.putJson(EvalKeys.sampleResult(input.evalId, input.sampleId), result);
         return {
@@ -441,6 +473,7 @@ export function createEvaluationActivities(deps: EvaluationActivityDeps) {
           F: metrics.vos?.overall.F ?? null,
           gIoU: metrics.reasonSeg?.lisa.gIoU ?? null,
           cIoU: metrics.reasonSeg?.lisa.cIoU ?? null,
+          outcome: metrics.reward?.outcome ?? null,
           summary,
         };
         await store.putJson(EvalKeys.byDataset(datasetKeyOf(datasetUri), input.evalId), pointer);

@@ -1,8 +1,9 @@
 /**
  * Scoring one sample against its ground truth and aggregating many, with core/metrics: DAVIS J/F
  * per annotated frame and J&F per query (eval_okvos.py), per-ability and overall means with every
- * query weighted equally (spec §9.1, §13.1), and gIoU/cIoU under each empty-union convention
- * (spec §9.2, §13.2). Pure: no I/O, so it is unit-tested directly and the activities only fetch.
+ * query weighted equally (spec §9.1, §13.1), gIoU/cIoU under each empty-union convention
+ * (spec §9.2, §13.2), and the mean outcome reward (spec §5.5). Pure: no I/O, so it is unit-tested
+ * directly and the activities only fetch.
  */
 import { evaluateFrame } from '../../core/metrics/davis.js';
 import type { BinaryMask } from '../../core/metrics/mask.js';
@@ -15,7 +16,12 @@ import {
   SEGZERO_CONVENTION,
   summariseByAbility,
 } from '../../core/metrics/summary.js';
-import type { EvaluationSummary, SampleEvaluation } from './results.js';
+import type {
+  EvaluationSummary,
+  OutcomeReward,
+  OutcomeRewardAggregate,
+  SampleEvaluation,
+} from './results.js';
 
 /** The abilities the report tabulates: OK-VOS's three knowledge types and `in-video`. */
 export const EVAL_ABILITIES = ['one-hop', 'multi-hop', 'relational', 'in-video'] as const;
@@ -76,6 +82,31 @@ function count(values: readonly string[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const v of [...values].sort()) out[v] = (out[v] ?? 0) + 1;
   return out;
+}
+
+/**
+ * Mean outcome reward and its terms over the samples that have a reward, overall and per ability
+ * (abilities in sorted order); null when none has one.
+ */
+export function aggregateOutcomeReward(samples: readonly SampleEvaluation[]): OutcomeRewardAggregate | null {
+  const rewarded = samples.flatMap((s) => (s.reward ? [{ ability: s.ability, r: s.reward }] : []));
+  if (rewarded.length === 0) return null;
+  const mean = (k: keyof OutcomeReward, rows: typeof rewarded) => npMean(rows.map((x) => x.r[k]));
+  const perAbility: OutcomeRewardAggregate['perAbility'] = {};
+  for (const a of [...new Set(rewarded.map((x) => x.ability))].sort()) {
+    const rows = rewarded.filter((x) => x.ability === a);
+    perAbility[a] = { samples: rows.length, outcome: mean('outcome', rows) };
+  }
+  return {
+    samples: rewarded.length,
+    outcome: mean('outcome', rewarded),
+    iou: mean('iou', rewarded),
+    box: mean('box', rewarded),
+    point: mean('point', rewarded),
+    frame: mean('frame', rewarded),
+    format: mean('format', rewarded),
+    perAbility,
+  };
 }
 
 export interface AggregateContext {
@@ -159,6 +190,7 @@ export function aggregateEvaluation(
     },
     stopReasons: count(sorted.map((s) => s.stopReason)),
     answerStatus: count(sorted.map((s) => s.answerStatus)),
+    reward: aggregateOutcomeReward(sorted),
     tokens: {
       prompt,
       completion,

@@ -38,6 +38,22 @@ export const EvalKeys = {
 
 const num = z.number();
 
+/**
+ * The outcome terms of the Seg-ReSearch reward (spec §5.5) of one sample's trajectory, under the
+ * `hierarchical` preset and after segflow's outcome gate (an answer `checkAnswer` rejected earns
+ * outcome 0), as `rewardScore` computes them in training. `outcome` = R_iou + R_box + R_point +
+ * R_frame ∈ [0, 4]; `format` is F. No process term: evaluation computes no IGR.
+ */
+export const outcomeRewardSchema = z.object({
+  outcome: num,
+  iou: num,
+  box: num,
+  point: num,
+  frame: num,
+  format: num,
+});
+export type OutcomeReward = z.infer<typeof outcomeRewardSchema>;
+
 /** One sample's evaluation, as stored at {@link EvalKeys.sampleResult}. */
 export const sampleEvaluationSchema = z.object({
   schema: z.literal('segflow.eval-sample/1'),
@@ -80,6 +96,11 @@ export const sampleEvaluationSchema = z.object({
   overlay: artifactRefSchema.nullable(),
   /** The frame (position) the overlay shows. */
   overlayFrame: num.nullable(),
+  /**
+   * The outcome reward of the trajectory; null without a trajectory (the rollout failed) or
+   * without ground truth in the record; absent in results stored before it was recorded.
+   */
+  reward: outcomeRewardSchema.nullable().optional(),
 });
 export type SampleEvaluation = z.infer<typeof sampleEvaluationSchema>;
 
@@ -88,6 +109,19 @@ export interface ReasonSegAggregate {
   cIoU: number;
   counted: number;
   skipped: number;
+}
+
+/** Mean outcome reward and its terms, over the samples that have a reward. */
+export interface OutcomeRewardAggregate {
+  /** Samples with a reward (a trajectory and ground truth). */
+  samples: number;
+  outcome: number;
+  iou: number;
+  box: number;
+  point: number;
+  frame: number;
+  format: number;
+  perAbility: Record<string, { samples: number; outcome: number }>;
 }
 
 /** The aggregates of an evaluation (also the `metrics` of its JSON report). */
@@ -120,6 +154,11 @@ export interface EvaluationSummary {
   };
   stopReasons: Record<string, number>;
   answerStatus: Record<string, number>;
+  /**
+   * Means of the samples' outcome rewards ({@link OutcomeReward}) over the samples that have one
+   * (`samples` of them), overall and per ability; null when no sample has one.
+   */
+  reward: OutcomeRewardAggregate | null;
   tokens: { prompt: number; completion: number; completionPerSample: number };
 }
 
@@ -133,5 +172,7 @@ export interface EvaluationPointer {
   F: number | null;
   gIoU: number | null;
   cIoU: number | null;
+  /** Mean outcome reward (0–4) of the samples that have one; absent in pointers written before it was recorded. */
+  outcome?: number | null;
   summary: ArtifactRef;
 }

@@ -1,10 +1,15 @@
 /**
  * The evaluation report: a self-contained HTML page (key figures, per-ability J/F/J&F table and
- * bars, ReasonSeg gIoU/cIoU under each convention, search calls and cost, stop reasons, metric
- * curves across checkpoints, a gallery of the best and worst samples as data-URL overlays, every
+ * bars, ReasonSeg gIoU/cIoU under each convention, the mean outcome reward and its terms, search
+ * calls and cost, stop reasons, metric curves across checkpoints, a gallery of the best and worst samples as data-URL overlays, every
  * sample in a table) and the same numbers as JSON. Pure: the activity fetches, this renders.
  */
-import type { EvaluationPointer, EvaluationSummary, SampleEvaluation } from '../evaluation/results.js';
+import type {
+  EvaluationPointer,
+  EvaluationSummary,
+  OutcomeReward,
+  SampleEvaluation,
+} from '../evaluation/results.js';
 import { cell, escapeHtml, kpi, page, table } from './html.js';
 import { barChart, lineChart } from './svg.js';
 
@@ -42,6 +47,8 @@ export interface EvaluationReportJson {
     F: number;
     JF: number;
     iou: number | null;
+    /** The sample's outcome reward; null without a trajectory or ground truth. */
+    reward: OutcomeReward | null;
     answerStatus: string;
     stopReason: string;
     searches: number;
@@ -93,6 +100,8 @@ export function renderEvaluationReport(input: EvaluationReportInput): {
   json: EvaluationReportJson;
 } {
   const { summary: s, samples } = input;
+  // Summaries written before the outcome reward was recorded have none.
+  const reward = s.reward ?? null;
   const body: string[] = [];
   const policy = `${s.policy.model ?? 'default model'}${s.policy.version !== null ? ` v${s.policy.version}` : ''}`;
   body.push(`<h1>Evaluation ${escapeHtml(s.evalId)}</h1>`);
@@ -107,6 +116,7 @@ export function renderEvaluationReport(input: EvaluationReportInput): {
   if (s.reasonSeg) {
     figures.push(kpi('gIoU (LISA)', pct(s.reasonSeg.lisa.gIoU)), kpi('cIoU', pct(s.reasonSeg.lisa.cIoU)));
   }
+  if (reward) figures.push(kpi('outcome reward (0–4)', cell(reward.outcome, 3)));
   figures.push(
     kpi('samples scored', `${s.samples.scored}/${s.samples.expected}`),
     kpi('searches / sample', cell(s.search.perSample, 2)),
@@ -187,6 +197,37 @@ export function renderEvaluationReport(input: EvaluationReportInput): {
     );
   }
 
+  if (reward) {
+    body.push('<h2>Outcome reward</h2>');
+    body.push(
+      table(
+        ['term', 'mean'],
+        [
+          ['<b>outcome</b> = R_iou + R_box + R_point + R_frame', `<b>${cell(reward.outcome, 3)}</b>`],
+          ['R_iou (box IoU &gt; 0.5)', cell(reward.iou, 3)],
+          ['R_box (mean box L1 &lt; 10)', cell(reward.box, 3)],
+          ['R_point (point within 100 of the GT point)', cell(reward.point, 3)],
+          ['R_frame (max_conn_area of the keyframe)', cell(reward.frame, 3)],
+          ['F (format)', cell(reward.format, 3)],
+          ['samples with a reward', String(reward.samples)],
+        ],
+        { id: 'reward-table' },
+      ),
+      table(
+        ['ability', 'samples', 'outcome'],
+        Object.entries(reward.perAbility).map(([a, v]) => [
+          escapeHtml(a),
+          String(v.samples),
+          cell(v.outcome, 3),
+        ]),
+        { id: 'reward-ability-table' },
+      ),
+    );
+    body.push(
+      '<p class="meta">The outcome terms of the Seg-ReSearch reward (spec §5.5, <code>hierarchical</code> preset, first keyframe) of each trajectory, with segflow\'s outcome gate: an answer the rollout could not use for segmentation earns 0. No process term (evaluation computes no IGR). Samples without a trajectory (the rollout failed) have no reward and are left out of the means.</p>',
+    );
+  }
+
   body.push('<h2>Search and stop reasons</h2>');
   const sr = s.search;
   body.push(
@@ -251,9 +292,27 @@ export function renderEvaluationReport(input: EvaluationReportInput): {
       })),
     })}</div>`,
   );
+  if (versioned.some((h) => typeof h.outcome === 'number')) {
+    body.push(
+      `<div class="charts">${lineChart({
+        title: 'Mean outcome reward by policy version',
+        xLabel: 'policy version',
+        yLabel: 'outcome reward',
+        yMin: 0,
+        yMax: 4,
+        format: (v) => v.toFixed(2),
+        series: [
+          {
+            name: 'outcome',
+            points: versioned.map((h) => [h.policy.version!, h.outcome ?? NaN] as [number, number]),
+          },
+        ],
+      })}</div>`,
+    );
+  }
   body.push(
     table(
-      ['evaluation', 'model', 'version', 'J&F', 'gIoU', 'cIoU', 'finished'],
+      ['evaluation', 'model', 'version', 'J&F', 'gIoU', 'cIoU', 'outcome', 'finished'],
       hist.map((h) => [
         escapeHtml(h.evalId),
         escapeHtml(h.policy.model ?? ''),
@@ -261,6 +320,7 @@ export function renderEvaluationReport(input: EvaluationReportInput): {
         pct(h.JF),
         pct(h.gIoU),
         pct(h.cIoU),
+        cell(h.outcome, 3),
         escapeHtml(h.finishedAt),
       ]),
       { id: 'checkpoint-table' },
@@ -284,6 +344,7 @@ export function renderEvaluationReport(input: EvaluationReportInput): {
         'F',
         'J&F',
         'IoU',
+        'reward',
         'answer',
         'stop reason',
         'searches',
@@ -298,6 +359,7 @@ export function renderEvaluationReport(input: EvaluationReportInput): {
         pct(x.F),
         pct(x.JF),
         pct(sampleIoU(x)),
+        cell(x.reward?.outcome, 2),
         escapeHtml(x.answerStatus),
         escapeHtml(x.stopReason),
         String(x.searches.length),
@@ -320,6 +382,7 @@ export function renderEvaluationReport(input: EvaluationReportInput): {
       F: x.F,
       JF: x.JF,
       iou: sampleIoU(x),
+      reward: x.reward ?? null,
       answerStatus: x.answerStatus,
       stopReason: x.stopReason,
       searches: x.searches.length,

@@ -37,6 +37,59 @@ export interface RewardScoreInput extends RewardContext {
   gate?: boolean;
 }
 
+/** One decoded response to score: what {@link scoreResponse} needs besides the settings. */
+export interface ResponseRewardInput {
+  /** The trajectory's `responseText`. */
+  response: string;
+  groundTruth: SampleGroundTruth;
+  /** Reference search steps: non-empty marks a search sample. */
+  steps?: string[];
+  /** @default "hierarchical" */
+  preset?: RewardPresetName;
+  /**
+   * Similarities, one array per request of `similarityRequests`, in order. Omitted: none are
+   * known, so IGR is unknown and `total` and `process` may be null (the outcome terms never need them).
+   */
+  similarities?: number[][];
+  /** The rollout's answer check; with `gate` an unusable answer earns no outcome. */
+  answerStatus: AnswerStatus;
+  /** @default true */
+  gate?: boolean;
+}
+
+/**
+ * The reward breakdown of one response under a preset, with segflow's outcome gate
+ * ({@link gateOutcome}) unless `gate` is false. Pure; never throws (see `scoreTrajectory`).
+ * Shared by `rewardScore` (training) and the evaluation's per-sample outcome reward.
+ */
+export function scoreResponse(input: ResponseRewardInput): RewardBreakdown {
+  const settings = rewardSettings(input.preset ?? 'hierarchical');
+  const rewardInput = {
+    response: input.response,
+    groundTruth: input.groundTruth,
+    steps: input.steps ?? null,
+  };
+  let similarity: { firstQuery: number[] | null; perStep: (number | null)[] } | null = null;
+  const given = input.similarities;
+  if (given) {
+    const perStep: (number | null)[] = [];
+    let firstQuery: number[] | null = null;
+    similarityRequests(rewardInput, settings).forEach((r, i) => {
+      const sims = given[i] ?? [];
+      if (r.purpose === 'igr') firstQuery = sims;
+      else perStep[r.index] = sims[0] ?? null;
+    });
+    similarity = { firstQuery, perStep };
+  }
+  const breakdown = scoreTrajectory({ ...rewardInput, similarity }, settings);
+  return input.gate === false ? breakdown : gateOutcome(breakdown, input.answerStatus);
+}
+
+/** The `responseText` of a stored trajectory.json. */
+export async function readResponseText(store: ArtifactStore, ref: ArtifactRef): Promise<string> {
+  return (await store.getInputJson<{ responseText: string }>(ref.uri, 'trajectory')).responseText;
+}
+
 export function createRewardActivities(deps: { store: ArtifactStore }) {
   const response = async (ref: ArtifactRef) =>
     (await deps.store.getJson<{ responseText: string }>(ref.uri)).responseText;
@@ -59,22 +112,8 @@ export function createRewardActivities(deps: { store: ArtifactStore }) {
 
     async rewardScore(input: RewardScoreInput): Promise<RewardBreakdown> {
       try {
-        const settings = rewardSettings(input.preset ?? 'hierarchical');
-        const rewardInput = {
-          response: await response(input.trajectory),
-          groundTruth: input.groundTruth,
-          steps: input.steps ?? null,
-        };
-        const plan = similarityRequests(rewardInput, settings);
-        const perStep: (number | null)[] = [];
-        let firstQuery: number[] | null = null;
-        plan.forEach((r, i) => {
-          const sims = input.similarities[i] ?? [];
-          if (r.purpose === 'igr') firstQuery = sims;
-          else perStep[r.index] = sims[0] ?? null;
-        });
-        const breakdown = scoreTrajectory({ ...rewardInput, similarity: { firstQuery, perStep } }, settings);
-        return input.gate === false ? breakdown : gateOutcome(breakdown, input.answerStatus);
+        const { trajectory, ...rest } = input;
+        return scoreResponse({ ...rest, response: await response(trajectory) });
       } catch (err) {
         throw activityFailure(err);
       }

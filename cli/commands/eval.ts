@@ -9,6 +9,7 @@ import {
   parseTrainingMetrics,
   renderTrainingDashboard,
 } from '../../activities/reports/training-dashboard.js';
+import type { EvaluationSummary } from '../../activities/evaluation/results.js';
 import { ArtifactStore } from '../../activities/storage/artifact-store.js';
 import { startWorkers, type RunningWorkers } from '../../workers/run.js';
 import { connectClient, workflowUiLink } from '../../workers/temporal-connection.js';
@@ -137,6 +138,17 @@ export async function readTrainingRecords(
   return out;
 }
 
+/**
+ * The summary's mean outcome reward as one line:
+ * `outcome reward 1.234 (iou 0.10, box 0.00, point 0.30, frame 0.83; n=48)`.
+ */
+export function outcomeRewardLine(m: Pick<EvaluationSummary, 'reward'>): string {
+  // Summaries written before the outcome reward was recorded have none.
+  const r = m.reward ?? null;
+  if (r === null) return 'outcome reward n/a (no sample has a trajectory to score)';
+  return `outcome reward ${r.outcome.toFixed(3)} (iou ${r.iou.toFixed(2)}, box ${r.box.toFixed(2)}, point ${r.point.toFixed(2)}, frame ${r.frame.toFixed(2)}; n=${r.samples})`;
+}
+
 interface EvalOptions extends EvaluationCliOptions {
   report?: string;
   json?: string;
@@ -150,7 +162,7 @@ export function register(program: Command): void {
   program
     .command('eval')
     .description(
-      'evaluate a policy on a prepared dataset (evaluation workflow): OK-VOS J/F/J&F per ability, ReasonSeg gIoU/cIoU, search calls and cost, stop reasons; writes an HTML report',
+      'evaluate a policy on a prepared dataset (evaluation workflow): OK-VOS J/F/J&F per ability, ReasonSeg gIoU/cIoU, mean outcome reward, search calls and cost, stop reasons; writes an HTML report',
     )
     .requiredOption(
       '--dataset <index>',
@@ -241,6 +253,7 @@ export function register(program: Command): void {
           console.log(
             `ReasonSeg gIoU ${p(m.reasonSeg.lisa.gIoU)} cIoU ${p(m.reasonSeg.lisa.cIoU)} (LISA); gIoU ${p(m.reasonSeg.segzero.gIoU)} (Seg-Zero, empty → 0)`,
           );
+        console.log(outcomeRewardLine(m));
         console.log(
           `searches ${m.search.calls} (${m.search.cached} cached), paid ${m.search.paidCalls}${m.search.costUsd !== null ? `, cost $${m.search.costUsd.toFixed(4)}` : ''}; stop reasons ${JSON.stringify(m.stopReasons)}`,
         );

@@ -1,6 +1,6 @@
 // The evaluation activities on the real dev S3, with datasets prepared here: planning marks stored
-// samples done, scoring writes one deterministic object per sample (a retry rewrites it), the
-// aggregate refuses missing results, and every bad input fails non-retryably, naming the input.
+// samples done, scoring writes one deterministic object per sample (a retry rewrites it) with the
+// trajectory's outcome reward, the aggregate means it and refuses missing results, and every bad input fails non-retryably, naming the input.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -16,7 +16,7 @@ import {
   type EvalPlanInput,
   type EvalScoreInput,
 } from '../../../activities/evaluation/activities.js';
-import { EvalKeys } from '../../../activities/evaluation/results.js';
+import { EvalKeys, type SampleEvaluation } from '../../../activities/evaluation/results.js';
 import { encodeMaskPng, maskSequenceLookup, type MaskSequence } from '../../../activities/media/masks.js';
 import { ArtifactStore } from '../../../activities/storage/artifact-store.js';
 import type { ArtifactRef } from '../../../core/artifacts.js';
@@ -126,6 +126,103 @@ test('evalScoreSample: the ground truth itself scores 1; a retry rewrites the sa
   // No prediction: I = 0, U = |GT| (the Seg-Zero penalty for an unparseable answer).
   const none = await acts.evalScoreSample({ ...input, sampleId: 'none', prediction: { kind: 'none' } });
   assert.equal(none.iou, 0);
+});
+
+test('evalScoreSample: the outcome reward of the trajectory, gated by the answer status; null without a trajectory or ground truth', async () => {
+  const evalId = uniqueId('reward');
+  const rec = records[0]!;
+  const record = await store.getJson<PreparedSample>(rec.ref.uri);
+  const [frameId, gt] = Object.entries(record.groundTruth)[0]!;
+  const trajectory = async (name: string, answer: object) =>
+    store.putJson(`trajectories/${name}.json`, {
+      responseText: `<thinking> the shape </thinking>\n<keyframe> ${frameId} </keyframe>user\nHere is the high-res version of your selected frame: \n<thinking> locate </thinking>\n<answer> ${JSON.stringify(answer)} </answer>`,
+    });
+  const exact = await trajectory('exact', { bbox_2d: gt.bbox_2d, point_2d: gt.point_2d });
+  // Same box, point 300 units away along x (the answer check does not care): R_point 0.
+  const farPoint = await trajectory('far-point', {
+    bbox_2d: gt.bbox_2d,
+    point_2d: [gt.point_2d[0]! + 300, gt.point_2d[1]],
+  });
+  const score = async (sampleId: string, over: Partial<EvalScoreInput['rollout']>, recordRef = rec.ref) => {
+    const { result } = await acts.evalScoreSample({
+      evalId,
+      sampleId,
+      record: recordRef,
+      prediction: { kind: 'none' },
+      keyframeIndex: 0,
+      rollout: { ...rollout, ...over },
+      error: null,
+    });
+    return (await store.getJson<SampleEvaluation>(result.uri)).reward;
+  };
+  // One frame, one connected component: R_frame = max_conn_area = 1.
+  assert.equal(gt.max_conn_area, 1);
+  // The answer box is the ground-truth box on an annotated frame: R_iou 1, R_box 1, R_point 1.
+  assert.deepEqual(await score('exact', { trajectory: exact }), {
+    outcome: 4,
+    iou: 1,
+    box: 1,
+    point: 1,
+    frame: 1,
+    format: 1,
+  });
+  assert.deepEqual(await score('far-point', { trajectory: farPoint }), {
+    outcome: 3,
+    iou: 1,
+    box: 1,
+    point: 0,
+    frame: 1,
+    format: 1,
+  });
+  // An answer the rollout could not use: segflow's gate zeroes the outcome (F stays).
+  assert.deepEqual(await score('gated', { trajectory: exact, answerStatus: 'degenerate_box' }), {
+    outcome: 0,
+    iou: 0,
+    box: 0,
+    point: 0,
+    frame: 0,
+    format: 1,
+  });
+  // The rollout failed: no trajectory, no reward.
+  assert.equal(await score('failed', { trajectory: null, answerStatus: 'rollout_failed' }), null);
+  // A record without ground truth (prepared by an older version) does not fail the evaluation.
+  const { groundTruth: _gt, ...withoutGt } = record;
+  const noGt = await store.putJson('junk/no-ground-truth.json', withoutGt);
+  assert.equal(await score('no-gt', { trajectory: exact }, noGt), null);
+
+  // The aggregate means the rewards over the samples that have one, and the pointer carries the mean.
+  const dataset = await store.putJson('junk/reward-index.json', {
+    ...(await store.getJson<object>(index.uri)),
+    samples: ['exact', 'far-point', 'gated', 'failed', 'no-gt'].map((id) => ({
+      id,
+      ability: null,
+      ref: rec.ref,
+    })),
+  });
+  const { metrics } = await acts.evalAggregate({
+    evalId,
+    dataset: dataset.uri,
+    policy: { model: null, version: 1 },
+    paid: { total: 0, byBackend: {} },
+  });
+  assert.deepEqual(metrics.reward, {
+    samples: 3,
+    outcome: 7 / 3,
+    iou: 2 / 3,
+    box: 2 / 3,
+    point: 1 / 3,
+    frame: 2 / 3,
+    format: 1,
+    perAbility: { [record.ability ?? 'unknown']: { samples: 3, outcome: 7 / 3 } },
+  });
+  const pointers: { outcome?: number | null }[] = [];
+  for await (const o of store.list('evals/by-dataset/')) {
+    if (o.key.endsWith(`/${evalId}.json`)) pointers.push(await store.getJson(o.key));
+  }
+  assert.deepEqual(
+    pointers.map((p) => p.outcome),
+    [7 / 3],
+  );
 });
 
 test('evalAggregate refuses to aggregate while a sample has no stored result, naming it', async () => {

@@ -1,11 +1,18 @@
 // Scoring and aggregation of an evaluation: per-frame J/F from core/metrics, per-query means over
 // all annotated frames, per-ability J&F with every query weighted equally, gIoU/cIoU under each
-// empty-union convention, search and stop-reason counts; plus the workflow/activity key agreement.
+// empty-union convention, search and stop-reason counts, the mean outcome reward (and the CLI's line
+// for it); plus the workflow/activity key agreement.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { aggregateEvaluation, scoreFrames } from '../../../activities/evaluation/aggregate.js';
-import { EvalKeys, sampleKeySegment, type SampleEvaluation } from '../../../activities/evaluation/results.js';
+import {
+  EvalKeys,
+  sampleEvaluationSchema,
+  sampleKeySegment,
+  type SampleEvaluation,
+} from '../../../activities/evaluation/results.js';
+import { outcomeRewardLine } from '../../../cli/commands/eval.js';
 import { evaluateFrame } from '../../../core/metrics/davis.js';
 import { maskFrom } from '../../../core/metrics/mask.js';
 import { evalIdFrom, samplePrefix } from '../../../workflows/evaluation.js';
@@ -174,6 +181,57 @@ test('aggregate: searches, paid calls and cost, stop reasons, answer statuses, e
   assert.equal(m.samples.errors, 1);
   assert.equal(aggregateEvaluation(samples, ctx).search.costUsd, null, 'no prices: no cost');
   assert.throws(() => aggregateEvaluation([samples[0]!, samples[0]!], ctx), /sample a appears twice/);
+});
+
+test('aggregate: outcome reward means over the samples that have one, overall and per ability; null when none has one', () => {
+  const r = (outcome: number, iou: number, box: number, point: number, frame: number, format = 1) => ({
+    outcome,
+    iou,
+    box,
+    point,
+    frame,
+    format,
+  });
+  const samples = [
+    sample('a', { kind: 'video', ability: 'one-hop', reward: r(3.5, 1, 1, 1, 0.5) }),
+    sample('b', { kind: 'video', ability: 'one-hop', reward: r(1.25, 1, 0, 0, 0.25) }),
+    sample('c', {
+      kind: 'video',
+      ability: 'multi-hop',
+      reward: r(0, 0, 0, 0, 0, 0),
+      answerStatus: 'no_answer',
+    }),
+    // No trajectory (rollout failed): no reward, left out of the means.
+    sample('d', { kind: 'video', ability: 'multi-hop', reward: null, answerStatus: 'rollout_failed' }),
+    // Stored by an older version: no reward field at all.
+    sample('e', { kind: 'image', ability: 'unknown' }),
+  ];
+  const m = aggregateEvaluation(samples, ctx);
+  assert.ok(m.reward);
+  assert.equal(m.reward.samples, 3);
+  assert.equal(m.reward.outcome, 4.75 / 3);
+  assert.equal(m.reward.iou, 2 / 3);
+  assert.equal(m.reward.box, 1 / 3);
+  assert.equal(m.reward.point, 1 / 3);
+  assert.equal(m.reward.frame, 0.25);
+  assert.equal(m.reward.format, 2 / 3);
+  assert.deepEqual(m.reward.perAbility, {
+    'multi-hop': { samples: 1, outcome: 0 },
+    'one-hop': { samples: 2, outcome: 2.375 },
+  });
+  assert.equal(
+    outcomeRewardLine(m),
+    'outcome reward 1.583 (iou 0.67, box 0.33, point 0.33, frame 0.25; n=3)',
+  );
+
+  const none = aggregateEvaluation([samples[3]!, samples[4]!], ctx);
+  assert.equal(none.reward, null);
+  assert.equal(outcomeRewardLine(none), 'outcome reward n/a (no sample has a trajectory to score)');
+  // Results stored before the reward was recorded still parse; a stored null too.
+  const { reward: _omit, ...old } = samples[0]!;
+  assert.equal(sampleEvaluationSchema.safeParse(old).success, true);
+  assert.equal(sampleEvaluationSchema.safeParse(samples[3]).success, true);
+  assert.equal(sampleEvaluationSchema.safeParse({ ...old, reward: { outcome: 1 } }).success, false);
 });
 
 test('aggregate does not depend on the order results are read in', () => {

@@ -182,6 +182,61 @@ test('evaluation report: tables, per-ability bars, checkpoint curve, gallery; un
   assert.equal(json.metrics.search.paidCalls, 1);
 });
 
+test('evaluation report: the outcome reward as a key figure, a table of its terms, per ability, per sample and across checkpoints', () => {
+  const s = samples().map((x, i) => ({
+    ...x,
+    reward:
+      i === 3 ? null : { outcome: i + 0.5, iou: i === 0 ? 0 : 1, box: 0, point: 0, frame: 0.5, format: 1 },
+  }));
+  const summary = aggregateEvaluation(s, {
+    evalId: 'ev',
+    dataset: { uri: 's3://segflow/datasets/indexes/d.json', format: 'okvos', split: 'test', samples: 4 },
+    policy: { model: 'policy', version: 2 },
+    expected: 4,
+    paid: { total: 0, byBackend: {} },
+  });
+  const history: EvaluationPointer[] = [0, 1, 2].map((v) => ({
+    evalId: `ev-v${v}`,
+    policy: { model: 'policy', version: v },
+    finishedAt: '2026-01-01T00:00:00.000Z',
+    JF: 0.3,
+    J: 0.3,
+    F: 0.4,
+    gIoU: null,
+    cIoU: null,
+    // v0 was written before the outcome reward was recorded.
+    ...(v === 0 ? {} : { outcome: v }),
+    summary: ref,
+  }));
+  const { html, json } = renderEvaluationReport({
+    summary,
+    samples: s,
+    history,
+    best: [],
+    worst: [],
+    generatedAt: '2026-01-02T00:00:00.000Z',
+  });
+  assert.match(html, /<b>1\.500<\/b>outcome reward \(0–4\)/);
+  const terms = /<table id="reward-table">([\s\S]*?)<\/table>/.exec(html)![1]!;
+  assert.match(terms, /R_iou[^<]*<\/td><td class="n">0\.667</);
+  assert.match(terms, /R_frame[^<]*<\/td><td class="n">0\.500</);
+  assert.match(terms, /samples with a reward<\/td><td class="n">3</);
+  const abilities = /<table id="reward-ability-table">([\s\S]*?)<\/table>/.exec(html)![1]!;
+  assert.match(abilities, /<td>multi-hop<\/td><td class="n">1<\/td><td class="n">1\.500<\/td>/);
+  assert.doesNotMatch(abilities, /in-video/, 'the in-video sample has no reward');
+  const checkpoints = /<table id="checkpoint-table">([\s\S]*?)<\/table>/.exec(html)![1]!;
+  const row = (id: string) => new RegExp(`<tr><td>${id}</td>(.*?)</tr>`).exec(checkpoints)![1]!;
+  assert.equal(count(row('ev-v0'), /n\/a/g), 3, 'gIoU, cIoU and the outcome it did not record');
+  assert.match(row('ev-v2'), /<td class="n">2\.000<\/td><td>2026/);
+  assert.match(html, /Mean outcome reward by policy version/);
+  assert.equal(count(html, /<circle class="point"[^>]*><title>outcome @/g), 2, 'v1 and v2; v0 has none');
+  assert.deepEqual(
+    json.samples.map((x) => x.reward?.outcome ?? null),
+    [0.5, 1.5, 2.5, null],
+  );
+  assert.equal(json.metrics.reward?.samples, 3);
+});
+
 /** Step records as a trainingRun would write them: rewards rising, searches settling, versions +1 per step. */
 export function generatedSteps(n: number, runId = 'run-a'): TrainingStepMetrics[] {
   return Array.from({ length: n }, (_, step) => ({
