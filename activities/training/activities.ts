@@ -203,10 +203,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
         for (const [i, t] of input.trajectories.entries()) {
           const doc = await store.getInputJson<{
             messages?: { role: string; content: string; images?: ArtifactRef[] }[];
-          }>(
-            t.trajectory.uri,
-            'trajectory',
-          );
+          }>(t.trajectory.uri, 'trajectory');
           if (!Array.isArray(doc?.messages) || doc.messages.length === 0) {
             throw new BadInputError(`trajectory ${t.trajectoryId} (${t.trajectory.uri}) has no messages`, {
               uri: t.trajectory.uri,
@@ -220,7 +217,9 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
             messages: doc.messages.map((m) => ({
               role: m.role,
               content: m.content,
-              ...(m.images?.length ? { images: m.images.map((i) => ({ uri: i.uri, sha256: i.sha256 })) } : {}),
+              ...(m.images?.length
+                ? { images: m.images.map((i) => ({ uri: i.uri, sha256: i.sha256 })) }
+                : {}),
             })),
           });
           if (i % 16 === 15) heartbeat({ read: i + 1 });
