@@ -1,5 +1,5 @@
 // `segr dataset prepare`: OK-VOS, ReasonSeg or a JSONL manifest → per-sample records in S3.
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { readManifest } from '../../activities/datasets/manifest.js';
 import { readOkVos } from '../../activities/datasets/okvos.js';
 import { prepareDataset } from '../../activities/datasets/prepare.js';
@@ -7,15 +7,7 @@ import { readReasonSeg } from '../../activities/datasets/reasonseg.js';
 import { datasetFormats, type DatasetFormat, type DatasetSample } from '../../activities/datasets/types.js';
 import { ArtifactStore } from '../../activities/storage/artifact-store.js';
 import { cliContext } from '../context.js';
-
-function positiveInt(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1)
-      throw new InvalidArgumentError(`${name} must be a whole number >= 1, got "${value}"`);
-    return n;
-  };
-}
+import { positiveInt } from '../option-parsers.js';
 
 export async function readDataset(
   format: DatasetFormat,

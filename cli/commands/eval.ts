@@ -15,24 +15,7 @@ import { startWorkers, type RunningWorkers } from '../../workers/run.js';
 import { connectClient, workflowUiLink } from '../../workers/temporal-connection.js';
 import type { EvaluationInput, EvaluationProgress, EvaluationResult } from '../../workflows/evaluation.js';
 import { cliContext } from '../context.js';
-
-function positiveInt(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1)
-      throw new InvalidArgumentError(`${name} must be a whole number >= 1, got "${value}"`);
-    return n;
-  };
-}
-
-function nonNegativeInt(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0)
-      throw new InvalidArgumentError(`${name} must be a whole number >= 0, got "${value}"`);
-    return n;
-  };
-}
+import { positiveInt, nonNegativeInt, nonNegativeNumber } from '../option-parsers.js';
 
 /** `--search-price serper=0.001` (repeatable) → {serper: 0.001}. */
 export function parsePrice(value: string, previous: Record<string, number> = {}): Record<string, number> {
@@ -55,6 +38,7 @@ export interface EvaluationCliOptions {
   searchPrice?: Record<string, number>;
   gallery?: number;
   temperature?: number;
+  seed?: number;
 }
 
 /** The evaluation workflow input the options describe. */
@@ -70,7 +54,10 @@ export function evaluationInputFrom(opts: EvaluationCliOptions): EvaluationInput
       ...(opts.policy ? { model: opts.policy } : {}),
       ...(opts.policyVersion !== undefined ? { version: opts.policyVersion } : {}),
       ...(opts.latestFrom ? { latestFrom: opts.latestFrom } : {}),
-      sampling: { temperature: opts.temperature ?? 0 },
+      sampling: {
+        temperature: opts.temperature ?? 0,
+        ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+      },
     },
     ...(opts.search ? { search: { backend: opts.search as 'local' } } : {}),
     ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
@@ -179,6 +166,12 @@ export function register(program: Command): void {
       'evaluate the newest checkpoint named by this S3 pointer JSON {version, model?}',
     )
     .option('--search <backend>', 'search backend: local, serper, duckduckgo, retrieval, searxng')
+    .option(
+      '--temperature <t>',
+      'sampling temperature (default 0: greedy, as evaluation should be; > 0 with --seed measures sampling noise)',
+      nonNegativeNumber('--temperature'),
+    )
+    .option('--seed <n>', 'sampling seed sent with every request', nonNegativeInt('--seed'))
     .option('--concurrency <n>', 'samples evaluated at once', positiveInt('--concurrency'), 4)
     .option('--limit <n>', 'evaluate only the first n samples', positiveInt('--limit'))
     .option('--page-size <n>', 'samples per workflow run before continue-as-new', positiveInt('--page-size'))

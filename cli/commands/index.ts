@@ -7,6 +7,7 @@ import { register as dev } from './dev.js';
 import { register as evalMasks } from './eval-masks.js';
 import { register as evaluate } from './eval.js';
 import { register as media } from './media.js';
+import { register as nano } from './nano.js';
 import { register as run } from './run.js';
 import { register as schedule } from './schedule.js';
 import { register as score } from './score.js';
@@ -32,4 +33,5 @@ export const commandRegistrars: CommandRegistrar[] = [
   evaluate,
   schedule,
   train,
+  nano,
 ];

@@ -1,7 +1,7 @@
 // `segr media …`: probe a file, sample frames of a video to a folder, ingest media into S3.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { BadInputError } from '../../activities/errors.js';
 import { extractFrames } from '../../activities/media/frames.js';
 import { inspectImage, resizeImage } from '../../activities/media/image.js';
@@ -16,15 +16,7 @@ import {
 import { linspaceIndices } from '../../activities/media/sampling.js';
 import { ArtifactStore } from '../../activities/storage/artifact-store.js';
 import { cliContext } from '../context.js';
-
-function positiveInt(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1)
-      throw new InvalidArgumentError(`${name} must be a whole number >= 1, got "${value}"`);
-    return n;
-  };
-}
+import { positiveInt } from '../option-parsers.js';
 
 /** Ctrl-C stops ffmpeg instead of leaving it running. */
 function interruptSignal(): AbortSignal {

@@ -9,17 +9,9 @@ import { connectClient } from '../../workers/temporal-connection.js';
 import type { EvaluationInput } from '../../workflows/evaluation.js';
 import { cliContext } from '../context.js';
 import { evaluationInputFrom, parsePrice } from './eval.js';
+import { positiveInt } from '../option-parsers.js';
 
 const scheduleIdRe = /^[A-Za-z0-9._-]{1,150}$/;
-
-function positiveInt(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1)
-      throw new InvalidArgumentError(`${name} must be a whole number >= 1, got "${value}"`);
-    return n;
-  };
-}
 
 interface ScheduleEvalOptions {
   id: string;
