@@ -369,11 +369,12 @@ def sample_next(model: NanoPolicy, h: torch.Tensor, temperature: float, top_p: f
 @torch.no_grad()
 def generate(model: NanoPolicy, prompt: Prompt, max_new: int, stops: list[str], temperature: float = 1.0,
              top_p: float = 1.0, top_k: int = -1, seed: int | None = None,
-             include_stop: bool = True, constrained: bool = False) -> dict:
+             include_stop: bool = True, constrained: bool = False,
+             keyframes: list[int] | None = None) -> dict:
     """Sample a turn as vLLM does: tokens until `<eos>`, a stop string in the decoded text, or
     `max_new` tokens. Returns {text, ids, logprobs, finish_reason, stop_reason}; `ids` and
     `logprobs` cover every generated token (the `<eos>` too, as vLLM counts it)."""
-    grammar = ProtocolGrammar(model.tok) if constrained else None
+    grammar = ProtocolGrammar(model.tok, keyframes) if constrained else None
     gen = torch.Generator()
     gen.manual_seed(seed if seed is not None else int.from_bytes(os.urandom(4), "little"))
     x, _ = model.embed([prompt])
@@ -416,12 +417,14 @@ class ProtocolGrammar:
     `<answer> {"bbox_2d": [N, N, N, N], "point_2d": [N, N]} </answer><eos>` — tokenised exactly as
     the tokenizer encodes those texts (what SFT trained on). The model makes every choice inside it
     (the action, the words, the numbers); the automaton only removes tokens that would break the
-    format. Free text is capped (THINK_MAX / QUERY_MAX tokens)."""
+    format. Free text is capped (THINK_MAX / QUERY_MAX tokens). With `keyframes` (the frame ids the
+    prompt offers) the keyframe number is a choice among them, as a JSON-schema enum would make it:
+    the protocol only accepts a keyframe that is one of the sampled frames."""
 
     THINK_MAX = 24
     QUERY_MAX = 6
 
-    def __init__(self, tok: Tokenizer) -> None:
+    def __init__(self, tok: Tokenizer, keyframes: list[int] | None = None) -> None:
         import re as _re
 
         self.tok = tok
@@ -434,10 +437,14 @@ class ProtocolGrammar:
                 self.think[tok.index[c]] = True
         self.nums = torch.zeros(V, dtype=torch.bool)
         self.nums[tok.num0 : tok.num0 + NUM_MAX + 1] = True
+        self.frames = self.nums
+        if keyframes:
+            self.frames = torch.zeros(V, dtype=torch.bool)
+            self.frames[[tok.num0 + k for k in keyframes if 0 <= k <= NUM_MAX]] = True
         enc = tok.encode
         self.actions = {
             tok.id("<search> "): enc('{"name": "text_search", "query": "') + ["Q"],
-            tok.id("<keyframe> "): ["#", tok.id(" </keyframe>")],
+            tok.id("<keyframe> "): ["K", tok.id(" </keyframe>")],
             tok.id('<answer> {"bbox_2d": ['): ["#", tok.id(", "), "#", tok.id(", "), "#", tok.id(", "), "#",
                                                tok.id('], "point_2d": ['), "#", tok.id(", "), "#",
                                                tok.id("]} </answer>"), tok.id("<eos>")],
@@ -460,6 +467,8 @@ class ProtocolGrammar:
             return self._mask([nxt])
         if nxt == "#":
             return self.nums
+        if nxt == "K":
+            return self.frames
         if nxt == "A":
             return self._mask(self.actions)
         free, end, cap = (self.think, self.think_end, self.THINK_MAX) if nxt == "T" else (self.words, self.query_end, self.QUERY_MAX)

@@ -11,7 +11,8 @@ Endpoints (the subset activities/policy/client.ts uses, in vLLM's wire format):
                               temperature, top_p, top_k; usage; `logprobs` (content entries,
                               `token_id:N` with return_tokens_as_token_ids) and `token_ids`
                               (return_token_ids) when asked; decoding within the turn grammar
-                              (--grammar protocol, the default; `nano_protocol_grammar` per request)
+                              (--grammar protocol, the default; `nano_protocol_grammar` per request;
+                              the keyframe is one of the `frame N` ids of the first user message)
   POST /tokenize              {count, max_model_len, tokens}: prompt positions (images count as
                               their patch grids) with the generation prompt
   GET  /v1/models, GET /health
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -43,6 +45,13 @@ class ApiError(Exception):
     def __init__(self, status: int, kind: str, message: str) -> None:
         super().__init__(message)
         self.status, self.kind, self.message = status, kind, message
+
+
+def _text_of(message: dict) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") for p in content or [] if isinstance(p, dict) and p.get("type") == "text")
 
 
 def fetch_s3_folder(uri: str) -> str:
@@ -102,11 +111,15 @@ def chat(state: State, body: dict) -> dict:
     top_p = float(body.get("top_p") if body.get("top_p") is not None else 1.0)
     top_k = int(body.get("top_k") if body.get("top_k") is not None else -1)
     seed = body.get("seed")
+    # the frames the first user message offers (`frame {fid} <image>`): the keyframe choices
+    first_user = next((m for m in messages if m.get("role") == "user"), None)
+    keyframes = [int(f) for f in re.findall(r"frame (\d+)", _text_of(first_user))] if first_user else []
     with state.lock:
         out = pm.generate(model, prompt, max_new, stops, temperature, top_p, top_k,
                           int(seed) if seed is not None else None,
                           include_stop=bool(body.get("include_stop_str_in_output", False)),
-                          constrained=bool(body.get("nano_protocol_grammar", state.grammar)))
+                          constrained=bool(body.get("nano_protocol_grammar", state.grammar)),
+                          keyframes=keyframes or None)
     ids = out["ids"]
     choice: dict = {
         "index": 0,

@@ -4,8 +4,15 @@
 #   2. segr dev up (Temporal + S3), the nano policy server (scripts/nano-policy-server.sh)
 #   3. segr run on a held-out nano video with a search query (the first one-hop test sample), answered by the
 #      nano corpus, masks written to out/nano-demo; segr eval-masks prints J&F against the ground truth
-#   4. the policy server is stopped on exit
-#   NANO_DEMO_SAMPLE=test_0002 bash scripts/nano-demo.sh      # another held-out sample
+#   4. segr nano publish: the policy, the segmenter and the prepared train/test splits into S3
+#   5. a worker (all roles) and the Python trainer worker in the background; segr eval of the SFT policy
+#      on the held-out test split (greedy): J&F and mean outcome reward "before"
+#   6. segr train start --watch: a short GRPO run (nano/train-config.json) from the SFT policy, every
+#      version synced into the policy server through /v1/load_lora_adapter
+#   7. segr eval of the last version: "after"; a before/after table and the Web UI link
+#   the workers and the policy server are stopped on exit.
+#   NANO_DEMO_SAMPLE=test_0002 bash scripts/nano-demo.sh      # another held-out sample for step 3
+#   NANO_TRAIN_STEPS=8 NANO_TRAIN_SEED=0 NANO_TRAIN_LIMIT=96 NANO_TEST_LIMIT=48   # the defaults
 set -euo pipefail
 cd "$(dirname "$0")/.."
 segr() { node bin/segr.js "$@"; }
@@ -55,7 +62,57 @@ else
 fi
 echo "Web UI: $UI"
 
-echo
-echo "nano-demo: the training part (segr train start on the nano policy, segr eval before/after) is NOT BUILT YET:"
-echo "           trainer/ has no plugin for the nano policy (segflow-policy.json kind \"nano\") — see nano/README.md status."
+# --- 4. the nano world in S3
+STEPS="${NANO_TRAIN_STEPS:-8}"
+SEED="${NANO_TRAIN_SEED:-0}"
+PUB="$DIR/published.json"
+segr nano publish --dir "$DIR" --train-limit "${NANO_TRAIN_LIMIT:-96}" --test-limit "${NANO_TEST_LIMIT:-48}" > /dev/null
+field() { node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"))[process.argv[2]])' "$PUB" "$1"; }
+TRAIN="$(field train)"; TEST="$(field test)"; POLICY="$(field policy)"
+echo "nano-demo: in S3: policy $POLICY, segmenter $(field sam2)"
+echo "nano-demo:        train split $TRAIN, test split $TEST"
+
+# --- 5. workers in the background (stopped on exit with the policy server)
+LOGS="$OUT/logs"; mkdir -p "$LOGS"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  bash scripts/nano-policy-server.sh --stop || true
+}
+trap cleanup EXIT
+SEGFLOW_POLICY_URL="$URL" SEGFLOW_SEGMENT_MODELS_DIR="$DIR/models/sam2" \
+  SEGFLOW_TRAINING_POLICY_CACHE_DIR="$DIR/policy-cache" node bin/segr.js worker > "$LOGS/worker.log" 2>&1 &
+PIDS+=($!)
+(cd trainer && exec ../.venv/trainer/bin/python -m segflow_trainer.worker) > "$LOGS/trainer.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 120); do grep -q "trainer polling" "$LOGS/trainer.log" 2>/dev/null && break; sleep 0.5; done
+
+STAMP="$(date +%Y%m%d-%H%M%S)"
+RUN="nano-demo-$STAMP"
+echo; echo "nano-demo: evaluation BEFORE training (SFT policy, greedy, held-out test split)"
+segr eval --remote --dataset "$TEST" --policy nano-policy --policy-version 0 --id "$RUN-before" --json "$OUT/before.json" \
+  | grep -v "samples:"
+
+# --- 6. training
+echo; echo "nano-demo: training run $RUN: $STEPS steps of GRPO from the SFT policy (nano/train-config.json)"
+segr train start --config-json nano/train-config.json --dataset "$TRAIN" --initial-policy "$POLICY" \
+  --model nano-policy --steps "$STEPS" --seed "$SEED" --id "$RUN" --watch
+
+# --- 7. after
+echo; echo "nano-demo: evaluation AFTER training ($RUN-v$STEPS, greedy, same test split)"
+segr eval --remote --dataset "$TEST" --policy "$RUN-v$STEPS" --policy-version "$STEPS" --id "$RUN-after" \
+  --json "$OUT/after.json" | grep -v "samples:"
+
+node - "$OUT/before.json" "$OUT/after.json" <<'JSEOF'
+const fs = require('fs');
+const [b, a] = process.argv.slice(2).map((f) => JSON.parse(fs.readFileSync(f, 'utf8')).metrics);
+const row = (name, f) => console.log(`${name.padEnd(26)}${f(b).padStart(10)}${f(a).padStart(10)}`);
+const n = (v, d = 3) => (v === null || v === undefined ? 'n/a' : Number(v).toFixed(d));
+console.log(`\n${''.padEnd(26)}${'before'.padStart(10)}${'after'.padStart(10)}`);
+row('mean outcome reward', (m) => n(m.reward?.outcome));
+row('  R_frame / R_point', (m) => `${n(m.reward?.frame, 2)}/${n(m.reward?.point, 2)}`);
+row('usable answers', (m) => `${m.answerStatus?.ok ?? 0}/${m.samples.scored}`);
+row('J&F (video, %)', (m) => n(m.vos ? m.vos.overall.JF * 100 : null, 1));
+JSEOF
+echo "Web UI: $UI  (runs $RUN, $RUN-before, $RUN-after)"
 echo "nano-demo: done in $(( $(date +%s) - t0 ))s"

@@ -6,10 +6,9 @@
 //   nano/policy_server.py (OpenAI/vLLM wire format) to a real worker process on the dev stack:
 //   segmentQuery on held-out nano videos, searches answered by the nano corpus, masks in S3, J&F.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import { TaskQueues } from '../../core/queues.js';
@@ -20,9 +19,8 @@ import { startWorkerProcess, testClient, testConfig, testStore, uniqueId } from 
 import { loadSam2Models, type Sam2Models } from '../../activities/segment/models.js';
 import { segmentImage } from '../../activities/segment/sam2-image.js';
 import { ephemeralTrackerStore, trackVideo } from '../../activities/segment/sam2-video.js';
-import { repoRoot } from '../support/paths.js';
+import { nanoDir, nanoPython, startNanoPolicyServer } from '../support/nano.js';
 
-const nanoDir = resolve(repoRoot, process.env.NANO_DIR ?? '.nano');
 const modelsDir = join(nanoDir, 'models', 'sam2');
 const dataDir = join(nanoDir, 'data');
 
@@ -140,7 +138,6 @@ test('video mode: propagation from a keyframe box beats the keyframe box held st
 // ---- the policy, end to end -------------------------------------------------------------------
 
 const policyDir = join(nanoDir, 'models', 'policy', 'v0');
-const nanoPython = resolve(repoRoot, process.env.NANO_VENV ?? '.venv/nano', 'bin', 'python');
 
 interface QuerySample {
   id: string;
@@ -148,37 +145,6 @@ interface QuerySample {
   oid: string;
   ability: string;
   query: string;
-}
-
-/** Starts nano/policy_server.py on a free port; resolves with its /v1 URL once /health answers. */
-async function startNanoPolicyServer(dir: string): Promise<{ url: string; child: ChildProcess }> {
-  const urlFile = join(mkdtempSync(join(tmpdir(), 'nano-policy-')), 'url');
-  const child = spawn(
-    nanoPython,
-    ['-W', 'ignore', '-m', 'nano.policy_server', '--model', dir, '--port', '0', '--url-file', urlFile],
-    {
-      cwd: repoRoot,
-      env: { ...process.env, PYTHONPATH: repoRoot },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`nano policy server exited:\n${out}`);
-    if (Date.now() > deadline) throw new Error(`nano policy server not up in 60s:\n${out}`);
-    if (existsSync(urlFile)) {
-      const url = readFileSync(urlFile, 'utf8').trim();
-      const ok = await fetch(url.replace(/\/v1$/, '/health')).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (ok) return { url, child };
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 // Measured with the seed-0 setup: ok 6/12, mean J&F of ok answers 0.167 (nano/README.md); the bars
