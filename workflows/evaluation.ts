@@ -207,13 +207,19 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
   const todo = plan.samples.filter((s) => !s.done);
   progress.skipped += plan.samples.length - todo.length;
 
+  // A sampling seed is offset by the sample's position in the dataset (as rolloutGroup offsets it
+  // per trajectory): one seed for every sample would give every sample the same random draws, and
+  // evaluations at different seeds would differ far more than sampling noise does.
+  const sampling = input.policy?.sampling ?? { temperature: 0 };
+  const position = new Map(plan.samples.map((s, i) => [s.id, progress.offset + i]));
   const childInput = (s: EvalPlanSample): EvaluateSampleInput => ({
     evalId,
     sample: { id: s.id, record: s.ref },
     policy: {
       ...(policy.model !== null ? { model: policy.model } : {}),
       ...(policy.version !== null ? { version: policy.version } : {}),
-      sampling: input.policy?.sampling ?? { temperature: 0 },
+      sampling:
+        sampling.seed !== undefined ? { ...sampling, seed: sampling.seed + position.get(s.id)! } : sampling,
     },
     ...(input.search ? { search: input.search } : {}),
     ...(input.settings ? { settings: input.settings } : {}),

@@ -171,7 +171,11 @@ export function register(program: Command): void {
       'sampling temperature (default 0: greedy, as evaluation should be; > 0 with --seed measures sampling noise)',
       nonNegativeNumber('--temperature'),
     )
-    .option('--seed <n>', 'sampling seed sent with every request', nonNegativeInt('--seed'))
+    .option(
+      '--seed <n>',
+      'sampling seed: sample i of the dataset is decoded with seed + i',
+      nonNegativeInt('--seed'),
+    )
     .option('--concurrency <n>', 'samples evaluated at once', positiveInt('--concurrency'), 4)
     .option('--limit <n>', 'evaluate only the first n samples', positiveInt('--limit'))
     .option('--page-size <n>', 'samples per workflow run before continue-as-new', positiveInt('--page-size'))
