@@ -35,17 +35,20 @@ class HfFamily:
 
     @classmethod
     def load(
-        cls, folder: Path, kind: str, base_folder: Callable[[], Path] | None, base_uri: str | None, lora: Any, ref_uri: str
+        cls, folder: Path, ref_uri: str, manifest: dict | None, lora: Any, fetch_folder: Callable[[str], Path]
     ) -> "HfFamily":
+        """Version `ref_uri` (downloaded to `folder`): full weights, or a LoRA adapter whose base model
+        the manifest names (fetched with `fetch_folder`); with `lora.rank` a fresh adapter goes on a
+        full model."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder)
-            if kind == "lora":
+            if manifest and manifest["kind"] == "lora":
                 from peft import PeftModel
 
-                assert base_folder is not None
-                base = AutoModelForCausalLM.from_pretrained(base_folder(), dtype=torch.float32)
+                base_uri = manifest["baseModel"]
+                base = AutoModelForCausalLM.from_pretrained(fetch_folder(base_uri), dtype=torch.float32)
                 return cls(PeftModel.from_pretrained(base, folder, is_trainable=True), tokenizer, "lora", base_uri)
             model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
         except (OSError, ValueError, KeyError) as err:

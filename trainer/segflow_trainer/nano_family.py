@@ -17,6 +17,7 @@ A nano "version" is a full checkpoint (the model is small), written with `pm.sav
 from __future__ import annotations
 
 import io
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +42,6 @@ def import_policy_model():
 
 
 def is_nano_folder(folder: Path) -> bool:
-    import json
-
     cfg = folder / "config.json"
     if not cfg.is_file():
         return False
@@ -65,6 +64,7 @@ class NanoItem:
 
 class NanoFamily:
     kind = "full"
+    base_model = None
 
     def __init__(self, folder: Path, fetch_bytes: Callable[[str], bytes]) -> None:
         self.pm = import_policy_model()
@@ -137,7 +137,8 @@ class NanoFamily:
             at += width
             k += tid == img_id
             keep = n + 1
-        first_assistant = p.ids.index(self.model.tok.id("<assistant>")) if self.model.tok.id("<assistant>") in p.ids else len(p.ids)
+        assistant = self.model.tok.id("<assistant>")
+        first_assistant = p.ids.index(assistant) if assistant in p.ids else len(p.ids)
         if keep <= first_assistant:
             raise BadInputError(
                 f"trajectory {t.trajectory_id}: its prompt alone is longer than {limit} positions "

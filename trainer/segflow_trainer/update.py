@@ -26,7 +26,7 @@ import torch
 
 from .batch import parse_batch
 from .errors import BadInputError, PolicyVersionConflictError
-from .hf_family import HfFamily, token_log_probs  # noqa: F401  (token_log_probs: re-exported for tests)
+from .hf_family import HfFamily
 from .nano_family import NanoFamily, is_nano_folder
 from .loss import PpoClipSettings, low_var_kl, ppo_loss
 from .store import Store
@@ -214,34 +214,23 @@ def read_manifest(store: Store, uri: str) -> dict | None:
 
 @dataclass
 class LoadedPolicy:
-    """A policy version ready to train: its family (HfFamily | NanoFamily: tokenize, log_probs,
-    parameters, weights, save, reference_log_probs) and where it comes from."""
+    """A policy version ready to train: its family (HfFamily | NanoFamily: kind, base_model,
+    tokenize, log_probs, parameters, weights, save, reference_log_probs) and the run's reference."""
 
     family: Any
-    kind: str  # "full" | "lora"
-    base_model: str | None
     reference: str
 
 
 def load_policy(store: Store, ref: PolicyRef, hp: Hyperparameters, work_dir: Path) -> tuple[LoadedPolicy, dict | None]:
     manifest = read_manifest(store, ref.uri)
     folder = fetch_policy(store, ref.uri, work_dir)
-    kind = manifest["kind"] if manifest else "full"
     reference = manifest["reference"] if manifest else ref.uri
     if is_nano_folder(folder):
-        if hp.lora.rank > 0 or kind == "lora":
+        if hp.lora.rank > 0 or (manifest and manifest["kind"] == "lora"):
             raise BadInputError(f"policy {ref.uri} is a nano policy: it is trained in full, not through LoRA (set lora.rank 0)")
-        return LoadedPolicy(NanoFamily(folder, store.get_bytes), "full", None, reference), manifest
-    base_uri = manifest.get("baseModel") if manifest else None
-    family = HfFamily.load(
-        folder,
-        kind,
-        (lambda: fetch_policy(store, base_uri, work_dir)) if base_uri else None,
-        base_uri,
-        hp.lora,
-        ref.uri,
-    )
-    return LoadedPolicy(family, family.kind, family.base_model, reference), manifest
+        return LoadedPolicy(NanoFamily(folder, store.get_bytes), reference), manifest
+    family = HfFamily.load(folder, ref.uri, manifest, hp.lora, lambda uri: fetch_policy(store, uri, work_dir))
+    return LoadedPolicy(family, reference), manifest
 
 
 def update_policy(
@@ -441,8 +430,8 @@ def update_policy(
         "step": hp.step,
         "version": version,
         "uri": out_uri,
-        "kind": loaded.kind,
-        "baseModel": loaded.base_model,
+        "kind": fam.kind,
+        "baseModel": fam.base_model,
         "reference": loaded.reference,
         "parent": {"uri": ref.uri, "version": ref.version},
         "batchSha256": batch_sha,

@@ -8,7 +8,8 @@ import torch
 
 from segflow_trainer.batch import parse_batch, tokenize_trajectory
 from segflow_trainer.errors import BadInputError, PolicyVersionConflictError
-from segflow_trainer.update import MANIFEST, fetch_policy, token_log_probs, update_policy
+from segflow_trainer.hf_family import token_log_probs
+from segflow_trainer.update import MANIFEST, fetch_policy, update_policy
 
 from .helpers import Dev, fixed_batch
 
