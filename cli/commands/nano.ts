@@ -43,9 +43,8 @@ export interface NanoPublished {
   corpus: string;
 }
 
-const MODEL_FILES = {
-  policy: ['config.json', 'model.safetensors', 'tokenizer.json'],
-};
+/** A nano policy checkpoint (nano/policy_model.py `save`). */
+const POLICY_FILES = ['config.json', 'model.safetensors', 'tokenizer.json'];
 
 async function filesOf(dir: string, names?: string[]): Promise<string[]> {
   if (!existsSync(dir))
@@ -80,7 +79,7 @@ export async function publishNanoWorld(
   const policyDir = join(dir, 'models', 'policy', 'v0');
   const sam2Dir = join(dir, 'models', 'sam2');
   const dataDir = join(dir, 'data');
-  const policyFiles = await filesOf(policyDir, MODEL_FILES.policy);
+  const policyFiles = await filesOf(policyDir, POLICY_FILES);
   const sam2Files = await filesOf(sam2Dir);
   const h = createHash('sha256');
   for (const [d, names] of [
