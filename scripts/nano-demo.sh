@@ -20,6 +20,7 @@ DIR="${NANO_DIR:-.nano}"
 PY="${NANO_VENV:-.venv/nano}/bin/python"
 OUT="${NANO_DEMO_OUT:-out/nano-demo}"
 t0=$(date +%s)
+at() { echo "+$(( $(date +%s) - t0 ))s"; }
 
 bash scripts/nano-setup.sh
 echo "nano-demo: setup done ($(( $(date +%s) - t0 ))s)"
@@ -41,7 +42,7 @@ q = q.split("'", 1)[1].rsplit("'", 1)[0] if "'" in q else q
 print(pick["video"], pick["oid"], q)
 PYEOF
 )
-echo "nano-demo: sample $VIDEO (object $OID): \"$QUERY\""
+echo "nano-demo [$(at)]: sample $VIDEO (object $OID): \"$QUERY\""
 
 UI="$(segr config | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).temporal.uiUrl))')"
 export SEGFLOW_SEARCH_CORPUS="$DIR/data/corpus.jsonl"
@@ -69,7 +70,7 @@ PUB="$DIR/published.json"
 segr nano publish --dir "$DIR" --train-limit "${NANO_TRAIN_LIMIT:-96}" --test-limit "${NANO_TEST_LIMIT:-48}" > /dev/null
 field() { node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"))[process.argv[2]])' "$PUB" "$1"; }
 TRAIN="$(field train)"; TEST="$(field test)"; POLICY="$(field policy)"
-echo "nano-demo: in S3: policy $POLICY, segmenter $(field sam2)"
+echo "nano-demo [$(at)]: in S3: policy $POLICY, segmenter $(field sam2)"
 echo "nano-demo:        train split $TRAIN, test split $TEST"
 
 # --- 5. workers in the background (stopped on exit with the policy server)
@@ -89,17 +90,17 @@ for _ in $(seq 1 120); do grep -q "trainer polling" "$LOGS/trainer.log" 2>/dev/n
 
 STAMP="$(date +%Y%m%d-%H%M%S)"
 RUN="nano-demo-$STAMP"
-echo; echo "nano-demo: evaluation BEFORE training (SFT policy, greedy, held-out test split)"
+echo; echo "nano-demo [$(at)]: evaluation BEFORE training (SFT policy, greedy, held-out test split)"
 segr eval --remote --dataset "$TEST" --policy nano-policy --policy-version 0 --id "$RUN-before" --json "$OUT/before.json" \
   | grep -v "samples:"
 
 # --- 6. training
-echo; echo "nano-demo: training run $RUN: $STEPS steps of GRPO from the SFT policy (nano/train-config.json)"
+echo; echo "nano-demo [$(at)]: training run $RUN: $STEPS steps of GRPO from the SFT policy (nano/train-config.json)"
 segr train start --config-json nano/train-config.json --dataset "$TRAIN" --initial-policy "$POLICY" \
   --model nano-policy --steps "$STEPS" --seed "$SEED" --id "$RUN" --watch
 
 # --- 7. after
-echo; echo "nano-demo: evaluation AFTER training ($RUN-v$STEPS, greedy, same test split)"
+echo; echo "nano-demo [$(at)]: evaluation AFTER training ($RUN-v$STEPS, greedy, same test split)"
 segr eval --remote --dataset "$TEST" --policy "$RUN-v$STEPS" --policy-version "$STEPS" --id "$RUN-after" \
   --json "$OUT/after.json" | grep -v "samples:"
 
