@@ -4,6 +4,7 @@
  * filled in, across continue-as-new. Pure zod: safe in workflow code.
  */
 import { z } from 'zod';
+import { fnv1a32, mulberry32 } from '../core/random.js';
 
 const s3Uri = z.string().regex(/^s3:\/\/[^/]+\/.+/, 'must be an s3://bucket/key URI');
 const int = (min: number) => z.number().int().min(min);
@@ -157,4 +158,15 @@ export function policyModelName(runId: string, version: number): string {
 export function learningRateAt(config: TrainingConfig, step: number): number {
   if (config.warmupSteps === 0) return config.learningRate;
   return config.learningRate * Math.min(1, (step + 1) / config.warmupSteps);
+}
+
+/**
+ * Sampling seed of a rollout group: the same for the same (training seed, step, generation, group)
+ * in any run, and unrelated between runs of neighbouring training seeds (the group's trajectories
+ * draw with this seed + 0..n-1; a linear formula made training seeds 0 and 1 share seven of every
+ * eight draws). In [0, 2^30).
+ */
+export function groupSeed(seed: number, step: number, generation: number, group: number): number {
+  const draw = mulberry32(fnv1a32(`group-seed/${seed}/${step}/${generation}/${group}`));
+  return Math.floor(draw() * 2 ** 30);
 }

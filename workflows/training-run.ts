@@ -29,7 +29,6 @@ import {
 import type { ArtifactRef } from '../core/artifacts.js';
 import { dynamicSamplingDecision, dynamicSamplingFilter } from '../core/grpo/advantages.js';
 import { hostQueue, TaskQueues } from '../core/queues.js';
-import { fnv1a32, mulberry32 } from '../core/random.js';
 import type {
   DatasetCursor,
   PolicySyncActivities,
@@ -44,6 +43,7 @@ import {
   runIdPattern,
   type TrainingConfig,
   type TrainingConfigInput,
+  groupSeed,
 } from './training-config.js';
 import { rolloutMetrics, type RolloutMetrics } from './training-metrics.js';
 
@@ -229,16 +229,6 @@ function badInput(message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, 'BadInputError');
 }
 
-/**
- * Sampling seed of a group: the same for the same (seed, step, generation, group) in any run, and
- * unrelated between runs of neighbouring seeds (its trajectories draw with this seed + 0..n-1; a
- * linear formula made training seeds 0 and 1 share seven of every eight draws). In [0, 2^30).
- */
-function groupSeed(config: TrainingConfig, step: number, generation: number, j: number): number {
-  const draw = mulberry32(fnv1a32(`group-seed/${config.seed}/${step}/${generation}/${j}`));
-  return Math.floor(draw() * 2 ** 30);
-}
-
 function hyperparameters(config: TrainingConfig, runId: string, step: number): TrainerHyperparameters {
   return {
     runId,
@@ -359,7 +349,7 @@ export async function trainingRun(input: TrainingRunInput): Promise<TrainingRunR
                   ...(config.rollout.sampling.topK !== undefined
                     ? { topK: config.rollout.sampling.topK }
                     : {}),
-                  seed: groupSeed(config, step, generation, j),
+                  seed: groupSeed(config.seed, step, generation, j),
                 },
               },
               ...(config.rollout.search ? { search: config.rollout.search } : {}),

@@ -3,7 +3,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { epochOrder, takeFromCursor } from '../../../activities/training/activities.js';
-import { learningRateAt, parseTrainingConfig, policyModelName } from '../../../workflows/training-config.js';
+import {
+  groupSeed,
+  learningRateAt,
+  parseTrainingConfig,
+  policyModelName,
+} from '../../../workflows/training-config.js';
 import { rolloutMetrics } from '../../../workflows/training-metrics.js';
 import type { RolloutGroupResult } from '../../../workflows/rollout-group.js';
 
@@ -25,6 +30,20 @@ void test('the cursor walks the epoch order and crosses into the next epoch', ()
   // Sampling in two calls equals sampling in one: a resumed run sees the same prompts.
   assert.deepEqual([...first.indices, ...second.indices], takeFromCursor(5, 3, { epoch: 0, position: 0 }, 7).indices);
   assert.throws(() => takeFromCursor(5, 3, { epoch: 0, position: 9 }, 1), /cursor position 9 is past the dataset's 5 samples/);
+});
+
+void test('group sampling seeds: reproducible, and the draws of neighbouring training seeds do not overlap', () => {
+  assert.equal(groupSeed(0, 3, 0, 5), groupSeed(0, 3, 0, 5));
+  // every trajectory's seed (group seed + 0..7) over 8 steps x 8 groups, for training seeds 0..3
+  const draws = (seed: number) =>
+    Array.from({ length: 8 }, (_, step) =>
+      Array.from({ length: 8 }, (_, g) => Array.from({ length: 8 }, (_, i) => groupSeed(seed, step, 0, g) + i)),
+    ).flat(2);
+  const all = [0, 1, 2, 3].map(draws);
+  for (const d of all) for (const x of d) assert.ok(Number.isSafeInteger(x) && x >= 0 && x < 2 ** 30 + 8);
+  const seen = new Set(all.flat());
+  assert.equal(seen.size, 4 * 8 * 8 * 8, 'two trajectories share a sampling seed');
+  assert.notEqual(groupSeed(0, 0, 1, 0), groupSeed(0, 0, 0, 0)); // a new generation draws anew
 });
 
 const minimal = { dataset: 's3://segflow/datasets/indexes/x.json', initialPolicy: { uri: 's3://segflow/p/v0/' }, steps: 3 };
