@@ -49,6 +49,8 @@ const TRAIN_SEEDS = (process.env.NANO_TRAIN_SEEDS ?? process.env.NANO_TRAIN_SEED
   .split(',')
   .filter(Boolean)
   .map(Number);
+/** NANO_TRAIN_LR overrides nano/train-config.json's learning rate (for stability sweeps). */
+const LEARNING_RATE = process.env.NANO_TRAIN_LR ? Number(process.env.NANO_TRAIN_LR) : undefined;
 /** Held-out samples per evaluation (the published test split has 48). */
 const EVAL_LIMIT = Number(process.env.NANO_EVAL_LIMIT ?? (ASSERT_LEARNING ? 48 : 16));
 
@@ -164,6 +166,7 @@ async function train(
     initialPolicy: { uri: world.policy, model: 'nano-policy' },
     steps: STEPS,
     seed,
+    ...(LEARNING_RATE !== undefined ? { learningRate: LEARNING_RATE } : {}),
   } as TrainingConfigInput;
   const run = (await client.workflow.execute('trainingRun', {
     taskQueue: TaskQueues.orchestrator,
