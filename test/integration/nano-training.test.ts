@@ -214,6 +214,13 @@ async function train(
   return { run, steps, margins, seconds };
 }
 
+/** Every held-out sample was scored, without errors, with an outcome reward. */
+function assertScoredAll(e: EvaluationResult): void {
+  assert.equal(e.metrics.samples.scored, EVAL_LIMIT);
+  assert.equal(e.metrics.samples.errors, 0);
+  assert.equal(e.metrics.reward?.samples, EVAL_LIMIT);
+}
+
 const f3 = (v: number) => v.toFixed(3);
 /**
  * One-sided 95 % quantiles of Student's t by degrees of freedom (1–10; the 10's beyond, which is
@@ -237,6 +244,7 @@ test(
       );
     const t0 = Date.now();
     const beforeEval = await evaluateAll('before', 'nano-policy', 0);
+    assertScoredAll(beforeEval.greedy);
     const lines = [
       `held-out outcome reward of the SFT policy (${EVAL_LIMIT} samples, ${((Date.now() - t0) / 1000).toFixed(0)} s): greedy ${f3(outcome(beforeEval.greedy))}, usable answers ${beforeEval.greedy.metrics.answerStatus.ok ?? 0}` +
         (EVAL_SEEDS.length
@@ -249,11 +257,7 @@ test(
       const { run, steps, margins, seconds } = await train(seed);
       const t1 = Date.now();
       const afterEval = await evaluateAll(`after-s${seed}`, run.policy.model, run.policy.version);
-      for (const e of [beforeEval.greedy, afterEval.greedy]) {
-        assert.equal(e.metrics.samples.scored, EVAL_LIMIT);
-        assert.equal(e.metrics.samples.errors, 0);
-        assert.equal(e.metrics.reward?.samples, EVAL_LIMIT);
-      }
+      assertScoredAll(afterEval.greedy);
       assert.deepEqual(afterEval.greedy.metrics.policy, { model: run.policy.model, version: STEPS });
       greedyAfter.push(outcome(afterEval.greedy));
       sampledAfter.push(...afterEval.sampled);
