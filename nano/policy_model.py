@@ -21,7 +21,14 @@ stay a real token-level policy whose log-probabilities PPO can move):
 - a 2-layer pre-norm transformer over the sequence; the next-token distribution is one softmax
   whose number logits (0..1000) are shaped as a discretised Gaussian with a predicted mean and
   width, so coordinates are learnable by a small model and sampling noise is a meaningful,
-  RL-tunable spread.
+  RL-tunable spread;
+- a pointer: each position attends (one head, causally) over the keyframe patch tokens seen so
+  far and reads off the attended cells' centre; a number's mean is that centre's x or y (a learnt
+  gate) plus a learnt offset. Without it the model has to carry a position through the
+  residual stream from a softmax over 64 cells, which a 2-layer model trained for minutes does not
+  learn (measured: teacher-forced box IoU 0.05, none above 0.5); with it a coordinate is a
+  choice of *where to look* (which object the question and the search results describe) plus a
+  size, which is what the task asks of the policy.
 """
 from __future__ import annotations
 
@@ -46,6 +53,8 @@ PIECES = [
 ]
 NUM_MAX = 1000
 IMG = 64
+PTR_DIM = 32
+PTR_SHARPEN = 4.0
 
 
 class Tokenizer:
@@ -162,50 +171,103 @@ class NanoPolicy(nn.Module):
         self.img = ImageEncoder(d)
         self.blocks = nn.ModuleList([Block(d, config.heads) for _ in range(config.layers)])
         self.norm = nn.LayerNorm(d)
-        self.num_head = nn.Linear(d, 3)  # number bias, mean, width
+        self.num_head = nn.Linear(d, 4)  # number bias, offset, width, x-or-y gate of the pointer
+        self.ptr_q = nn.Linear(d, PTR_DIM)
+        self.ptr_k = nn.Linear(d, PTR_DIM)
         nums = torch.arange(NUM_MAX + 1, dtype=torch.float32)
         self.register_buffer("nums", nums, persistent=False)
+        c = (torch.arange(8, dtype=torch.float32) + 0.5) * (NUM_MAX / 8)
+        self.register_buffer("cells", torch.stack([c.repeat(8), c.repeat_interleave(8)], -1), persistent=False)
 
     # -- sequence assembly
-    def embed(self, prompts: list["Prompt"]) -> tuple[torch.Tensor, torch.Tensor]:
-        seqs = []
+    def embed(self, prompts: list["Prompt"]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(inputs [B,L,d], padding [B,L], keyframe patch index [B,L]: 0..63 on the positions of
+        fine (keyframe) patches, -1 elsewhere)."""
+        seqs, cells = [], []
         for p in prompts:
             ids = torch.tensor(p.ids, dtype=torch.long)
             x = self.emb(ids)
+            cell = torch.full((len(p.ids),), -1, dtype=torch.long)
             if p.images:
                 imgs = torch.stack([im for im, _ in p.images])
                 feats = [self.img(imgs[i : i + 1], fine)[0] for i, (_, fine) in enumerate(p.images)]
-                parts, last = [], 0
+                parts, cparts, last = [], [], 0
                 slots = [i for i, t in enumerate(p.ids) if t == self.tok.id("<img>")]
-                for s, f in zip(slots, feats):
+                for s, f, (_, fine) in zip(slots, feats, p.images):
                     parts += [x[last:s], f]
+                    cparts += [cell[last:s], torch.arange(64) if fine else torch.full((f.shape[0],), -1)]
                     last = s + 1
                 parts.append(x[last:])
-                x = torch.cat(parts)
+                cparts.append(cell[last:])
+                x, cell = torch.cat(parts), torch.cat(cparts)
             seqs.append(x)
+            cells.append(cell)
         L = max(s.shape[0] for s in seqs)
         if L > self.config.max_len:
             raise ValueError(f"context of {L} positions exceeds the nano policy's max_len {self.config.max_len}")
         pad = torch.ones(len(seqs), L, dtype=torch.bool)
         out = torch.zeros(len(seqs), L, self.config.d)
-        for i, s in enumerate(seqs):
+        cell_out = torch.full((len(seqs), L), -1, dtype=torch.long)
+        for i, (s, c) in enumerate(zip(seqs, cells)):
             out[i, : s.shape[0]] = s
             pad[i, : s.shape[0]] = False
-        return out + self.pos[:L], pad
+            cell_out[i, : c.shape[0]] = c
+        return out + self.pos[:L], pad, cell_out
 
     def forward_hidden(self, prompts: list["Prompt"]) -> tuple[torch.Tensor, torch.Tensor]:
-        x, pad = self.embed(prompts)
+        """(final hidden states [B,L,d], pointer centres [B,L,2] in 0..1000 units)."""
+        h, centre, _ = self.forward_pointer(prompts)
+        return h, centre
+
+    def forward_pointer(self, prompts: list["Prompt"]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """forward_hidden plus the pointer's attention [B,L,L] (row: a position, column: the
+        keyframe patch it looks at; 0 on other columns) — the SFT supervises it."""
+        x, pad, cell = self.embed(prompts)
+        return self.run_blocks(x, pad, cell)
+
+    def run_blocks(self, x: torch.Tensor, pad: torch.Tensor | None,
+                   cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         L = x.shape[1]
         mask = torch.triu(torch.ones(L, L, dtype=torch.bool), 1)  # True: may not attend (causal)
         for b in self.blocks:
             x = b(x, mask, pad)
-        return self.norm(x), pad
+        h = self.norm(x)
+        return (h, *self.pointer(h, cell, mask))
 
-    def logits(self, h: torch.Tensor) -> torch.Tensor:
-        """Next-token logits [.., V]: tied embeddings; numbers as a discretised Gaussian."""
+    def pointer(self, h: torch.Tensor, cell: torch.Tensor, causal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where each position looks: the attention-weighted centre [B,L,2] of the keyframe cells
+        before it (0..1000 units), or the image centre where no keyframe has been seen yet; and
+        that attention [B,L,L]."""
+        q, k = self.ptr_q(h), self.ptr_k(h)
+        score = q @ k.transpose(1, 2) / math.sqrt(PTR_DIM)
+        allowed = (cell >= 0).unsqueeze(1) & ~causal.unsqueeze(0)
+        score = score.masked_fill(~allowed, -math.inf)
+        seen = allowed.any(-1, keepdim=True)
+        score = torch.where(seen, score, torch.zeros_like(score))
+        att = torch.softmax(score, -1) * allowed
+        # the centre is read with a sharpened copy (att^k renormalised): the SFT teaches the
+        # attention to spread over the target's cells, and the little mass it leaves on the other
+        # 60 would otherwise pull every centre towards the middle of the image
+        sharp = torch.softmax(score * PTR_SHARPEN, -1) * allowed
+        xy = self.cells[cell.clamp(min=0)]  # [B,L,2]
+        centre = sharp @ xy
+        return torch.where(seen, centre, torch.full_like(centre, NUM_MAX / 2)), att
+
+    def number_mean(self, h: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
+        """The mean of the number distribution [..]: the pointer centre's x or y (a learnt gate:
+        which coordinate is being written) plus a learnt offset (a half size, a lane's width to
+        the side). Before a keyframe the centre is the image's middle and the mean is the offset
+        alone (a frame id)."""
+        _, off, _, gate = self.num_head(h).unbind(-1)
+        g = torch.sigmoid(gate)
+        return torch.sigmoid(off) * NUM_MAX - NUM_MAX / 2 + g * centre[..., 0] + (1 - g) * centre[..., 1]
+
+    def logits(self, h: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
+        """Next-token logits [.., V]: tied embeddings; numbers as a discretised Gaussian around
+        number_mean."""
         base = h @ self.emb.weight.t()
-        nb, mu, w = self.num_head(h).unbind(-1)
-        mu = torch.sigmoid(mu) * NUM_MAX
+        nb, _, w, _ = self.num_head(h).unbind(-1)
+        mu = self.number_mean(h, centre)
         sigma = 0.5 + F.softplus(w) * 20.0
         gauss = -((self.nums - mu.unsqueeze(-1)) ** 2) / (2 * sigma.unsqueeze(-1) ** 2)
         n0 = self.tok.num0
@@ -279,14 +341,19 @@ def logprobs(model: NanoPolicy, batch: list[tuple[Prompt, list[int]]]) -> torch.
 def token_stats(model: NanoPolicy, batch: list[tuple[Prompt, list[int]]]) -> tuple[torch.Tensor, torch.Tensor]:
     """(log-probabilities, entropies) of the next-token distributions at the response tokens, both
     [B, max responses] and 0-padded; one forward pass, differentiable."""
-    prompts = [p for p, _ in batch]
-    h, _ = model.forward_hidden(prompts)
+    h, centre = model.forward_hidden([p for p, _ in batch])
+    return response_stats(model, h, centre, batch)
+
+
+def response_stats(model: NanoPolicy, h: torch.Tensor, centre: torch.Tensor,
+                   batch: list[tuple[Prompt, list[int]]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """token_stats from an existing forward pass (h, centre of forward_hidden on the batch's prompts)."""
     width = max(1, max(len(r) for _, r in batch))
     lps, ents = [], []
     for b, (p, resp) in enumerate(batch):
         pos = _positions(p)
         idx = torch.tensor([pos[i] - 1 for i in resp], dtype=torch.long)  # the position that predicts token i
-        lp_all = F.log_softmax(model.logits(h[b, idx]), -1)
+        lp_all = F.log_softmax(model.logits(h[b, idx], centre[b, idx]), -1)
         lp = lp_all.gather(-1, torch.tensor([p.ids[i] for i in resp], dtype=torch.long).unsqueeze(-1)).squeeze(-1)
         ent = -(lp_all.exp() * lp_all).sum(-1)
         lps.append(F.pad(lp, (0, width - lp.shape[0])))
@@ -338,12 +405,12 @@ def new_model(tok: Tokenizer, seed: int) -> NanoPolicy:
     return NanoPolicy(PolicyConfig(vocab=len(tok.pieces), seed=seed), tok)
 
 
-def sample_next(model: NanoPolicy, h: torch.Tensor, temperature: float, top_p: float, top_k: int,
-                gen: torch.Generator, allowed: torch.Tensor | None = None) -> tuple[int, float]:
-    """One token from the last hidden state; returns (id, raw log-probability). `allowed` (a bool
-    mask over the vocabulary) restricts the choice, as structured-output decoding does; the
-    log-probability reported is the model's own, unconstrained one."""
-    logits = model.logits(h)
+def sample_next(model: NanoPolicy, h: torch.Tensor, centre: torch.Tensor, temperature: float, top_p: float,
+                top_k: int, gen: torch.Generator, allowed: torch.Tensor | None = None) -> tuple[int, float]:
+    """One token from the last hidden state and pointer centre; returns (id, raw log-probability).
+    `allowed` (a bool mask over the vocabulary) restricts the choice, as structured-output decoding
+    does; the log-probability reported is the model's own, unconstrained one."""
+    logits = model.logits(h, centre)
     logp = F.log_softmax(logits, -1)
     if allowed is not None:
         logits = logits.masked_fill(~allowed, -math.inf)
@@ -377,7 +444,7 @@ def generate(model: NanoPolicy, prompt: Prompt, max_new: int, stops: list[str], 
     grammar = ProtocolGrammar(model.tok, keyframes) if constrained else None
     gen = torch.Generator()
     gen.manual_seed(seed if seed is not None else int.from_bytes(os.urandom(4), "little"))
-    x, _ = model.embed([prompt])
+    x, _, cell = model.embed([prompt])
     x = x[0]
     eos = model.tok.id("<eos>")
     ids: list[int] = []
@@ -387,12 +454,8 @@ def generate(model: NanoPolicy, prompt: Prompt, max_new: int, stops: list[str], 
         L = x.shape[0]
         if L >= model.config.max_len:
             break
-        h = x.unsqueeze(0)
-        mask = torch.triu(torch.full((L, L), float("-inf")), 1)
-        for b in model.blocks:
-            h = b(h, mask, None)
-        h = model.norm(h)[0, -1]
-        t, lp = sample_next(model, h, temperature, top_p, top_k, gen,
+        h, centre, _ = model.run_blocks(x.unsqueeze(0), None, cell)
+        t, lp = sample_next(model, h[0, -1], centre[0, -1], temperature, top_p, top_k, gen,
                             grammar.allowed() if grammar is not None else None)
         if grammar is not None:
             grammar.advance(t)
@@ -407,6 +470,7 @@ def generate(model: NanoPolicy, prompt: Prompt, max_new: int, stops: list[str], 
             text = text[: at + (len(s) if include_stop else 0)]
             return {"text": text, "ids": ids, "logprobs": lps, "finish_reason": "stop", "stop_reason": s}
         x = torch.cat([x, (model.emb.weight[t] + model.pos[L]).unsqueeze(0)])
+        cell = torch.cat([cell, torch.full((1, 1), -1, dtype=torch.long)], 1)
     return {"text": text, "ids": ids, "logprobs": lps, "finish_reason": "length", "stop_reason": None}
 
 

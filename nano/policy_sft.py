@@ -5,9 +5,13 @@ sample: the system prompt (search or not), `frame {fid}` + image for 6 linspace-
 the question; then search turns (one-hop/relational: the artifact; multi-hop: the order's emblem,
 then the artifact) answered by `<information>` blocks built from the corpus (the right passage and
 a distractor), the keyframe turn (the sampled frame where the target is largest), the high-res
-keyframe, and the answer in 0–1000 coordinates. Loss: cross-entropy on assistant tokens only.
+keyframe, and the answer in 0–1000 coordinates. Traces come from the train split and the `sft`
+split (nano/world.py `--sft`, videos RL and evaluation never see). Loss: cross-entropy on assistant
+tokens, plus POINTER_WEIGHT × the pointer loss: at the six answer coordinates the policy's pointer
+(nano/policy_model.py) should look at the target's cells of the keyframe (for a relational query,
+at the anchor the search described; the side is the model's offset).
 
-Usage: python -m nano.policy_sft --data .nano/data --out .nano/models/policy/v0 --seed 0 [--steps 700]
+Usage: python -m nano.policy_sft --data .nano/data --out .nano/models/policy/v0 --seed 0 [--steps 2000]
 """
 from __future__ import annotations
 
@@ -75,7 +79,13 @@ def build_traces(data: str, split: str, rng: random.Random) -> list[dict]:
         box = norm_box([int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())], w, h)
         px, py = inner_point(masks[key])
         point = [round(px / w * 1000), round(py / h * 1000)]
-        target = s["target"]
+        # where the answer's pointer should look: the target, or for a relational query the
+        # anchor (the artifact the search describes; the offset to its side is the model's)
+        look = s["oid"]
+        if s["ability"] == "relational":
+            art = next(a for a in meta["world"]["artifacts"] if a["name"] == s["facts"]["artifact"])
+            look = next(o["oid"] for o in s["objects"] if all(o[k] == art[k] for k in ("colour", "shape", "texture")))
+        focus = os.path.join(data, split, "Annotations", s["video"], look, names[key] + ".png")
         sys = "search <tools>" if s["ability"] != "in-video" else "plain"
         user_text = "".join(f"frame {f} <image>\n" for f in fids) + f"\nPlease find '{s['query']}' in the provided video."
         turns: list[tuple[str, str]] = []  # (assistant text, observation text)
@@ -109,8 +119,16 @@ def build_traces(data: str, split: str, rng: random.Random) -> list[dict]:
         traces.append({
             "sys": sys, "user_text": user_text, "frames": [os.path.join(vdir, names[i] + ".jpg") for i in idx],
             "keyframe": os.path.join(vdir, names[key] + ".jpg"), "turns": turns, "answer": answer,
+            "focus": focus,
         })
     return traces
+
+
+def focus_cells(path: str) -> torch.Tensor:
+    """A mask as a distribution over the keyframe's 8×8 patch grid (row-major), the pointer's target."""
+    m = torch.from_numpy((np.asarray(Image.open(path)) > 127).astype(np.float32))
+    cells = torch.nn.functional.adaptive_avg_pool2d(m[None, None], 8).flatten()
+    return cells / cells.sum().clamp(min=1e-6)
 
 
 def user_parts(text: str, images: list[Image.Image]) -> list[dict]:
@@ -157,6 +175,43 @@ def trace_example(model: pm.NanoPolicy, tr: dict, cache: dict) -> tuple[pm.Promp
     return pm.Prompt(ids, images), resp
 
 
+POINTER_WEIGHT = 3.0
+MEAN_WEIGHT = 1.0
+
+
+def pointer_loss(model: pm.NanoPolicy, items: list[tuple[pm.Prompt, list[int]]], att: torch.Tensor,
+                 focus: list[torch.Tensor]) -> torch.Tensor:
+    """Cross-entropy between where the pointer looks (its attention over the keyframe's patches) at
+    the positions that predict the answer's six coordinates and where the target (or, relational,
+    the anchor) is."""
+    img = model.tok.id("<img>")
+    losses = []
+    for b, ((p, resp), f) in enumerate(zip(items, focus)):
+        pos = pm._positions(p)
+        coords = [i for i in resp if model.tok.is_number(p.ids[i])][-6:]  # bbox_2d, point_2d
+        rows = torch.tensor([pos[i] - 1 for i in coords])
+        first = pos[max(i for i, t in enumerate(p.ids) if t == img)]  # the keyframe's first patch
+        a = att[b, rows, first : first + 64]
+        losses.append(-(f.unsqueeze(0) * torch.log(a + 1e-9)).sum(-1).mean())
+    return torch.stack(losses).mean()
+
+
+def mean_loss(model: pm.NanoPolicy, items: list[tuple[pm.Prompt, list[int]]], h: torch.Tensor,
+              centre: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error (in hundreds of 0–1000 units) of the number distribution's mean on every
+    number the traces write. The cross-entropy alone moves a mean by (target − mean)/σ², which is
+    slow while σ is still wide; this pulls the means in directly, and the cross-entropy then
+    narrows σ."""
+    errs = []
+    for b, (p, resp) in enumerate(items):
+        pos = pm._positions(p)
+        nums = [i for i in resp if model.tok.is_number(p.ids[i])]
+        rows = torch.tensor([pos[i] - 1 for i in nums])
+        want = torch.tensor([float(p.ids[i] - model.tok.num0) for i in nums])
+        errs.append((model.number_mean(h[b, rows], centre[b, rows]) - want).abs() / 100.0)
+    return torch.cat(errs).mean()
+
+
 def vocabulary_words(data: str) -> list[str]:
     meta = json.load(open(os.path.join(data, "meta.json")))
     text = " ".join(json.loads(line)["contents"] for line in open(os.path.join(data, "corpus.jsonl")))
@@ -170,19 +225,24 @@ def train(data: str, out: str, seed: int, steps: int, batch: int = 8, log=print)
     rng = random.Random(seed)
     tok = pm.Tokenizer.build(vocabulary_words(data))
     model = pm.new_model(tok, seed)
-    traces = build_traces(data, "train", rng)
+    meta = json.load(open(os.path.join(data, "meta.json")))
+    traces = [t for split in ("train", "sft") if split in meta["splits"] for t in build_traces(data, split, rng)]
     cache: dict = {}
     examples = [trace_example(model, t, cache) for t in traces]
+    focus = [focus_cells(t["focus"]) for t in traces]
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
     t0 = time.time()
     model.train()
     for step in range(steps):
-        items = [examples[rng.randrange(len(examples))] for _ in range(batch)]
-        lp = pm.logprobs(model, items)
+        pick = [rng.randrange(len(examples)) for _ in range(batch)]
+        items = [examples[i] for i in pick]
+        h, centre, att = model.forward_pointer([p for p, _ in items])
+        lp, _ = pm.response_stats(model, h, centre, items)
         n = torch.tensor([len(r) for _, r in items])
         mask = torch.arange(lp.shape[1]).unsqueeze(0) < n.unsqueeze(1)
-        loss = -(lp * mask).sum() / mask.sum()
+        loss = (-(lp * mask).sum() / mask.sum() + POINTER_WEIGHT * pointer_loss(model, items, att, [focus[i] for i in pick])
+                + MEAN_WEIGHT * mean_loss(model, items, h, centre))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -200,7 +260,7 @@ def main() -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, default=700)
+    ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)

@@ -295,7 +295,11 @@ def make_sample(world: World, rng: random.Random, ability: str) -> tuple[list[Lo
     return looks, 0, query, steps, facts
 
 
-def generate(out: str, seed: int, n_train: int, n_test: int) -> dict:
+def generate(out: str, seed: int, n_train: int, n_test: int, n_sft: int = 0) -> dict:
+    """Writes the train and test splits and, with `n_sft`, an `sft` split (same layout) that only
+    the policy's supervised warm-up reads: RL and evaluation keep the small train/test splits, the
+    warm-up sees enough videos not to memorise them. Each split has its own random streams, so
+    `n_sft` and `n_train` never change another split."""
     world = make_world(seed)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "corpus.jsonl"), "w") as f:
@@ -305,7 +309,9 @@ def generate(out: str, seed: int, n_train: int, n_test: int) -> dict:
         "artifacts": [{"name": a.name, **asdict(a.look), "place": a.place} for a in world.artifacts],
         "orders": [asdict(o) for o in world.orders],
     }, "splits": {}}
-    for split, n in (("train", n_train), ("test", n_test)):
+    for split, n in (("train", n_train), ("test", n_test), ("sft", n_sft)):
+        if split == "sft" and n == 0:
+            continue
         rng = random.Random(f"nano-{split}-{seed}")
         nrng = np.random.default_rng(int.from_bytes(hashlib.sha256(f"nano-{split}-{seed}".encode()).digest()[:8], "little"))
         rows = {k: [] for k in ("question", "images", "ability", "video", "oid", "id", "steps")}
@@ -367,11 +373,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--train", type=int, default=240)
     ap.add_argument("--test", type=int, default=48)
+    ap.add_argument("--sft", type=int, default=960, help="videos of the policy warm-up's own split (0: none)")
     a = ap.parse_args()
-    if a.train < 1 or a.test < 1:
-        raise SystemExit(f"--train {a.train} / --test {a.test}: both must be at least 1")
-    meta = generate(a.out, a.seed, a.train, a.test)
-    print(json.dumps({"out": a.out, "train": len(meta["splits"]["train"]), "test": len(meta["splits"]["test"])}))
+    if a.train < 1 or a.test < 1 or a.sft < 0:
+        raise SystemExit(f"--train {a.train} / --test {a.test} / --sft {a.sft}: train and test must be at least 1, sft at least 0")
+    meta = generate(a.out, a.seed, a.train, a.test, a.sft)
+    print(json.dumps({"out": a.out, **{k: len(v) for k, v in meta["splits"].items()}}))
 
 
 if __name__ == "__main__":

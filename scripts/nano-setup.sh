@@ -16,7 +16,7 @@ VENV="${NANO_VENV:-.venv/nano}"
 DIR="${NANO_DIR:-.nano}"
 SEED="${NANO_SEED:-0}"
 SEG_STEPS="${NANO_SEG_STEPS:-200}"
-SFT_STEPS="${NANO_SFT_STEPS:-700}"
+SFT_STEPS="${NANO_SFT_STEPS:-2000}"
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 TORCH_PIN="torch==2.13.0"

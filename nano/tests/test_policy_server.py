@@ -146,3 +146,38 @@ def test_protocol_grammar_keeps_an_untrained_model_in_format():
             r'|<answer> \{"bbox_2d": \[\d+, \d+, \d+, \d+\], "point_2d": \[\d+, \d+\]\} </answer>)', t), t
         if t.startswith("<answer>", t.index("\n") + 1):
             assert out["ids"][-1] == tok.id("<eos>") and out["stop_reason"] is None
+
+
+def test_pointer_reads_the_keyframe_cells_it_attends_to():
+    """Positions after the keyframe look at its 64 patch cells only; before it they see the image
+    middle; a number's mean is the attended cell's centre (x or y by the gate) plus the offset."""
+    tok = pm.Tokenizer.build(["x"])
+    m = pm.new_model(tok, 0)
+    img = Image.new("RGB", (64, 64), (200, 30, 30))
+    msgs = [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": img}}]},
+            {"role": "assistant", "content": "b"},
+            {"role": "user", "content": [{"type": "text", "text": "k"}, {"type": "image_url", "image_url": {"url": img}}]}]
+    p = pm.encode_conversation(m, msgs)
+    with torch.no_grad():
+        x, pad, cell = m.embed([p])
+        fine = (cell[0] >= 0).nonzero().flatten()
+        assert len(fine) == 64 and cell[0, fine].tolist() == list(range(64))  # the coarse first image is not pointed at
+        h, centre, att = m.run_blocks(x, pad, cell)
+        first = int(fine[0])
+        assert abs(float(att[0, -1].sum()) - 1.0) < 1e-5 and float(att[0, -1][cell[0] < 0].abs().sum()) == 0.0
+        assert float(att[0, first - 1].sum()) == 0.0 and centre[0, first - 1].tolist() == [500.0, 500.0]
+        # rig the pointer onto cell 8*5+2 (centre x 312.5, y 687.5) and the number head onto it
+        target = first + 8 * 5 + 2
+        m.ptr_q.weight.zero_(); m.ptr_q.bias.zero_(); m.ptr_q.bias[0] = 1e3
+        m.ptr_k.weight.zero_(); m.ptr_k.bias.zero_(); m.ptr_k.weight[0, 0] = 1.0
+        h = torch.zeros_like(h)
+        h[0, target, 0] = 1.0
+        causal = torch.triu(torch.ones(h.shape[1], h.shape[1], dtype=torch.bool), 1)
+        c, _ = m.pointer(h, cell, causal)
+        assert abs(float(c[0, -1, 0]) - 312.5) < 0.5 and abs(float(c[0, -1, 1]) - 687.5) < 0.5
+        m.num_head.weight.zero_(); m.num_head.bias.zero_()
+        m.num_head.bias[3] = 50.0  # gate: x
+        assert abs(float(m.number_mean(h[0, -1], c[0, -1])) - 312.5) < 0.5
+        m.num_head.bias[3] = -50.0  # gate: y; offset -100
+        m.num_head.bias[1] = float(torch.logit(torch.tensor(0.4)))
+        assert abs(float(m.number_mean(h[0, -1], c[0, -1])) - 587.5) < 0.5

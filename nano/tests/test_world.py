@@ -76,3 +76,15 @@ def test_search_queries_do_not_reveal_the_look_but_the_corpus_does(small):
                 assert side * ((b_t[0] + b_t[2]) - (b_n[0] + b_n[2])) > 0
         else:
             assert f"is a {obj['texture']} {obj['colour']} {obj['shape']}" in docs[art]
+
+
+def test_sft_split_is_its_own_and_leaves_train_and_test_unchanged(small, tmp_path):
+    out, meta = small
+    with_sft = str(tmp_path / "s")
+    m2 = world.generate(with_sft, seed=3, n_train=8, n_test=4, n_sft=3)
+    assert [s["id"] for s in m2["splits"]["sft"]] == ["sft_0000", "sft_0001", "sft_0002"]
+    assert "sft" not in meta["splits"]
+    for split in ("train", "test"):
+        assert m2["splits"][split] == meta["splits"][split]
+        assert tree_digest(os.path.join(with_sft, split)) == tree_digest(os.path.join(out, split))
+    assert len(os.listdir(os.path.join(with_sft, "sft", "JPEGImages"))) == 3
