@@ -4,7 +4,7 @@ A trace is the conversation the rollout workflow would have with a perfect polic
 sample: the system prompt (search or not), `frame {fid}` + image for 6 linspace-sampled frames and
 the question; then search turns (one-hop/relational: the artifact; multi-hop: the order's emblem,
 then the artifact) answered by `<information>` blocks built from the corpus (the right passage and
-a distractor), the keyframe turn (the sampled frame where the target is largest), the high-res
+the one a lexical search ranks next), the keyframe turn (the sampled frame where the target is largest), the high-res
 keyframe, and the answer in 0–1000 coordinates. Traces come from the train split and the `sft`
 split (nano/world.py `--sft`, videos RL and evaluation never see). Loss: cross-entropy on assistant
 tokens, plus POINTER_WEIGHT × the pointer loss: at the six answer coordinates the policy's pointer
@@ -53,6 +53,18 @@ def inner_point(mask: np.ndarray) -> tuple[int, int]:
     return int(xs[k]), int(ys[k])
 
 
+def second_hit(corpus: list[str], query: str, right: str, rng: random.Random) -> str:
+    """The passage a lexical search ranks after the right one: the most query words shared (so
+    after "brilune appearance", the order whose emblem is the Brilune, as the local BM25 backend
+    answers), a random one where none shares a word. The warm-up must see the observations the
+    rollout will see: with random distractors the policy took the order passage that comes back
+    second for its first search's answer and searched again."""
+    words = set(re.findall(r"[a-z]+", query.lower()))
+    scored = [(len(words & set(re.findall(r"[a-z]+", c.lower()))), c) for c in corpus if c != right]
+    best = max(n for n, _ in scored)
+    return rng.choice([c for n, c in scored if n == best]) if best > 0 else rng.choice([c for _, c in scored])
+
+
 def information(hits: list[str]) -> str:
     refs = ""
     for i, c in enumerate(hits):
@@ -90,20 +102,20 @@ def build_traces(data: str, split: str, rng: random.Random) -> list[dict]:
         user_text = "".join(f"frame {f} <image>\n" for f in fids) + f"\nPlease find '{s['query']}' in the provided video."
         turns: list[tuple[str, str]] = []  # (assistant text, observation text)
         facts = s["facts"]
-        distract = lambda: rng.choice(corpus)  # noqa: E731
+        distract = lambda query, right: second_hit(corpus, query, right, rng)  # noqa: E731
         if s["ability"] == "multi-hop":
             o, a = facts["order"], facts["artifact"]
             turns.append((
                 "<thinking> i will search for the emblem of the order . </thinking>\n"
                 f'<search> {{"name": "text_search", "query": "{o.lower()} order emblem"}} </search>',
-                information([by_title[f"{o.lower()} order"], distract()]),
+                information([by_title[f"{o.lower()} order"], distract(f"{o} order emblem", by_title[f"{o.lower()} order"])]),
             ))
         if s["ability"] in ("one-hop", "multi-hop", "relational"):
             a = facts["artifact"].lower()
             turns.append((
                 "<thinking> i will search for its appearance . </thinking>\n"
                 f'<search> {{"name": "text_search", "query": "{a} appearance"}} </search>',
-                information([by_title[a], distract()]),
+                information([by_title[a], distract(f"{a} appearance", by_title[a])]),
             ))
         # short, constant thinking: the tiny model spends its capacity on the decisions (search
         # query, keyframe, coordinates), not on copying descriptions
@@ -143,36 +155,38 @@ def user_parts(text: str, images: list[Image.Image]) -> list[dict]:
     return parts
 
 
+def trace_messages(tr: dict, img) -> list[dict]:
+    """The trace as the chat messages the rollout sends the policy server (image parts in order)."""
+    frames = [img(p) for p in tr["frames"]]
+    msgs = [{"role": "system", "content": tr["sys"]}, {"role": "user", "content": user_parts(tr["user_text"], frames)}]
+    for text, obs in list(tr["turns"]) + [(tr["answer"], None)]:
+        msgs.append({"role": "assistant", "content": text})
+        if obs is not None:
+            msgs.append({"role": "user", "content": user_parts(obs, [img(tr["keyframe"])] if "<image>" in obs else [])})
+    return msgs
+
+
 def trace_example(model: pm.NanoPolicy, tr: dict, cache: dict) -> tuple[pm.Prompt, list[int]]:
-    """The whole conversation as one sequence and the indices of assistant (trained) tokens."""
-    tok = model.tok
+    """The whole conversation as one sequence, encoded exactly as the policy server encodes the
+    rollout's history (pm.encode_conversation: every past assistant turn is `<assistant>` content
+    `<eos>`), and the indices of the trained tokens: each assistant turn's content, and the final
+    answer's `<eos>` (where the policy must stop; an intermediate turn ends at its stop string)."""
 
     def img(p: str) -> Image.Image:
         if p not in cache:
             cache[p] = Image.open(p).convert("RGB")
         return cache[p]
 
-    frames = [img(p) for p in tr["frames"]]
-    msgs = [{"role": "system", "content": tr["sys"]}, {"role": "user", "content": user_parts(tr["user_text"], frames)}]
-    prompt = pm.encode_conversation(model, msgs, add_generation_prompt=True)
-    ids, images, resp = list(prompt.ids), list(prompt.images), []
-    turns = list(tr["turns"]) + [(tr["answer"], None)]
-    for text, obs in turns:
-        t_ids = tok.encode(text)
-        if obs is None:
-            t_ids.append(tok.id("<eos>"))
-        resp += list(range(len(ids), len(ids) + len(t_ids)))
-        ids += t_ids
-        if obs is not None:
-            ids.append(tok.id("<user>"))
-            if "<image>" in obs:
-                ids += tok.encode(obs.replace("<image>", ""))
-                ids.append(tok.id("<img>"))
-                images.append((pm.image_tensor(img(tr["keyframe"])), True))
-            else:
-                ids += tok.encode(obs)
-            ids.append(tok.id("<assistant>"))
-    return pm.Prompt(ids, images), resp
+    msgs = trace_messages(tr, img)
+    resp: list[int] = []
+    prev = len(pm.encode_conversation(model, msgs[:2], add_generation_prompt=False).ids)
+    for i in range(2, len(msgs)):
+        cur = len(pm.encode_conversation(model, msgs[: i + 1], add_generation_prompt=False).ids)
+        if msgs[i]["role"] == "assistant":
+            last = i == len(msgs) - 1
+            resp += list(range(prev + 1, cur if last else cur - 1))  # after <assistant>; <eos> only at the end
+        prev = cur
+    return pm.encode_conversation(model, msgs, add_generation_prompt=False), resp
 
 
 POINTER_WEIGHT = 3.0

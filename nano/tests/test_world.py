@@ -88,3 +88,29 @@ def test_sft_split_is_its_own_and_leaves_train_and_test_unchanged(small, tmp_pat
         assert m2["splits"][split] == meta["splits"][split]
         assert tree_digest(os.path.join(with_sft, split)) == tree_digest(os.path.join(out, split))
     assert len(os.listdir(os.path.join(with_sft, "sft", "JPEGImages"))) == 3
+
+
+def test_sft_traces_are_encoded_as_the_policy_server_encodes_the_rollout(small):
+    """A warm-up trace is the token sequence the server sees for the same history (every past
+    assistant turn closed by <eos>, images in order), and only the assistant's content (plus the
+    final <eos>) is trained."""
+    import random
+
+    from nano import policy_model as pm
+    from nano import policy_sft as sft
+
+    out, _ = small
+    model = pm.new_model(pm.Tokenizer.build(sft.vocabulary_words(out)), 0)
+    tok = model.tok
+    for tr in sft.build_traces(out, "train", random.Random(0))[:4]:
+        cache: dict = {}
+        p, resp = sft.trace_example(model, tr, cache)
+        msgs = sft.trace_messages(tr, lambda f: cache[f])
+        ref = pm.encode_conversation(model, msgs, add_generation_prompt=False)
+        assert p.ids == ref.ids and [f for _, f in p.images] == [f for _, f in ref.images]
+        trained = tok.decode([p.ids[i] for i in resp])
+        assistant = "".join(m["content"] for m in msgs if m["role"] == "assistant")
+        assert trained == assistant.lower()
+        eos = [i for i, t in enumerate(p.ids) if t == tok.id("<eos>")]
+        assert len(eos) == sum(m["role"] == "assistant" for m in msgs) and resp[-1] == eos[-1]
+        assert not set(eos[:-1]) & set(resp)
