@@ -4,12 +4,13 @@ A trace is the conversation the rollout workflow would have with a perfect polic
 sample: the system prompt (search or not), `frame {fid}` + image for 6 linspace-sampled frames and
 the question; then search turns (one-hop/relational: the artifact; multi-hop: the order's emblem,
 then the artifact) answered by `<information>` blocks built from the corpus (the right passage and
-the one a lexical search ranks next), the keyframe turn (the sampled frame where the target is largest), the high-res
-keyframe, and the answer in 0–1000 coordinates. Traces come from the train split and the `sft`
-split (nano/world.py `--sft`, videos RL and evaluation never see). Loss: cross-entropy on assistant
-tokens, plus POINTER_WEIGHT × the pointer loss: at the six answer coordinates the policy's pointer
-(nano/policy_model.py) should look at the target's cells of the keyframe (for a relational query,
-at the anchor the search described; the side is the model's offset).
+the one a lexical search ranks next), the keyframe turn (the sampled frame where the target is
+largest), the high-res keyframe, and the answer in 0–1000 coordinates. Traces come from the train
+split and the `sft` split (nano/world.py `--sft`, videos RL and evaluation never see), encoded as
+the policy server encodes a rollout. Loss: cross-entropy on assistant tokens, plus POINTER_WEIGHT ×
+the pointer loss (at the six answer coordinates the policy's pointer, nano/policy_model.py, should
+look at the target's keyframe cells; for a relational query at the anchor the search described,
+the side being the model's offset), plus MEAN_WEIGHT × the L1 error of every number's mean.
 
 Usage: python -m nano.policy_sft --data .nano/data --out .nano/models/policy/v0 --seed 0 [--steps 2000]
 """
