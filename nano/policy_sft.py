@@ -22,6 +22,7 @@ import os
 import random
 import re
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -54,14 +55,14 @@ def inner_point(mask: np.ndarray) -> tuple[int, int]:
     return int(xs[k]), int(ys[k])
 
 
-def second_hit(corpus: list[str], query: str, right: str, rng: random.Random) -> str:
+def second_hit(corpus: list[str], words_of: list[set[str]], query: str, right: str, rng: random.Random) -> str:
     """The passage a lexical search ranks after the right one: the most query words shared (so
     after "brilune appearance", the order whose emblem is the Brilune, as the local BM25 backend
     answers), a random one where none shares a word. The warm-up must see the observations the
     rollout will see: with random distractors the policy took the order passage that comes back
     second for its first search's answer and searched again."""
     words = set(re.findall(r"[a-z]+", query.lower()))
-    scored = [(len(words & set(re.findall(r"[a-z]+", c.lower()))), c) for c in corpus if c != right]
+    scored = [(len(words & w), c) for c, w in zip(corpus, words_of) if c != right]
     best = max(n for n, _ in scored)
     return rng.choice([c for n, c in scored if n == best]) if best > 0 else rng.choice([c for _, c in scored])
 
@@ -78,6 +79,7 @@ def build_traces(data: str, split: str, rng: random.Random) -> list[dict]:
     meta = json.load(open(os.path.join(data, "meta.json")))
     corpus = [json.loads(line)["contents"] for line in open(os.path.join(data, "corpus.jsonl"))]
     by_title = {c.split("\n", 1)[0].lower(): c for c in corpus}
+    words_of = [set(re.findall(r"[a-z]+", c.lower())) for c in corpus]
     traces = []
     for s in meta["splits"][split]:
         vdir = os.path.join(data, split, "JPEGImages", s["video"])
@@ -103,7 +105,7 @@ def build_traces(data: str, split: str, rng: random.Random) -> list[dict]:
         user_text = "".join(f"frame {f} <image>\n" for f in fids) + f"\nPlease find '{s['query']}' in the provided video."
         turns: list[tuple[str, str]] = []  # (assistant text, observation text)
         facts = s["facts"]
-        distract = lambda query, right: second_hit(corpus, query, right, rng)  # noqa: E731
+        distract = lambda query, right: second_hit(corpus, words_of, query, right, rng)  # noqa: E731
         if s["ability"] == "multi-hop":
             o, a = facts["order"], facts["artifact"]
             turns.append((
@@ -194,36 +196,46 @@ POINTER_WEIGHT = 3.0
 MEAN_WEIGHT = 1.0
 
 
-def pointer_loss(model: pm.NanoPolicy, items: list[tuple[pm.Prompt, list[int]]], att: torch.Tensor,
-                 focus: list[torch.Tensor]) -> torch.Tensor:
+@dataclass
+class AnswerTargets:
+    """What the two extra losses compare against, fixed per trace (computed once, not per step)."""
+
+    rows: torch.Tensor  # the positions that predict each number the trace writes (keyframe, box, point)
+    values: torch.Tensor  # those numbers
+    first: int  # the position of the high-res keyframe's first patch
+    focus: torch.Tensor  # where the pointer should look: focus_cells of the target (or anchor)
+
+
+def answer_targets(model: pm.NanoPolicy, example: tuple[pm.Prompt, list[int]], focus: torch.Tensor) -> AnswerTargets:
+    p, resp = example
+    pos = pm._positions(p)
+    nums = [i for i in resp if model.tok.is_number(p.ids[i])]
+    img = model.tok.id("<img>")
+    return AnswerTargets(
+        rows=torch.tensor([pos[i] - 1 for i in nums]),
+        values=torch.tensor([float(p.ids[i] - model.tok.num0) for i in nums]),
+        first=pos[max(i for i, t in enumerate(p.ids) if t == img)],
+        focus=focus,
+    )
+
+
+def pointer_loss(att: torch.Tensor, targets: list[AnswerTargets]) -> torch.Tensor:
     """Cross-entropy between where the pointer looks (its attention over the keyframe's patches) at
     the positions that predict the answer's six coordinates and where the target (or, relational,
     the anchor) is."""
-    img = model.tok.id("<img>")
     losses = []
-    for b, ((p, resp), f) in enumerate(zip(items, focus)):
-        pos = pm._positions(p)
-        coords = [i for i in resp if model.tok.is_number(p.ids[i])][-6:]  # bbox_2d, point_2d
-        rows = torch.tensor([pos[i] - 1 for i in coords])
-        first = pos[max(i for i, t in enumerate(p.ids) if t == img)]  # the keyframe's first patch
-        a = att[b, rows, first : first + 64]
-        losses.append(-(f.unsqueeze(0) * torch.log(a + 1e-9)).sum(-1).mean())
+    for b, tg in enumerate(targets):
+        a = att[b, tg.rows[-6:], tg.first : tg.first + 64]  # bbox_2d, point_2d
+        losses.append(-(tg.focus.unsqueeze(0) * torch.log(a + 1e-9)).sum(-1).mean())
     return torch.stack(losses).mean()
 
 
-def mean_loss(model: pm.NanoPolicy, items: list[tuple[pm.Prompt, list[int]]], h: torch.Tensor,
-              centre: torch.Tensor) -> torch.Tensor:
+def mean_loss(model: pm.NanoPolicy, h: torch.Tensor, centre: torch.Tensor, targets: list[AnswerTargets]) -> torch.Tensor:
     """Mean absolute error (in hundreds of 0–1000 units) of the number distribution's mean on every
     number the traces write. The cross-entropy alone moves a mean by (target − mean)/σ², which is
     slow while σ is still wide; this pulls the means in directly, and the cross-entropy then
     narrows σ."""
-    errs = []
-    for b, (p, resp) in enumerate(items):
-        pos = pm._positions(p)
-        nums = [i for i in resp if model.tok.is_number(p.ids[i])]
-        rows = torch.tensor([pos[i] - 1 for i in nums])
-        want = torch.tensor([float(p.ids[i] - model.tok.num0) for i in nums])
-        errs.append((model.number_mean(h[b, rows], centre[b, rows]) - want).abs() / 100.0)
+    errs = [(model.number_mean(h[b, tg.rows], centre[b, tg.rows]) - tg.values).abs() / 100.0 for b, tg in enumerate(targets)]
     return torch.cat(errs).mean()
 
 
@@ -244,7 +256,7 @@ def train(data: str, out: str, seed: int, steps: int, batch: int = 8, log=print)
     traces = [t for split in ("train", "sft") if split in meta["splits"] for t in build_traces(data, split, rng)]
     cache: dict = {}
     examples = [trace_example(model, t, cache) for t in traces]
-    focus = [focus_cells(t["focus"]) for t in traces]
+    targets = [answer_targets(model, ex, focus_cells(t["focus"])) for ex, t in zip(examples, traces)]
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
     t0 = time.time()
@@ -256,8 +268,9 @@ def train(data: str, out: str, seed: int, steps: int, batch: int = 8, log=print)
         lp, _ = pm.response_stats(model, h, centre, items)
         n = torch.tensor([len(r) for _, r in items])
         mask = torch.arange(lp.shape[1]).unsqueeze(0) < n.unsqueeze(1)
-        loss = (-(lp * mask).sum() / mask.sum() + POINTER_WEIGHT * pointer_loss(model, items, att, [focus[i] for i in pick])
-                + MEAN_WEIGHT * mean_loss(model, items, h, centre))
+        tgs = [targets[i] for i in pick]
+        loss = (-(lp * mask).sum() / mask.sum() + POINTER_WEIGHT * pointer_loss(att, tgs)
+                + MEAN_WEIGHT * mean_loss(model, h, centre, tgs))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
