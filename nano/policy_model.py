@@ -233,35 +233,37 @@ class NanoPolicy(nn.Module):
 
     def forward_hidden(self, prompts: list["Prompt"]) -> tuple[torch.Tensor, torch.Tensor]:
         """(final hidden states [B,L,d], pointer centres [B,L,2] in 0..1000 units)."""
-        h, centre, _ = self.forward_pointer(prompts)
+        x, pad, cell = self.embed(prompts)
+        h, centre, _ = self.run_blocks(x, pad, cell)
         return h, centre
 
     def forward_pointer(self, prompts: list["Prompt"]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """forward_hidden plus the pointer's attention [B,L,L] (row: a position, column: the
         keyframe patch it looks at; 0 on other columns) — the SFT supervises it."""
         x, pad, cell = self.embed(prompts)
-        return self.run_blocks(x, pad, cell)
+        return self.run_blocks(x, pad, cell, with_attention=True)
 
-    def run_blocks(self, x: torch.Tensor, pad: torch.Tensor | None,
-                   cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def run_blocks(self, x: torch.Tensor, pad: torch.Tensor | None, cell: torch.Tensor,
+                   with_attention: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         L = x.shape[1]
         mask = torch.triu(torch.ones(L, L, dtype=torch.bool), 1)  # True: may not attend (causal)
         for b in self.blocks:
             x = b(x, mask, pad)
         h = self.norm(x)
-        return (h, *self.pointer(h, cell, mask))
+        return (h, *self.pointer(h, cell, mask, with_attention))
 
-    def pointer(self, h: torch.Tensor, cell: torch.Tensor, causal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def pointer(self, h: torch.Tensor, cell: torch.Tensor, causal: torch.Tensor,
+                with_attention: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Where each position looks: the attention-weighted centre [B,L,2] of the keyframe cells
-        before it (0..1000 units), or the image centre where no keyframe has been seen yet; and
-        that attention [B,L,L]."""
+        before it (0..1000 units), or the image centre where no keyframe has been seen yet; and,
+        with_attention (only the warm-up's pointer loss reads it), that attention [B,L,L]."""
         q, k = self.ptr_q(h), self.ptr_k(h)
         score = q @ k.transpose(1, 2) / math.sqrt(PTR_DIM)
         allowed = (cell >= 0).unsqueeze(1) & ~causal.unsqueeze(0)
         score = score.masked_fill(~allowed, -math.inf)
         seen = allowed.any(-1, keepdim=True)
         score = torch.where(seen, score, torch.zeros_like(score))
-        att = torch.softmax(score, -1) * allowed
+        att = torch.softmax(score, -1) * allowed if with_attention else None
         # the centre is read with a sharpened copy (att^k renormalised): the SFT teaches the
         # attention to spread over the target's cells, and the little mass it leaves on the other
         # 60 would otherwise pull every centre towards the middle of the image

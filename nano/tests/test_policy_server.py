@@ -162,7 +162,7 @@ def test_pointer_reads_the_keyframe_cells_it_attends_to():
         x, pad, cell = m.embed([p])
         fine = (cell[0] >= 0).nonzero().flatten()
         assert len(fine) == 64 and cell[0, fine].tolist() == list(range(64))  # the coarse first image is not pointed at
-        h, centre, att = m.run_blocks(x, pad, cell)
+        h, centre, att = m.run_blocks(x, pad, cell, with_attention=True)
         first = int(fine[0])
         assert abs(float(att[0, -1].sum()) - 1.0) < 1e-5 and float(att[0, -1][cell[0] < 0].abs().sum()) == 0.0
         assert float(att[0, first - 1].sum()) == 0.0 and centre[0, first - 1].tolist() == [500.0, 500.0]
