@@ -357,22 +357,23 @@ def logprobs(model: NanoPolicy, batch: list[tuple[Prompt, list[int]]]) -> torch.
     return token_stats(model, batch)[0]
 
 
-def token_stats(model: NanoPolicy, batch: list[tuple[Prompt, list[int]]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log-probabilities, entropies) of the next-token distributions at the response tokens, both
-    [B, max responses] and 0-padded; one forward pass, differentiable."""
+def token_stats(model: NanoPolicy, batch: list[tuple[Prompt, list[int]]],
+                temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log-probabilities, entropies) of the next-token distributions softmax(logits / temperature)
+    at the response tokens, both [B, max responses] and 0-padded; one forward pass, differentiable."""
     h, centre = model.forward_hidden([p for p, _ in batch])
-    return response_stats(model, h, centre, batch)
+    return response_stats(model, h, centre, batch, temperature)
 
 
 def response_stats(model: NanoPolicy, h: torch.Tensor, centre: torch.Tensor,
-                   batch: list[tuple[Prompt, list[int]]]) -> tuple[torch.Tensor, torch.Tensor]:
+                   batch: list[tuple[Prompt, list[int]]], temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """token_stats from an existing forward pass (h, centre of forward_hidden on the batch's prompts)."""
     width = max(1, max(len(r) for _, r in batch))
     lps, ents = [], []
     for b, (p, resp) in enumerate(batch):
         pos = _positions(p)
         idx = torch.tensor([pos[i] - 1 for i in resp], dtype=torch.long)  # the position that predicts token i
-        lp_all = F.log_softmax(model.logits(h[b, idx], centre[b, idx]), -1)
+        lp_all = F.log_softmax(model.logits(h[b, idx], centre[b, idx]) / temperature, -1)
         lp = lp_all.gather(-1, torch.tensor([p.ids[i] for i in resp], dtype=torch.long).unsqueeze(-1)).squeeze(-1)
         ent = -(lp_all.exp() * lp_all).sum(-1)
         lps.append(F.pad(lp, (0, width - lp.shape[0])))

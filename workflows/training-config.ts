@@ -95,8 +95,14 @@ export const trainingConfigSchema = z.strictObject({
     .strictObject({
       sampling: z
         .strictObject({
-          /** @default 1 */
-          temperature: z.number().min(0).default(1),
+          /**
+           * > 0: a group needs different trajectories. The trainer's log-probs are taken at this
+           * temperature too (those of the distribution the rollouts sampled). @default 1
+           */
+          temperature: z
+            .number()
+            .gt(0, 'must be > 0: GRPO compares a group of sampled trajectories, greedy ones are identical')
+            .default(1),
           topP: z.number().gt(0).max(1).optional(),
           topK: z.number().int().min(-1).optional(),
         })

@@ -73,6 +73,8 @@ export interface TrainerHyperparameters {
   microBatchSize: number;
   maxGradNorm: number;
   maxLength: number;
+  /** The rollouts' sampling temperature: the trainer's log-probs are those of softmax(logits / T). */
+  temperature: number;
   lora?: { rank: number; alpha: number };
 }
 
@@ -245,6 +247,7 @@ function hyperparameters(config: TrainingConfig, runId: string, step: number): T
     microBatchSize: config.trainer.microBatchSize,
     maxGradNorm: config.trainer.maxGradNorm,
     maxLength: config.trainer.maxLength,
+    temperature: config.rollout.sampling.temperature,
     ...(config.trainer.loraRank > 0
       ? { lora: { rank: config.trainer.loraRank, alpha: config.trainer.loraAlpha } }
       : {}),

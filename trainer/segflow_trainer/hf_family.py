@@ -16,8 +16,10 @@ from .batch import BatchTrajectory, TokenizedTrajectory, tokenize_trajectory
 from .errors import BadInputError
 
 
-def token_log_probs(model: Any, ids: torch.Tensor, attn: torch.Tensor, with_entropy: bool = False):
-    logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1, :].float()
+def token_log_probs(model: Any, ids: torch.Tensor, attn: torch.Tensor, with_entropy: bool = False,
+                    temperature: float = 1.0):
+    """Per-token log-probs (and entropies) of softmax(logits / temperature)."""
+    logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1, :].float() / temperature
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = torch.gather(logp_all, 2, ids[:, 1:, None]).squeeze(-1)
     if not with_entropy:
@@ -91,19 +93,21 @@ class HfFamily:
         # Token t is predicted from positions < t: log-probs align with tokens 1..n-1.
         return ids, attn, mask[:, 1:]
 
-    def log_probs(self, items: list[TokenizedTrajectory], with_entropy: bool = False):
-        """(log-probs [B, T], mask [B, T], entropy [B, T] | None), T = longest sequence - 1."""
+    def log_probs(self, items: list[TokenizedTrajectory], with_entropy: bool = False, temperature: float = 1.0):
+        """(log-probs [B, T], mask [B, T], entropy [B, T] | None), T = longest sequence - 1; at the
+        sampling temperature."""
         ids, attn, mask = self._pad(items)
-        lp, ent = token_log_probs(self.model, ids, attn, with_entropy)
+        lp, ent = token_log_probs(self.model, ids, attn, with_entropy, temperature)
         return lp, mask, ent
 
-    def reference_log_probs(self, items: list[TokenizedTrajectory], reference_folder: Callable[[], Path]):
+    def reference_log_probs(self, items: list[TokenizedTrajectory], reference_folder: Callable[[], Path],
+                            temperature: float = 1.0):
         """Log-probs under the run's reference policy: the base model (LoRA: adapter disabled), or
         the run's version 0, loaded once and frozen."""
         ids, attn, _ = self._pad(items)
         if self.kind == "lora":
             with self.model.disable_adapter():
-                return token_log_probs(self.model, ids, attn)[0]
+                return token_log_probs(self.model, ids, attn, temperature=temperature)[0]
         if self._reference is None:
             from transformers import AutoModelForCausalLM
 
@@ -112,7 +116,7 @@ class HfFamily:
             for p in m.parameters():
                 p.requires_grad_(False)
             self._reference = m
-        return token_log_probs(self._reference, ids, attn)[0]
+        return token_log_probs(self._reference, ids, attn, temperature=temperature)[0]
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]

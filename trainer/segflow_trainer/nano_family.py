@@ -147,9 +147,10 @@ class NanoFamily:
         return self.pm.Prompt(p.ids[:keep], p.images[:k]), True
 
     # -- the math update.py needs
-    def log_probs(self, items: list[NanoItem], with_entropy: bool = False):
-        """(log-probs [B, T], mask [B, T], entropy [B, T] | None) over each item's response tokens."""
-        lp, ent = self.pm.token_stats(self.model, [(it.prompt, it.response) for it in items])
+    def log_probs(self, items: list[NanoItem], with_entropy: bool = False, temperature: float = 1.0):
+        """(log-probs [B, T], mask [B, T], entropy [B, T] | None) over each item's response tokens, at
+        the sampling temperature."""
+        lp, ent = self.pm.token_stats(self.model, [(it.prompt, it.response) for it in items], temperature)
         mask = torch.zeros_like(lp)
         for j, it in enumerate(items):
             mask[j, : it.response_tokens] = 1.0
@@ -163,13 +164,14 @@ class NanoFamily:
     def policy_tokens(item: NanoItem) -> int:
         return item.response_tokens
 
-    def reference_log_probs(self, items: list[NanoItem], reference_folder: Callable[[], Path]) -> torch.Tensor:
+    def reference_log_probs(self, items: list[NanoItem], reference_folder: Callable[[], Path],
+                            temperature: float = 1.0) -> torch.Tensor:
         """Log-probs under the run's reference policy (its version 0), loaded once and frozen."""
         if self._reference is None:
             self._reference = self.pm.load(str(reference_folder()))
             for p in self._reference.parameters():
                 p.requires_grad_(False)
-        return self.pm.token_stats(self._reference, [(it.prompt, it.response) for it in items])[0]
+        return self.pm.token_stats(self._reference, [(it.prompt, it.response) for it in items], temperature)[0]
 
     def parameters(self):
         return [p for p in self.model.parameters() if p.requires_grad]

@@ -62,6 +62,9 @@ class Hyperparameters:
     micro_batch_size: int = 8
     max_grad_norm: float = 1.0
     max_length: int = 4096
+    # the rollouts' sampling temperature: log-probs are those of softmax(logits / T), the distribution
+    # the trajectories were drawn from (verl divides the logits by the rollout temperature likewise)
+    temperature: float = 1.0
     lora: LoraSettings = field(default_factory=LoraSettings)
 
     @property
@@ -85,6 +88,7 @@ _HP_KEYS = {
     "microBatchSize": "micro_batch_size",
     "maxGradNorm": "max_grad_norm",
     "maxLength": "max_length",
+    "temperature": "temperature",
     "lora": "lora",
 }
 
@@ -122,6 +126,7 @@ def parse_hyperparameters(raw: Any) -> Hyperparameters:
         ("dualClipC", 1, True),
         ("klCoef", 0, False),
         ("maxGradNorm", 0, True),
+        ("temperature", 0, True),
     ):
         if key in raw:
             kw[_HP_KEYS[key]] = _num(key, raw[key], lo=lo, lo_open=lo_open)
@@ -321,11 +326,11 @@ def update_policy(
     with torch.no_grad():
         for c in chunks(list(range(n))):
             items = [toks[i] for i in c]
-            lp, _, _ = fam.log_probs(items)
+            lp, _, _ = fam.log_probs(items, temperature=hp.temperature)
             for j, i in enumerate(c):
                 old_lp[i] = lp[j, : fam.width(toks[i])].clone()
             if hp.kl_coef > 0:
-                rlp = fam.reference_log_probs(items, reference_folder)
+                rlp = fam.reference_log_probs(items, reference_folder, temperature=hp.temperature)
                 for j, i in enumerate(c):
                     ref_lp[i] = rlp[j, : fam.width(toks[i])].clone()
 
@@ -342,7 +347,7 @@ def update_policy(
             optimizer.zero_grad(set_to_none=True)
             acc = {k: 0.0 for k in ("loss", "pg_loss", "clip", "dual", "approx_kl", "kl", "entropy")}
             for c in chunks(mb):
-                lp, mask, ent = fam.log_probs([toks[i] for i in c], with_entropy=True)
+                lp, mask, ent = fam.log_probs([toks[i] for i in c], with_entropy=True, temperature=hp.temperature)
                 out = ppo_loss(lp, stored(old_lp, c, lp), advantages(c, lp), mask, hp.loss_settings)
                 tokens = out.tokens
                 # Token-mean over the whole mini-batch: each micro-batch adds its share.
@@ -378,7 +383,7 @@ def update_policy(
     shift = {"positive": [0.0, 0.0], "negative": [0.0, 0.0]}
     with torch.no_grad():
         for c in chunks(list(range(n))):
-            lp, mask, _ = fam.log_probs([toks[i] for i in c])
+            lp, mask, _ = fam.log_probs([toks[i] for i in c], temperature=hp.temperature)
             for j, i in enumerate(c):
                 w = old_lp[i].shape[0]
                 m = mask[j, :w]

@@ -120,6 +120,25 @@ def test_trainer_log_probs_equal_what_the_server_reported(dev):
         assert torch.allclose(lp[0, : len(flat)], torch.tensor(flat), atol=1e-4), (lp[0, : len(flat)], flat)
 
 
+def test_log_probs_at_the_sampling_temperature(dev):
+    """At temperature T the trainer's log-probs are those of softmax(logits / T), the distribution
+    the rollouts sampled from (T = 1: the model's own); they sum to 1 over the vocabulary."""
+    fam = NanoFamily(fetch_policy(dev.store, dev.v0["uri"], dev.tmp / "w"), dev.store.get_bytes)
+    msgs, reported = sample_trajectory(dev, 7)
+    item = fam.tokenize(parse_batch(json.dumps(batch_doc(dev, "r", [(msgs, 1.0)])).encode(), "b").trajectories[0], 640)
+    with torch.no_grad():
+        lp1 = fam.log_probs([item])[0][0, : item.response_tokens]
+        lp_half = fam.log_probs([item], temperature=0.5)[0][0, : item.response_tokens]
+        h, centre = dev.model.forward_hidden([item.prompt])
+        pos = pm._positions(item.prompt)
+        idx = torch.tensor([pos[i] - 1 for i in item.response])
+        logits = dev.model.logits(h[0, idx], centre[0, idx])
+        want = torch.log_softmax(logits / 0.5, -1).gather(-1, torch.tensor([item.prompt.ids[i] for i in item.response])[:, None])[:, 0]
+    assert torch.allclose(lp1, torch.tensor([x for t in reported for x in t]), atol=1e-4)
+    assert torch.allclose(lp_half, want, atol=1e-5)
+    assert not torch.allclose(lp_half, lp1, atol=1e-3)
+
+
 def test_the_images_matter(dev):
     """Other image bytes under the same text give other log-probs: the trainer reads the images."""
     fam = NanoFamily(fetch_policy(dev.store, dev.v0["uri"], dev.tmp / "w"), dev.store.get_bytes)

@@ -111,6 +111,7 @@ def test_lora_updates_an_adapter_and_continues_from_it(dev):
         ({"runId": "r", "step": 0, "learningRate": "fast"}, "hyperparameter learningRate is 'fast'"),
         ({"runId": "r", "step": 0, "clipLow": 1.5}, "clipLow is 1.5, expected < 1"),
         ({"runId": "r", "step": 0, "lr": 1}, r"unknown hyperparameters \['lr'\]"),
+        ({"runId": "r", "step": 0, "temperature": 0}, "hyperparameter temperature is 0, expected a finite number > 0"),
     ],
 )
 def test_bad_hyperparameters(dev, hp, message):

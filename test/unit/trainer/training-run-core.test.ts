@@ -64,10 +64,25 @@ void test('config defaults are the reference 4B GRPO run (spec §6.1)', () => {
 });
 
 void test('a bad config names every wrong field', () => {
-  const r = parseTrainingConfig({ ...minimal, dataset: '/tmp/x', steps: 0, loss: { clipLow: 1.5 }, policyHosts: ['a b'], extra: 1 });
+  const r = parseTrainingConfig({
+    ...minimal,
+    dataset: '/tmp/x',
+    steps: 0,
+    loss: { clipLow: 1.5 },
+    policyHosts: ['a b'],
+    rollout: { sampling: { temperature: 0 } },
+    extra: 1,
+  });
   assert.equal(r.ok, false);
   if (r.ok) return;
-  for (const field of ['dataset: must be an s3://', 'steps:', 'loss.clipLow:', 'policyHosts.0:', 'extra']) {
+  for (const field of [
+    'dataset: must be an s3://',
+    'steps:',
+    'loss.clipLow:',
+    'policyHosts.0:',
+    'rollout.sampling.temperature: must be > 0',
+    'extra',
+  ]) {
     assert.ok(r.problems.includes(field), `${field} in ${r.problems}`);
   }
 });
