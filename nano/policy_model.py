@@ -453,6 +453,64 @@ def sample_next(model: NanoPolicy, h: torch.Tensor, centre: torch.Tensor, temper
     return t, float(logp[t])
 
 
+class Decoder:
+    """Incremental decoding with a key/value cache: the prompt is run once (prefill), then each new
+    token costs one position through the blocks instead of the whole sequence. The same math as
+    run_blocks (nn.MultiheadAttention's projections, causal attention, the pointer), computed by
+    hand because nn.MultiheadAttention has no cache; test_policy_server checks it against the full
+    forward pass. `h` and `centre` are the last position's hidden state and pointer centre."""
+
+    def __init__(self, model: NanoPolicy, x: torch.Tensor, cell: torch.Tensor) -> None:
+        self.model = model
+        self.heads = model.config.heads
+        self.k: list[torch.Tensor] = []
+        self.v: list[torch.Tensor] = []
+        for b in model.blocks:
+            q, k, v = self._qkv(b.att, b.n1(x))
+            self.k.append(k)
+            self.v.append(v)
+            x = x + self._out(b.att, F.scaled_dot_product_attention(q, k, v, is_causal=True))
+            x = x + b.ff(b.n2(x))
+        h = model.norm(x)
+        # the pointer looks at the keyframe patches; generated tokens are never patches, so their
+        # keys and cell coordinates are fixed by the prompt
+        fine = cell >= 0
+        self.ptr_keys = model.ptr_k(h[fine])  # [F, PTR_DIM]
+        self.ptr_xy = model.cells[cell[fine]]  # [F, 2]
+        self.length = x.shape[0]
+        self.h = h[-1]
+        self.centre = self._centre(h[-1])
+
+    def _qkv(self, att: nn.MultiheadAttention, h: torch.Tensor):
+        q, k, v = F.linear(h, att.in_proj_weight, att.in_proj_bias).chunk(3, -1)
+        split = lambda t: t.view(t.shape[0], self.heads, -1).transpose(0, 1)  # noqa: E731  [H, L, dh]
+        return split(q), split(k), split(v)
+
+    @staticmethod
+    def _out(att: nn.MultiheadAttention, a: torch.Tensor) -> torch.Tensor:
+        return att.out_proj(a.transpose(0, 1).reshape(a.shape[1], -1))
+
+    def _centre(self, h: torch.Tensor) -> torch.Tensor:
+        if self.ptr_keys.shape[0] == 0:
+            return torch.full((2,), NUM_MAX / 2)
+        score = (self.model.ptr_q(h) @ self.ptr_keys.t()) / math.sqrt(PTR_DIM)
+        return torch.softmax(score * PTR_SHARPEN, -1) @ self.ptr_xy
+
+    def step(self, token: int) -> None:
+        """Append one token: its position's hidden state and centre become `h` and `centre`."""
+        m = self.model
+        x = m.token_embedding(torch.tensor([token])) + m.pos[self.length]  # [1, d]
+        for i, b in enumerate(m.blocks):
+            q, k, v = self._qkv(b.att, b.n1(x))
+            self.k[i] = torch.cat([self.k[i], k], 1)
+            self.v[i] = torch.cat([self.v[i], v], 1)
+            x = x + self._out(b.att, F.scaled_dot_product_attention(q, self.k[i], self.v[i]))
+            x = x + b.ff(b.n2(x))
+        self.h = m.norm(x)[0]
+        self.centre = self._centre(self.h)
+        self.length += 1
+
+
 @torch.no_grad()
 def generate(model: NanoPolicy, prompt: Prompt, max_new: int, stops: list[str], temperature: float = 1.0,
              top_p: float = 1.0, top_k: int = -1, seed: int | None = None,
@@ -465,17 +523,17 @@ def generate(model: NanoPolicy, prompt: Prompt, max_new: int, stops: list[str], 
     gen = torch.Generator()
     gen.manual_seed(seed if seed is not None else int.from_bytes(os.urandom(4), "little"))
     x, _, cell = model.embed([prompt])
-    x = x[0]
+    dec = Decoder(model, x[0], cell[0])
     eos = model.tok.id("<eos>")
     ids: list[int] = []
     lps: list[float] = []
     text = ""
-    for _ in range(max_new):
-        L = x.shape[0]
-        if L >= model.config.max_len:
+    for n in range(max_new):
+        if n > 0:
+            dec.step(ids[-1])
+        if dec.length >= model.config.max_len:
             break
-        h, centre, _ = model.run_blocks(x.unsqueeze(0), None, cell)
-        t, lp = sample_next(model, h[0, -1], centre[0, -1], temperature, top_p, top_k, gen,
+        t, lp = sample_next(model, dec.h, dec.centre, temperature, top_p, top_k, gen,
                             grammar.allowed() if grammar is not None else None)
         if grammar is not None:
             grammar.advance(t)
@@ -489,8 +547,6 @@ def generate(model: NanoPolicy, prompt: Prompt, max_new: int, stops: list[str], 
             at, s = min(hits)
             text = text[: at + (len(s) if include_stop else 0)]
             return {"text": text, "ids": ids, "logprobs": lps, "finish_reason": "stop", "stop_reason": s}
-        x = torch.cat([x, (model.token_embedding(torch.tensor(t)) + model.pos[L]).unsqueeze(0)])
-        cell = torch.cat([cell, torch.full((1, 1), -1, dtype=torch.long)], 1)
     return {"text": text, "ids": ids, "logprobs": lps, "finish_reason": "length", "stop_reason": None}
 
 

@@ -181,3 +181,38 @@ def test_pointer_reads_the_keyframe_cells_it_attends_to():
         m.num_head.bias[3] = -50.0  # gate: y; offset -100
         m.num_head.bias[1] = float(torch.logit(torch.tensor(0.4)))
         assert abs(float(m.number_mean(h[0, -1], c[0, -1])) - 587.5) < 0.5
+
+
+def test_cached_decoding_equals_the_full_forward_pass():
+    """generate() decodes with a key/value cache (pm.Decoder); every token's reported log-probability
+    and every position's pointer centre equal those of one full forward pass over the finished
+    sequence (what the trainer computes), with and without a keyframe to point at."""
+    tok = pm.Tokenizer.build(["search", "the", "frame", "x"])
+    torch.manual_seed(0)
+    m = pm.new_model(tok, 3)
+    with torch.no_grad():  # a random model with sharp pointer scores, so the centres differ by position
+        m.ptr_q.weight.mul_(30.0)
+    red, blue = Image.new("RGB", (64, 64), (200, 30, 30)), Image.new("RGB", (64, 64), (30, 30, 200))
+    blue.paste((250, 250, 0), (40, 8, 60, 30))
+    plain = [{"role": "user", "content": [{"type": "text", "text": "frame 0 "}, {"type": "image_url", "image_url": {"url": red}}]}]
+    keyed = plain + [{"role": "assistant", "content": "<keyframe> 0 </keyframe>"},
+                     {"role": "user", "content": [{"type": "text", "text": "high-res"}, {"type": "image_url", "image_url": {"url": blue}}]}]
+    for msgs in (plain, keyed):
+        p = pm.encode_conversation(m, msgs)
+        out = pm.generate(m, p, 40, [], temperature=1.5, seed=11)
+        assert len(out["ids"]) >= 10
+        full = pm.Prompt(p.ids + out["ids"], p.images)
+        n = len(p.ids)
+        with torch.no_grad():
+            lp = pm.logprobs(m, [(full, list(range(n, len(full.ids))))])[0]
+            x, pad, cell = m.embed([full])
+            _, centre, _ = m.run_blocks(x, pad, cell)
+            dec = pm.Decoder(m, m.embed([p])[0][0], m.embed([p])[2][0])
+            centres = [dec.centre]
+            for t in out["ids"][:-1]:
+                dec.step(t)
+                centres.append(dec.centre)
+        assert torch.allclose(lp, torch.tensor(out["logprobs"]), atol=1e-4)
+        start = p.positions() - 1  # the position that predicts the first generated token
+        assert torch.allclose(torch.stack(centres), centre[0, start : start + len(centres)], atol=1e-3)
+    assert len(set(tuple(c.tolist()) for c in centres)) > 1  # the keyed run's centres move
