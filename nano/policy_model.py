@@ -49,6 +49,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 SPECIALS = ["<pad>", "<eos>", "<sys_search>", "<sys_plain>", "<user>", "<assistant>", "<img>", "<unk>"]
+IMG_ID = SPECIALS.index("<img>")  # every tokenizer starts with SPECIALS (checked in Tokenizer)
 PIECES = [
     "<thinking> ", " </thinking>", "\n", "<search> ", ' {"name": "text_search", "query": "',
     '"} </search>', "<keyframe> ", " </keyframe>", '<answer> {"bbox_2d": [', ", ", '], "point_2d": [',
@@ -63,6 +64,8 @@ NUM_FREQS = 8
 
 class Tokenizer:
     def __init__(self, pieces: list[str]) -> None:
+        if pieces[: len(SPECIALS)] != SPECIALS:
+            raise ValueError(f"a nano tokenizer starts with the special pieces {SPECIALS}, this one with {pieces[: len(SPECIALS)]}")
         self.pieces = pieces
         self.index = {p: i for i, p in enumerate(pieces)}
         self.maxlen = max(len(p) for p in pieces)
@@ -209,7 +212,7 @@ class NanoPolicy(nn.Module):
                 imgs = torch.stack([im for im, _ in p.images])
                 feats = [self.img(imgs[i : i + 1], fine)[0] for i, (_, fine) in enumerate(p.images)]
                 parts, cparts, last = [], [], 0
-                slots = [i for i, t in enumerate(p.ids) if t == self.tok.id("<img>")]
+                slots = [i for i, t in enumerate(p.ids) if t == IMG_ID]
                 for s, f, (_, fine) in zip(slots, feats, p.images):
                     parts += [x[last:s], f]
                     cparts += [cell[last:s], torch.arange(64) if fine else torch.full((f.shape[0],), -1)]
@@ -303,6 +306,18 @@ class Prompt:
     def positions(self) -> int:
         return len(self.ids) + sum((64 if fine else 16) - 1 for _, fine in self.images)
 
+    def offsets(self) -> list[int]:
+        """The sequence position of each id (an `<img>` slot expands to its image's grid)."""
+        pos, at, k = [], 0, 0
+        for t in self.ids:
+            pos.append(at)
+            if t == IMG_ID:
+                at += 64 if self.images[k][1] else 16
+                k += 1
+            else:
+                at += 1
+        return pos
+
 
 def image_tensor(img: Image.Image) -> torch.Tensor:
     x = torch.frombuffer(bytearray(img.convert("RGB").resize((IMG, IMG), Image.BILINEAR).tobytes()), dtype=torch.uint8)
@@ -371,7 +386,7 @@ def response_stats(model: NanoPolicy, h: torch.Tensor, centre: torch.Tensor,
     width = max(1, max(len(r) for _, r in batch))
     lps, ents = [], []
     for b, (p, resp) in enumerate(batch):
-        pos = _positions(p)
+        pos = p.offsets()
         idx = torch.tensor([pos[i] - 1 for i in resp], dtype=torch.long)  # the position that predicts token i
         lp_all = F.log_softmax(model.logits(h[b, idx], centre[b, idx]) / temperature, -1)
         lp = lp_all.gather(-1, torch.tensor([p.ids[i] for i in resp], dtype=torch.long).unsqueeze(-1)).squeeze(-1)
@@ -379,22 +394,6 @@ def response_stats(model: NanoPolicy, h: torch.Tensor, centre: torch.Tensor,
         lps.append(F.pad(lp, (0, width - lp.shape[0])))
         ents.append(F.pad(ent, (0, width - ent.shape[0])))
     return torch.stack(lps), torch.stack(ents)
-
-
-def _positions(p: Prompt) -> list[int]:
-    """Sequence position of each id (image slots expand to their grid)."""
-    pos, at, k = [], 0, 0
-    img = None
-    for t in p.ids:
-        pos.append(at)
-        if img is None:
-            img = 6  # "<img>" id is 6 (SPECIALS order)
-        if t == img:
-            at += 64 if p.images[k][1] else 16
-            k += 1
-        else:
-            at += 1
-    return pos
 
 
 def save(model: NanoPolicy, out: str) -> None:

@@ -208,13 +208,12 @@ class AnswerTargets:
 
 def answer_targets(model: pm.NanoPolicy, example: tuple[pm.Prompt, list[int]], focus: torch.Tensor) -> AnswerTargets:
     p, resp = example
-    pos = pm._positions(p)
+    pos = p.offsets()
     nums = [i for i in resp if model.tok.is_number(p.ids[i])]
-    img = model.tok.id("<img>")
     return AnswerTargets(
         rows=torch.tensor([pos[i] - 1 for i in nums]),
         values=torch.tensor([float(p.ids[i] - model.tok.num0) for i in nums]),
-        first=pos[max(i for i, t in enumerate(p.ids) if t == img)],
+        first=pos[max(i for i, t in enumerate(p.ids) if t == pm.IMG_ID)],
         focus=focus,
     )
 

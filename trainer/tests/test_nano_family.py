@@ -130,7 +130,7 @@ def test_log_probs_at_the_sampling_temperature(dev):
         lp1 = fam.log_probs([item])[0][0, : item.response_tokens]
         lp_half = fam.log_probs([item], temperature=0.5)[0][0, : item.response_tokens]
         h, centre = dev.model.forward_hidden([item.prompt])
-        pos = pm._positions(item.prompt)
+        pos = item.prompt.offsets()
         idx = torch.tensor([pos[i] - 1 for i in item.response])
         logits = dev.model.logits(h[0, idx], centre[0, idx])
         want = torch.log_softmax(logits / 0.5, -1).gather(-1, torch.tensor([item.prompt.ids[i] for i in item.response])[:, None])[:, 0]
