@@ -156,16 +156,32 @@ class ImageEncoder(nn.Module):
 
 
 class Block(nn.Module):
+    """Pre-norm causal self-attention + MLP. The parameters are nn.MultiheadAttention's (its
+    in_proj/out_proj); the attention itself is F.scaled_dot_product_attention with is_causal, which
+    the key/value cache of Decoder shares (qkv/finish). Sequences are right-padded, so causality
+    already keeps every real position off the padding: no padding mask is needed."""
+
     def __init__(self, d: int, heads: int) -> None:
         super().__init__()
+        self.heads = heads
         self.n1, self.n2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.att = nn.MultiheadAttention(d, heads, batch_first=True)
         self.ff = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
 
-    def forward(self, x, mask, pad):
-        h = self.n1(x)
-        x = x + self.att(h, h, h, attn_mask=mask, key_padding_mask=pad, need_weights=False)[0]
+    def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys, values [.., heads, L, d/heads] of x [.., L, d]."""
+        split = lambda t: t.unflatten(-1, (self.heads, -1)).transpose(-3, -2)  # noqa: E731
+        q, k, v = F.linear(self.n1(x), self.att.in_proj_weight, self.att.in_proj_bias).chunk(3, -1)
+        return split(q), split(k), split(v)
+
+    def finish(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """The residual stream after attention output a [.., heads, L, d/heads]: + out_proj, + MLP."""
+        x = x + self.att.out_proj(a.transpose(-3, -2).flatten(-2))
         return x + self.ff(self.n2(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x)
+        return self.finish(x, F.scaled_dot_product_attention(q, k, v, is_causal=True))
 
 
 class NanoPolicy(nn.Module):
@@ -203,17 +219,23 @@ class NanoPolicy(nn.Module):
     def embed(self, prompts: list["Prompt"]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(inputs [B,L,d], padding [B,L], keyframe patch index [B,L]: 0..63 on the positions of
         fine (keyframe) patches, -1 elsewhere)."""
+        # every image of the batch through the CNN in two calls (fine keyframes, coarse frames)
+        feats: dict[tuple[int, int], torch.Tensor] = {}
+        for fine in (True, False):
+            keys = [(b, i) for b, p in enumerate(prompts) for i, (_, f) in enumerate(p.images) if f == fine]
+            if keys:
+                out = self.img(torch.stack([prompts[b].images[i][0] for b, i in keys]), fine)
+                feats.update(zip(keys, out))
         seqs, cells = [], []
-        for p in prompts:
+        for b, p in enumerate(prompts):
             ids = torch.tensor(p.ids, dtype=torch.long)
             x = self.token_embedding(ids)
             cell = torch.full((len(p.ids),), -1, dtype=torch.long)
             if p.images:
-                imgs = torch.stack([im for im, _ in p.images])
-                feats = [self.img(imgs[i : i + 1], fine)[0] for i, (_, fine) in enumerate(p.images)]
                 parts, cparts, last = [], [], 0
                 slots = [i for i, t in enumerate(p.ids) if t == IMG_ID]
-                for s, f, (_, fine) in zip(slots, feats, p.images):
+                for k, (s, (_, fine)) in enumerate(zip(slots, p.images)):
+                    f = feats[(b, k)]
                     parts += [x[last:s], f]
                     cparts += [cell[last:s], torch.arange(64) if fine else torch.full((f.shape[0],), -1)]
                     last = s + 1
@@ -236,33 +258,41 @@ class NanoPolicy(nn.Module):
 
     def forward_hidden(self, prompts: list["Prompt"]) -> tuple[torch.Tensor, torch.Tensor]:
         """(final hidden states [B,L,d], pointer centres [B,L,2] in 0..1000 units)."""
-        x, pad, cell = self.embed(prompts)
-        h, centre, _ = self.run_blocks(x, pad, cell)
+        x, _, cell = self.embed(prompts)
+        h, centre, _ = self.run_blocks(x, cell)
         return h, centre
 
     def forward_pointer(self, prompts: list["Prompt"]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """forward_hidden plus the pointer's attention [B,L,L] (row: a position, column: the
-        keyframe patch it looks at; 0 on other columns) — the SFT supervises it."""
-        x, pad, cell = self.embed(prompts)
-        return self.run_blocks(x, pad, cell, with_attention=True)
+        """forward_hidden plus the pointer's attention [B,L,F] (row: a position, column: a keyframe
+        patch position, in sequence order) — the SFT supervises it."""
+        x, _, cell = self.embed(prompts)
+        return self.run_blocks(x, cell, with_attention=True)
 
-    def run_blocks(self, x: torch.Tensor, pad: torch.Tensor | None, cell: torch.Tensor,
+    def run_blocks(self, x: torch.Tensor, cell: torch.Tensor,
                    with_attention: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        L = x.shape[1]
-        mask = torch.triu(torch.ones(L, L, dtype=torch.bool), 1)  # True: may not attend (causal)
+        """(h, centre, attention | None) of embedded, right-padded inputs x [B,L,d] (see embed)."""
         for b in self.blocks:
-            x = b(x, mask, pad)
+            x = b(x)
         h = self.norm(x)
-        return (h, *self.pointer(h, cell, mask, with_attention))
+        return (h, *self.pointer(h, cell, with_attention))
 
-    def pointer(self, h: torch.Tensor, cell: torch.Tensor, causal: torch.Tensor,
+    def pointer(self, h: torch.Tensor, cell: torch.Tensor,
                 with_attention: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Where each position looks: the attention-weighted centre [B,L,2] of the keyframe cells
         before it (0..1000 units), or the image centre where no keyframe has been seen yet; and,
-        with_attention (only the warm-up's pointer loss reads it), that attention [B,L,L]."""
-        q, k = self.ptr_q(h), self.ptr_k(h)
-        score = q @ k.transpose(1, 2) / math.sqrt(PTR_DIM)
-        allowed = (cell >= 0).unsqueeze(1) & ~causal.unsqueeze(0)
+        with_attention (only the warm-up's pointer loss reads it), that attention [B,L,F] over each
+        row's F keyframe patch positions in sequence order (64 per keyframe; 0 on padding)."""
+        B, L, _ = h.shape
+        fine = cell >= 0
+        nf = fine.sum(1)
+        F_ = int(nf.max()) if B else 0
+        # the positions of each row's patches first, in order (a stable sort), padded to F_
+        kpos = torch.sort((~fine).to(torch.uint8), dim=1, stable=True).indices[:, :F_]  # [B,F]
+        valid = torch.arange(F_).unsqueeze(0) < nf.unsqueeze(1)
+        hk = h.gather(1, kpos.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
+        score = self.ptr_q(h) @ self.ptr_k(hk).transpose(1, 2) / math.sqrt(PTR_DIM)  # [B,L,F]
+        # causal: a position sees the patches at or before it
+        allowed = valid.unsqueeze(1) & (kpos.unsqueeze(1) <= torch.arange(L).view(1, L, 1))
         score = score.masked_fill(~allowed, -math.inf)
         seen = allowed.any(-1, keepdim=True)
         score = torch.where(seen, score, torch.zeros_like(score))
@@ -271,7 +301,7 @@ class NanoPolicy(nn.Module):
         # attention to spread over the target's cells, and the little mass it leaves on the other
         # 60 would otherwise pull every centre towards the middle of the image
         sharp = torch.softmax(score * PTR_SHARPEN, -1) * allowed
-        xy = self.cells[cell.clamp(min=0)]  # [B,L,2]
+        xy = self.cells[cell.gather(1, kpos).clamp(min=0)]  # [B,F,2]
         centre = sharp @ xy
         return torch.where(seen, centre, torch.full_like(centre, NUM_MAX / 2)), att
 
@@ -454,22 +484,20 @@ def sample_next(model: NanoPolicy, h: torch.Tensor, centre: torch.Tensor, temper
 
 class Decoder:
     """Incremental decoding with a key/value cache: the prompt is run once (prefill), then each new
-    token costs one position through the blocks instead of the whole sequence. The same math as
-    run_blocks (nn.MultiheadAttention's projections, causal attention, the pointer), computed by
-    hand because nn.MultiheadAttention has no cache; test_policy_server checks it against the full
-    forward pass. `h` and `centre` are the last position's hidden state and pointer centre."""
+    token costs one position through the blocks instead of the whole sequence (the blocks' qkv and
+    finish, attention over the cached keys and values; the pointer over the prompt's keyframe
+    patches). test_policy_server checks it against the full forward pass. `h` and `centre` are the
+    last position's hidden state and pointer centre."""
 
     def __init__(self, model: NanoPolicy, x: torch.Tensor, cell: torch.Tensor) -> None:
         self.model = model
-        self.heads = model.config.heads
         self.k: list[torch.Tensor] = []
         self.v: list[torch.Tensor] = []
         for b in model.blocks:
-            q, k, v = self._qkv(b.att, b.n1(x))
+            q, k, v = b.qkv(x)
             self.k.append(k)
             self.v.append(v)
-            x = x + self._out(b.att, F.scaled_dot_product_attention(q, k, v, is_causal=True))
-            x = x + b.ff(b.n2(x))
+            x = b.finish(x, F.scaled_dot_product_attention(q, k, v, is_causal=True))
         h = model.norm(x)
         # the pointer looks at the keyframe patches; generated tokens are never patches, so their
         # keys and cell coordinates are fixed by the prompt
@@ -479,15 +507,6 @@ class Decoder:
         self.length = x.shape[0]
         self.h = h[-1]
         self.centre = self._centre(h[-1])
-
-    def _qkv(self, att: nn.MultiheadAttention, h: torch.Tensor):
-        q, k, v = F.linear(h, att.in_proj_weight, att.in_proj_bias).chunk(3, -1)
-        split = lambda t: t.view(t.shape[0], self.heads, -1).transpose(0, 1)  # noqa: E731  [H, L, dh]
-        return split(q), split(k), split(v)
-
-    @staticmethod
-    def _out(att: nn.MultiheadAttention, a: torch.Tensor) -> torch.Tensor:
-        return att.out_proj(a.transpose(0, 1).reshape(a.shape[1], -1))
 
     def _centre(self, h: torch.Tensor) -> torch.Tensor:
         if self.ptr_keys.shape[0] == 0:
@@ -500,11 +519,10 @@ class Decoder:
         m = self.model
         x = m.token_embedding(torch.tensor([token])) + m.pos[self.length]  # [1, d]
         for i, b in enumerate(m.blocks):
-            q, k, v = self._qkv(b.att, b.n1(x))
-            self.k[i] = torch.cat([self.k[i], k], 1)
-            self.v[i] = torch.cat([self.v[i], v], 1)
-            x = x + self._out(b.att, F.scaled_dot_product_attention(q, self.k[i], self.v[i]))
-            x = x + b.ff(b.n2(x))
+            q, k, v = b.qkv(x)
+            self.k[i] = torch.cat([self.k[i], k], -2)
+            self.v[i] = torch.cat([self.v[i], v], -2)
+            x = b.finish(x, F.scaled_dot_product_attention(q, self.k[i], self.v[i]))
         self.h = m.norm(x)[0]
         self.centre = self._centre(self.h)
         self.length += 1

@@ -202,7 +202,7 @@ class AnswerTargets:
 
     rows: torch.Tensor  # the positions that predict each number the trace writes (keyframe, box, point)
     values: torch.Tensor  # those numbers
-    first: int  # the position of the high-res keyframe's first patch
+    first: int  # the pointer's column of the high-res keyframe's first patch (64 per keyframe before it)
     focus: torch.Tensor  # where the pointer should look: focus_cells of the target (or anchor)
 
 
@@ -213,7 +213,7 @@ def answer_targets(model: pm.NanoPolicy, example: tuple[pm.Prompt, list[int]], f
     return AnswerTargets(
         rows=torch.tensor([pos[i] - 1 for i in nums]),
         values=torch.tensor([float(p.ids[i] - model.tok.num0) for i in nums]),
-        first=pos[max(i for i, t in enumerate(p.ids) if t == pm.IMG_ID)],
+        first=64 * (sum(fine for _, fine in p.images) - 1),
         focus=focus,
     )
 

@@ -162,18 +162,20 @@ def test_pointer_reads_the_keyframe_cells_it_attends_to():
         x, pad, cell = m.embed([p])
         fine = (cell[0] >= 0).nonzero().flatten()
         assert len(fine) == 64 and cell[0, fine].tolist() == list(range(64))  # the coarse first image is not pointed at
-        h, centre, att = m.run_blocks(x, pad, cell, with_attention=True)
+        h, centre, att = m.run_blocks(x, cell, with_attention=True)
         first = int(fine[0])
-        assert abs(float(att[0, -1].sum()) - 1.0) < 1e-5 and float(att[0, -1][cell[0] < 0].abs().sum()) == 0.0
+        assert att.shape == (1, x.shape[1], 64)  # one column per keyframe patch
+        assert abs(float(att[0, -1].sum()) - 1.0) < 1e-5
         assert float(att[0, first - 1].sum()) == 0.0 and centre[0, first - 1].tolist() == [500.0, 500.0]
+        # causal: the k-th patch sees patches 0..k only
+        assert float(att[0, first + 5, 6:].abs().sum()) == 0.0 and abs(float(att[0, first + 5].sum()) - 1.0) < 1e-5
         # rig the pointer onto cell 8*5+2 (centre x 312.5, y 687.5) and the number head onto it
         target = first + 8 * 5 + 2
         m.ptr_q.weight.zero_(); m.ptr_q.bias.zero_(); m.ptr_q.bias[0] = 1e3
         m.ptr_k.weight.zero_(); m.ptr_k.bias.zero_(); m.ptr_k.weight[0, 0] = 1.0
         h = torch.zeros_like(h)
         h[0, target, 0] = 1.0
-        causal = torch.triu(torch.ones(h.shape[1], h.shape[1], dtype=torch.bool), 1)
-        c, _ = m.pointer(h, cell, causal)
+        c, _ = m.pointer(h, cell)
         assert abs(float(c[0, -1, 0]) - 312.5) < 0.5 and abs(float(c[0, -1, 1]) - 687.5) < 0.5
         m.num_head.weight.zero_(); m.num_head.bias.zero_()
         m.num_head.bias[3] = 50.0  # gate: x
@@ -206,7 +208,7 @@ def test_cached_decoding_equals_the_full_forward_pass():
         with torch.no_grad():
             lp = pm.logprobs(m, [(full, list(range(n, len(full.ids))))])[0]
             x, pad, cell = m.embed([full])
-            _, centre, _ = m.run_blocks(x, pad, cell)
+            _, centre, _ = m.run_blocks(x, cell)
             dec = pm.Decoder(m, m.embed([p])[0][0], m.embed([p])[2][0])
             centres = [dec.centre]
             for t in out["ids"][:-1]:
