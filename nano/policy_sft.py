@@ -290,6 +290,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
+    if a.steps < 20:
+        raise SystemExit(f"--steps {a.steps}: at least 20 (the one-cycle schedule warms up over the first 10 % of the steps)")
     torch.set_num_threads(a.threads)
     if not os.path.isfile(os.path.join(a.data, "meta.json")):
         raise SystemExit(f"--data {a.data}: no meta.json there; run python -m nano.world --out {a.data} first")
