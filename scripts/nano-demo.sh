@@ -2,8 +2,9 @@
 # The nano world end to end on a fresh machine (after `make install`; `make demo` calls this):
 #   1. bash scripts/nano-setup.sh: venv, generated data + corpus, nano segmenter, SFT nano policy
 #   2. segr dev up (Temporal + S3), the nano policy server (scripts/nano-policy-server.sh)
-#   3. segr run on a held-out nano video with a search query (the first one-hop test sample), answered by the
-#      nano corpus, masks written to out/nano-demo; segr eval-masks prints J&F against the ground truth
+#   3. segr run on a held-out nano video (its frames encoded as out/nano-demo/input.mp4) with a search query
+#      (the first one-hop test sample), answered by the nano corpus; masks and overlay.mp4 written to
+#      out/nano-demo; segr eval-masks prints J&F against the ground truth
 #   4. segr nano publish: the policy, the segmenter and the prepared train/test splits into S3
 #   5. a worker (all roles) and the Python trainer worker in the background; segr eval of the SFT policy
 #      on the held-out test split (greedy): J&F and mean outcome reward "before"
@@ -52,10 +53,15 @@ export SEGFLOW_POLICY_MAX_MODEL_LEN=640
 # evaluation decoding (temperature 0) through a config file (it replaces ./segflow.config.yaml for this run)
 echo '{"policy": {"temperature": 0}}' > "$DIR/demo-config.yaml"
 export SEGFLOW_CONFIG="$DIR/demo-config.yaml"
-rm -rf "$OUT"
-segr run --media "$DIR/data/test/JPEGImages/$VIDEO" --query "$QUERY" \
+rm -rf "$OUT"; mkdir -p "$OUT"
+# the sample's frames as a short H.264 video (5 fps), the input a user brings: segmentQuery ingests
+# it, extracts the frames, and draws the overlay video
+ffmpeg -y -loglevel error -framerate 5 -i "$DIR/data/test/JPEGImages/$VIDEO/%05d.jpg" \
+  -c:v libx264 -crf 12 -pix_fmt yuv420p "$OUT/input.mp4"
+# (the in-process worker's info log would bury the step lines: warnings and errors only)
+SEGFLOW_LOG_LEVEL=warn segr run --media "$OUT/input.mp4" --query "$QUERY" \
   --policy-url "$URL" --models "$DIR/models/sam2" --out "$OUT"
-# segr run names each mask after its frame (00003.png for 00003.jpg), as the annotations are named
+# segr run names each mask after its frame (00003.png for the video's frame 3), as the annotations are named
 if [[ -d "$OUT/masks" ]]; then
   segr eval-masks --pred "$OUT/masks" --gt "$DIR/data/test/Annotations/$VIDEO/$OID"
 else
