@@ -6,11 +6,11 @@ export ONNXRUNTIME_NODE_INSTALL := skip
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 SEGR := node bin/segr.js
 
-.PHONY: help install deps-system deps-node deps-tools deps-models deps-nano deps-trainer build lint test test-unit test-activity test-integration demo bench dev-up dev-down clean
+.PHONY: help install deps-system deps-node deps-tools deps-models deps-nano deps-nano-data deps-trainer build lint test test-unit test-activity test-integration demo bench dev-up dev-down clean
 
 help:
 	@echo "make test   install everything, build, lint and run the unit, activity and integration tests"
-	@echo "make demo   install everything, then the nano world end to end (scripts/nano-demo.sh)"
+	@echo "make demo   install what it needs, then the nano world end to end (scripts/nano-demo.sh)"
 	@echo "make bench  run the benchmarks (npm run bench)"
 
 deps-system:
@@ -73,8 +73,17 @@ test-activity: build
 test-integration: build
 	node scripts/run-tests.js integration
 
-demo: install build
+# Everything but the IGR embedding model (deps-models): the nano run scores the outcome reward only,
+# and the encoder is loaded on first use. The trainer venv, the TypeScript build and the nano venv +
+# data install side by side (pip and tsc mostly wait on disk and one core); the segmenter and the
+# policy warm-up then train alone, as torch's threads slow down badly on busy cores.
+demo: deps-system deps-node deps-tools
+	$(MAKE) -j3 --output-sync=line deps-trainer build deps-nano-data
+	bash scripts/nano-setup.sh
 	bash scripts/nano-demo.sh
+
+deps-nano-data:
+	bash scripts/nano-setup.sh --data
 
 bench: install build
 	bash bench/setup-segment-python.sh

@@ -7,7 +7,7 @@
 #      out/nano-demo; segr eval-masks prints J&F against the ground truth
 #   4. segr nano publish: the policy, the segmenter and the prepared train/test splits into S3
 #   5. a worker (all roles) and the Python trainer worker in the background; segr eval of the SFT policy
-#      on the held-out test split (greedy): J&F and mean outcome reward "before"
+#      on the held-out test split (greedy): J&F and mean outcome reward "before", beside step 6
 #   6. segr train start --watch: a short GRPO run (nano/train-config.json) from the SFT policy, every
 #      version synced into the policy server through /v1/load_lora_adapter
 #   7. segr eval of the last version: "after"; a before/after table and the Web UI link
@@ -58,12 +58,16 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 # it, extracts the frames, and draws the overlay video
 ffmpeg -y -loglevel error -framerate 5 -i "$DIR/data/test/JPEGImages/$VIDEO/%05d.jpg" \
   -c:v libx264 -crf 12 -pix_fmt yuv420p "$OUT/input.mp4"
-# (the in-process worker's info log would bury the step lines: warnings and errors only)
-SEGFLOW_LOG_LEVEL=warn segr run --media "$OUT/input.mp4" --query "$QUERY" \
+# (the in-process worker's log would bury the step lines: errors only)
+SEGFLOW_LOG_LEVEL=error segr run --media "$OUT/input.mp4" --query "$QUERY" \
   --policy-url "$URL" --models "$DIR/models/sam2" --out "$OUT"
 # segr run names each mask after its frame (00003.png for the video's frame 3), as the annotations are named
 if [[ -d "$OUT/masks" ]]; then
-  segr eval-masks --pred "$OUT/masks" --gt "$DIR/data/test/Annotations/$VIDEO/$OID"
+  segr eval-masks --pred "$OUT/masks" --gt "$DIR/data/test/Annotations/$VIDEO/$OID" > "$OUT/jf.json"
+  node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const p = (v) => (100 * v).toFixed(1);
+    console.log(`J&F against the ground truth: ${p(r.JF)} % (J ${p(r.J)}, F ${p(r.F)}) over ${r.frames.length} frames`);' \
+    "$OUT/jf.json"
 else
   echo "nano-demo: no masks (the policy's answer was not usable, see above): J&F 0"
 fi
@@ -96,14 +100,24 @@ for _ in $(seq 1 120); do grep -q "trainer polling" "$LOGS/trainer.log" 2>/dev/n
 
 STAMP="$(date +%Y%m%d-%H%M%S)"
 RUN="nano-demo-$STAMP"
-echo; echo "nano-demo [$(at)]: evaluation BEFORE training (SFT policy, greedy, held-out test split)"
+# the evaluation of the SFT policy and the training run share the workers and the policy server; run
+# side by side they finish sooner than one after the other (each waits on Temporal and S3 round
+# trips the other fills), and neither's numbers depend on it: greedy decoding and seeded rollouts
+echo; echo "nano-demo [$(at)]: evaluation BEFORE training (SFT policy, greedy, held-out test split), beside the training run"
 segr eval --remote --dataset "$TEST" --policy nano-policy --policy-version 0 --id "$RUN-before" --json "$OUT/before.json" \
-  | grep -v "samples:"
+  > "$LOGS/eval-before.log" 2>&1 &
+BEFORE=$!
+PIDS+=("$BEFORE")
 
 # --- 6. training
 echo; echo "nano-demo [$(at)]: training run $RUN: $STEPS steps of GRPO from the SFT policy (nano/train-config.json)"
 segr train start --config-json nano/train-config.json --dataset "$TRAIN" --initial-policy "$POLICY" \
   --model nano-policy --steps "$STEPS" --seed "$SEED" --id "$RUN" --watch
+if ! wait "$BEFORE"; then
+  cat "$LOGS/eval-before.log"; echo "nano-demo: the evaluation before training failed (above)"; exit 1
+fi
+echo; echo "nano-demo [$(at)]: evaluation BEFORE training ($RUN-before):"
+grep -v "samples:" "$LOGS/eval-before.log"
 
 # --- 7. after
 echo; echo "nano-demo [$(at)]: evaluation AFTER training ($RUN-v$STEPS, greedy, same test split)"

@@ -139,6 +139,8 @@ export async function publishNanoWorld(
         patchFactor: 32,
         coordinates: { kind: 'qwen3vl', scale: 1000 },
         anchor: false,
+        // each sample waits on S3 round trips between its frame resizes: 4 at a time keep 2 cores busy
+        concurrency: 4,
         onSample: (done, total) => {
           if (done === total || done % 20 === 0) log(`${split}: ${done}/${total} samples prepared`);
         },
