@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The nano world end to end on a fresh machine (after `make install`; `make demo` calls this):
+# The nano world end to end on a fresh machine (`make demo` installs what it needs, then calls this):
 #   1. bash scripts/nano-setup.sh: venv, generated data + corpus, nano segmenter, SFT nano policy
 #   2. segr dev up (Temporal + S3), the nano policy server (scripts/nano-policy-server.sh)
 #   3. segr run on a held-out nano video (its frames encoded as out/nano-demo/input.mp4) with a search query
