@@ -242,11 +242,12 @@ function riseOverSeeds(before: number, after: number[]) {
   const line =
     `before ${f3(before)}, after over training seeds ${spread(after)}; rise ${f3(rise)} = ${noise > 0 ? (rise / noise).toFixed(2) : 'n/a'}× the seed spread` +
     (n > 1 ? `, t = ${t.toFixed(2)} (95 % one-sided: ${t95(n - 1)})` : '');
-  return { before, rise, noise, t, line };
+  return { before, after, rise, noise, t, line };
 }
 
 /** Every training seed ends above the SFT policy, and the mean rise is above seed noise at 95 %. */
-function assertLearned(what: string, r: ReturnType<typeof riseOverSeeds>, after: number[]): void {
+function assertLearned(what: string, r: ReturnType<typeof riseOverSeeds>): void {
+  const { after } = r;
   for (const [k, a] of after.entries())
     assert.ok(
       a > r.before,
@@ -304,11 +305,11 @@ test(
       );
     console.log(lines.join('\n'));
     if (ASSERT_LEARNING) {
-      assertLearned('greedy', greedy, greedyAfter);
+      assertLearned('greedy', greedy);
       if (sampled) {
         // sampled: the SFT policy's value has evaluation noise of its own (the greedy one has none),
         // so the rise must also clear the spread of the SFT policy over the evaluation seeds
-        assertLearned('sampled', sampled, sampledAfter);
+        assertLearned('sampled', sampled);
         const evalNoise = sd(beforeEval.sampled);
         assert.ok(
           sampled.rise > evalNoise,

@@ -128,15 +128,9 @@ class NanoFamily:
 
     def _truncate(self, p: Any, limit: int, t: BatchTrajectory) -> tuple[Any, bool]:
         """The longest prefix of whole tokens (an image counts with its grid) within `limit` positions."""
-        img_id = self.model.tok.id("<img>")
-        at, k, keep = 0, 0, 0
-        for n, tid in enumerate(p.ids):
-            width = (64 if p.images[k][1] else 16) if tid == img_id else 1
-            if at + width > limit:
-                break
-            at += width
-            k += tid == img_id
-            keep = n + 1
+        ends = p.offsets()[1:] + [p.positions()]  # where each token's positions end
+        keep = sum(1 for e in ends if e <= limit)  # ends only grow: a prefix
+        k = p.ids[:keep].count(self.pm.IMG_ID)
         assistant = self.model.tok.id("<assistant>")
         first_assistant = p.ids.index(assistant) if assistant in p.ids else len(p.ids)
         if keep <= first_assistant:

@@ -122,7 +122,7 @@ def test_trainer_log_probs_equal_what_the_server_reported(dev):
 
 def test_log_probs_at_the_sampling_temperature(dev):
     """At temperature T the trainer's log-probs are those of softmax(logits / T), the distribution
-    the rollouts sampled from (T = 1: the model's own); they sum to 1 over the vocabulary."""
+    the rollouts sampled from (T = 1: the model's own, as the server reported them)."""
     fam = NanoFamily(fetch_policy(dev.store, dev.v0["uri"], dev.tmp / "w"), dev.store.get_bytes)
     msgs, reported = sample_trajectory(dev, 7)
     item = fam.tokenize(parse_batch(json.dumps(batch_doc(dev, "r", [(msgs, 1.0)])).encode(), "b").trajectories[0], 640)
@@ -137,6 +137,26 @@ def test_log_probs_at_the_sampling_temperature(dev):
     assert torch.allclose(lp1, torch.tensor([x for t in reported for x in t]), atol=1e-4)
     assert torch.allclose(lp_half, want, atol=1e-5)
     assert not torch.allclose(lp_half, lp1, atol=1e-3)
+
+
+def test_truncation_keeps_whole_tokens_within_the_limit(dev):
+    """A trajectory longer than max_length keeps its longest prefix of whole tokens (an image with
+    its whole grid) that fits; a limit below the prompt is bad input."""
+    fam = NanoFamily(fetch_policy(dev.store, dev.v0["uri"], dev.tmp / "w"), dev.store.get_bytes)
+    msgs, _ = sample_trajectory(dev, 9)
+    t = parse_batch(json.dumps(batch_doc(dev, "r", [(msgs, 1.0)])).encode(), "b").trajectories[0]
+    full = fam.tokenize(t, 640).prompt
+    ends = full.offsets()[1:] + [full.positions()]
+    first = full.ids.index(dev.model.tok.id("<assistant>"))
+    for limit in range(ends[first] + 1, full.positions()):
+        item = fam.tokenize(t, limit)
+        keep = len(item.prompt.ids)
+        assert item.truncated and item.prompt.ids == full.ids[:keep]
+        assert item.prompt.positions() <= limit < ends[keep]  # the next token would not fit
+        assert len(item.prompt.images) == full.ids[:keep].count(pm.IMG_ID)
+        assert all(r < keep for r in item.response)
+    with pytest.raises(BadInputError, match="its prompt alone is longer"):
+        fam.tokenize(t, ends[first - 1])
 
 
 def test_the_images_matter(dev):
