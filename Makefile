@@ -6,12 +6,13 @@ export ONNXRUNTIME_NODE_INSTALL := skip
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 SEGR := node bin/segr.js
 
-.PHONY: help install deps-system deps-node deps-tools deps-models deps-nano deps-nano-data deps-trainer build lint test test-unit test-activity test-integration demo bench dev-up dev-down clean
+.PHONY: help install install-steps test-portability deps-system deps-node deps-tools deps-models deps-nano deps-nano-data deps-trainer build lint test test-unit test-activity test-integration demo bench dev-up dev-down clean
 
 help:
 	@echo "make test   install everything, build, lint and run the unit, activity and integration tests"
 	@echo "make demo   install what it needs, then the nano world end to end (scripts/nano-demo.sh)"
 	@echo "make bench  run the benchmarks (npm run bench)"
+	@echo "make test-portability  the numerics tests under AVX2 / scalar kernels and 1 / 2 threads"
 
 deps-system:
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
@@ -24,11 +25,11 @@ deps-system:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	  { echo "could not install chromium: run 'apt-get install chromium' as root"; exit 1; }; }
 
-# `npm install` on the committed lock, not `npm ci`: the registries reachable here do not serve
-# every platform's optional binaries (e.g. @swc/core-darwin-*), so the lock cannot list them and
-# `npm ci` refuses it; `npm install` installs the locked versions all the same.
+# `npm ci`: exactly the committed lock, which lists every platform's optional binaries (e.g.
+# @swc/core-darwin-*, never installed here), so no install step rewrites it (scripts/install-checked.sh
+# checks that the work tree is unchanged after the install steps).
 node_modules/.installed: package.json package-lock.json
-	npm install --no-audit --no-fund
+	npm ci --no-audit --no-fund
 	@touch $@
 
 deps-node: node_modules/.installed
@@ -53,7 +54,11 @@ deps-nano:
 deps-trainer:
 	bash trainer/setup.sh
 
-install: deps-system deps-node deps-tools deps-models deps-trainer deps-nano
+install-steps: deps-system deps-node deps-tools deps-models deps-trainer deps-nano
+
+# every install step, then a check that they left the work tree as it was (a fresh clone stays clean)
+install:
+	bash scripts/install-checked.sh
 
 build: deps-node
 	npm run build
@@ -62,7 +67,13 @@ lint: deps-node
 	npm run lint
 
 test: install build lint
+	bash scripts/test-portability.sh
 	node scripts/run-tests.js all
+
+# the numerics-sensitive tests (nano and trainer pytest, the J&F and metric goldens) under other
+# CPUs' kernels (AVX2, scalar) and 1 and 2 threads; scripts/test-portability.sh lists the settings
+test-portability: install build
+	bash scripts/test-portability.sh
 
 test-unit: build
 	node scripts/run-tests.js unit

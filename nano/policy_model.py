@@ -212,7 +212,7 @@ class NanoPolicy(nn.Module):
         """Input embeddings [.., d] of token ids; numbers through num_in (see __init__)."""
         n0 = self.tok.num0
         is_num = (ids >= n0) & (ids <= n0 + NUM_MAX)
-        v = ((ids - n0).clamp(0, NUM_MAX).float() / NUM_MAX).unsqueeze(-1)
+        v = ((ids - n0).clamp(0, NUM_MAX).to(self.num_freqs.dtype) / NUM_MAX).unsqueeze(-1)
         feats = torch.cat([torch.sin(v * self.num_freqs), torch.cos(v * self.num_freqs), v], -1)
         return torch.where(is_num.unsqueeze(-1), self.num_in(feats) + self.emb.weight[n0], self.emb(ids))
 
@@ -224,7 +224,7 @@ class NanoPolicy(nn.Module):
         for fine in (True, False):
             keys = [(b, i) for b, p in enumerate(prompts) for i, (_, f) in enumerate(p.images) if f == fine]
             if keys:
-                out = self.img(torch.stack([prompts[b].images[i][0] for b, i in keys]), fine)
+                out = self.img(torch.stack([prompts[b].images[i][0] for b, i in keys]).to(self.pos.dtype), fine)
                 feats.update(zip(keys, out))
         seqs, cells = [], []
         for b, p in enumerate(prompts):
@@ -248,7 +248,7 @@ class NanoPolicy(nn.Module):
         if L > self.config.max_len:
             raise ValueError(f"context of {L} positions exceeds the nano policy's max_len {self.config.max_len}")
         pad = torch.ones(len(seqs), L, dtype=torch.bool)
-        out = torch.zeros(len(seqs), L, self.config.d)
+        out = torch.zeros(len(seqs), L, self.config.d, dtype=self.pos.dtype)
         cell_out = torch.full((len(seqs), L), -1, dtype=torch.long)
         for i, (s, c) in enumerate(zip(seqs, cells)):
             out[i, : s.shape[0]] = s
@@ -510,7 +510,7 @@ class Decoder:
 
     def _centre(self, h: torch.Tensor) -> torch.Tensor:
         if self.ptr_keys.shape[0] == 0:
-            return torch.full((2,), NUM_MAX / 2)
+            return torch.full((2,), NUM_MAX / 2, dtype=h.dtype)
         score = (self.model.ptr_q(h) @ self.ptr_keys.t()) / math.sqrt(PTR_DIM)
         return torch.softmax(score * PTR_SHARPEN, -1) @ self.ptr_xy
 

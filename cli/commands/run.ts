@@ -13,6 +13,7 @@ import type {
 } from '../../workflows/segment-query.js';
 import type { RolloutProgress } from '../../workflows/rollout.js';
 import { cliContext } from '../context.js';
+import { nonNegativeInt } from '../option-parsers.js';
 
 interface RunOptions {
   media: string;
@@ -20,6 +21,8 @@ interface RunOptions {
   ability?: string;
   frames: string;
   policyUrl?: string;
+  policy?: string;
+  policyVersion?: number;
   search?: string;
   models?: string;
   out?: string;
@@ -68,6 +71,12 @@ export function register(program: Command): void {
     .option(
       '--policy-url <url>',
       'OpenAI-compatible policy server for the local worker (e.g. http://127.0.0.1:8000/v1)',
+    )
+    .option('--policy <model>', 'model or LoRA adapter name on the policy server (default: policy.model)')
+    .option(
+      '--policy-version <n>',
+      'policy version recorded with the rollout',
+      nonNegativeInt('--policy-version'),
     )
     .option('--search <backend>', 'search backend: local, serper, duckduckgo, retrieval, searxng')
     .option('--models <dir>', 'SAM2 ONNX folder (sam2-onnx v1) for the local worker')
@@ -119,6 +128,14 @@ export function register(program: Command): void {
           query: opts.query,
           ability: opts.ability as SegmentQueryInput['ability'],
           frames: Number(opts.frames),
+          ...(opts.policy || opts.policyVersion !== undefined
+            ? {
+                policy: {
+                  ...(opts.policy ? { model: opts.policy } : {}),
+                  ...(opts.policyVersion !== undefined ? { version: opts.policyVersion } : {}),
+                },
+              }
+            : {}),
           ...(opts.search ? { search: { backend: opts.search as 'local' } } : {}),
         };
         const handle = await client.workflow.start('segmentQuery', {

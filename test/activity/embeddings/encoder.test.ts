@@ -29,7 +29,14 @@ void describe('ONNX all-MiniLM-L6-v2 encoder', () => {
     await encoder.release();
   });
 
-  void it('matches sentence-transformers embeddings (cosine >= 0.999), batched with padding', async () => {
+  // Unit vectors a, b with a - b = d have 1 - cos = |d|²/2. Float32 kernels (torch vs onnxruntime,
+  // AVX2 vs AVX-512, any thread count) leave |d| ~ 1e-5 after 6 layers, the golden's 7 decimals
+  // add |d| <= 5e-8·√384 = 1e-6: 1 - cos <= ~1e-10 (measured 8.5e-13). A bar of 1e-6 allows |d| up
+  // to 1.4e-3; a pooling or truncation bug (CLS token, padding in the mean, a dropped [SEP]) gives
+  // 1 - cos >= 0.5.
+  const COSINE_BAR = 1 - 1e-6;
+
+  void it('matches sentence-transformers embeddings (1 - cosine <= 1e-6), batched with padding', async () => {
     assert.equal(encoder.dimension, 384);
     const texts = golden.sentences.map((s) => s.text);
     const got = await encoder.embed(texts);
@@ -37,9 +44,11 @@ void describe('ONNX all-MiniLM-L6-v2 encoder', () => {
     for (const [i, s] of golden.sentences.entries()) {
       const c = cosine(got[i]!, Float32Array.from(s.embedding));
       min = Math.min(min, c);
-      assert.ok(c >= 0.999, `sentence ${i} (${JSON.stringify(s.text.slice(0, 40))}): cosine ${c}`);
+      assert.ok(c >= COSINE_BAR, `sentence ${i} (${JSON.stringify(s.text.slice(0, 40))}): cosine ${c}`);
     }
-    console.log(`# min cosine vs sentence-transformers over ${texts.length} sentences: ${min.toFixed(7)}`);
+    console.log(
+      `# max 1 - cosine vs sentence-transformers over ${texts.length} sentences: ${(1 - min).toExponential(2)}`,
+    );
     // The long sentence really was cut at 256 tokens (else it would not match the golden one).
     assert.ok(encoder.tokenize(texts[texts.length - 1]!).length === 256);
   });
@@ -47,7 +56,9 @@ void describe('ONNX all-MiniLM-L6-v2 encoder', () => {
   void it('gives one-by-one and batched embeddings that agree', async () => {
     const [alone] = await encoder.embed([golden.sentences[0]!.text]);
     const [batched] = await encoder.embed([golden.sentences[0]!.text, golden.sentences[7]!.text]);
-    assert.ok(cosine(alone!, batched!) > 0.99999);
+    // the same kernels on another batch shape: rounding only (measured 1 - cos = 0), same bar as above
+    const c = cosine(alone!, batched!);
+    assert.ok(c >= COSINE_BAR, `alone vs batched: cosine ${c}`);
   });
 
   void it('names the folder and the fix when the model is missing', async () => {
