@@ -11,10 +11,11 @@ if (!existsSync(fileURLToPath(entry))) {
   );
   process.exit(2);
 }
-const { main } = await import(entry.href);
+const { main, formatCliError } = await import(entry.href);
 try {
   await main(process.argv);
 } catch (err) {
-  console.error(`segr: ${err instanceof Error ? err.message : String(err)}`);
+  // A workflow that did not complete prints its cause chain and Web UI link, not just "failed".
+  console.error(`segr: ${formatCliError(err)}`);
   process.exitCode = process.exitCode || 1;
 }

@@ -1,23 +1,30 @@
-// Commander argument parsers shared by the `segr` commands: each names the flag in its error.
+// Commander argument parsers shared by the `segr` commands: every option that takes a number goes
+// through one of these, and each error names the flag and the value given.
 import { InvalidArgumentError } from 'commander';
 
-function wholeNumber(name: string, min: number) {
+/** A whole number from `min` to `max` (inclusive); "" and " " are not 0. */
+export function intInRange(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min)
-      throw new InvalidArgumentError(`${name} must be a whole number >= ${min}, got "${value}"`);
+    if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+      throw new InvalidArgumentError(`${name} must be a whole number ${range}, got "${value}"`);
+    }
     return n;
   };
 }
 
-export const positiveInt = (name: string) => wholeNumber(name, 1);
-export const nonNegativeInt = (name: string) => wholeNumber(name, 0);
+export const positiveInt = (name: string) => intInRange(name, 1);
+export const nonNegativeInt = (name: string) => intInRange(name, 0);
 
-export function nonNegativeNumber(name: string) {
+function number(name: string, ok: (n: number) => boolean, what: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n) || n < 0)
-      throw new InvalidArgumentError(`${name} must be a number >= 0, got "${value}"`);
+    if (value.trim() === '' || !Number.isFinite(n) || !ok(n))
+      throw new InvalidArgumentError(`${name} must be a number ${what}, got "${value}"`);
     return n;
   };
 }
+
+export const nonNegativeNumber = (name: string) => number(name, (n) => n >= 0, '>= 0');
+export const positiveNumber = (name: string) => number(name, (n) => n > 0, '> 0');

@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 
 from nano import policy_model as pm
+from nano.policy_select import validate
 
 SEARCH_MARK = "<tools>"  # the search system prompt declares tools; the model only needs which one
 
@@ -134,7 +135,8 @@ def build_traces(data: str, split: str, rng: random.Random) -> list[dict]:
         traces.append({
             "sys": sys, "user_text": user_text, "frames": [os.path.join(vdir, names[i] + ".jpg") for i in idx],
             "keyframe": os.path.join(vdir, names[key] + ".jpg"), "turns": turns, "answer": answer,
-            "focus": focus,
+            "focus": focus, "frame_ids": fids,
+            "masks": [os.path.join(adir, names[i] + ".png") for i in idx],
         })
     return traces
 
@@ -247,12 +249,25 @@ def vocabulary_words(data: str) -> list[str]:
     return re.findall(r"[a-z]+", text.lower())
 
 
+VAL_VIDEOS = 96  # the last videos of the `sft` split: the candidates' validation, never trained on
+
+
+def split_traces(data: str, rng: random.Random) -> tuple[list[dict], list[dict]]:
+    """(training traces: train split + sft split less its last VAL_VIDEOS, validation traces: those)."""
+    meta = json.load(open(os.path.join(data, "meta.json")))
+    train = build_traces(data, "train", rng)
+    sft = build_traces(data, "sft", rng) if "sft" in meta["splits"] else []
+    if len(sft) <= VAL_VIDEOS:
+        raise SystemExit(f"--data {data}: the sft split has {len(sft)} videos; the warm-up holds out its last "
+                         f"{VAL_VIDEOS} for validation, so it needs more (nano.world --sft, default 960)")
+    return train + sft[:-VAL_VIDEOS], sft[-VAL_VIDEOS:]
+
+
 def train(data: str, out: str, seed: int, steps: int, batch: int = 8, log=print) -> dict:
     rng = random.Random(seed)
     tok = pm.Tokenizer.build(vocabulary_words(data))
     model = pm.new_model(tok, seed)
-    meta = json.load(open(os.path.join(data, "meta.json")))
-    traces = [t for split in ("train", "sft") if split in meta["splits"] for t in build_traces(data, split, rng)]
+    traces, val = split_traces(data, rng)
     cache: dict = {}
     examples = [trace_example(model, t, cache) for t in traces]
     targets = [answer_targets(model, ex, focus_cells(t["focus"])) for ex, t in zip(examples, traces)]
@@ -279,7 +294,63 @@ def train(data: str, out: str, seed: int, steps: int, batch: int = 8, log=print)
             log(f"policy sft step {step}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f}s)")
     model.eval()
     pm.save(model, out)
-    return {"seconds": time.time() - t0, "loss": float(loss)}
+    seconds = time.time() - t0
+    v = validate(model, val, data)
+    log(f"policy sft seed {seed}: validation score {v['score']:.4f} on {v['samples']} held-out sft videos {v['statuses']}")
+    return {"seconds": seconds, "loss": float(loss), "validation": v}
+
+
+def candidate_seeds(seed: int, candidates: int) -> list[int]:
+    return [seed + 1000 * k for k in range(candidates)]
+
+
+def pick(results: dict[int, dict]) -> int:
+    """The rule that keeps one candidate: the highest validation score; equal scores, the lower seed."""
+    return min(results, key=lambda s: (-results[s]["validation"]["score"], s))
+
+
+def train_candidates(a: argparse.Namespace) -> dict:
+    """Trains the candidates as child processes (`a.jobs` at a time, `a.threads` torch threads each),
+    then copies the one `pick` keeps into a.out; every candidate and the choice stay in
+    `{a.out}.candidates/` (selection.json says why)."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = a.out.rstrip("/") + ".candidates"
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(root)
+    seeds = candidate_seeds(a.seed, a.candidates)
+    pending = list(seeds)
+    running: list[tuple[int, subprocess.Popen]] = []
+    t0 = time.time()
+    while pending or running:
+        while pending and len(running) < a.jobs:
+            s = pending.pop(0)
+            cmd = [sys.executable, "-W", "ignore", "-m", "nano.policy_sft", "--data", a.data, "--out", f"{root}/seed{s}",
+                   "--seed", str(s), "--steps", str(a.steps), "--threads", str(a.threads), "--candidates", "1"]
+            running.append((s, subprocess.Popen(cmd, stdout=open(f"{root}/seed{s}.log", "w"), stderr=subprocess.STDOUT)))
+        time.sleep(1)
+        for s, proc in list(running):
+            if proc.poll() is None:
+                continue
+            running.remove((s, proc))
+            if proc.returncode != 0:
+                for _, other in running:
+                    other.kill()
+                tail = open(f"{root}/seed{s}.log").read()[-2000:]
+                raise SystemExit(f"policy sft: candidate seed {s} failed (exit {proc.returncode}); its log {root}/seed{s}.log ends:\n{tail}")
+            print(f"policy sft: candidate seed {s} done ({time.time() - t0:.0f}s)", flush=True)
+    results = {s: json.load(open(f"{root}/seed{s}/warmup.json")) for s in seeds}
+    best = pick(results)
+    shutil.rmtree(a.out, ignore_errors=True)
+    shutil.copytree(f"{root}/seed{best}", a.out)
+    selection = {"rule": "highest validation score (mean greedy answer box IoU on the sft split's last "
+                         f"{VAL_VIDEOS} videos, nano/policy_select.py); equal scores: the lower seed",
+                 "kept": best, "candidates": {str(s): results[s] for s in seeds}}
+    json.dump(selection, open(f"{root}/selection.json", "w"), indent=1)
+    return {"seconds": time.time() - t0, "kept": best,
+            "scores": {str(s): round(results[s]["validation"]["score"], 4) for s in seeds}}
 
 
 def main() -> None:
@@ -288,15 +359,26 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--candidates", type=int, default=4,
+                    help="warm-ups to train (seeds SEED, SEED+1000, ...); the best on validation is kept")
+    ap.add_argument("--jobs", type=int, default=2, help="candidates trained at once")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per candidate")
     a = ap.parse_args()
     if a.steps < 20:
         raise SystemExit(f"--steps {a.steps}: at least 20 (the one-cycle schedule warms up over the first 10 % of the steps)")
-    torch.set_num_threads(a.threads)
+    if a.candidates < 1 or a.jobs < 1 or a.threads < 1:
+        raise SystemExit(f"--candidates {a.candidates} / --jobs {a.jobs} / --threads {a.threads}: each at least 1")
     if not os.path.isfile(os.path.join(a.data, "meta.json")):
         raise SystemExit(f"--data {a.data}: no meta.json there; run python -m nano.world --out {a.data} first")
+    if a.candidates > 1:
+        print(json.dumps({"out": a.out, **train_candidates(a)}))
+        return
+    torch.set_num_threads(a.threads)
     r = train(a.data, a.out, a.seed, a.steps)
-    print(json.dumps({"out": a.out, "train_seconds": round(r["seconds"], 1), "final_loss": round(r["loss"], 3)}))
+    json.dump({"seed": a.seed, "steps": a.steps, "threads": a.threads, "train_seconds": round(r["seconds"], 1),
+               "final_loss": round(r["loss"], 4), "validation": r["validation"]}, open(os.path.join(a.out, "warmup.json"), "w"), indent=1)
+    print(json.dumps({"out": a.out, "train_seconds": round(r["seconds"], 1), "final_loss": round(r["loss"], 3),
+                      "validation": round(r["validation"]["score"], 4)}))
 
 
 if __name__ == "__main__":

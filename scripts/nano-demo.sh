@@ -2,15 +2,19 @@
 # The nano world end to end on a fresh machine (`make demo` installs what it needs, then calls this):
 #   1. bash scripts/nano-setup.sh: venv, generated data + corpus, nano segmenter, SFT nano policy
 #   2. segr dev up (Temporal + S3), the nano policy server (scripts/nano-policy-server.sh)
-#   3. segr run on a held-out nano video (its frames encoded as out/nano-demo/input.mp4) with a search query
-#      (the first one-hop test sample), answered by the nano corpus; masks and overlay.mp4 written to
-#      out/nano-demo; segr eval-masks prints J&F against the ground truth
+#   3. the showcase: segr run on a held-out nano video (its frames encoded as out/nano-demo/input.mp4)
+#      with a search query, answered by the nano corpus; masks and overlay.mp4 written to
+#      out/nano-demo/before; segr eval-masks prints J&F against the ground truth. The sample is
+#      chosen by a fixed rule, before any result is seen: the first one-hop sample of the test split
+#      (the split's own order), else the first multi-hop one; NANO_DEMO_SAMPLE names another.
 #   4. segr nano publish: the policy, the segmenter and the prepared train/test splits into S3
 #   5. a worker (all roles) and the Python trainer worker in the background; segr eval of the SFT policy
 #      on the held-out test split (greedy): J&F and mean outcome reward "before", beside step 6
 #   6. segr train start --watch: a short GRPO run (nano/train-config.json) from the SFT policy, every
 #      version synced into the policy server through /v1/load_lora_adapter
-#   7. segr eval of the last version: "after"; a before/after table and the Web UI link
+#   7. segr eval of the last version: "after"; the showcase again with the trained policy
+#      (out/nano-demo/after); a before/after table of reward and J&F, which says plainly whether
+#      each rose, and the Web UI link
 #   the workers and the policy server are stopped on exit.
 #   NANO_DEMO_SAMPLE=test_0002 bash scripts/nano-demo.sh      # another held-out sample for step 3
 #   NANO_TRAIN_STEPS=8 NANO_TRAIN_SEED=0 NANO_TRAIN_LIMIT=96 NANO_TEST_LIMIT=48   # the defaults
@@ -31,7 +35,8 @@ trap 'bash scripts/nano-policy-server.sh --stop || true' EXIT
 bash scripts/nano-policy-server.sh
 URL="$(cat "$DIR/policy-server.url")"
 
-# the held-out sample: NANO_DEMO_SAMPLE, else the first multi-hop (then one-hop) test sample
+# the showcase sample, by the fixed rule above (never by looking at results): NANO_DEMO_SAMPLE, else
+# the first one-hop test sample, else the first multi-hop one
 read -r VIDEO OID QUERY < <("$PY" - "$DIR/data/test.parquet" "${NANO_DEMO_SAMPLE:-}" <<'PYEOF'
 import sys, pyarrow.parquet as pq
 rows = pq.read_table(sys.argv[1], columns=["id", "video", "oid", "ability", "question"]).to_pylist()
@@ -58,19 +63,26 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 # it, extracts the frames, and draws the overlay video
 ffmpeg -y -loglevel error -framerate 5 -i "$DIR/data/test/JPEGImages/$VIDEO/%05d.jpg" \
   -c:v libx264 -crf 12 -pix_fmt yuv420p "$OUT/input.mp4"
-# (the in-process worker's log would bury the step lines: errors only)
-SEGFLOW_LOG_LEVEL=error segr run --media "$OUT/input.mp4" --query "$QUERY" \
-  --policy-url "$URL" --models "$DIR/models/sam2" --out "$OUT"
-# segr run names each mask after its frame (00003.png for the video's frame 3), as the annotations are named
-if [[ -d "$OUT/masks" ]]; then
-  segr eval-masks --pred "$OUT/masks" --gt "$DIR/data/test/Annotations/$VIDEO/$OID" > "$OUT/jf.json"
-  node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-    const p = (v) => (100 * v).toFixed(1);
-    console.log(`J&F against the ground truth: ${p(r.JF)} % (J ${p(r.J)}, F ${p(r.F)}) over ${r.frames.length} frames`);' \
-    "$OUT/jf.json"
-else
-  echo "nano-demo: no masks (the policy's answer was not usable, see above): J&F 0"
-fi
+# showcase TAG [segr run options]: the query on the input video, masks + overlay in $OUT/TAG, and
+# J&F against the ground truth in $OUT/TAG/jf.json (0 when the answer was not usable)
+showcase() {
+  local tag="$1"; shift
+  mkdir -p "$OUT/$tag"
+  # (the in-process worker's log would bury the step lines: errors only)
+  SEGFLOW_LOG_LEVEL=error segr run --media "$OUT/input.mp4" --query "$QUERY" --out "$OUT/$tag" "$@"
+  # segr run names each mask after its frame (00003.png for the video's frame 3), as the annotations are named
+  if [[ -d "$OUT/$tag/masks" ]]; then
+    segr eval-masks --pred "$OUT/$tag/masks" --gt "$DIR/data/test/Annotations/$VIDEO/$OID" > "$OUT/$tag/jf.json"
+    node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+      const p = (v) => (100 * v).toFixed(1);
+      console.log(`J&F against the ground truth: ${p(r.JF)} % (J ${p(r.J)}, F ${p(r.F)}) over ${r.frames.length} frames`);' \
+      "$OUT/$tag/jf.json"
+  else
+    echo '{"JF": 0}' > "$OUT/$tag/jf.json"
+    echo "nano-demo: no masks (the policy's answer was not usable, see above): J&F 0"
+  fi
+}
+showcase before --policy-url "$URL" --models "$DIR/models/sam2"
 echo "Web UI: $UI"
 
 # --- 4. the nano world in S3
@@ -124,16 +136,38 @@ echo; echo "nano-demo [$(at)]: evaluation AFTER training ($RUN-v$STEPS, greedy, 
 segr eval --remote --dataset "$TEST" --policy "$RUN-v$STEPS" --policy-version "$STEPS" --id "$RUN-after" \
   --json "$OUT/after.json" | grep -v "samples:"
 
-node - "$OUT/before.json" "$OUT/after.json" <<'JSEOF'
+echo; echo "nano-demo [$(at)]: the showcase again, with the trained policy ($RUN-v$STEPS)"
+showcase after --remote --policy "$RUN-v$STEPS" --policy-version "$STEPS"
+
+node - "$OUT/before.json" "$OUT/after.json" "$OUT/before/jf.json" "$OUT/after/jf.json" "$QUERY" <<'JSEOF'
 const fs = require('fs');
-const [b, a] = process.argv.slice(2).map((f) => JSON.parse(fs.readFileSync(f, 'utf8')).metrics);
-const row = (name, f) => console.log(`${name.padEnd(26)}${f(b).padStart(10)}${f(a).padStart(10)}`);
+const read = (f) => JSON.parse(fs.readFileSync(f, 'utf8'));
+const [b, a] = process.argv.slice(2, 4).map((f) => read(f).metrics);
+const [sb, sa] = process.argv.slice(4, 6).map((f) => read(f).JF);
+const query = process.argv[6];
+const row = (name, f) => console.log(`${name.padEnd(30)}${f(b).padStart(10)}${f(a).padStart(10)}`);
 const n = (v, d = 3) => (v === null || v === undefined ? 'n/a' : Number(v).toFixed(d));
-console.log(`\n${''.padEnd(26)}${'before'.padStart(10)}${'after'.padStart(10)}`);
+const jf = (m) => (m.vos ? m.vos.overall.JF * 100 : null);
+console.log(`\n${''.padEnd(30)}${'before'.padStart(10)}${'after'.padStart(10)}`);
 row('mean outcome reward', (m) => n(m.reward?.outcome));
 row('  R_frame / R_point', (m) => `${n(m.reward?.frame, 2)}/${n(m.reward?.point, 2)}`);
 row('usable answers', (m) => `${m.answerStatus?.ok ?? 0}/${m.samples.scored}`);
-row('J&F (video, %)', (m) => n(m.vos ? m.vos.overall.JF * 100 : null, 1));
+row('J&F (video, %)', (m) => n(jf(m), 1));
+console.log(`${`showcase "${query}" J&F (%)`.padEnd(30)}${n(sb * 100, 1).padStart(10)}${n(sa * 100, 1).padStart(10)}`);
+// the verdict, in words: a fall or no change is said as plainly as a rise
+const verdict = (what, before, after, d, unit) => {
+  if (before === null || after === null) return `${what}: not measured`;
+  const delta = after - before;
+  if (Math.abs(delta) < 0.5 * 10 ** -d) return `${what} did NOT change (${before.toFixed(d)}${unit} both before and after training).`;
+  return delta > 0
+    ? `${what} rose by ${delta.toFixed(d)}${unit} (${before.toFixed(d)} -> ${after.toFixed(d)}).`
+    : `${what} did NOT rise: it fell by ${(-delta).toFixed(d)}${unit} (${before.toFixed(d)} -> ${after.toFixed(d)}).`;
+};
+console.log('');
+console.log(verdict('Held-out mean outcome reward', b.reward?.outcome ?? null, a.reward?.outcome ?? null, 3, ''));
+console.log(verdict('Held-out J&F', jf(b), jf(a), 1, ' points'));
+console.log(verdict('The showcase J&F', sb * 100, sa * 100, 1, ' points'));
+console.log('(one training seed on 48 held-out prompts; the learning claim over three seeds, with its test, is in make test)');
 JSEOF
 echo "Web UI: $UI  (runs $RUN, $RUN-before, $RUN-after)"
 echo "nano-demo: done in $(( $(date +%s) - t0 ))s"

@@ -4,7 +4,8 @@
 #                              then nano/requirements.txt pinned
 #   .nano/data                 the generated OK-VOS-layout dataset + corpus.jsonl (nano/world.py)
 #   .nano/models/sam2          the tiny segmenter in the sam2-onnx v1 contract (nano/segmenter.py)
-#   .nano/models/policy/v0     the nano policy after its SFT warm-up (nano/policy_sft.py)
+#   .nano/models/policy/v0     the nano policy after its SFT warm-up (nano/policy_sft.py): the best of
+#                              NANO_SFT_CANDIDATES (4) seeds on held-out validation (nano/policy_select.py)
 # Idempotent: each step keeps a stamp (hash of its inputs); a second run is a no-op.
 #   bash scripts/nano-setup.sh            # everything
 #   bash scripts/nano-setup.sh --data     # the venv and the data only (what the unit tests need)
@@ -17,6 +18,7 @@ DIR="${NANO_DIR:-.nano}"
 SEED="${NANO_SEED:-0}"
 SEG_STEPS="${NANO_SEG_STEPS:-200}"
 SFT_STEPS="${NANO_SFT_STEPS:-2000}"
+SFT_CANDIDATES="${NANO_SFT_CANDIDATES:-4}"
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 TORCH_PIN="torch==2.13.0"
@@ -56,10 +58,11 @@ if ! fresh "$DIR/models/sam2/.stamp" "$want"; then
   echo "$want" > "$DIR/models/sam2/.stamp"
   echo "nano-setup: segmenter trained and exported ($(( $(date +%s) - start ))s)"
 fi
-want="$(hash_of nano/policy_model.py nano/policy_sft.py "$DIR/data/.stamp")-seed$SEED-steps$SFT_STEPS"
+want="$(hash_of nano/policy_model.py nano/policy_sft.py nano/policy_select.py "$DIR/data/.stamp")-seed$SEED-steps$SFT_STEPS-candidates$SFT_CANDIDATES"
 if ! fresh "$DIR/models/policy/v0/.stamp" "$want"; then
   rm -rf "$DIR/models/policy/v0"
-  "$PY" -W ignore -m nano.policy_sft --data "$DIR/data" --out "$DIR/models/policy/v0" --seed "$SEED" --steps "$SFT_STEPS"
+  "$PY" -W ignore -m nano.policy_sft --data "$DIR/data" --out "$DIR/models/policy/v0" --seed "$SEED" --steps "$SFT_STEPS" \
+    --candidates "$SFT_CANDIDATES"
   echo "$want" > "$DIR/models/policy/v0/.stamp"
   echo "nano-setup: policy SFT warm-up done ($(( $(date +%s) - start ))s)"
 fi

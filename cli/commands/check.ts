@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { TaskQueues } from '../../core/queues.js';
 import { connectClient, workflowUiLink } from '../../workers/temporal-connection.js';
 import { cliContext } from '../context.js';
+import { workflowResult } from '../failure.js';
+import { nonNegativeInt, positiveInt } from '../option-parsers.js';
 
 export function register(program: Command): void {
   program
@@ -9,10 +11,10 @@ export function register(program: Command): void {
     .description(
       'run the stackCheck workflow: one durable step per role queue, each round-tripping an S3 object',
     )
-    .option('--steps <n>', 'number of steps', '5')
-    .option('--step-delay-ms <ms>', 'simulated work per step', '0')
+    .option('--steps <n>', 'number of steps', positiveInt('--steps'), 5)
+    .option('--step-delay-ms <ms>', 'simulated work per step', nonNegativeInt('--step-delay-ms'), 0)
     .option('--id <workflowId>', 'workflow id (default: stack-check-<timestamp>)')
-    .action(async (opts: { steps: string; stepDelayMs: string; id?: string }, cmd: Command) => {
+    .action(async (opts: { steps: number; stepDelayMs: number; id?: string }, cmd: Command) => {
       const { config } = cliContext(cmd);
       const client = await connectClient(config);
       try {
@@ -20,13 +22,12 @@ export function register(program: Command): void {
         const handle = await client.workflow.start('stackCheck', {
           taskQueue: TaskQueues.orchestrator,
           workflowId,
-          args: [{ steps: Number(opts.steps), stepDelayMs: Number(opts.stepDelayMs) }],
+          args: [{ steps: opts.steps, stepDelayMs: opts.stepDelayMs }],
           workflowExecutionTimeout: '10 minutes',
         });
-        console.error(
-          `started ${workflowId}: ${workflowUiLink(config, workflowId, handle.firstExecutionRunId)}`,
-        );
-        const result = await handle.result();
+        const ui = workflowUiLink(config, workflowId, handle.firstExecutionRunId);
+        console.error(`started ${workflowId}: ${ui}`);
+        const result = await workflowResult(handle, 'stackCheck', ui);
         console.log(JSON.stringify({ workflowId, ui: workflowUiLink(config, workflowId), result }, null, 2));
       } finally {
         await client.connection.close();

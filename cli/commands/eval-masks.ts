@@ -6,6 +6,7 @@ import { readMaskPng } from '../../activities/media/mask-png.js';
 import { evaluateFrame } from '../../core/metrics/davis.js';
 import { emptyMask } from '../../core/metrics/mask.js';
 import { npMean } from '../../core/metrics/numpy.js';
+import { positiveNumber } from '../option-parsers.js';
 
 export interface EvalMasksResult {
   frames: { name: string; J: number; F: number }[];
@@ -72,13 +73,11 @@ export function register(program: Command): void {
     .option(
       '--bound-th <x>',
       'boundary tolerance: a fraction of the image diagonal (< 1) or pixels (>= 1)',
-      '0.008',
+      positiveNumber('--bound-th'),
+      0.008,
     )
-    .action(async (opts: { pred: string; gt: string; boundTh: string }) => {
-      const boundTh = Number(opts.boundTh);
-      if (!(boundTh > 0))
-        throw new Error(`--bound-th ${opts.boundTh} must be a positive number (default 0.008)`);
-      const result = await evalMaskFolders(opts.pred, opts.gt, boundTh);
+    .action(async (opts: { pred: string; gt: string; boundTh: number }) => {
+      const result = await evalMaskFolders(opts.pred, opts.gt, opts.boundTh);
       process.stdout.write(`${JSON.stringify(result)}\n`);
     });
 }

@@ -15,6 +15,7 @@ import { startWorkers, type RunningWorkers } from '../../workers/run.js';
 import { connectClient, workflowUiLink } from '../../workers/temporal-connection.js';
 import type { EvaluationInput, EvaluationProgress, EvaluationResult } from '../../workflows/evaluation.js';
 import { cliContext } from '../context.js';
+import { workflowResult } from '../failure.js';
 import { positiveInt, nonNegativeInt, nonNegativeNumber } from '../option-parsers.js';
 
 /** `--search-price serper=0.001` (repeatable) → {serper: 0.001}. */
@@ -214,7 +215,8 @@ export function register(program: Command): void {
           workflowId,
           args: [{ ...input, evalId: workflowId }],
         });
-        console.error(`evaluation ${workflowId} started: ${workflowUiLink(config, workflowId)}`);
+        const ui = workflowUiLink(config, workflowId);
+        console.error(`evaluation ${workflowId} started: ${ui}`);
         const watcher = (async () => {
           let last = '';
           while (!finished) {
@@ -231,7 +233,7 @@ export function register(program: Command): void {
         })();
         let result: EvaluationResult;
         try {
-          result = (await handle.result()) as EvaluationResult;
+          result = await workflowResult<EvaluationResult>(handle, 'evaluation', ui);
         } finally {
           finished = true;
           await watcher;

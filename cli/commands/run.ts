@@ -13,13 +13,14 @@ import type {
 } from '../../workflows/segment-query.js';
 import type { RolloutProgress } from '../../workflows/rollout.js';
 import { cliContext } from '../context.js';
-import { nonNegativeInt } from '../option-parsers.js';
+import { workflowResult } from '../failure.js';
+import { nonNegativeInt, positiveInt } from '../option-parsers.js';
 
 interface RunOptions {
   media: string;
   query: string;
   ability?: string;
-  frames: string;
+  frames: number;
   policyUrl?: string;
   policy?: string;
   policyVersion?: number;
@@ -67,7 +68,7 @@ export function register(program: Command): void {
     .requiredOption('--media <path>', 'image, video file, frame folder, or s3:// URI')
     .requiredOption('--query <text>', 'what to find, e.g. "the car that won the 2025 Qatar Grand Prix"')
     .option('--ability <kind>', 'in-video (no search) or one-hop/multi-hop/relational (search)', 'one-hop')
-    .option('--frames <k>', 'frames shown to the policy', '6')
+    .option('--frames <k>', 'frames shown to the policy', positiveInt('--frames'), 6)
     .option(
       '--policy-url <url>',
       'OpenAI-compatible policy server for the local worker (e.g. http://127.0.0.1:8000/v1)',
@@ -127,7 +128,7 @@ export function register(program: Command): void {
           media,
           query: opts.query,
           ability: opts.ability as SegmentQueryInput['ability'],
-          frames: Number(opts.frames),
+          frames: opts.frames,
           ...(opts.policy || opts.policyVersion !== undefined
             ? {
                 policy: {
@@ -143,7 +144,8 @@ export function register(program: Command): void {
           workflowId,
           args: [input],
         });
-        console.error(`segmentQuery ${workflowId} started: ${workflowUiLink(config, workflowId)}`);
+        const ui = workflowUiLink(config, workflowId);
+        console.error(`segmentQuery ${workflowId} started: ${ui}`);
         const watcher = watchProgress(
           handle,
           () => client.workflow.getHandle(`${workflowId}/rollout`),
@@ -151,7 +153,7 @@ export function register(program: Command): void {
         );
         let result: SegmentQueryResult;
         try {
-          result = (await handle.result()) as SegmentQueryResult;
+          result = await workflowResult<SegmentQueryResult>(handle, 'segmentQuery', ui);
         } finally {
           finished = true;
           await watcher;
@@ -205,7 +207,7 @@ export function register(program: Command): void {
           console.log(`wrote masks${result.overlay ? ' and overlay' : ''} to ${out}`);
         }
         console.log(`result: ${result.result.uri}`);
-        console.log(`web ui: ${workflowUiLink(config, workflowId)}`);
+        console.log(`web ui: ${ui}`);
       } finally {
         finished = true;
         await client.connection.close();

@@ -7,13 +7,14 @@ import { backendFactory } from '../../activities/search/activities.js';
 import { sanitiseQuery } from '../../activities/search/service.js';
 import { BackendNames, type BackendName } from '../../activities/search/types.js';
 import { cliContext } from '../context.js';
+import { intInRange } from '../option-parsers.js';
 
 interface SearchOptions {
   backend?: string;
   corpus?: string;
   imageCorpus?: string;
   imageDir?: string;
-  topk?: string;
+  topk?: number;
   json?: boolean;
   image?: boolean;
   hybrid?: boolean;
@@ -33,7 +34,11 @@ export function register(program: Command): void {
     )
     .option('--image-corpus <file>', 'image corpus JSONL for the local backend')
     .option('--image-dir <dir>', 'folder of the image corpus files (default: images/ beside --image-corpus)')
-    .option('--topk <n>', 'number of results (default: search.textTopk / imageTopk)')
+    .option(
+      '--topk <n>',
+      'number of results, 1-1000 (default: search.textTopk / imageTopk)',
+      intInRange('--topk', 1, 1000),
+    )
     .option('--image', 'image search instead of text search')
     .option('--hybrid', 'local backend: blend BM25 with dense embeddings (needs the ONNX encoder)')
     .option('--json', 'print {"results":[{"id","title","text","score"}]}')
@@ -43,10 +48,7 @@ export function register(program: Command): void {
           `--backend ${JSON.stringify(opts.backend)} is not one of ${BackendNames.join(', ')}`,
         );
       }
-      const topk = opts.topk === undefined ? undefined : Number(opts.topk);
-      if (topk !== undefined && (!Number.isInteger(topk) || topk < 1 || topk > 1000)) {
-        throw new BadInputError(`--topk ${JSON.stringify(opts.topk)} must be an integer from 1 to 1000`);
-      }
+      const topk = opts.topk;
       const { config, logger } = cliContext(cmd, {
         'search.backend': opts.backend,
         'search.local.textCorpus': opts.corpus,

@@ -20,6 +20,7 @@ import { promptToPixels, type SegmentPrompt } from '../../activities/segment/pro
 import { segmentImage, type Stage } from '../../activities/segment/sam2-image.js';
 import { ephemeralTrackerStore, trackVideo } from '../../activities/segment/sam2-video.js';
 import { cliContext } from '../context.js';
+import { nonNegativeInt } from '../option-parsers.js';
 
 const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff']);
 
@@ -69,7 +70,7 @@ export function register(program: Command): void {
     )
     .option('--image <file>', 'image to segment')
     .option('--video <fileOrDir>', 'video file, or a folder of frames (sorted by name)')
-    .option('--keyframe <k>', 'video: index of the prompted frame')
+    .option('--keyframe <k>', 'video: index of the prompted frame', nonNegativeInt('--keyframe'))
     .option('--box <x1,y1,x2,y2>', 'box prompt in pixels')
     .option('--point <x,y>', 'positive click in pixels (refines the box mask, as the reference does)')
     .option('--models <dir>', 'folder with the sam2-onnx v1 files (default: segment.modelsDir)')
@@ -80,7 +81,7 @@ export function register(program: Command): void {
         opts: {
           image?: string;
           video?: string;
-          keyframe?: string;
+          keyframe?: number;
           box?: string;
           point?: string;
           models?: string;
@@ -129,7 +130,7 @@ export function register(program: Command): void {
         const video = opts.video!;
         if (!existsSync(video)) throw new BadInputError(`--video ${video}: no such file or folder`);
         if (opts.keyframe === undefined) throw new BadInputError('--video needs --keyframe K');
-        const keyframe = Number(opts.keyframe);
+        const keyframe = opts.keyframe;
         // load the models first: a missing export fails before any decoding work
         const models = await loadSam2Models(modelsDir, 'video', runtimeOptions(config));
         const isDir = statSync(video).isDirectory();

@@ -3,7 +3,7 @@
 // (`python -m segflow_trainer.worker`, trainer/README.md).
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { TaskQueues } from '../../core/queues.js';
 import { ArtifactStore } from '../../activities/storage/artifact-store.js';
@@ -15,17 +15,14 @@ import {
 } from '../../workflows/training-config.js';
 import type { TrainingStatus } from '../../workflows/training-run.js';
 import { cliContext } from '../context.js';
-
-function num(name: string, integer = false) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || (integer && !Number.isInteger(n)))
-      throw new InvalidArgumentError(
-        `${name} must be ${integer ? 'a whole number' : 'a number'}, got "${value}"`,
-      );
-    return n;
-  };
-}
+import {
+  closedWorkflowError,
+  failureChain,
+  formatWorkflowNotCompleted,
+  type WorkflowNotCompletedError,
+} from '../failure.js';
+import { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from '../option-parsers.js';
+import { watchDecision } from '../watch.js';
 
 interface StartOptions {
   dataset: string;
@@ -143,10 +140,17 @@ interface StepMetricsView {
 
 const f = (x: number | null | undefined, d = 3) => (typeof x === 'number' ? x.toFixed(d) : '–');
 
-/** One status block: step, phase, policy version, the last step's reward components. */
-export function formatStatus(s: TrainingStatus, last?: StepMetricsView): string {
+/**
+ * One status block: step, phase, policy version, the last step's reward components. `ended` names
+ * how a run that did not complete ended (FAILED, TERMINATED, …): its phase is then only the last one
+ * it reached, not what it is doing.
+ */
+export function formatStatus(s: TrainingStatus, last?: StepMetricsView, ended?: string): string {
+  const state = ended
+    ? `${ended} (last phase: ${s.phase})`
+    : `${s.phase}${s.paused && s.phase !== 'paused' ? ' (pausing after this step)' : ''}${s.stopRequested ? ' (stopping after this step)' : ''}`;
   const lines = [
-    `run ${s.runId}: step ${s.step}/${s.steps} · ${s.phase}${s.paused && s.phase !== 'paused' ? ' (pausing after this step)' : ''}${s.stopRequested ? ' (stopping after this step)' : ''}`,
+    `run ${s.runId}: step ${s.step}/${s.steps} · ${state}`,
     `  policy v${s.policy.version} (${s.policy.model})${s.policy.weightsSha256 ? ` weights ${s.policy.weightsSha256.slice(0, 12)}` : ''}`,
   ];
   if (s.phase === 'rollouts' || s.phase === 'sampling')
@@ -175,30 +179,55 @@ export function formatStatus(s: TrainingStatus, last?: StepMetricsView): string 
   return lines.join('\n');
 }
 
+/**
+ * Prints the run's status; with `watch`, again every 2 s until the run closes. Each poll describes
+ * the workflow first, so a run that failed, was terminated, cancelled or timed out is reported as
+ * such, with its cause chain and Web UI link, and ends a watch with exit code 1.
+ */
 async function showStatus(
   client: Client,
   store: ArtifactStore,
   runId: string,
+  ui: (id: string) => string,
   opts: { watch?: boolean; json?: boolean },
 ): Promise<void> {
   const handle = client.workflow.getHandle(runId);
   let lastText = '';
   for (;;) {
-    const s = await handle.query<TrainingStatus>('status');
-    const prev = s.recent.at(-1);
+    const status = (await handle.describe()).status.name;
+    const decision = watchDecision(status);
+    const notCompleted: WorkflowNotCompletedError | undefined =
+      decision.done && !decision.ok
+        ? await closedWorkflowError(handle, 'trainingRun', decision.end, ui(runId))
+        : undefined;
+    let s: TrainingStatus | undefined;
+    try {
+      s = await handle.query<TrainingStatus>('status');
+    } catch (err) {
+      // A run that did not complete may not answer (no worker, or it failed replaying): its close
+      // event still says why it ended.
+      if (!notCompleted) throw err;
+    }
+    const prev = s?.recent.at(-1);
     const metrics = prev
       ? await store.getJson<StepMetricsView>(prev.metrics.uri).catch(() => undefined)
       : undefined;
     if (opts.json) {
-      console.log(JSON.stringify({ status: s, lastStep: metrics ?? null }, null, 2));
+      const execution = notCompleted
+        ? { status: notCompleted.end, failure: failureChain(notCompleted.cause), ui: notCompleted.uiLink }
+        : { status };
+      console.log(JSON.stringify({ status: s ?? null, lastStep: metrics ?? null, execution }, null, 2));
     } else {
-      const text = formatStatus(s, metrics);
+      const text = [
+        ...(s ? [formatStatus(s, metrics, notCompleted?.end)] : []),
+        ...(notCompleted ? [formatWorkflowNotCompleted(notCompleted)] : []),
+      ].join('\n');
       if (text !== lastText)
         console.log(`${opts.watch ? `[${new Date().toISOString().slice(11, 19)}] ` : ''}${text}`);
       lastText = text;
     }
-    const finished = s.phase === 'completed' || s.phase === 'stopped';
-    if (!opts.watch || finished) return;
+    if (decision.done && !decision.ok && opts.watch) process.exitCode = 1;
+    if (!opts.watch || decision.done) return;
     await new Promise((r) => setTimeout(r, 2000));
   }
 }
@@ -229,31 +258,39 @@ export function register(program: Command): void {
       '--initial-policy <uri|dir>',
       'policy version 0: an s3:// prefix or a local save_pretrained folder',
     )
-    .requiredOption('--steps <n>', 'training steps', num('--steps', true))
+    .requiredOption('--steps <n>', 'training steps', positiveInt('--steps'))
     .option('--model <name>', 'name the policy servers serve version 0 under (default "policy")')
-    .option('--group-size <n>', 'trajectories per prompt (default 8)', num('--group-size', true))
-    .option('--prompts-per-step <n>', 'prompt groups per step (default 16)', num('--prompts-per-step', true))
-    .option('--seed <n>', 'seed of prompt order, sampling and trainer (default 0)', num('--seed', true))
+    .option('--group-size <n>', 'trajectories per prompt (default 8)', positiveInt('--group-size'))
+    .option(
+      '--prompts-per-step <n>',
+      'prompt groups per step (default 16)',
+      positiveInt('--prompts-per-step'),
+    )
+    .option('--seed <n>', 'seed of prompt order, sampling and trainer (default 0)', nonNegativeInt('--seed'))
     .option('--reward-preset <name>', 'hierarchical | outcomeOnly | stepwise (default hierarchical)')
-    .option('--clip-low <eps>', 'PPO ε_low (default 0.2)', num('--clip-low'))
-    .option('--clip-high <eps>', 'PPO ε_high; 0.3 = clip-higher (default 0.2)', num('--clip-high'))
-    .option('--lr <rate>', 'AdamW learning rate (default 1e-6)', num('--lr'))
-    .option('--kl <coef>', 'KL-loss coefficient to the initial policy (default 0)', num('--kl'))
+    .option('--clip-low <eps>', 'PPO ε_low (default 0.2)', nonNegativeNumber('--clip-low'))
+    .option(
+      '--clip-high <eps>',
+      'PPO ε_high; 0.3 = clip-higher (default 0.2)',
+      nonNegativeNumber('--clip-high'),
+    )
+    .option('--lr <rate>', 'AdamW learning rate (default 1e-6)', positiveNumber('--lr'))
+    .option('--kl <coef>', 'KL-loss coefficient to the initial policy (default 0)', nonNegativeNumber('--kl'))
     .option('--dapo', 'DAPO dynamic sampling: drop zero-variance groups and resample')
     .option(
       '--max-staleness <n>',
       'policy versions a trajectory may lag (default 0)',
-      num('--max-staleness', true),
+      nonNegativeInt('--max-staleness'),
     )
     .option(
       '--lora-rank <r>',
       'train a LoRA adapter of this rank (default 0: full update)',
-      num('--lora-rank', true),
+      nonNegativeInt('--lora-rank'),
     )
     .option('--hosts <ids>', 'policy hosts that receive every version, comma-separated (default local)')
     .option('--config-json <file>', 'the full trainingRun config as JSON (flags override it)')
     .option('--id <runId>', 'run id (default train-<timestamp>)')
-    .option('--watch', 'stay and show live progress until the run ends')
+    .option('--watch', 'stay and show live progress until the run ends; exits 1 unless it completes')
     .action(async (opts: StartOptions, cmd: Command) => {
       const runId = opts.id ?? `train-${new Date().toISOString().replace(/[:.]/g, '-').replace(/Z$/, '')}`;
       if (!runIdPattern.test(runId))
@@ -278,17 +315,17 @@ export function register(program: Command): void {
           '  workers: `segr worker` (all roles) and `.venv/trainer/bin/python -m segflow_trainer.worker` (in trainer/)',
         );
         console.log(runId);
-        if (opts.watch) await showStatus(client, store, runId, { watch: true });
+        if (opts.watch) await showStatus(client, store, runId, ui, { watch: true });
       });
     });
 
   train
     .command('status <runId>')
     .description('step, phase, policy version and the last step’s reward components')
-    .option('--watch', 'refresh until the run ends')
-    .option('--json', 'print the status and the last step’s metrics as JSON')
+    .option('--watch', 'refresh until the run ends; exits 1 unless it completes')
+    .option('--json', 'print the status, the last step’s metrics and how the run ended as JSON')
     .action(async (runId: string, opts: { watch?: boolean; json?: boolean }, cmd: Command) => {
-      await withClient(cmd, (client, store) => showStatus(client, store, runId, opts));
+      await withClient(cmd, (client, store, ui) => showStatus(client, store, runId, ui, opts));
     });
 
   for (const [name, what] of [

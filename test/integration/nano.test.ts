@@ -147,13 +147,20 @@ interface QuerySample {
   query: string;
 }
 
-// Measured with the seed-0 setup (the pointer policy, greedy): ok 7/12, parsed answers 11/12 (one
-// relational query asks for the keyframe three times and runs out of context), mean J&F of ok
-// answers 0.363. The warm-up of the same design before a float-rounding change of the model code
-// scored 11/12, 12/12, 0.252; the warm-up before the pointer 6/12, 0.167; an untrained policy
-// 0/12. The bars sit below the measured values, above what the policy before the pointer reached.
-const NANO_MIN_OK = 0.55;
-const NANO_MIN_PARSED = 0.9;
+// This test checks the pipeline with a trained policy, not how good the warm-up came out: that is
+// the learning test's job (nano-training.test.ts, 48 held-out prompts, stated statistics). The
+// warm-up is the best of four seeds (nano/policy_select.py), but which one wins, and how good it is,
+// depends on the CPU's float rounding, so the bars sit where any warm-up that learnt the protocol
+// clears them on 12 queries and a broken pipeline or an untrained policy (0/12 usable) does not:
+// - usable answers ≥ 1/3: measured warm-ups reach 0.56–0.79 of the 48 held-out prompts (27/48 on
+//   an AMD EPYC with the single-seed recipe, 38/48 for the best of four here); for a rate of 0.56,
+//   12 queries give 3 or fewer usable with probability ≈ 0.02 (binomial);
+// - parsed answers ≥ 2/3: a candidate can loop (one of four here ran out of turns on 23 of 96
+//   validation videos), and that is a policy's weakness, not the pipeline's;
+// - mean J&F of the usable answers > 0.18: the pointer policies score 0.25–0.36, the policy before
+//   the pointer 0.167 (it wrote boxes in the wrong place).
+const NANO_MIN_OK = 1 / 3;
+const NANO_MIN_PARSED = 2 / 3;
 const NANO_MIN_JF = 0.18;
 
 async function pool<T, R>(items: T[], n: number, f: (t: T) => Promise<R>): Promise<R[]> {

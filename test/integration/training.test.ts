@@ -5,7 +5,7 @@
 // after workers are killed mid-step (final weights equal an undisturbed run's).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -376,7 +376,7 @@ test(
   },
 );
 
-test('a bad config fails the run at once with the field named', { timeout: 30_000 }, async () => {
+test('a bad config fails the run at once with the field named', { timeout: 60_000 }, async () => {
   const runId = uniqueId('it-train-bad');
   const handle = await startRun(runId, { ...runConfig(), groupSize: 0 });
   await assert.rejects(handle.result(), (err: Error & { cause?: { message?: string; type?: string } }) => {
@@ -384,4 +384,23 @@ test('a bad config fails the run at once with the field named', { timeout: 30_00
     assert.equal(err.cause?.type, 'BadInputError');
     return true;
   });
+  // The CLI says the run failed and why, with its Web UI link, instead of showing a last phase.
+  const shown = segr('train', 'status', runId);
+  assert.match(shown, new RegExp(`trainingRun ${runId} failed`));
+  assert.match(
+    shown,
+    /caused by ApplicationFailure BadInputError\b.*: training config of run .* is invalid: groupSize: /,
+  );
+  assert.match(shown, /web ui: http/);
+  // A watch on it ends at once, non-zero.
+  const watch = spawnSync(
+    process.execPath,
+    [join(repoRoot, 'bin/segr.js'), 'train', 'status', '--watch', runId],
+    {
+      encoding: 'utf8',
+      timeout: 30_000,
+    },
+  );
+  assert.equal(watch.status, 1, watch.stdout + watch.stderr);
+  assert.match(watch.stdout, new RegExp(`trainingRun ${runId} failed`));
 });

@@ -54,7 +54,10 @@ void test('segr search names bad options and missing files', () => {
     segr('search', '--backend', 'bing', 'x').stderr,
     /--backend "bing" is not one of local, serper/,
   );
-  assert.match(segr('search', '--topk', 'two', 'x').stderr, /--topk "two" must be an integer/);
+  assert.match(
+    segr('search', '--topk', 'two', 'x').stderr,
+    /--topk must be a whole number from 1 to 1000, got "two"/,
+  );
   const missing = segr('search', '--corpus', '/nonexistent/c.jsonl', 'x');
   assert.notEqual(missing.code, 0);
   assert.match(missing.stderr, /cannot read corpus file \/nonexistent\/c\.jsonl: ENOENT/);
