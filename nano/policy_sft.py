@@ -12,7 +12,12 @@ the pointer loss (at the six answer coordinates the policy's pointer, nano/polic
 look at the target's keyframe cells; for a relational query at the anchor the search described,
 the side being the model's offset), plus MEAN_WEIGHT × the L1 error of every number's mean.
 
+Four candidates (seeds SEED, SEED+1000, ...) are trained, two at a time with one torch thread each,
+and the one nano/policy_select.py scores best on held-out validation is kept (nano/README.md says
+why: one warm-up is one draw from a wide distribution).
+
 Usage: python -m nano.policy_sft --data .nano/data --out .nano/models/policy/v0 --seed 0 [--steps 2000]
+       [--candidates 4 --jobs 2 --threads 1]
 """
 from __future__ import annotations
 
@@ -311,36 +316,34 @@ def pick(results: dict[int, dict]) -> int:
 
 def train_candidates(a: argparse.Namespace) -> dict:
     """Trains the candidates as child processes (`a.jobs` at a time, `a.threads` torch threads each),
-    then copies the one `pick` keeps into a.out; every candidate and the choice stay in
+    then copies the one `pick` keeps into a.out; every candidate, its log and the choice stay in
     `{a.out}.candidates/` (selection.json says why)."""
     import shutil
     import subprocess
     import sys
+    from concurrent.futures import ThreadPoolExecutor
 
     root = a.out.rstrip("/") + ".candidates"
     shutil.rmtree(root, ignore_errors=True)
     os.makedirs(root)
     seeds = candidate_seeds(a.seed, a.candidates)
-    pending = list(seeds)
-    running: list[tuple[int, subprocess.Popen]] = []
     t0 = time.time()
-    while pending or running:
-        while pending and len(running) < a.jobs:
-            s = pending.pop(0)
-            cmd = [sys.executable, "-W", "ignore", "-m", "nano.policy_sft", "--data", a.data, "--out", f"{root}/seed{s}",
-                   "--seed", str(s), "--steps", str(a.steps), "--threads", str(a.threads), "--candidates", "1"]
-            running.append((s, subprocess.Popen(cmd, stdout=open(f"{root}/seed{s}.log", "w"), stderr=subprocess.STDOUT)))
-        time.sleep(1)
-        for s, proc in list(running):
-            if proc.poll() is None:
-                continue
-            running.remove((s, proc))
-            if proc.returncode != 0:
-                for _, other in running:
-                    other.kill()
-                tail = open(f"{root}/seed{s}.log").read()[-2000:]
-                raise SystemExit(f"policy sft: candidate seed {s} failed (exit {proc.returncode}); its log {root}/seed{s}.log ends:\n{tail}")
-            print(f"policy sft: candidate seed {s} done ({time.time() - t0:.0f}s)", flush=True)
+
+    def one(s: int) -> int:
+        cmd = [sys.executable, "-W", "ignore", "-m", "nano.policy_sft", "--data", a.data, "--out", f"{root}/seed{s}",
+               "--seed", str(s), "--steps", str(a.steps), "--threads", str(a.threads), "--candidates", "1"]
+        with open(f"{root}/seed{s}.log", "w") as log:
+            code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
+        print(f"policy sft: candidate seed {s} {'done' if code == 0 else f'FAILED (exit {code})'} "
+              f"({time.time() - t0:.0f}s)", flush=True)
+        return code
+
+    with ThreadPoolExecutor(max_workers=a.jobs) as pool:
+        codes = dict(zip(seeds, pool.map(one, seeds)))
+    for s, code in codes.items():
+        if code != 0:
+            tail = open(f"{root}/seed{s}.log").read()[-2000:]
+            raise SystemExit(f"policy sft: candidate seed {s} failed (exit {code}); its log {root}/seed{s}.log ends:\n{tail}")
     results = {s: json.load(open(f"{root}/seed{s}/warmup.json")) for s in seeds}
     best = pick(results)
     shutil.rmtree(a.out, ignore_errors=True)
