@@ -157,8 +157,10 @@ console.log(`${`showcase "${query}" J&F (%)`.padEnd(30)}${n(sb * 100, 1).padStar
 // the verdict, in words: a fall or no change is said as plainly as a rise
 const verdict = (what, before, after, d, unit) => {
   if (before === null || after === null) return `${what}: not measured`;
+  // judged on the values as printed, so the words never contradict the table
+  [before, after] = [before, after].map((v) => Number(v.toFixed(d)));
   const delta = after - before;
-  if (Math.abs(delta) < 0.5 * 10 ** -d) return `${what} did NOT change (${before.toFixed(d)}${unit} both before and after training).`;
+  if (Math.abs(delta) < 0.5 * 10 ** -d) return `${what} did NOT change (${before.toFixed(d)}${unit} before and after training).`;
   return delta > 0
     ? `${what} rose by ${delta.toFixed(d)}${unit} (${before.toFixed(d)} -> ${after.toFixed(d)}).`
     : `${what} did NOT rise: it fell by ${(-delta).toFixed(d)}${unit} (${before.toFixed(d)} -> ${after.toFixed(d)}).`;
@@ -167,7 +169,7 @@ console.log('');
 console.log(verdict('Held-out mean outcome reward', b.reward?.outcome ?? null, a.reward?.outcome ?? null, 3, ''));
 console.log(verdict('Held-out J&F', jf(b), jf(a), 1, ' points'));
 console.log(verdict('The showcase J&F', sb * 100, sa * 100, 1, ' points'));
-console.log('(one training seed on 48 held-out prompts; the learning claim over three seeds, with its test, is in make test)');
+console.log('(one training seed on 48 held-out prompts; the learning claim over five training seeds, with its t-tests, is in make test)');
 JSEOF
 echo "Web UI: $UI  (runs $RUN, $RUN-before, $RUN-after)"
 echo "nano-demo: done in $(( $(date +%s) - t0 ))s"
