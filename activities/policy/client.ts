@@ -105,7 +105,15 @@ interface ChatCompletion {
 }
 
 export class PolicyClient {
+  /** Per model, the context length the server reported (vLLM's /tokenize answers `max_model_len`). */
+  private readonly serverMaxModelLen = new Map<string, number>();
+
   constructor(private readonly options: PolicyClientOptions) {}
+
+  /** The context length the turn budget uses: policy.maxModelLen when set, else the server's own. */
+  maxModelLenOf(model: string): number | undefined {
+    return this.options.maxModelLen ?? this.serverMaxModelLen.get(model);
+  }
 
   private get v1(): string {
     return this.options.baseUrl.replace(/\/+$/, '');
@@ -135,8 +143,11 @@ export class PolicyClient {
         timeoutMs: Math.min(this.options.timeoutMs, 30_000),
         signal,
         what: 'policy server /tokenize',
+        authHint: 'check SEGFLOW_POLICY_API_KEY',
       });
-      const body = JSON.parse(res.text) as { count?: unknown };
+      const body = JSON.parse(res.text) as { count?: unknown; max_model_len?: unknown };
+      if (typeof body.max_model_len === 'number' && body.max_model_len > 0)
+        this.serverMaxModelLen.set(model, body.max_model_len);
       return typeof body.count === 'number' ? body.count : undefined;
     } catch (err) {
       if (err instanceof BadInputError && /HTTP 404/.test(err.message)) return undefined;
@@ -149,7 +160,13 @@ export class PolicyClient {
     const model = req.model ?? o.model;
     validateMessages(req.messages);
     const contextTokens = req.contextTokens ?? (await this.countTokens(req.messages, model, req.signal));
-    const maxTokens = turnMaxTokens(o, contextTokens);
+    let maxTokens = turnMaxTokens({ ...o, maxModelLen: this.maxModelLenOf(model) }, contextTokens);
+    if (maxTokens > 0 && contextTokens !== undefined && this.maxModelLenOf(model) === undefined) {
+      // A later turn on a worker that has not asked this server yet: learn its context length once
+      // (a server started with --max-model-len 2048 refuses max_tokens=4096 with HTTP 400)
+      await this.countTokens(req.messages, model, req.signal);
+      maxTokens = turnMaxTokens({ ...o, maxModelLen: this.maxModelLenOf(model) }, contextTokens);
+    }
     if (maxTokens <= 0) {
       return {
         text: '',

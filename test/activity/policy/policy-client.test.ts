@@ -179,8 +179,37 @@ void describe('policy client: vLLM specifics', () => {
     assert.equal(server.requests.length, before);
   });
 
+  void it('learns max_model_len from the server when the config does not set it (vLLM /tokenize reports it)', async () => {
+    // the first turn asks /tokenize anyway; a later turn on a fresh client (another worker) asks it
+    // once, then budgets from what it learnt: no max_tokens the server would refuse
+    const first = new PolicyClient(options(server.url, { apiKey: 'sk-test' }));
+    const t1 = await first.generate({ messages: [{ role: 'user', content: 'find the car' }] });
+    assert.equal(first.maxModelLenOf('policy'), 300);
+    assert.equal(t1.maxTokens, 300 - t1.contextTokens!);
+    const later = new PolicyClient(options(server.url, { apiKey: 'sk-test' }));
+    const n0 = server.requests.length;
+    const t2 = await later.generate({
+      messages: [{ role: 'user', content: 'find the car' }],
+      contextTokens: 100,
+    });
+    assert.deepEqual(
+      server.requests.slice(n0).map((r) => r.path),
+      ['/tokenize', '/v1/chat/completions'],
+    );
+    assert.equal(t2.maxTokens, 200);
+    const n1 = server.requests.length;
+    await later.generate({ messages: [{ role: 'user', content: 'find' }], contextTokens: 120 });
+    assert.deepEqual(
+      server.requests.slice(n1).map((r) => r.path),
+      ['/v1/chat/completions'],
+    );
+    // a configured policy.maxModelLen wins over the server's
+    assert.equal(new PolicyClient(options(server.url, { maxModelLen: 256 })).maxModelLenOf('policy'), 256);
+  });
+
   void it('a context overflow from the server is a non-retryable BadInputError', async () => {
-    const client = new PolicyClient(options(server.url, { apiKey: 'sk-test' }));
+    // (without vLLM's extensions the client cannot learn the context length, so the server refuses)
+    const client = new PolicyClient(options(server.url, { apiKey: 'sk-test', vllmExtensions: false }));
     await assert.rejects(
       client.generate({ messages: [{ role: 'user', content: 'find the car' }], contextTokens: 100 }),
       (err: unknown) => {
