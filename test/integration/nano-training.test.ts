@@ -310,10 +310,9 @@ function jfOverSamples(before: SampleScores, after: SampleScores[]) {
     );
     return mean(a as number[]) - before.get(id)!.JF;
   });
-  const rise = mean(d);
-  const noise = sd(d);
+  // a paired t over the differences is the one-sample t of the differences against 0
+  const { rise, noise, t } = riseOverSeeds(0, d);
   const n = d.length;
-  const t = noise > 0 ? rise / (noise / Math.sqrt(n)) : rise > 0 ? Infinity : -Infinity;
   const pct = (v: number) => (100 * v).toFixed(1);
   const meanJF = (m: SampleScores) => mean([...m.values()].map((v) => v.JF));
   const line =
