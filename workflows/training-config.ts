@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { fnv1a32, mulberry32 } from '../core/random.js';
+import { IdLimits, IdSchemas, safeIdPattern } from '../core/contracts/ids.js';
 
 const s3Uri = z.string().regex(/^s3:\/\/[^/]+\/.+/, 'must be an s3://bucket/key URI');
 const int = (min: number) => z.number().int().min(min);
@@ -129,10 +130,7 @@ export const trainingConfigSchema = z.strictObject({
     })
     .prefault({}),
   /** Policy hosts (`segflow-policy@<host>`) that receive every new version. @default ["local"] */
-  policyHosts: z
-    .array(z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"'))
-    .min(1)
-    .default(['local']),
+  policyHosts: z.array(IdSchemas.host).min(1).default(['local']),
   /** Steps per workflow run before continue-as-new (bounded history). @default 1 */
   continueAsNewEvery: int(1).default(1),
 });
@@ -153,7 +151,7 @@ export function parseTrainingConfig(
 }
 
 /** Run ids become S3 key segments and adapter names. */
-export const runIdPattern = /^[A-Za-z0-9._-]{1,100}$/;
+export const runIdPattern = safeIdPattern(IdLimits.run);
 
 /** The name policy servers serve version k of a run under (a LoRA adapter name for vLLM). */
 export function policyModelName(runId: string, version: number): string {

@@ -1,0 +1,390 @@
+/**
+ * The phases of one `trainingRun` step (spec §6), each a function of the run's context:
+ *   generateGroups — sample prompts, one `rolloutGroup` child per prompt, the DAPO filter, repeated
+ *                    until the batch is full (or the generation batches run out);
+ *   updateAndSync  — the batch to S3, `update_policy` on the Python trainer, the new version to every
+ *                    policy host;
+ *   recordStep     — the step's metrics to S3 and the search attributes, the summary in the state.
+ * training-run.ts owns the state, the handlers and the continue-as-new loop.
+ */
+import {
+  ApplicationFailure,
+  executeChild,
+  log,
+  proxyActivities,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import { ErrorTypes } from '../core/contracts/errors.js';
+import { RunKeys, WorkflowIds } from '../core/contracts/keys.js';
+import type { TrainerHyperparameters, UpdatePolicyResult } from '../core/contracts/training.js';
+import type { ArtifactRef } from '../core/artifacts.js';
+import { dynamicSamplingDecision, dynamicSamplingFilter } from '../core/grpo/advantages.js';
+import { hostQueue, TaskQueues } from '../core/queues.js';
+import type {
+  PolicySyncActivities,
+  TrainingActivities,
+  TrainingSample,
+} from '../activities/training/activities.js';
+import { rolloutGroup, type RolloutGroupInput, type RolloutGroupResult } from './rollout-group.js';
+import { groupSeed, learningRateAt, policyModelName, type TrainingConfig } from './training-config.js';
+import { rolloutMetrics } from './training-metrics.js';
+import type { TrainingPhase, TrainingState } from './training-run.js';
+
+/** The Python trainer's activities (names as registered there). */
+export interface TrainerActivities {
+  update_policy(
+    batch: ArtifactRef,
+    policy: { uri: string; version: number },
+    hyperparameters: TrainerHyperparameters,
+  ): Promise<UpdatePolicyResult>;
+}
+
+/** What the status query reports about the step in progress. */
+export interface StepProgress {
+  phase: TrainingPhase;
+  generation: number;
+  groupsDone: number;
+  groupsStarted: number;
+  keptGroups: number;
+}
+
+/** Everything a phase reads or updates. */
+export interface TrainingContext {
+  runId: string;
+  config: TrainingConfig;
+  state: TrainingState;
+  progress: StepProgress;
+}
+
+/** The groups one step generated and those it trains on. */
+export interface GeneratedGroups {
+  generated: RolloutGroupResult[];
+  surviving: RolloutGroupResult[];
+  /** Groups DAPO dropped (zero reward variance). */
+  dropped: number;
+  /** Groups sampled from a version older than `maxStaleness` allows. */
+  stale: number;
+  generationBatches: number;
+}
+
+const RECENT_STEPS = 10;
+
+// Dataset sampling, batch assembly, metrics: S3 reads/writes under deterministic keys, idempotent,
+// seconds; retried freely (bad input is non-retryable and fails the run with its message).
+const training = proxyActivities<TrainingActivities>({
+  taskQueue: TaskQueues.orchestrator,
+  startToCloseTimeout: '5 minutes',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    maximumAttempts: 10,
+  },
+});
+
+// The trainer: one step can take long on a big model; it heartbeats every few seconds, so a dead
+// trainer is noticed after the heartbeat timeout and the step is retried (reused or redone from
+// the parent version, never applied twice). Retries are unlimited: a trainer host may be down for
+// a while and the run should wait for it, not fail.
+function trainerFor(config: TrainingConfig) {
+  return proxyActivities<TrainerActivities>({
+    taskQueue: TaskQueues.trainer,
+    startToCloseTimeout: `${config.trainer.timeoutMinutes} minutes`,
+    heartbeatTimeout: `${config.trainer.heartbeatTimeoutSeconds} seconds`,
+    retry: {
+      initialInterval: '2 seconds',
+      backoffCoefficient: 2,
+      maximumInterval: '1 minute',
+      nonRetryableErrorTypes: [ErrorTypes.badInput, ErrorTypes.policyVersionConflict],
+    },
+  });
+}
+
+// Weight sync: a download of the version (seconds to minutes) and a load call on the host's policy
+// server; heartbeats during the download. Pinned to the host queue, so every host gets it.
+function syncOn(hostId: string) {
+  return proxyActivities<PolicySyncActivities>({
+    taskQueue: hostQueue(TaskQueues.policy, hostId),
+    startToCloseTimeout: '15 minutes',
+    heartbeatTimeout: '2 minutes',
+    retry: {
+      initialInterval: '2 seconds',
+      backoffCoefficient: 2,
+      maximumInterval: '1 minute',
+      maximumAttempts: 20,
+    },
+  });
+}
+
+export function badInput(message: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(message, ErrorTypes.badInput);
+}
+
+/** The trainer's hyperparameters for one step, from the run's config. */
+export function trainerHyperparameters(
+  config: TrainingConfig,
+  runId: string,
+  step: number,
+): TrainerHyperparameters {
+  return {
+    runId,
+    step,
+    seed: config.seed,
+    learningRate: learningRateAt(config, step),
+    weightDecay: config.weightDecay,
+    clipLow: config.loss.clipLow,
+    clipHigh: config.loss.clipHigh,
+    dualClipC: config.loss.dualClipC,
+    klCoef: config.loss.klCoef,
+    ppoEpochs: config.trainer.ppoEpochs,
+    miniBatches: config.trainer.miniBatches,
+    microBatchSize: config.trainer.microBatchSize,
+    maxGradNorm: config.trainer.maxGradNorm,
+    maxLength: config.trainer.maxLength,
+    temperature: config.rollout.sampling.temperature,
+    ...(config.trainer.loraRank > 0
+      ? { lora: { rank: config.trainer.loraRank, alpha: config.trainer.loraAlpha } }
+      : {}),
+  };
+}
+
+/** The `rolloutGroup` input of prompt j of a generation batch. */
+function groupInput(
+  ctx: TrainingContext,
+  sample: TrainingSample,
+  step: number,
+  generation: number,
+  j: number,
+): RolloutGroupInput {
+  const { config, runId, state } = ctx;
+  const { temperature, topP, topK } = config.rollout.sampling;
+  return {
+    groupId: WorkflowIds.rolloutGroup(runId, step, generation, j),
+    sample,
+    n: config.groupSize,
+    concurrency: config.rollout.trajectoryConcurrency ?? config.groupSize,
+    policy: {
+      version: state.policy.version,
+      model: state.policy.model,
+      sampling: {
+        temperature,
+        ...(topP !== undefined ? { topP } : {}),
+        ...(topK !== undefined ? { topK } : {}),
+        seed: groupSeed(config.seed, step, generation, j),
+      },
+    },
+    ...(config.rollout.search ? { search: config.rollout.search } : {}),
+    ...(config.rollout.settings ? { settings: config.rollout.settings } : {}),
+    reward: { preset: config.reward.preset, gate: config.reward.gate },
+    artifactPrefix: RunKeys.group(runId, step, generation, j),
+    runId,
+  };
+}
+
+/** One `rolloutGroup` child per sample, at most `groupConcurrency` at a time; results in order. */
+async function runGroups(
+  ctx: TrainingContext,
+  samples: TrainingSample[],
+  step: number,
+  generation: number,
+): Promise<RolloutGroupResult[]> {
+  const { config, progress } = ctx;
+  const results = new Array<RolloutGroupResult>(samples.length);
+  const concurrency = Math.max(1, config.rollout.groupConcurrency ?? samples.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < samples.length) {
+      const j = next++;
+      const input = groupInput(ctx, samples[j]!, step, generation, j);
+      progress.groupsStarted += 1;
+      results[j] = await executeChild(rolloutGroup, {
+        workflowId: input.groupId,
+        taskQueue: TaskQueues.orchestrator,
+        args: [input],
+      });
+      progress.groupsDone += 1;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, samples.length) }, lane));
+  return results;
+}
+
+/** Sampling, rollouts and the DAPO filter: generation batches until the step's batch is full. */
+export async function generateGroups(ctx: TrainingContext): Promise<GeneratedGroups> {
+  const { config, state, progress, runId } = ctx;
+  const step = state.step;
+  const generated: RolloutGroupResult[] = [];
+  let surviving: RolloutGroupResult[] = [];
+  let dropped = 0;
+  let stale = 0;
+  let generation = 0;
+  for (;;) {
+    progress.phase = 'sampling';
+    progress.generation = generation;
+    const sampled = await training.trainingSamplePrompts({
+      dataset: config.dataset,
+      seed: config.seed,
+      cursor: state.cursor,
+      count: config.promptsPerStep,
+    });
+    state.cursor = sampled.cursor;
+    progress.phase = 'rollouts';
+    const groups = await runGroups(ctx, sampled.samples, step, generation);
+    generated.push(...groups);
+    generation += 1;
+    const fresh = groups.filter((g) =>
+      g.trajectories.every((t) => t.summary.policyVersion >= state.policy.version - config.maxStaleness),
+    );
+    stale += groups.length - fresh.length;
+    if (!config.dapo.enabled) {
+      surviving = fresh;
+      break;
+    }
+    const { keptGroups } = dynamicSamplingFilter(
+      fresh.flatMap((g) => g.trajectories.map((t) => ({ groupId: g.groupId, reward: t.reward.total ?? 0 }))),
+    );
+    const kept = new Set(keptGroups);
+    dropped += fresh.length - keptGroups.length;
+    surviving.push(...fresh.filter((g) => kept.has(g.groupId)));
+    progress.keptGroups = surviving.length;
+    const decision = dynamicSamplingDecision({
+      survivingGroups: surviving.map((g) => g.groupId),
+      promptBatchSize: config.promptsPerStep,
+      generationBatches: generation,
+      maxGenerationBatches: config.dapo.maxGenerationBatches,
+    });
+    if (decision.status === 'ready') {
+      surviving = surviving.slice(0, config.promptsPerStep);
+      break;
+    }
+    if (decision.status === 'exhausted') {
+      log.warn('DAPO: generation batches exhausted; training on the groups that survived', {
+        runId,
+        step,
+        have: decision.have,
+        need: decision.need,
+      });
+      break;
+    }
+  }
+  progress.keptGroups = surviving.length;
+  return { generated, surviving, dropped, stale, generationBatches: generation };
+}
+
+/** The batch, the update on the trainer and the weight sync; the new version goes into the state. */
+export async function updateAndSync(
+  ctx: TrainingContext,
+  surviving: RolloutGroupResult[],
+): Promise<{ update: UpdatePolicyResult; updateMs: number; syncMs: number }> {
+  const { config, state, progress, runId } = ctx;
+  const step = state.step;
+  progress.phase = 'batch';
+  const batch = await training.trainingAssembleBatch({
+    runId,
+    step,
+    policyVersion: state.policy.version,
+    trajectories: surviving.flatMap((g) =>
+      g.trajectories.map((t) => ({
+        trajectoryId: t.summary.trajectoryId,
+        groupId: g.groupId,
+        trajectory: t.summary.trajectory,
+        advantage: t.advantage,
+        reward: t.reward.total ?? 0,
+      })),
+    ),
+  });
+  progress.phase = 'update';
+  const t0 = Date.now();
+  const update = await trainerFor(config).update_policy(
+    batch,
+    { uri: state.policy.uri, version: state.policy.version },
+    trainerHyperparameters(config, runId, step),
+  );
+  const updateMs = Date.now() - t0;
+  progress.phase = 'sync';
+  const t1 = Date.now();
+  const model = policyModelName(runId, update.policy.version);
+  const policy = { uri: update.policy.uri, version: update.policy.version };
+  await Promise.all(config.policyHosts.map((h) => syncOn(h).policySyncWeights({ policy, name: model })));
+  const syncMs = Date.now() - t1;
+  state.policy = { ...policy, model, weightsSha256: update.policy.weightsSha256 };
+  return { update, updateMs, syncMs };
+}
+
+/** The step's metrics (S3 + search attributes) and its summary in the state; advances the step. */
+export async function recordStep(
+  ctx: TrainingContext,
+  groups: GeneratedGroups,
+  trained: { update: UpdatePolicyResult; updateMs: number; syncMs: number } | undefined,
+  timings: { started: number; rolloutMs: number },
+): Promise<void> {
+  const { state, progress, runId } = ctx;
+  const step = state.step;
+  progress.phase = 'metrics';
+  const rollouts = rolloutMetrics(groups.generated);
+  const meanReward = rollouts.reward.total.mean;
+  const durationMs = Date.now() - timings.started;
+  const metrics = await training.trainingWriteMetrics({
+    runId,
+    step,
+    metrics: {
+      policyVersion: state.policy.version,
+      skipped: trained === undefined,
+      generationBatches: groups.generationBatches,
+      keptGroups: groups.surviving.length,
+      droppedGroups: groups.dropped,
+      staleGroups: groups.stale,
+      rollouts,
+      trained: rolloutMetrics(groups.surviving),
+      trainer: trained?.update.metrics ?? null,
+      weightsSha256: state.policy.weightsSha256 ?? null,
+      timings: {
+        rolloutMs: timings.rolloutMs,
+        updateMs: trained?.updateMs ?? 0,
+        syncMs: trained?.syncMs ?? 0,
+        totalMs: durationMs,
+      },
+    },
+    ...(trained
+      ? { latest: { version: state.policy.version, model: state.policy.model, uri: state.policy.uri } }
+      : {}),
+  });
+  upsertSearchAttributes({
+    SegflowStep: [step + 1],
+    SegflowPolicyVersion: [state.policy.version],
+    SegflowReward: [meanReward],
+  });
+  state.recent = [
+    ...state.recent,
+    {
+      step,
+      policyVersion: state.policy.version,
+      meanReward,
+      keptGroups: groups.surviving.length,
+      droppedGroups: groups.dropped,
+      generationBatches: groups.generationBatches,
+      skipped: trained === undefined,
+      metrics,
+      durationMs,
+    },
+  ].slice(-RECENT_STEPS);
+  state.step = step + 1;
+}
+
+/** One step: generate → (update → sync, when any group has a learning signal) → record. */
+export async function runTrainingStep(ctx: TrainingContext): Promise<void> {
+  const started = Date.now();
+  Object.assign(ctx.progress, { generation: 0, groupsDone: 0, groupsStarted: 0, keptGroups: 0 });
+  const groups = await generateGroups(ctx);
+  const rolloutMs = Date.now() - started;
+  let trained: Awaited<ReturnType<typeof updateAndSync>> | undefined;
+  if (groups.surviving.length > 0) {
+    trained = await updateAndSync(ctx, groups.surviving);
+  } else {
+    log.warn('no group with a learning signal: step skipped, the policy is unchanged', {
+      runId: ctx.runId,
+      step: ctx.state.step,
+    });
+  }
+  await recordStep(ctx, groups, trained, { started, rolloutMs });
+}
