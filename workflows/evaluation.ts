@@ -26,12 +26,15 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ArtifactRef } from '../core/artifacts.js';
+import { ErrorTypes } from '../core/contracts/errors.js';
+import { isSafeId, safeIdProblem, toSafeId } from '../core/contracts/ids.js';
+import { EvalKeys, WorkflowIds } from '../core/contracts/keys.js';
 import { TaskQueues } from '../core/queues.js';
 import type { EvaluationActivities, EvalPlanSample } from '../activities/evaluation/activities.js';
-import type { EvaluationSummary } from '../activities/evaluation/results.js';
+import type { EvaluationSummary } from '../core/contracts/evaluation.js';
 import type { createSearchActivities } from '../activities/search/activities.js';
 import { rollout, type RolloutInput, type RolloutSummary } from './rollout.js';
-import { mediaWork, queryGlue, segmenter } from './activity-classes.js';
+import { segmentAnswer, type SegmentedAnswer } from './segment-answer.js';
 
 type SearchActivities = ReturnType<typeof createSearchActivities>;
 
@@ -129,16 +132,6 @@ const search = proxyActivities<SearchActivities>({
   retry: { initialInterval: '2 seconds', maximumAttempts: 10 },
 });
 
-/**
- * Where a sample's artifacts go: `evals/<evalId>/samples/<percent-encoded id>` — the same key
- * activities/evaluation/results.ts `EvalKeys.samplePrefix` builds (a unit test holds them equal;
- * workflows may not import activity code).
- */
-export function samplePrefix(evalId: string, sampleId: string): string {
-  const segment = encodeURIComponent(sampleId).replace(/\./g, '%2E').replace(/\*/g, '%2A');
-  return `evals/${evalId}/samples/${segment}`;
-}
-
 /** A failure's message with its causes ("Activity task failed: …: the real reason"). */
 function describeFailure(err: unknown): string {
   const parts: string[] = [];
@@ -148,11 +141,6 @@ function describeFailure(err: unknown): string {
     e = e.cause;
   }
   return parts.length ? parts.join(': ') : String(err);
-}
-
-/** `evaluation`'s id rules applied to a workflow id (schedules append a timestamp with ":"). */
-export function evalIdFrom(workflowId: string): string {
-  return workflowId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 200);
 }
 
 export async function evaluation(input: EvaluationInput): Promise<EvaluationResult> {
@@ -170,12 +158,9 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
     input.evalId ??
     (input.evalIdPrefix !== undefined
       ? `${input.evalIdPrefix}-${policy.version !== null ? `v${policy.version}` : 'latest'}`
-      : evalIdFrom(info.workflowId));
-  if (!/^[A-Za-z0-9._-]{1,200}$/.test(evalId)) {
-    throw ApplicationFailure.nonRetryable(
-      `evalId ${JSON.stringify(evalId)} must be 1-200 letters, digits, ".", "_" or "-"`,
-      'BadInputError',
-    );
+      : toSafeId('eval', info.workflowId));
+  if (!isSafeId('eval', evalId)) {
+    throw ApplicationFailure.nonRetryable(safeIdProblem('eval', 'evalId', evalId), ErrorTypes.badInput);
   }
   const concurrency = Math.max(1, input.concurrency ?? 4);
   const pageSize = Math.max(1, input.pageSize ?? 200);
@@ -233,7 +218,7 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
       progress.running++;
       try {
         await executeChild(evaluateSample, {
-          workflowId: `${evalId}/sample-${s.id}`,
+          workflowId: WorkflowIds.evaluateSample(evalId, s.id),
           taskQueue: TaskQueues.orchestrator,
           args: [childInput(s)],
         });
@@ -291,24 +276,20 @@ export async function evaluateSample(
   input: EvaluateSampleInput,
 ): Promise<{ sampleId: string; JF: number; iou: number | null }> {
   const id = workflowInfo().workflowId;
-  const prefix = samplePrefix(input.evalId, input.sample.id);
+  const prefix = EvalKeys.samplePrefix(input.evalId, input.sample.id);
   const loaded = await evaluationActivities.evalLoadSample({ record: input.sample.record });
 
-  let summary: RolloutSummary | undefined;
-  let prediction:
-    { kind: 'none' } | { kind: 'image'; mask: ArtifactRef } | { kind: 'video'; manifest: ArtifactRef } = {
-    kind: 'none',
-  };
-  let frameUris: string[] | undefined;
-  let keyframeIndex: number | null = null;
+  let summary: RolloutSummary | null = null;
+  let seg: SegmentedAnswer | undefined;
   let error: string | null = null;
   try {
+    const rolloutId = WorkflowIds.rolloutOf(id);
     summary = await executeChild(rollout, {
-      workflowId: `${id}/rollout`,
+      workflowId: rolloutId,
       taskQueue: TaskQueues.orchestrator,
       args: [
         {
-          trajectoryId: `${id}/rollout`,
+          trajectoryId: rolloutId,
           sample: {
             id: loaded.id,
             question: loaded.question,
@@ -325,69 +306,41 @@ export async function evaluateSample(
     });
     const answer = summary.answer;
     if (answer.status === 'ok') {
-      const prompt = {
-        space: 'norm1000' as const,
-        box: [...answer.box] as [number, number, number, number],
-        ...(answer.point ? { point: [...answer.point] as [number, number] } : {}),
-      };
-      if (loaded.kind === 'image') {
-        keyframeIndex = 0;
-        const seg = await segmenter.segmentImage({
-          image: loaded.image!.uri,
-          prompt,
-          outputKey: `${prefix}/mask.png`,
-          ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
-        });
-        prediction = { kind: 'image', mask: seg.mask };
-      } else {
-        const frameSet =
-          loaded.frameSet ??
-          (await mediaWork.mediaExtractFrames({ video: loaded.video!, indices: 'all' })).frameSet;
-        const list = await queryGlue.queryFrameList({ frameSet });
-        frameUris = list.uris;
-        keyframeIndex = list.fids.indexOf(answer.keyframe);
-        if (keyframeIndex < 0) {
-          throw ApplicationFailure.nonRetryable(
-            `keyframe ${answer.keyframe} is not a frame of sample ${loaded.id}`,
-            'BadInputError',
-          );
-        }
-        const seg = await segmenter.segmentVideo({
-          frames: list.uris,
-          keyframe: keyframeIndex,
-          prompt,
-          outputPrefix: `${prefix}/seg`,
-          ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
-        });
-        prediction = { kind: 'video', manifest: seg.manifest };
-      }
+      seg = await segmentAnswer({
+        answer,
+        media:
+          loaded.kind === 'image'
+            ? { kind: 'image', image: loaded.image! }
+            : {
+                kind: 'video',
+                ...(loaded.frameSet ? { frameSet: loaded.frameSet } : {}),
+                ...(loaded.video ? { video: loaded.video } : {}),
+              },
+        prefix,
+        videoMasksPrefix: `${prefix}/seg`,
+        label: `sample ${loaded.id}`,
+        ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
+      });
     }
   } catch (err) {
     if (isCancellation(err)) throw err;
     error = describeFailure(err);
-    prediction = { kind: 'none' };
+    seg = undefined;
   }
 
-  const answer = summary?.answer;
   const scored = await evaluationActivities.evalScoreSample({
     evalId: input.evalId,
     sampleId: input.sample.id,
     record: input.sample.record,
-    prediction,
-    ...(frameUris ? { frameUris } : {}),
-    keyframeIndex,
-    rollout: {
-      answerStatus: answer?.status ?? 'rollout_failed',
-      stopReason: summary?.stopReason ?? 'rollout_failed',
-      turns: summary?.turns ?? 0,
-      promptTokens: summary?.promptTokens ?? 0,
-      completionTokens: summary?.completionTokens ?? 0,
-      policyVersion: summary?.policyVersion ?? input.policy.version ?? 0,
-      searches: summary?.searches ?? [],
-      keyframe: answer?.keyframe ?? null,
-      box: answer?.box ? [...answer.box] : null,
-      trajectory: summary?.trajectory ?? null,
-    },
+    prediction: !seg
+      ? { kind: 'none' }
+      : seg.kind === 'image'
+        ? { kind: 'image', mask: seg.mask }
+        : { kind: 'video', manifest: seg.manifest },
+    ...(seg?.kind === 'video' ? { frameUris: seg.frameUris } : {}),
+    keyframeIndex: seg ? seg.keyframeIndex : null,
+    rollout: summary,
+    requestedPolicyVersion: input.policy.version ?? 0,
     error,
   });
   return { sampleId: scored.sampleId, JF: scored.JF, iou: scored.iou };

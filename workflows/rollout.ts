@@ -12,7 +12,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { ArtifactRef } from '../core/artifacts.js';
+import type { RolloutSummary, SearchRecord } from '../core/contracts/rollout.js';
 import { hostQueue, TaskQueues } from '../core/queues.js';
 import {
   DEFAULT_ROLLOUT_SETTINGS,
@@ -62,23 +62,11 @@ export interface Trajectory {
   responseText: string;
   stopReason: StopReason;
   answer: CheckedAnswer;
-  searches: { tool: string; query: string; backend: string; cached: boolean }[];
+  searches: SearchRecord[];
   settings: RolloutSettings;
 }
 
-export interface RolloutSummary {
-  trajectoryId: string;
-  stopReason: StopReason;
-  answer: CheckedAnswer;
-  turns: number;
-  numSearch: number;
-  /** Every search the policy made, in order. */
-  searches: Trajectory['searches'];
-  policyVersion: number;
-  promptTokens: number;
-  completionTokens: number;
-  trajectory: ArtifactRef;
-}
+export type { RolloutSummary } from '../core/contracts/rollout.js';
 
 export const rolloutProgressQuery = defineQuery<RolloutProgress>('progress');
 

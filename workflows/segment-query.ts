@@ -12,12 +12,14 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ArtifactRef } from '../core/artifacts.js';
+import { QueryKeys, WorkflowIds } from '../core/contracts/keys.js';
 import { TaskQueues } from '../core/queues.js';
 import type { Ability } from '../core/protocol/prompts.js';
 import { boxToPixels, pointToPixels, QWEN3VL } from '../core/protocol/coordinates.js';
 import type { CheckedAnswer, RolloutSettings } from '../core/rollout/agent-loop.js';
 import { rollout, type RolloutInput, type RolloutSummary } from './rollout.js';
-import { mediaWork, queryGlue, segmenter } from './activity-classes.js';
+import { mediaWork, queryGlue } from './activity-classes.js';
+import { segmentAnswer } from './segment-answer.js';
 
 export interface SegmentQueryInput {
   /** A file or folder path the media workers can read, or an s3:// URI. */
@@ -62,7 +64,7 @@ export const segmentQueryProgress = defineQuery<SegmentQueryProgress>('progress'
 export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQueryResult> {
   const info = workflowInfo();
   const queryId = info.workflowId;
-  const prefix = `queries/${queryId}`;
+  const prefix = QueryKeys.root(queryId);
   const progress: SegmentQueryProgress = { step: 'ingest' };
   setHandler(segmentQueryProgress, () => progress);
 
@@ -76,7 +78,7 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
   const sampled = await mediaWork.mediaSampleFrames({ media: ingested, count: input.frames ?? 6 });
 
   progress.step = 'rollout';
-  const rolloutId = `${queryId}/rollout`;
+  const rolloutId = WorkflowIds.rolloutOf(queryId);
   progress.rolloutId = rolloutId;
   const summary = await executeChild(rollout, {
     workflowId: rolloutId,
@@ -104,7 +106,7 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
   if (answer.status !== 'ok') {
     progress.step = 'done';
     const result = await queryGlue.querySaveResult({
-      key: `${prefix}/result.json`,
+      key: QueryKeys.result(queryId),
       result: { ...base, searchLog },
     });
     return { ...base, searchLog, result };
@@ -115,49 +117,34 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
   const point = answer.point
     ? (pointToPixels(answer.point, size, QWEN3VL).map(Math.round) as [number, number])
     : undefined;
-  const prompt = {
-    space: 'norm1000' as const,
-    box: [...answer.box] as [number, number, number, number],
-    ...(answer.point ? { point: [...answer.point] as [number, number] } : {}),
-  };
 
   progress.step = 'segment';
-  let masks: ArtifactRef;
+  const seg = await segmentAnswer({
+    answer,
+    media:
+      ingested.kind === 'image'
+        ? { kind: 'image', image: ingested.image }
+        : ingested.kind === 'frames'
+          ? { kind: 'video', frameSet: ingested.frameSet }
+          : { kind: 'video', video: ingested.video },
+    prefix,
+    label: `query ${queryId}`,
+    ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
+  });
+  progress.step = 'overlay';
   let overlay: ArtifactRef | undefined;
-  let frameSet: ArtifactRef | undefined;
-  let keyframeIndex: number;
-  if (ingested.kind === 'image') {
-    keyframeIndex = 0;
-    const seg = await segmenter.segmentImage({
-      image: ingested.image.uri,
-      prompt,
-      outputKey: `${prefix}/mask.png`,
-      ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
-    });
-    masks = seg.mask;
-    progress.step = 'overlay';
-    overlay = await mediaWork.mediaOverlayImage({ image: ingested.image, mask: seg.mask });
+  if (seg.kind === 'image') {
+    if (ingested.kind === 'image')
+      overlay = await mediaWork.mediaOverlayImage({ image: ingested.image, mask: seg.mask });
   } else {
-    frameSet =
-      ingested.kind === 'frames'
-        ? ingested.frameSet
-        : (await mediaWork.mediaExtractFrames({ video: ingested.video, indices: 'all' })).frameSet;
-    const list = await queryGlue.queryFrameList({ frameSet });
-    keyframeIndex = list.fids.indexOf(answer.keyframe);
-    const seg = await segmenter.segmentVideo({
-      frames: list.uris,
-      keyframe: keyframeIndex,
-      prompt,
-      outputPrefix: prefix,
-      ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
-    });
-    masks = seg.manifest;
-    progress.step = 'overlay';
     const sequence = await queryGlue.queryMaskSequence({ manifest: seg.manifest });
     // A frame folder has no source video to draw on; its masks are the result.
     if (ingested.kind === 'video')
       overlay = await mediaWork.mediaOverlayVideo({ video: ingested.video, masks: sequence });
   }
+  const masks = seg.kind === 'image' ? seg.mask : seg.manifest;
+  const frameSet = seg.kind === 'video' ? seg.frameSet : undefined;
+  const keyframeIndex = seg.keyframeIndex;
   const grounded = { keyframeIndex, box, ...(point ? { point } : {}) };
   progress.step = 'done';
   const summaryOut = {
@@ -168,6 +155,6 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
     ...(frameSet ? { frameSet } : {}),
     searchLog,
   };
-  const result = await queryGlue.querySaveResult({ key: `${prefix}/result.json`, result: summaryOut });
+  const result = await queryGlue.querySaveResult({ key: QueryKeys.result(queryId), result: summaryOut });
   return { ...summaryOut, result };
 }

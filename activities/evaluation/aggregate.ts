@@ -21,7 +21,7 @@ import type {
   OutcomeReward,
   OutcomeRewardAggregate,
   SampleEvaluation,
-} from './results.js';
+} from '../../core/contracts/index.js';
 
 /** The abilities the report tabulates: OK-VOS's three knowledge types and `in-video`. */
 export const EVAL_ABILITIES = ['one-hop', 'multi-hop', 'relational', 'in-video'] as const;

@@ -9,7 +9,7 @@ import type {
   EvaluationSummary,
   OutcomeReward,
   SampleEvaluation,
-} from '../evaluation/results.js';
+} from '../../core/contracts/index.js';
 import { cell, escapeHtml, kpi, page, table } from './html.js';
 import { barChart, lineChart } from './svg.js';
 

@@ -9,7 +9,7 @@ import {
   parseTrainingMetrics,
   renderTrainingDashboard,
 } from '../../activities/reports/training-dashboard.js';
-import type { EvaluationSummary } from '../../activities/evaluation/results.js';
+import type { EvaluationSummary } from '../../core/contracts/evaluation.js';
 import { ArtifactStore } from '../../activities/storage/artifact-store.js';
 import { startWorkers, type RunningWorkers } from '../../workers/run.js';
 import { connectClient, workflowUiLink } from '../../workers/temporal-connection.js';

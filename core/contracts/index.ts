@@ -3,3 +3,5 @@ export * from './ids.js';
 export * from './keys.js';
 export * from './errors.js';
 export * from './training.js';
+export * from './rollout.js';
+export * from './evaluation.js';

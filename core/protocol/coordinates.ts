@@ -75,3 +75,16 @@ export function boxToPixels(b: Box, image: ImageSize, frame: CoordinateFrame): B
 export function clampPoint(p: Point, image: ImageSize): Point {
   return [Math.min(Math.max(p[0], 0), image.width - 1), Math.min(Math.max(p[1], 0), image.height - 1)];
 }
+
+/** The SAM2 prompt of a checked answer: its box and point in the policy's 0–1000 frame. */
+export function answerPrompt(answer: { box: Box; point: Point | null }): {
+  space: 'norm1000';
+  box: [number, number, number, number];
+  point?: [number, number];
+} {
+  return {
+    space: 'norm1000',
+    box: [...answer.box] as [number, number, number, number],
+    ...(answer.point ? { point: [...answer.point] as [number, number] } : {}),
+  };
+}

@@ -15,11 +15,7 @@ import { readOkVos } from '../../activities/datasets/okvos.js';
 import { prepareDataset } from '../../activities/datasets/prepare.js';
 import { readReasonSeg } from '../../activities/datasets/reasonseg.js';
 import { createEvaluationActivities } from '../../activities/evaluation/activities.js';
-import {
-  EvalKeys,
-  type EvaluationSummary,
-  type SampleEvaluation,
-} from '../../activities/evaluation/results.js';
+import { EvalKeys, type EvaluationSummary, type SampleEvaluation } from '../../core/contracts/index.js';
 import { decodeMaskPng } from '../../activities/media/mask-png.js';
 import { encodeMaskPng, maskSequenceLookup, type MaskSequence } from '../../activities/media/masks.js';
 import {

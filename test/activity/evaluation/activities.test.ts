@@ -16,10 +16,11 @@ import {
   type EvalPlanInput,
   type EvalScoreInput,
 } from '../../../activities/evaluation/activities.js';
-import { EvalKeys, type SampleEvaluation } from '../../../activities/evaluation/results.js';
+import { EvalKeys, type SampleEvaluation } from '../../../core/contracts/index.js';
 import { encodeMaskPng, maskSequenceLookup, type MaskSequence } from '../../../activities/media/masks.js';
 import { ArtifactStore } from '../../../activities/storage/artifact-store.js';
 import type { ArtifactRef } from '../../../core/artifacts.js';
+import type { RolloutSummary } from '../../../core/contracts/rollout.js';
 import { testConfig, uniqueId } from '../../support/stack.js';
 import { writeReasonSeg } from './fixtures.js';
 
@@ -52,17 +53,29 @@ async function rejectsBadInput(p: Promise<unknown>, message: RegExp): Promise<vo
   });
 }
 
-const rollout = {
-  answerStatus: 'ok',
+/** A rollout's summary as evaluateSample passes it, with a stored trajectory. */
+async function storedRollout(): Promise<RolloutSummary> {
+  const trajectory = await store.putJson('junk/trajectory.json', {
+    responseText: '<thinking> look </thinking>\n<answer> {"bbox_2d": [1, 2, 3, 4]} </answer>',
+  });
+  return { ...rollout, trajectory };
+}
+const rollout: RolloutSummary = {
+  trajectoryId: 'ev/sample-x/rollout',
   stopReason: 'model_chose_to_finish',
+  answer: { status: 'ok', keyframe: 0, box: [1, 2, 3, 4], point: null, problems: [] },
   turns: 3,
+  numSearch: 1,
   promptTokens: 100,
   completionTokens: 20,
   policyVersion: 2,
   searches: [{ tool: 'text_search', query: 'q', backend: 'local', cached: false }],
-  keyframe: 0,
-  box: [1, 2, 3, 4],
-  trajectory: null,
+  trajectory: {
+    uri: 's3://unset/trajectory.json',
+    sha256: '0'.repeat(64),
+    bytes: 2,
+    contentType: 'application/json',
+  },
 };
 
 test('evalPlan pages the index, honours limit, and marks samples whose result is stored as done', async () => {
@@ -104,7 +117,8 @@ test('evalScoreSample: the ground truth itself scores 1; a retry rewrites the sa
     record: rec.ref,
     prediction: { kind: 'image' as const, mask },
     keyframeIndex: 0,
-    rollout,
+    rollout: await storedRollout(),
+    requestedPolicyVersion: 2,
     error: null,
   };
   // Through the mock activity context (heartbeats go somewhere), then again as a retry would.
@@ -143,14 +157,27 @@ test('evalScoreSample: the outcome reward of the trajectory, gated by the answer
     bbox_2d: gt.bbox_2d,
     point_2d: [gt.point_2d[0]! + 300, gt.point_2d[1]],
   });
-  const score = async (sampleId: string, over: Partial<EvalScoreInput['rollout']>, recordRef = rec.ref) => {
+  const score = async (
+    sampleId: string,
+    over: { trajectory: ArtifactRef | null; answerStatus?: RolloutSummary['answer']['status'] },
+    recordRef = rec.ref,
+  ) => {
     const { result } = await acts.evalScoreSample({
       evalId,
       sampleId,
       record: recordRef,
       prediction: { kind: 'none' },
       keyframeIndex: 0,
-      rollout: { ...rollout, ...over },
+      // A failed rollout (no trajectory) reaches scoring as no summary at all.
+      rollout:
+        over.trajectory === null
+          ? null
+          : {
+              ...rollout,
+              trajectory: over.trajectory,
+              answer: { ...rollout.answer, status: over.answerStatus ?? 'ok' },
+            },
+      requestedPolicyVersion: 2,
       error: null,
     });
     return (await store.getJson<SampleEvaluation>(result.uri)).reward;
@@ -184,7 +211,7 @@ test('evalScoreSample: the outcome reward of the trajectory, gated by the answer
     format: 1,
   });
   // The rollout failed: no trajectory, no reward.
-  assert.equal(await score('failed', { trajectory: null, answerStatus: 'rollout_failed' }), null);
+  assert.equal(await score('failed', { trajectory: null }), null);
   // A record without ground truth (prepared by an older version) does not fail the evaluation.
   const { groundTruth: _gt, ...withoutGt } = record;
   const noGt = await store.putJson('junk/no-ground-truth.json', withoutGt);
@@ -271,7 +298,8 @@ test('bad input fails non-retryably and names the input', async () => {
       record: records[0]!.ref,
       prediction: { kind: 'image', mask: small },
       keyframeIndex: 0,
-      rollout,
+      rollout: await storedRollout(),
+      requestedPolicyVersion: 2,
       error: null,
     }),
     /sample img_a: the predicted mask of frame 0 is 8×8 but its ground truth is 64×48/,

@@ -6,16 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { aggregateEvaluation, scoreFrames } from '../../../activities/evaluation/aggregate.js';
-import {
-  EvalKeys,
-  sampleEvaluationSchema,
-  sampleKeySegment,
-  type SampleEvaluation,
-} from '../../../activities/evaluation/results.js';
+import { sampleEvaluationSchema, type SampleEvaluation } from '../../../core/contracts/index.js';
 import { outcomeRewardLine } from '../../../cli/commands/eval.js';
 import { evaluateFrame } from '../../../core/metrics/davis.js';
 import { maskFrom } from '../../../core/metrics/mask.js';
-import { evalIdFrom, samplePrefix } from '../../../workflows/evaluation.js';
 
 const W = 40;
 const H = 30;
@@ -254,13 +248,4 @@ test('aggregate does not depend on the order results are read in', () => {
     ),
     { numRuns: 50 },
   );
-});
-
-test('sample keys: injective, one path segment, and the workflow builds the same prefix as the activities', () => {
-  const ids = ['cat_01', 'cat_01#0', 'a/b', 'a%2Fb', '..', 'x y', 'é*'];
-  const segs = ids.map(sampleKeySegment);
-  assert.equal(new Set(segs).size, ids.length);
-  for (const s of segs) assert.match(s, /^[A-Za-z0-9%_~!'()-]+$/);
-  for (const id of ids) assert.equal(samplePrefix('ev-1', id), EvalKeys.samplePrefix('ev-1', id));
-  assert.equal(evalIdFrom('nightly-run-2026-01-01T03:00:00Z'), 'nightly-run-2026-01-01T03_00_00Z');
 });

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { aggregateEvaluation } from '../../../activities/evaluation/aggregate.js';
-import type { EvaluationPointer, SampleEvaluation } from '../../../activities/evaluation/results.js';
+import type { EvaluationPointer, SampleEvaluation } from '../../../core/contracts/index.js';
 import { BadInputError } from '../../../activities/errors.js';
 import { pickGallery, renderEvaluationReport } from '../../../activities/reports/evaluation-report.js';
 import { barChart, lineChart, niceTicks } from '../../../activities/reports/svg.js';

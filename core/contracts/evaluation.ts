@@ -1,40 +1,13 @@
 /**
- * What an evaluation stores in S3, and where. Every key derives from the evaluation id and the
- * sample id, so a retried activity, a re-run child or a resumed evaluation rewrites the same
- * object instead of adding one: counting the objects under `samples/` counts each sample once.
- *
- * ```
- * evals/<evalId>/samples/<sample>.json         one SampleEvaluation per sample
- * evals/<evalId>/samples/<sample>/…            predicted masks, overlay thumbnail, trajectory
- * evals/<evalId>/summary.json                  EvaluationSummary (aggregates)
- * evals/<evalId>/report.html | report.json     the report
- * evals/by-dataset/<datasetSha>/<evalId>.json  one line per evaluation of a dataset (checkpoint curves)
- * ```
+ * What an evaluation stores in S3 (keys: `EvalKeys` in keys.ts). Every key derives from the
+ * evaluation id and the sample id, so a retried activity, a re-run child or a resumed evaluation
+ * rewrites the same object instead of adding one: counting the objects under `samples/` counts each
+ * sample once.
  */
 import { z } from 'zod';
-import { artifactRefSchema, type ArtifactRef } from '../../core/artifacts.js';
-import type { JFSummary } from '../../core/metrics/summary.js';
-
-/** Evaluation ids double as the search ledger's run id, so they use its alphabet. */
-export const evalIdPattern = /^[A-Za-z0-9._-]{1,200}$/;
-
-/** A sample id as one path segment: injective (percent-encoding), so two ids never share a key. */
-export function sampleKeySegment(sampleId: string): string {
-  return encodeURIComponent(sampleId).replace(/\./g, '%2E').replace(/\*/g, '%2A');
-}
-
-export const EvalKeys = {
-  root: (evalId: string) => `evals/${evalId}`,
-  samplesPrefix: (evalId: string) => `evals/${evalId}/samples/`,
-  sampleResult: (evalId: string, sampleId: string) =>
-    `evals/${evalId}/samples/${sampleKeySegment(sampleId)}.json`,
-  samplePrefix: (evalId: string, sampleId: string) => `evals/${evalId}/samples/${sampleKeySegment(sampleId)}`,
-  summary: (evalId: string) => `evals/${evalId}/summary.json`,
-  reportHtml: (evalId: string) => `evals/${evalId}/report.html`,
-  reportJson: (evalId: string) => `evals/${evalId}/report.json`,
-  byDatasetPrefix: (datasetSha: string) => `evals/by-dataset/${datasetSha}/`,
-  byDataset: (datasetSha: string, evalId: string) => `evals/by-dataset/${datasetSha}/${evalId}.json`,
-} as const;
+import { artifactRefSchema, type ArtifactRef } from '../artifacts.js';
+import type { JFSummary } from '../metrics/summary.js';
+import { searchRecordSchema } from './rollout.js';
 
 const num = z.number();
 
@@ -54,7 +27,7 @@ export const outcomeRewardSchema = z.object({
 });
 export type OutcomeReward = z.infer<typeof outcomeRewardSchema>;
 
-/** One sample's evaluation, as stored at {@link EvalKeys.sampleResult}. */
+/** One sample's evaluation, as stored at `EvalKeys.sampleResult` (keys.ts). */
 export const sampleEvaluationSchema = z.object({
   schema: z.literal('segflow.eval-sample/1'),
   evalId: z.string(),
@@ -83,9 +56,7 @@ export const sampleEvaluationSchema = z.object({
   promptTokens: num,
   completionTokens: num,
   policyVersion: num,
-  searches: z.array(
-    z.object({ tool: z.string(), query: z.string(), backend: z.string(), cached: z.boolean() }),
-  ),
+  searches: z.array(searchRecordSchema),
   keyframe: num.nullable(),
   box: z.array(num).nullable(),
   record: artifactRefSchema,

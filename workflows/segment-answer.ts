@@ -1,0 +1,84 @@
+/**
+ * Ground and segment: a usable answer (keyframe, box, point in the 0–1000 frame) becomes masks.
+ * An image is segmented once; a video's frames are listed (extracted from the video first when the
+ * media has no stored frame list), the keyframe is located in the list, and SAM2 is prompted there
+ * and propagated over every frame. Shared by `segmentQuery` and `evaluateSample`.
+ */
+import { ApplicationFailure } from '@temporalio/workflow';
+import type { ArtifactRef } from '../core/artifacts.js';
+import { ErrorTypes } from '../core/contracts/errors.js';
+import { ArtifactKeys } from '../core/contracts/keys.js';
+import { answerPrompt } from '../core/protocol/coordinates.js';
+import type { CheckedAnswer } from '../core/rollout/agent-loop.js';
+import { mediaWork, queryGlue, segmenter } from './activity-classes.js';
+
+export type UsableAnswer = Extract<CheckedAnswer, { status: 'ok' }>;
+
+/** What is segmented: an image, or a video as a stored frame list and/or the stored video. */
+export type AnswerMedia =
+  { kind: 'image'; image: ArtifactRef } | { kind: 'video'; frameSet?: ArtifactRef; video?: ArtifactRef };
+
+export interface SegmentAnswerInput {
+  answer: UsableAnswer;
+  media: AnswerMedia;
+  /** An image's mask goes to `<prefix>/mask.png`. */
+  prefix: string;
+  /** Where a video's per-frame masks go. @default prefix */
+  videoMasksPrefix?: string;
+  /** Names the media in errors ("sample cat_01", "query q-1"). */
+  label: string;
+  /** Overrides segment.modelsDir on the segment workers. */
+  modelsDir?: string;
+}
+
+export type SegmentedAnswer =
+  | { kind: 'image'; mask: ArtifactRef; keyframeIndex: 0 }
+  | {
+      kind: 'video';
+      manifest: ArtifactRef;
+      frameSet: ArtifactRef;
+      frameUris: string[];
+      keyframeIndex: number;
+    };
+
+export async function segmentAnswer(input: SegmentAnswerInput): Promise<SegmentedAnswer> {
+  const { answer, media } = input;
+  const prompt = answerPrompt(answer);
+  const modelsDir = input.modelsDir ? { modelsDir: input.modelsDir } : {};
+  if (media.kind === 'image') {
+    const seg = await segmenter.segmentImage({
+      image: media.image.uri,
+      prompt,
+      outputKey: ArtifactKeys.imageMask(input.prefix),
+      ...modelsDir,
+    });
+    return { kind: 'image', mask: seg.mask, keyframeIndex: 0 };
+  }
+  const frameSet = media.frameSet ?? (await extractAllFrames(media.video, input.label));
+  const list = await queryGlue.queryFrameList({ frameSet });
+  const keyframeIndex = list.fids.indexOf(answer.keyframe);
+  if (keyframeIndex < 0) {
+    throw ApplicationFailure.nonRetryable(
+      `keyframe ${answer.keyframe} is not a frame of ${input.label}`,
+      ErrorTypes.badInput,
+    );
+  }
+  const seg = await segmenter.segmentVideo({
+    frames: list.uris,
+    keyframe: keyframeIndex,
+    prompt,
+    outputPrefix: input.videoMasksPrefix ?? input.prefix,
+    ...modelsDir,
+  });
+  return { kind: 'video', manifest: seg.manifest, frameSet, frameUris: list.uris, keyframeIndex };
+}
+
+async function extractAllFrames(video: ArtifactRef | undefined, label: string): Promise<ArtifactRef> {
+  if (!video) {
+    throw ApplicationFailure.nonRetryable(
+      `${label} has neither a frame list nor a video`,
+      ErrorTypes.badInput,
+    );
+  }
+  return (await mediaWork.mediaExtractFrames({ video, indices: 'all' })).frameSet;
+}
