@@ -31,7 +31,7 @@ import type { EvaluationActivities, EvalPlanSample } from '../activities/evaluat
 import type { EvaluationSummary } from '../activities/evaluation/results.js';
 import type { createSearchActivities } from '../activities/search/activities.js';
 import { rollout, type RolloutInput, type RolloutSummary } from './rollout.js';
-import { mediaWork, queryGlue, segmenter } from './activity-classes.js';
+import { mediaWork, queryGlue, segmenter } from './proxies.js';
 
 type SearchActivities = ReturnType<typeof createSearchActivities>;
 

@@ -15,9 +15,9 @@ import type { ArtifactRef } from '../core/artifacts.js';
 import { TaskQueues } from '../core/queues.js';
 import type { Ability } from '../core/protocol/prompts.js';
 import { boxToPixels, pointToPixels, QWEN3VL } from '../core/protocol/coordinates.js';
-import type { CheckedAnswer, RolloutSettings } from '../core/rollout/agent-loop.js';
+import type { CheckedAnswer, RolloutSettings } from '../core/rollout/turn-rules.js';
 import { rollout, type RolloutInput, type RolloutSummary } from './rollout.js';
-import { mediaWork, queryGlue, segmenter } from './activity-classes.js';
+import { mediaWork, queryGlue, segmenter } from './proxies.js';
 
 export interface SegmentQueryInput {
   /** A file or folder path the media workers can read, or an s3:// URI. */

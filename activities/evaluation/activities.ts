@@ -11,7 +11,7 @@ import sharp from 'sharp';
 import { z } from 'zod';
 import { artifactRefSchema, type ArtifactRef } from '../../core/artifacts.js';
 import { ABILITIES, type Ability } from '../../core/protocol/prompts.js';
-import type { AnswerStatus } from '../../core/rollout/agent-loop.js';
+import type { AnswerStatus } from '../../core/rollout/turn-rules.js';
 import type { PreparedDatasetIndex, PreparedSample } from '../datasets/prepare.js';
 import { BadInputError, activityFailure } from '../errors.js';
 import { heartbeat, parseActivityInput } from '../edge.js';
