@@ -1,13 +1,13 @@
 // The price of durability: a rollout of 7 model calls and 6 searches against zero-latency local
 // backends (a local OpenAI-compatible server, the embedded corpus), run as the `rollout` workflow
 // on the dev stack (real Temporal server, in-process workers) and as the very same agent loop
-// (core/rollout/loop.ts) calling the same activity functions directly, in one process.
+// (core/rollout/agent-loop.ts) calling the same activity functions directly, in one process.
 // Needs the dev stack (`segr dev up`). Run: node dist/bench/orchestration.bench.js [rollouts]
 import { randomUUID } from 'node:crypto';
 import sharp from 'sharp';
 import { TaskQueues } from '../core/queues.js';
-import { DEFAULT_ROLLOUT_SETTINGS } from '../core/rollout/agent-loop.js';
-import { runAgentLoop, toPolicyMessages, type RolloutSample } from '../core/rollout/loop.js';
+import { DEFAULT_ROLLOUT_SETTINGS } from '../core/rollout/turn-rules.js';
+import { runAgentLoop, toPolicyMessages, type RolloutSample } from '../core/rollout/agent-loop.js';
 import { loadConfig } from '../activities/runtime/config-loader.js';
 import { createLogger } from '../activities/runtime/logger.js';
 import { ArtifactStore } from '../activities/storage/artifact-store.js';

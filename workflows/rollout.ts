@@ -20,14 +20,14 @@ import {
   type RolloutMessage,
   type RolloutSettings,
   type StopReason,
-} from '../core/rollout/agent-loop.js';
+} from '../core/rollout/turn-rules.js';
 import {
   runAgentLoop,
   toPolicyMessages,
   type RolloutProgress,
   type RolloutSample,
   type TurnRecord,
-} from '../core/rollout/loop.js';
+} from '../core/rollout/agent-loop.js';
 import type { PolicyTurnOutput, RolloutActivities } from '../activities/rollout/activities.js';
 import type { PolicyGenerateInput } from '../activities/policy/activities.js';
 import type { createSearchActivities } from '../activities/search/activities.js';
@@ -37,7 +37,7 @@ type SearchActivities = ReturnType<typeof createSearchActivities>;
 type Sampling = NonNullable<PolicyGenerateInput['sampling']>;
 type BackendName = NonNullable<Parameters<SearchActivities['searchTool']>[0]['backend']>;
 
-export type { RolloutProgress, SampledFrameRef, TurnRecord } from '../core/rollout/loop.js';
+export type { RolloutProgress, SampledFrameRef, TurnRecord } from '../core/rollout/agent-loop.js';
 
 export interface RolloutInput {
   /** Deterministic id: request ids and S3 keys derive from it. */

@@ -9,8 +9,8 @@ import type { ArtifactRef } from '../core/artifacts.js';
 import { ErrorTypes } from '../core/contracts/errors.js';
 import { ArtifactKeys } from '../core/contracts/keys.js';
 import { answerPrompt } from '../core/protocol/coordinates.js';
-import type { CheckedAnswer } from '../core/rollout/agent-loop.js';
-import { mediaWork, queryGlue, segmenter } from './activity-classes.js';
+import type { CheckedAnswer } from '../core/rollout/turn-rules.js';
+import { mediaWork, queryGlue, segmenter } from './proxies.js';
 
 export type UsableAnswer = Extract<CheckedAnswer, { status: 'ok' }>;
 

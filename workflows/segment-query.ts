@@ -16,9 +16,9 @@ import { QueryKeys, WorkflowIds } from '../core/contracts/keys.js';
 import { TaskQueues } from '../core/queues.js';
 import type { Ability } from '../core/protocol/prompts.js';
 import { boxToPixels, pointToPixels, QWEN3VL } from '../core/protocol/coordinates.js';
-import type { CheckedAnswer, RolloutSettings } from '../core/rollout/agent-loop.js';
+import type { CheckedAnswer, RolloutSettings } from '../core/rollout/turn-rules.js';
 import { rollout, type RolloutInput, type RolloutSummary } from './rollout.js';
-import { mediaWork, queryGlue } from './activity-classes.js';
+import { mediaWork, queryGlue } from './proxies.js';
 import { segmentAnswer } from './segment-answer.js';
 
 export interface SegmentQueryInput {

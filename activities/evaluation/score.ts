@@ -14,7 +14,7 @@ import {
   type OutcomeReward,
   type SampleEvaluation,
 } from '../../core/contracts/index.js';
-import type { AnswerStatus } from '../../core/rollout/agent-loop.js';
+import type { AnswerStatus } from '../../core/rollout/turn-rules.js';
 import type { PreparedSample } from '../datasets/prepare.js';
 import { BadInputError } from '../errors.js';
 import { heartbeat, parseActivityInput } from '../edge.js';

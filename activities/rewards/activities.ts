@@ -14,8 +14,8 @@ import {
 } from '../../core/rewards/score.js';
 import { rewardSettings, type RewardPresetName } from '../../core/rewards/settings.js';
 import type { SampleGroundTruth } from '../../core/rewards/terms.js';
-import { gateOutcome } from '../../core/rollout/reward-gate.js';
-import type { AnswerStatus } from '../../core/rollout/agent-loop.js';
+import { gateOutcome } from '../../core/rewards/gate.js';
+import type { AnswerStatus } from '../../core/rollout/turn-rules.js';
 import { activityFailure } from '../errors.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 

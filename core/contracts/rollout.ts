@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { artifactRefSchema } from '../artifacts.js';
-import { StopReasons, type CheckedAnswer, type StopReason } from '../rollout/agent-loop.js';
+import { StopReasons, type CheckedAnswer, type StopReason } from '../rollout/turn-rules.js';
 
 /** One search the policy made, as the trajectory and the evaluation record it. */
 export const searchRecordSchema = z.strictObject({

@@ -1,4 +1,7 @@
-/** GRPO/DAPO math: group advantages, dynamic sampling, PPO-clip loss, per-token masks (spec §6). */
+/**
+ * GRPO/DAPO math (spec §6): group advantages and dynamic sampling (used by the workflows), and the
+ * PPO-clip loss and per-token masks (test-only: a TypeScript cross-check of the Python trainer's loss).
+ */
 export * from './advantages.js';
 export * from './loss.js';
 export * from './masks.js';

@@ -1,7 +1,11 @@
 /**
  * PPO-clip policy loss per token, with clip-higher (asymmetric ε) and dual clip, as verl's
- * `compute_policy_loss` (spec §6.2), and token-mean aggregation. Pure numbers, so the Python
- * trainer can be checked against the same hand-computed values.
+ * `compute_policy_loss` (spec §6.2), and token-mean aggregation.
+ *
+ * Test-only: no workflow or activity calls this. The loss that trains is Python's
+ * (trainer/segflow_trainer/loss.py, run by update.py); this file is its TypeScript cross-check, held to
+ * the same hand-computed values (trainer/tests/ppo_hand_values.json) by
+ * test/unit/trainer/ppo-hand-values.test.ts and test/unit/core/grpo.test.ts.
  *
  *   ρ = exp(clamp(logπ − logπ_old, −20, 20))
  *   L1 = −A·ρ,  L2 = −A·clip(ρ, 1 − ε_low, 1 + ε_high),  L = max(L1, L2)

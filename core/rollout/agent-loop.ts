@@ -1,153 +1,232 @@
 /**
- * The pure parts of the Seg-ReSearch agent loop (spec §3.3): what a
- * generation means (an action to execute or a stop), observation truncation, and the answer check
- * that turns malformed output into a stop reason instead of a failure. Deterministic: the rollout
- * workflow and the in-process benchmark baseline run exactly this logic.
+ * The Seg-ReSearch agent loop (spec §3.3) over abstract operations: generate, search, keyframe.
+ * The `rollout` workflow runs it with activities as the operations (each a durable step); the
+ * orchestration benchmark runs the very same loop with direct calls, to price durability.
+ * Deterministic given the operations' results.
  */
 import type { ArtifactRef } from '../artifacts.js';
-import { ACTION_STOP_STRINGS } from '../protocol/tags.js';
-import { parseFinalAnswer, type Box, type Point } from '../protocol/actions.js';
+import { routeAction, ToolMessages } from '../protocol/actions.js';
+import { buildPromptMessages, type Ability } from '../protocol/prompts.js';
+import type { SearchToolName } from '../protocol/tags.js';
+import {
+  checkAnswer,
+  classifyGeneration,
+  estimateTokens,
+  StopReasons,
+  truncateObservation,
+  type CheckedAnswer,
+  type RolloutMessage,
+  type RolloutSettings,
+  type StopReason,
+} from './turn-rules.js';
 
-/**
- * Knobs of the loop; defaults are the 4B training script's (spec §3.3). The token budget
- * (max_response_length, max_action_length) is the policy client's: it knows the server's limits.
- */
-export interface RolloutSettings {
-  /** Tool calls allowed; generations are maxTurns + 1. @default 6 */
-  maxTurns: number;
-  /** Max tokens of one observation. @default 4096 */
-  maxObsLength: number;
-  /**
-   * Characters per token used to size observations before the server has tokenised them (the
-   * workflow holds no tokenizer; the server's usage counts stay authoritative for the budget).
-   * @default 3.5
-   */
-  charsPerToken: number;
-  /** Visual tokens charged per image when estimating the context. @default 196 */
-  tokensPerImage: number;
+export interface SampledFrameRef {
+  /** Frame id as shown to the policy (`frame {fid} <image>`). */
+  fid: number;
+  /** The policy-size copy (448²). */
+  policy: ArtifactRef;
+  /** The original frame (the keyframe tool resizes it to 864²). */
+  original: ArtifactRef;
 }
 
-export const DEFAULT_ROLLOUT_SETTINGS: RolloutSettings = {
-  maxTurns: 6,
-  maxObsLength: 4096,
-  charsPerToken: 3.5,
-  tokensPerImage: 196,
-};
-
-export const StopReasons = {
-  /** The model ended without an action (EOS): the normal end after `<answer>`. */
-  modelChoseToFinish: 'model_chose_to_finish',
-  /** An action on the last allowed step (it is not executed). */
-  maxTurnsReached: 'max_turns_reached',
-  /** The generation hit its token cap (finish_reason "length"). */
-  maxResponseLengthReached: 'max_response_length_reached',
-  /** No token budget left before a generation. */
-  maxModelLenExceeded: 'max_model_len_exceeded',
-} as const;
-export type StopReason = (typeof StopReasons)[keyof typeof StopReasons];
-
-export type GenerationOutcome = { kind: 'action'; stop: string } | { kind: 'stop'; reason: StopReason };
-
-/**
- * What a generation means: an action when it stopped on an action stop string (and turns remain),
- * else the matching stop reason. `step` counts generations from 0.
- */
-export function classifyGeneration(
-  text: string,
-  finishReason: string,
-  step: number,
-  s: RolloutSettings,
-): GenerationOutcome {
-  const stop = ACTION_STOP_STRINGS.find((t) => text.trimEnd().endsWith(t));
-  if (finishReason === 'stop' && stop !== undefined) {
-    return step < s.maxTurns
-      ? { kind: 'action', stop }
-      : { kind: 'stop', reason: StopReasons.maxTurnsReached };
-  }
-  if (finishReason === 'length') return { kind: 'stop', reason: StopReasons.maxResponseLengthReached };
-  // The policy client sends no request when the context budget is spent (spec §3.3).
-  if (finishReason === StopReasons.maxModelLenExceeded)
-    return { kind: 'stop', reason: StopReasons.maxModelLenExceeded };
-  return { kind: 'stop', reason: StopReasons.modelChoseToFinish };
+export interface RolloutSample {
+  id: string;
+  question: string;
+  ability: Ability;
+  frames: SampledFrameRef[];
 }
 
-/**
- * Cuts an observation to its token budget as the reference does: text-only keeps the LAST part,
- * with images the FIRST part (never cutting inside an `<image>` placeholder); both get
- * "...(truncated)".
- */
-export function truncateObservation(text: string, hasImages: boolean, s: RolloutSettings): string {
-  const maxChars = Math.floor(s.maxObsLength * s.charsPerToken);
-  if (text.length <= maxChars) return text;
-  if (!hasImages) return `${text.slice(text.length - maxChars)}...(truncated)`;
-  let cut = text.slice(0, maxChars);
-  // Do not leave half of an `<image>` placeholder at the end.
-  const open = cut.lastIndexOf('<');
-  if (open >= 0 && '<image>'.startsWith(cut.slice(open)) && text.startsWith('<image>', open))
-    cut = cut.slice(0, open);
-  return `${cut}...(truncated)`;
+export interface Generation {
+  text: string;
+  finishReason: string;
+  promptTokens: number;
+  completionTokens: number;
+  latencyMs: number;
+  /** The host whose policy server answered. */
+  hostId: string;
 }
 
-/** Estimated tokens of an observation (used only until the server reports the real count). */
-export function estimateTokens(text: string, images: number, s: RolloutSettings): number {
-  return Math.ceil(text.length / s.charsPerToken) + images * s.tokensPerImage;
+export interface SearchObservation {
+  observation: string;
+  images: ArtifactRef[];
+  backend: string;
+  cached: boolean;
 }
 
-/** A chat message whose `<image>` placeholders refer, in order, to `images`. */
-export interface RolloutMessage {
-  role: 'system' | 'user' | 'assistant';
-  content: string;
-  images?: ArtifactRef[];
+export interface RolloutOps {
+  /** One generation; `contextTokens` is the context so far (absent on the first turn). */
+  generate(req: { step: number; messages: RolloutMessage[]; contextTokens?: number }): Promise<Generation>;
+  search(req: { tool: SearchToolName; query: string }): Promise<SearchObservation>;
+  /** The high-resolution keyframe image. */
+  keyframe(frame: ArtifactRef): Promise<ArtifactRef>;
+  onProgress?(progress: RolloutProgress): void;
 }
 
-export type AnswerStatus =
-  'ok' | 'no_keyframe' | 'no_answer' | 'keyframe_not_sampled' | 'coordinates_out_of_range' | 'degenerate_box';
+export interface TurnRecord {
+  step: number;
+  text: string;
+  finishReason: string;
+  promptTokens: number;
+  completionTokens: number;
+  latencyMs: number;
+  hostId: string;
+  action?: { tool: 'search' | 'keyframe' | 'none'; detail: string };
+  observation?: { content: string; images: ArtifactRef[]; cached?: boolean };
+}
 
-/** A usable segmentation prompt, or why there is none. */
-export type CheckedAnswer =
-  | { status: 'ok'; keyframe: number; box: Box; point: Point | null; problems: string[] }
-  | {
-      status: Exclude<AnswerStatus, 'ok'>;
-      keyframe: number | null;
-      box: Box | null;
-      point: Point | null;
-      problems: string[];
-    };
+export interface RolloutProgress {
+  turn: number;
+  step: 'think' | 'search' | 'keyframe' | 'answer' | 'done';
+  lastAction?: string;
+}
 
-/**
- * Validates the final answer (0–1000 coordinates) against the sampled frames. A malformed answer
- * is a status with reasons, never an exception: the rollout ends normally with zero outcome reward.
- */
-export function checkAnswer(
-  response: string,
-  sampledFrameIds: readonly number[],
-  scale = 1000,
-): CheckedAnswer {
-  const a = parseFinalAnswer(response);
-  const fail = (status: Exclude<AnswerStatus, 'ok'>, why: string): CheckedAnswer => ({
-    status,
-    keyframe: a.keyframe,
-    box: a.box,
-    point: a.point,
-    problems: [...a.problems, why],
+export interface AgentLoopResult {
+  messages: RolloutMessage[];
+  turns: TurnRecord[];
+  /** The decoded response as the reward reads it: generations and observations, prompt excluded. */
+  responseText: string;
+  stopReason: StopReason;
+  answer: CheckedAnswer;
+  searches: { tool: string; query: string; backend: string; cached: boolean }[];
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** A chat message as the policy activity takes it: images as S3 references, in place. */
+export interface PolicyMessage {
+  role: RolloutMessage['role'];
+  content: string | ({ type: 'text'; text: string } | { type: 'image'; image: ArtifactRef })[];
+}
+
+/** `<image>` placeholders become image parts, in order; extra images follow (as the reference appends placeholders). */
+export function toPolicyMessages(messages: readonly RolloutMessage[]): PolicyMessage[] {
+  return messages.map((m) => {
+    if (!m.images || m.images.length === 0) return { role: m.role, content: m.content };
+    const parts: Exclude<PolicyMessage['content'], string> = [];
+    const pieces = m.content.split('<image>');
+    pieces.forEach((text, i) => {
+      if (text) parts.push({ type: 'text', text });
+      const image = m.images![i];
+      if (i < pieces.length - 1 && image) parts.push({ type: 'image', image });
+    });
+    for (const image of m.images.slice(pieces.length - 1)) parts.push({ type: 'image', image });
+    return { role: m.role, content: parts };
   });
-  if (a.keyframe === null) return fail('no_keyframe', 'no keyframe was chosen');
-  if (!sampledFrameIds.includes(a.keyframe)) {
-    return fail(
-      'keyframe_not_sampled',
-      `keyframe ${a.keyframe} is not one of the sampled frames [${sampledFrameIds.join(', ')}]`,
-    );
+}
+
+export async function runAgentLoop(
+  sample: RolloutSample,
+  s: RolloutSettings,
+  ops: RolloutOps,
+): Promise<AgentLoopResult> {
+  const frameIds = sample.frames.map((f) => f.fid);
+  const progress: RolloutProgress = { turn: 0, step: 'think' };
+  const report = () => ops.onProgress?.({ ...progress });
+  const prompt = buildPromptMessages({ ability: sample.ability, frameIds, question: sample.question });
+  const messages: RolloutMessage[] = [
+    prompt[0]!,
+    { ...prompt[1]!, images: sample.frames.map((f) => f.policy) },
+  ];
+  const turns: TurnRecord[] = [];
+  const searches: AgentLoopResult['searches'] = [];
+  let responseText = '';
+  let contextTokens = 0;
+  let pendingObsTokens = 0;
+  let stopReason: StopReason | undefined;
+  let promptTokens = 0;
+  let completionTokens = 0;
+
+  for (let step = 0; step <= s.maxTurns; step++) {
+    progress.turn = step;
+    progress.step = 'think';
+    report();
+    const out = await ops.generate({
+      step,
+      messages,
+      ...(step > 0 ? { contextTokens: contextTokens + pendingObsTokens } : {}),
+    });
+    promptTokens += out.promptTokens;
+    completionTokens += out.completionTokens;
+    contextTokens = out.promptTokens + out.completionTokens;
+    pendingObsTokens = 0;
+    messages.push({ role: 'assistant', content: out.text });
+    responseText += out.text;
+    const turn: TurnRecord = {
+      step,
+      text: out.text,
+      finishReason: out.finishReason,
+      promptTokens: out.promptTokens,
+      completionTokens: out.completionTokens,
+      latencyMs: out.latencyMs,
+      hostId: out.hostId,
+    };
+    turns.push(turn);
+
+    const outcome = classifyGeneration(out.text, out.finishReason, step, s);
+    if (outcome.kind === 'stop') {
+      stopReason = outcome.reason;
+      break;
+    }
+    const routed = routeAction(out.text);
+    let obsText: string;
+    let obsImages: ArtifactRef[] = [];
+    if (routed.tool === 'search') {
+      if (routed.action.kind === 'call') {
+        progress.step = 'search';
+        progress.lastAction = `${routed.action.tool}: ${routed.action.query}`;
+        report();
+        const result = await ops.search({ tool: routed.action.tool, query: routed.action.query });
+        obsText = result.observation;
+        obsImages = result.images;
+        searches.push({
+          tool: routed.action.tool,
+          query: routed.action.query,
+          backend: result.backend,
+          cached: result.cached,
+        });
+        turn.action = { tool: 'search', detail: progress.lastAction };
+        turn.observation = { content: obsText, images: obsImages, cached: result.cached };
+      } else {
+        // Malformed search JSON: the tool's error string is the observation (the model may recover).
+        obsText = routed.action.observation;
+        turn.action = { tool: 'search', detail: 'invalid' };
+        turn.observation = { content: obsText, images: [] };
+      }
+    } else if (routed.tool === 'keyframe') {
+      progress.step = 'keyframe';
+      progress.lastAction = `keyframe ${routed.frameId}`;
+      report();
+      const frame = sample.frames.find((f) => f.fid === routed.frameId);
+      if (frame) {
+        obsImages = [await ops.keyframe(frame.original)];
+        obsText = ToolMessages.keyframeHighRes;
+      } else {
+        obsText = ToolMessages.keyframeNotAvailable(frameIds);
+      }
+      turn.action = { tool: 'keyframe', detail: String(routed.frameId) };
+      turn.observation = { content: obsText, images: obsImages };
+    } else {
+      // No tool accepts the action: an empty observation, not done (the tool server's rule).
+      obsText = '';
+      turn.action = { tool: 'none', detail: routed.invalidReason };
+      turn.observation = { content: '', images: [] };
+    }
+    obsText = truncateObservation(obsText, obsImages.length > 0, s);
+    messages.push({ role: 'user', content: obsText, ...(obsImages.length ? { images: obsImages } : {}) });
+    responseText += obsText;
+    pendingObsTokens = estimateTokens(obsText, obsImages.length, s);
   }
-  if (a.box === null) return fail('no_answer', 'no usable bbox_2d');
-  const inRange = (v: number) => Number.isFinite(v) && v >= 0 && v <= scale;
-  if (![...a.box, ...(a.point ?? [])].every(inRange)) {
-    return fail(
-      'coordinates_out_of_range',
-      `coordinates must lie in [0, ${scale}]: box ${JSON.stringify(a.box)}, point ${JSON.stringify(a.point)}`,
-    );
-  }
-  if (a.box[2] <= a.box[0] || a.box[3] <= a.box[1]) {
-    return fail('degenerate_box', `bbox_2d ${JSON.stringify(a.box)} has no area (need x1 < x2 and y1 < y2)`);
-  }
-  return { status: 'ok', keyframe: a.keyframe, box: a.box, point: a.point, problems: a.problems };
+  stopReason ??= StopReasons.maxTurnsReached;
+  progress.step = 'answer';
+  report();
+  return {
+    messages,
+    turns,
+    responseText,
+    stopReason,
+    answer: checkAnswer(responseText, frameIds),
+    searches,
+    promptTokens,
+    completionTokens,
+  };
 }

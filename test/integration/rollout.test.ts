@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { TaskQueues } from '../../core/queues.js';
 import { scoreTrajectory } from '../../core/rewards/score.js';
-import { gateOutcome } from '../../core/rollout/reward-gate.js';
+import { gateOutcome } from '../../core/rewards/gate.js';
 import type { SegmentQueryResult } from '../../workflows/segment-query.js';
 import type { Trajectory } from '../../workflows/rollout.js';
 import { startFakePolicyServer, type FakePolicyServer, type WireMessage } from '../servers/openai-server.js';

@@ -4,7 +4,7 @@ The nano policy is multimodal: its log-probabilities depend on the trajectory's 
 text-only Hugging Face path this family reads each message's images from S3 (the batch's per-message
 `images` refs, the very bytes the rollout sent to the policy server) and rebuilds the conversation
 exactly as nano/policy_server.py encodes it: text pieces and image parts in order (`<image>`
-placeholders become the image parts, as core/rollout/loop.ts `toPolicyMessages` orders them).
+placeholders become the image parts, as core/rollout/agent-loop.ts `toPolicyMessages` orders them).
 
 Token roles, from encoding the conversation prefix by prefix (each message extends the previous
 ones): the prompt and observations are context (mask 0); an assistant turn is `<assistant>` (header,

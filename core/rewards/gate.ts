@@ -3,10 +3,11 @@
  * SAM2 cannot use (coordinates outside 0–1000, a box with no area) can still earn R_point and
  * R_frame. Training on such answers teaches the policy output that inference rejects, so the
  * rollout group zeroes the outcome of any answer that `checkAnswer` did not accept. Turn it off
- * (`gateOutcome: false` in the group input) to train with the reference reward exactly.
+ * (`reward.gate: false` in the rolloutGroup input, workflows/rollout-group.ts; `reward.gate` in the
+ * training config) to train with the reference reward exactly.
  */
-import type { RewardBreakdown } from '../rewards/score.js';
-import type { AnswerStatus } from './agent-loop.js';
+import type { RewardBreakdown } from './score.js';
+import type { AnswerStatus } from '../rollout/turn-rules.js';
 
 export function gateOutcome(reward: RewardBreakdown, status: AnswerStatus): RewardBreakdown {
   if (status === 'ok' || reward.outcome === 0) return reward;

@@ -6,7 +6,7 @@ import {
   classifyGeneration,
   DEFAULT_ROLLOUT_SETTINGS as S,
   truncateObservation,
-} from '../../../core/rollout/agent-loop.js';
+} from '../../../core/rollout/turn-rules.js';
 
 test('a generation ending on an action stop string is an action until the last step', () => {
   const search = '<thinking>x</thinking><search>{"name":"text_search","query":"q"}</search>';
