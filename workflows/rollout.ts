@@ -12,21 +12,15 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { RolloutSummary, SearchRecord } from '../core/contracts/rollout.js';
+import type { RolloutSummary } from '../core/contracts/rollout.js';
 import { hostQueue, TaskQueues } from '../core/queues.js';
-import {
-  DEFAULT_ROLLOUT_SETTINGS,
-  type CheckedAnswer,
-  type RolloutMessage,
-  type RolloutSettings,
-  type StopReason,
-} from '../core/rollout/turn-rules.js';
+import { DEFAULT_ROLLOUT_SETTINGS, type RolloutSettings } from '../core/rollout/turn-rules.js';
 import {
   runAgentLoop,
   toPolicyMessages,
   type RolloutProgress,
+  type AgentLoopResult,
   type RolloutSample,
-  type TurnRecord,
 } from '../core/rollout/agent-loop.js';
 import type { PolicyTurnOutput, RolloutActivities } from '../activities/rollout/activities.js';
 import type { PolicyGenerateInput } from '../activities/policy/activities.js';
@@ -52,19 +46,13 @@ export interface RolloutInput {
   runId?: string;
 }
 
-export interface Trajectory {
+/** The full trajectory as stored in S3: the agent loop's result with its ids, version and settings. */
+export type Trajectory = Omit<AgentLoopResult, 'promptTokens' | 'completionTokens'> & {
   trajectoryId: string;
   sampleId: string;
   policyVersion: number;
-  messages: RolloutMessage[];
-  turns: TurnRecord[];
-  /** The decoded response as the reward reads it: generations and observations, prompt excluded. */
-  responseText: string;
-  stopReason: StopReason;
-  answer: CheckedAnswer;
-  searches: SearchRecord[];
   settings: RolloutSettings;
-}
+};
 
 export type { RolloutSummary } from '../core/contracts/rollout.js';
 

@@ -8,6 +8,7 @@ import type { ArtifactRef } from '../artifacts.js';
 import { routeAction, ToolMessages } from '../protocol/actions.js';
 import { buildPromptMessages, type Ability } from '../protocol/prompts.js';
 import type { SearchToolName } from '../protocol/tags.js';
+import type { SearchRecord } from '../contracts/rollout.js';
 import {
   checkAnswer,
   classifyGeneration,
@@ -62,17 +63,12 @@ export interface RolloutOps {
   onProgress?(progress: RolloutProgress): void;
 }
 
-export interface TurnRecord {
+/** One turn of the trajectory: the generation, the action it asked for and what came back. */
+export type TurnRecord = Generation & {
   step: number;
-  text: string;
-  finishReason: string;
-  promptTokens: number;
-  completionTokens: number;
-  latencyMs: number;
-  hostId: string;
   action?: { tool: 'search' | 'keyframe' | 'none'; detail: string };
   observation?: { content: string; images: ArtifactRef[]; cached?: boolean };
-}
+};
 
 export interface RolloutProgress {
   turn: number;
@@ -87,7 +83,7 @@ export interface AgentLoopResult {
   responseText: string;
   stopReason: StopReason;
   answer: CheckedAnswer;
-  searches: { tool: string; query: string; backend: string; cached: boolean }[];
+  searches: SearchRecord[];
   promptTokens: number;
   completionTokens: number;
 }
