@@ -26,8 +26,7 @@ import torch
 
 from .batch import parse_batch
 from .errors import BadInputError, PolicyVersionConflictError
-from .hf_family import HfFamily
-from .nano_family import NanoFamily, is_nano_folder
+from .family import FamilySource, PolicyFamily, load_family
 from .loss import PpoClipSettings, low_var_kl, ppo_loss
 from .store import Store
 
@@ -219,23 +218,26 @@ def read_manifest(store: Store, uri: str) -> dict | None:
 
 @dataclass
 class LoadedPolicy:
-    """A policy version ready to train: its family (HfFamily | NanoFamily: kind, base_model,
-    tokenize, log_probs, parameters, weights, save, reference_log_probs) and the run's reference."""
+    """A policy version ready to train: its family (family.py) and the run's reference policy."""
 
-    family: Any
+    family: PolicyFamily
     reference: str
 
 
 def load_policy(store: Store, ref: PolicyRef, hp: Hyperparameters, work_dir: Path) -> tuple[LoadedPolicy, dict | None]:
+    """Version `ref` through the registered family that handles its folder (family.py)."""
     manifest = read_manifest(store, ref.uri)
     folder = fetch_policy(store, ref.uri, work_dir)
     reference = manifest["reference"] if manifest else ref.uri
-    if is_nano_folder(folder):
-        if hp.lora.rank > 0 or (manifest and manifest["kind"] == "lora"):
-            raise BadInputError(f"policy {ref.uri} is a nano policy: it is trained in full, not through LoRA (set lora.rank 0)")
-        return LoadedPolicy(NanoFamily(folder, store.get_bytes), reference), manifest
-    family = HfFamily.load(folder, ref.uri, manifest, hp.lora, lambda uri: fetch_policy(store, uri, work_dir))
-    return LoadedPolicy(family, reference), manifest
+    source = FamilySource(
+        folder=folder,
+        uri=ref.uri,
+        manifest=manifest,
+        lora=hp.lora,
+        fetch_folder=lambda uri: fetch_policy(store, uri, work_dir),
+        fetch_bytes=store.get_bytes,
+    )
+    return LoadedPolicy(load_family(source), reference), manifest
 
 
 def update_policy(
