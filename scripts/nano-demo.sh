@@ -106,7 +106,10 @@ trap cleanup EXIT
 SEGFLOW_POLICY_URL="$URL" SEGFLOW_SEGMENT_MODELS_DIR="$DIR/models/sam2" \
   SEGFLOW_TRAINING_POLICY_CACHE_DIR="$DIR/policy-cache" node bin/segr.js worker > "$LOGS/worker.log" 2>&1 &
 PIDS+=($!)
-(cd trainer && exec ../.venv/trainer/bin/python -m segflow_trainer.worker) > "$LOGS/trainer.log" 2>&1 &
+# the nano policy's trainer family is a plugin (nano/trainer_family.py): named in
+# SEGFLOW_TRAINER_FAMILIES and imported from the repository root
+(cd trainer && SEGFLOW_TRAINER_FAMILIES=nano.trainer_family PYTHONPATH="$(cd .. && pwd)${PYTHONPATH:+:$PYTHONPATH}" \
+  exec ../.venv/trainer/bin/python -m segflow_trainer.worker) > "$LOGS/trainer.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 120); do grep -q "trainer polling" "$LOGS/trainer.log" 2>/dev/null && break; sleep 0.5; done
 

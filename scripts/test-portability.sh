@@ -2,7 +2,8 @@
 # `make test-portability`: the numerics-sensitive tests once more under kernel settings other
 # machines of this kind run (an AMD EPYC has no AVX-512; thread counts differ), so a tolerance or a
 # result that holds only on this CPU fails here, not on the next person's machine:
-#   the nano pytest suite (nano/tests), the trainer pytest suite (trainer/tests), and the J&F /
+#   the nano pytest suite (nano/tests), the trainer pytest suite (trainer/tests, with the nano
+#   policy family's nano/tests/test_trainer_family.py, which needs the trainer venv), and the J&F /
 #   metric / ground-truth goldens (dist/test/unit: core/metrics, core/groundtruth,
 #   core/protocol-golden, cli/eval-masks)
 # under each of these settings (torch's ATen kernels, MKL's BLAS and oneDNN capped together, as on
@@ -53,7 +54,9 @@ for s in $SETTINGS; do
   ok=1
   env $vars PYTHONPATH=. "$NANO_PY" -W ignore -m pytest -q -p no:cacheprovider nano/tests 2>&1 | tail -n 3
   [[ ${PIPESTATUS[0]} -eq 0 ]] || ok=0
-  env $vars "$TRAINER_PY" -m pytest -q -p no:cacheprovider trainer/tests 2>&1 | tail -n 3
+  # the nano policy family (a trainer plugin) runs in the trainer venv, beside the trainer's suite
+  env $vars PYTHONPATH=.:trainer SEGFLOW_TRAINER_FAMILIES=nano.trainer_family \
+    "$TRAINER_PY" -m pytest -q -p no:cacheprovider trainer/tests nano/tests/test_trainer_family.py 2>&1 | tail -n 3
   [[ ${PIPESTATUS[0]} -eq 0 ]] || ok=0
   env $vars node --test "${GOLDENS[@]}" > "$NODE_LOG" 2>&1 || { ok=0; tail -n 40 "$NODE_LOG"; }
   echo "    goldens: $(grep -E '^(# |ℹ )(pass|fail) ' "$NODE_LOG" | sed -E 's/^(# |ℹ )//' | paste -sd, -)"

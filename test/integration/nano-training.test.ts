@@ -48,7 +48,7 @@ import {
   uniqueId,
   type WorkerProcess,
 } from '../support/stack.js';
-import { startTrainerProcess } from '../support/training.js';
+import { nanoTrainerEnv, startTrainerProcess } from '../support/training.js';
 
 /** NANO_QUICK=1: the mechanics only (2 steps, one training seed, 16 samples, no learning claim). */
 const QUICK = process.env.NANO_QUICK === '1';
@@ -95,7 +95,7 @@ before(async () => {
       SEGFLOW_SEARCH_BACKEND: 'local',
       SEGFLOW_TRAINING_POLICY_CACHE_DIR: join(tmp, 'policy-cache'),
     }),
-    startTrainerProcess({ SEGFLOW_TRAINER_WORK_DIR: join(tmp, 'trainer-work') }),
+    startTrainerProcess({ SEGFLOW_TRAINER_WORK_DIR: join(tmp, 'trainer-work'), ...nanoTrainerEnv() }),
   ]);
 });
 

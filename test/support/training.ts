@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, writeFile, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import sharp from 'sharp';
 import type { ArtifactStore } from '../../activities/storage/artifact-store.js';
 import { readManifest } from '../../activities/datasets/manifest.js';
@@ -94,6 +94,15 @@ export async function prepareTrainingDataset(
     { frames: 1 },
   );
   return index.uri;
+}
+
+/**
+ * What the trainer needs to train the nano policy: its family module (nano/trainer_family.py, a
+ * plugin of trainer/segflow_trainer/family.py) and the repository root on PYTHONPATH to import it.
+ */
+export function nanoTrainerEnv(): NodeJS.ProcessEnv {
+  const path = [repoRoot, join(repoRoot, 'trainer'), process.env.PYTHONPATH].filter(Boolean);
+  return { SEGFLOW_TRAINER_FAMILIES: 'nano.trainer_family', PYTHONPATH: path.join(delimiter) };
 }
 
 /** Starts the Python trainer worker and waits until it polls. */

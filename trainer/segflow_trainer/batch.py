@@ -11,8 +11,8 @@ prefix; the tokens a prefix adds belong to the message that made it:
   - an observation (user/tool message): mask 0, never trained.
 Images: a message may carry `images`, the S3 refs of its images in order (one per `<image>`
 placeholder, extra ones after the text, as the rollout sent them). Hugging Face policies are
-tokenised text-only (the placeholders stay text; a VLM processor is not wired in); the nano policy
-(nano_family.py) reads the images.
+tokenised text-only (the placeholders stay text; a VLM processor is not wired in); a multimodal
+policy family (a plugin, family.py) reads the images.
 """
 
 from __future__ import annotations

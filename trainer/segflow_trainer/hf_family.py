@@ -1,8 +1,8 @@
 """Hugging Face causal LMs as trainable policies: full updates, or a LoRA adapter (peft).
 
 Text-only: trajectories are tokenised with the policy's own chat template (batch.py); images stay
-`<image>` placeholders. The interface (tokenize, log_probs, parameters, train/eval, weights, save,
-reference_log_probs) is the one update.py drives; nano_family.py is the other implementation.
+`<image>` placeholders. It implements family.py's `PolicyFamily` and registers itself as the default
+family: it takes the model types transformers knows and peft adapter folders (a LoRA version).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 
 from .batch import BatchTrajectory, TokenizedTrajectory, tokenize_trajectory
 from .errors import BadInputError
+from .family import FamilySource, ModuleFamily, register_family
 
 
 def token_log_probs(model: Any, ids: torch.Tensor, attn: torch.Tensor, with_entropy: bool = False,
@@ -28,7 +29,7 @@ def token_log_probs(model: Any, ids: torch.Tensor, attn: torch.Tensor, with_entr
     return logp, entropy
 
 
-class HfFamily:
+class HfFamily(ModuleFamily):
     def __init__(self, model: Any, tokenizer: Any, kind: str, base_model: str | None) -> None:
         self.model, self.tokenizer, self.kind, self.base_model = model, tokenizer, kind, base_model
         if tokenizer.pad_token_id is None:
@@ -118,22 +119,31 @@ class HfFamily:
             self._reference = m
         return token_log_probs(self._reference, ids, attn, temperature=temperature)[0]
 
-    def parameters(self) -> list[torch.nn.Parameter]:
-        return [p for p in self.model.parameters() if p.requires_grad]
-
-    def train(self) -> None:
-        self.model.train()
-
-    def eval(self) -> None:
-        self.model.eval()
-
     def weights(self) -> dict[str, torch.Tensor]:
         if self.kind == "lora":
             from peft import get_peft_model_state_dict
 
             return get_peft_model_state_dict(self.model)
-        return self.model.state_dict()
+        return super().weights()
 
     def save(self, out_dir: Path) -> None:
         self.model.save_pretrained(out_dir, safe_serialization=True)
         self.tokenizer.save_pretrained(out_dir)
+
+
+def handles(folder: Path, model_type: str | None) -> bool:
+    """A peft adapter folder, or a config.json whose model_type transformers knows."""
+    if (folder / "adapter_config.json").is_file():
+        return True
+    if model_type is None:
+        return False
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    return model_type in CONFIG_MAPPING_NAMES
+
+
+def load(source: FamilySource) -> HfFamily:
+    return HfFamily.load(source.folder, source.uri, source.manifest, source.lora, source.fetch_folder)
+
+
+register_family(handles, load, name="huggingface", default=True)

@@ -1,5 +1,5 @@
 """A tiny GPT-2-style causal LM with a byte-level BPE tokenizer trained locally (no downloads), in
-Hugging Face `save_pretrained` format, for tests and the nano world: small enough to train on a CPU
+Hugging Face `save_pretrained` format, for tests: small enough to train on a CPU
 in seconds, real enough that the trainer updates it exactly like a hub model.
 
     python -m segflow_trainer.tiny_model --out DIR [--corpus FILE ...] [--seed 0] [--vocab 1024]

@@ -26,8 +26,7 @@ import torch
 
 from .batch import parse_batch
 from .errors import BadInputError, PolicyVersionConflictError
-from .hf_family import HfFamily
-from .nano_family import NanoFamily, is_nano_folder
+from .family import FamilySource, PolicyFamily, load_family
 from .loss import PpoClipSettings, low_var_kl, ppo_loss
 from .store import Store
 
@@ -219,23 +218,63 @@ def read_manifest(store: Store, uri: str) -> dict | None:
 
 @dataclass
 class LoadedPolicy:
-    """A policy version ready to train: its family (HfFamily | NanoFamily: kind, base_model,
-    tokenize, log_probs, parameters, weights, save, reference_log_probs) and the run's reference."""
+    """A policy version ready to train: its family (family.py) and the run's reference policy."""
 
-    family: Any
+    family: PolicyFamily
     reference: str
 
 
 def load_policy(store: Store, ref: PolicyRef, hp: Hyperparameters, work_dir: Path) -> tuple[LoadedPolicy, dict | None]:
+    """Version `ref` through the registered family that handles its folder (family.py)."""
     manifest = read_manifest(store, ref.uri)
     folder = fetch_policy(store, ref.uri, work_dir)
     reference = manifest["reference"] if manifest else ref.uri
-    if is_nano_folder(folder):
-        if hp.lora.rank > 0 or (manifest and manifest["kind"] == "lora"):
-            raise BadInputError(f"policy {ref.uri} is a nano policy: it is trained in full, not through LoRA (set lora.rank 0)")
-        return LoadedPolicy(NanoFamily(folder, store.get_bytes), reference), manifest
-    family = HfFamily.load(folder, ref.uri, manifest, hp.lora, lambda uri: fetch_policy(store, uri, work_dir))
-    return LoadedPolicy(family, reference), manifest
+    source = FamilySource(
+        folder=folder,
+        uri=ref.uri,
+        manifest=manifest,
+        lora=hp.lora,
+        fetch_folder=lambda uri: fetch_policy(store, uri, work_dir),
+        fetch_bytes=store.get_bytes,
+    )
+    return LoadedPolicy(load_family(source), reference), manifest
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One update: its inputs and where its outputs go."""
+
+    store: Store
+    hp: Hyperparameters
+    ref: PolicyRef
+    work_dir: Path
+    progress: Progress
+    version: int  # the version this step writes (the parent's + 1)
+    out_uri: str  # policies/<R>/v<version>/
+    state_uri: str  # runs/<R>/trainer/v<version>/
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The batch's tokenised trajectories, their advantages, and micro-batches of their indices."""
+
+    toks: list[Any]
+    advs: list[float]
+    micro: int
+
+    def chunks(self, idx: list[int]):
+        for s in range(0, len(idx), self.micro):
+            yield idx[s : s + self.micro]
+
+    def advantages(self, c: list[int], like: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([self.advs[i] for i in c], dtype=torch.float32)[:, None].expand_as(like)
+
+
+def _stored(values: dict[int, torch.Tensor], c: list[int], like: torch.Tensor) -> torch.Tensor:
+    out = torch.zeros_like(like)
+    for j, i in enumerate(c):
+        out[j, : values[i].shape[0]] = values[i]
+    return out
 
 
 def update_policy(
@@ -252,31 +291,67 @@ def update_policy(
     if not isinstance(batch_ref, dict) or not isinstance(batch_ref.get("uri"), str):
         raise BadInputError(f"batch_ref must be an ArtifactRef {{uri, sha256, ...}}, got {batch_ref!r}")
     version = ref.version + 1
-    out_uri = store.uri_of(f"policies/{hp.run_id}/v{version}/")
-    state_uri = store.uri_of(f"runs/{hp.run_id}/trainer/v{version}/")
+    step = _Step(
+        store=store,
+        hp=hp,
+        ref=ref,
+        work_dir=work_dir,
+        progress=progress,
+        version=version,
+        out_uri=store.uri_of(f"policies/{hp.run_id}/v{version}/"),
+        state_uri=store.uri_of(f"runs/{hp.run_id}/trainer/v{version}/"),
+    )
+    batch, batch_sha = _read_batch(step, batch_ref)
+    existing = _reuse_or_conflict(step, batch_sha)
+    if existing is not None:
+        progress("reused", 1, 1)
+        return _result(existing, reused=True, duration_ms=(time.monotonic() - t0) * 1000)
 
-    progress("batch", 0, 1)
-    raw = store.get_bytes(batch_ref["uri"])
+    loaded, params, optimizer = _load_for_training(step)
+    fam = loaded.family
+    progress("tokenize", 0, len(batch.trajectories))
+    toks = [fam.tokenize(t, hp.max_length) for t in batch.trajectories]
+    rows = _Rows(toks, [t.advantage for t in batch.trajectories], hp.micro_batch_size)
+    old_lp, ref_lp = _old_log_probs(step, fam, rows, lambda: fetch_policy(store, loaded.reference, work_dir))
+    stats, done_updates = _ppo_epochs(step, fam, params, optimizer, rows, old_lp, ref_lp)
+    shift = _log_prob_shift(step, fam, rows, old_lp)
+    manifest = _save_version(step, loaded, optimizer, rows, batch_sha, stats, done_updates, shift)
+    progress("done", 1, 1)
+    return _result(manifest, reused=False, duration_ms=(time.monotonic() - t0) * 1000)
+
+
+def _read_batch(step: _Step, batch_ref: dict) -> tuple[Any, str]:
+    """The batch and the sha256 of its bytes, checked against the reference's."""
+    step.progress("batch", 0, 1)
+    raw = step.store.get_bytes(batch_ref["uri"])
     batch_sha = hashlib.sha256(raw).hexdigest()
     if batch_ref.get("sha256") and batch_ref["sha256"] != batch_sha:
         raise BadInputError(
             f"batch {batch_ref['uri']} has sha256 {batch_sha}, the reference says {batch_ref['sha256']}: "
             "it changed after it was assembled"
         )
-    batch = parse_batch(raw, batch_ref["uri"])
+    return parse_batch(raw, batch_ref["uri"]), batch_sha
 
-    existing = read_manifest(store, out_uri)
-    if existing is not None:
-        if existing.get("batchSha256") == batch_sha and existing.get("parent", {}).get("uri") == ref.uri:
-            progress("reused", 1, 1)
-            return _result(existing, reused=True, duration_ms=(time.monotonic() - t0) * 1000)
-        raise PolicyVersionConflictError(
-            f"policy version v{version} of run {hp.run_id} already exists ({out_uri}) and was made from "
-            f"parent {existing.get('parent', {}).get('uri')} and batch {existing.get('batchSha256')}, not from "
-            f"{ref.uri} and batch {batch_sha}; refusing to apply step {hp.step} a second time"
-        )
 
-    progress("load", 0, 1)
+def _reuse_or_conflict(step: _Step, batch_sha: str) -> dict | None:
+    """The manifest of a finished version made from the same parent and batch (a retried step),
+    None when the version is not finished, PolicyVersionConflict when it was made from others."""
+    existing = read_manifest(step.store, step.out_uri)
+    if existing is None:
+        return None
+    if existing.get("batchSha256") == batch_sha and existing.get("parent", {}).get("uri") == step.ref.uri:
+        return existing
+    raise PolicyVersionConflictError(
+        f"policy version v{step.version} of run {step.hp.run_id} already exists ({step.out_uri}) and was made from "
+        f"parent {existing.get('parent', {}).get('uri')} and batch {existing.get('batchSha256')}, not from "
+        f"{step.ref.uri} and batch {batch_sha}; refusing to apply step {step.hp.step} a second time"
+    )
+
+
+def _load_for_training(step: _Step) -> tuple[LoadedPolicy, list[torch.nn.Parameter], torch.optim.Optimizer]:
+    """The parent version, seeded, with the parent's RNG and optimizer state when it has them."""
+    store, hp, ref, work_dir = step.store, step.hp, step.ref, step.work_dir
+    step.progress("load", 0, 1)
     seed_everything(hp.seed)
     loaded, parent_manifest = load_policy(store, ref, hp, work_dir)
     parent_state = parent_manifest.get("trainerState") if parent_manifest else None
@@ -286,8 +361,7 @@ def update_policy(
         state_files["rng"] = torch.load(state_dir / "rng.pt", weights_only=False)
         state_files["optimizer"] = torch.load(state_dir / "optimizer.pt", weights_only=False)
         set_rng_state(state_files["rng"])
-    fam = loaded.family
-    params = fam.parameters()
+    params = loaded.family.parameters()
     optimizer = torch.optim.AdamW(
         params, lr=hp.learning_rate, betas=hp.betas, weight_decay=hp.weight_decay, foreach=False
     )
@@ -298,44 +372,48 @@ def update_policy(
             raise BadInputError(f"the optimizer state of {ref.uri} does not fit its model: {err}") from err
         for g in optimizer.param_groups:
             g["lr"] = hp.learning_rate
+    return loaded, params, optimizer
 
-    progress("tokenize", 0, len(batch.trajectories))
-    toks = [fam.tokenize(t, hp.max_length) for t in batch.trajectories]
-    advs = [t.advantage for t in batch.trajectories]
-    n = len(toks)
-    micro = hp.micro_batch_size
 
-    def chunks(idx: list[int]):
-        for s in range(0, len(idx), micro):
-            yield idx[s : s + micro]
-
-    def advantages(c: list[int], like: torch.Tensor) -> torch.Tensor:
-        return torch.tensor([advs[i] for i in c], dtype=torch.float32)[:, None].expand_as(like)
-
-    def stored(values: dict[int, torch.Tensor], c: list[int], like: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros_like(like)
-        for j, i in enumerate(c):
-            out[j, : values[i].shape[0]] = values[i]
-        return out
-
-    # Old log-probs: the policy before this update (the ratio's denominator) and, with KL, the reference.
+def _old_log_probs(
+    step: _Step, fam: PolicyFamily, rows: _Rows, reference_folder: Callable[[], Path]
+) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+    """The policy's log-probs before this update (the ratio's denominator) and, with KL, the
+    reference policy's; per trajectory, over its own positions."""
+    hp = step.hp
     fam.eval()
     old_lp: dict[int, torch.Tensor] = {}
     ref_lp: dict[int, torch.Tensor] = {}
-    reference_folder = lambda: fetch_policy(store, loaded.reference, work_dir)  # noqa: E731
     with torch.no_grad():
-        for c in chunks(list(range(n))):
-            items = [toks[i] for i in c]
+        for c in rows.chunks(list(range(len(rows.toks)))):
+            items = [rows.toks[i] for i in c]
             lp, _, _ = fam.log_probs(items, temperature=hp.temperature)
             for j, i in enumerate(c):
-                old_lp[i] = lp[j, : fam.width(toks[i])].clone()
+                old_lp[i] = lp[j, : fam.width(rows.toks[i])].clone()
             if hp.kl_coef > 0:
                 rlp = fam.reference_log_probs(items, reference_folder, temperature=hp.temperature)
                 for j, i in enumerate(c):
-                    ref_lp[i] = rlp[j, : fam.width(toks[i])].clone()
+                    ref_lp[i] = rlp[j, : fam.width(rows.toks[i])].clone()
+    return old_lp, ref_lp
 
+
+_ACC_KEYS = ("loss", "pg_loss", "clip", "dual", "approx_kl", "kl", "entropy")
+
+
+def _ppo_epochs(
+    step: _Step,
+    fam: PolicyFamily,
+    params: list[torch.nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    rows: _Rows,
+    old_lp: dict[int, torch.Tensor],
+    ref_lp: dict[int, torch.Tensor],
+) -> tuple[dict[str, list[float]], int]:
+    """`ppo_epochs` passes over the batch in a fresh random order, one optimizer step per
+    mini-batch. Returns each step's statistics and the number of steps."""
+    hp, n = step.hp, len(rows.toks)
     fam.train()
-    stats: dict[str, list[float]] = {k: [] for k in ("loss", "pg_loss", "clip", "dual", "approx_kl", "kl", "entropy", "grad_norm")}
+    stats: dict[str, list[float]] = {k: [] for k in (*_ACC_KEYS, "grad_norm")}
     total_updates = hp.ppo_epochs * hp.mini_batches
     done_updates = 0
     for _epoch in range(hp.ppo_epochs):
@@ -343,28 +421,9 @@ def update_policy(
         size = -(-n // hp.mini_batches)
         for mb_start in range(0, n, size):
             mb = order[mb_start : mb_start + size]
-            tokens_in_mb = float(sum(fam.policy_tokens(toks[i]) for i in mb))
+            tokens_in_mb = float(sum(fam.policy_tokens(rows.toks[i]) for i in mb))
             optimizer.zero_grad(set_to_none=True)
-            acc = {k: 0.0 for k in ("loss", "pg_loss", "clip", "dual", "approx_kl", "kl", "entropy")}
-            for c in chunks(mb):
-                lp, mask, ent = fam.log_probs([toks[i] for i in c], with_entropy=True, temperature=hp.temperature)
-                out = ppo_loss(lp, stored(old_lp, c, lp), advantages(c, lp), mask, hp.loss_settings)
-                tokens = out.tokens
-                # Token-mean over the whole mini-batch: each micro-batch adds its share.
-                weight = tokens / tokens_in_mb if tokens_in_mb else 0.0
-                loss = out.loss * weight
-                acc["pg_loss"] += float(out.loss.item()) * weight
-                if hp.kl_coef > 0:
-                    kl = (low_var_kl(lp, stored(ref_lp, c, lp)) * mask).sum() / max(tokens_in_mb, 1.0)
-                    loss = loss + hp.kl_coef * kl
-                    acc["kl"] += float(kl.item())
-                loss.backward()
-                acc["loss"] += float(loss.item())
-                acc["clip"] += out.clip_fraction * weight
-                acc["dual"] += out.dual_clip_fraction * weight
-                acc["approx_kl"] += out.approx_kl * weight
-                with torch.no_grad():
-                    acc["entropy"] += float((ent * mask).sum().item()) / max(tokens_in_mb, 1.0)
+            acc = _mini_batch_gradients(hp, fam, rows, mb, tokens_in_mb, old_lp, ref_lp)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, hp.max_grad_norm)
             if not torch.isfinite(grad_norm):
                 raise BadInputError(
@@ -376,42 +435,122 @@ def update_policy(
                 stats[k].append(v)
             stats["grad_norm"].append(float(grad_norm.item()))
             done_updates += 1
-            progress("train", done_updates, total_updates)
+            step.progress("train", done_updates, total_updates)
+    return stats, done_updates
 
-    # How the update moved the policy's log-probs of the batch: up for A > 0, down for A < 0.
+
+def _mini_batch_gradients(
+    hp: Hyperparameters,
+    fam: PolicyFamily,
+    rows: _Rows,
+    mb: list[int],
+    tokens_in_mb: float,
+    old_lp: dict[int, torch.Tensor],
+    ref_lp: dict[int, torch.Tensor],
+) -> dict[str, float]:
+    """Accumulates the mini-batch's loss gradients micro-batch by micro-batch; returns its statistics."""
+    acc = {k: 0.0 for k in _ACC_KEYS}
+    for c in rows.chunks(mb):
+        lp, mask, ent = fam.log_probs([rows.toks[i] for i in c], with_entropy=True, temperature=hp.temperature)
+        out = ppo_loss(lp, _stored(old_lp, c, lp), rows.advantages(c, lp), mask, hp.loss_settings)
+        tokens = out.tokens
+        # Token-mean over the whole mini-batch: each micro-batch adds its share.
+        weight = tokens / tokens_in_mb if tokens_in_mb else 0.0
+        loss = out.loss * weight
+        acc["pg_loss"] += float(out.loss.item()) * weight
+        if hp.kl_coef > 0:
+            kl = (low_var_kl(lp, _stored(ref_lp, c, lp)) * mask).sum() / max(tokens_in_mb, 1.0)
+            loss = loss + hp.kl_coef * kl
+            acc["kl"] += float(kl.item())
+        loss.backward()
+        acc["loss"] += float(loss.item())
+        acc["clip"] += out.clip_fraction * weight
+        acc["dual"] += out.dual_clip_fraction * weight
+        acc["approx_kl"] += out.approx_kl * weight
+        with torch.no_grad():
+            acc["entropy"] += float((ent * mask).sum().item()) / max(tokens_in_mb, 1.0)
+    return acc
+
+
+def _log_prob_shift(step: _Step, fam: PolicyFamily, rows: _Rows, old_lp: dict[int, torch.Tensor]) -> dict[str, list[float]]:
+    """How the update moved the policy's log-probs of the batch: up for A > 0, down for A < 0.
+    Per sign, [summed change over the policy's tokens, token count]."""
     fam.eval()
     shift = {"positive": [0.0, 0.0], "negative": [0.0, 0.0]}
     with torch.no_grad():
-        for c in chunks(list(range(n))):
-            lp, mask, _ = fam.log_probs([toks[i] for i in c], temperature=hp.temperature)
+        for c in rows.chunks(list(range(len(rows.toks)))):
+            lp, mask, _ = fam.log_probs([rows.toks[i] for i in c], temperature=step.hp.temperature)
             for j, i in enumerate(c):
                 w = old_lp[i].shape[0]
                 m = mask[j, :w]
                 d = ((lp[j, :w] - old_lp[i]) * m).sum().item()
-                key = "positive" if advs[i] > 0 else "negative" if advs[i] < 0 else None
+                key = "positive" if rows.advs[i] > 0 else "negative" if rows.advs[i] < 0 else None
                 if key:
                     shift[key][0] += d
                     shift[key][1] += float(m.sum().item())
+    return shift
 
-    progress("save", 0, 1)
-    out_dir = work_dir / "out" / hp.run_id / f"v{version}"
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+
+def _staging_dir(path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def _save_version(
+    step: _Step,
+    loaded: LoadedPolicy,
+    optimizer: torch.optim.Optimizer,
+    rows: _Rows,
+    batch_sha: str,
+    stats: dict[str, list[float]],
+    done_updates: int,
+    shift: dict[str, list[float]],
+) -> dict:
+    """Saves the version and its trainer state, uploads both, and writes the manifest last."""
+    store, hp, fam = step.store, step.hp, loaded.family
+    step.progress("save", 0, 1)
+    out_dir = _staging_dir(step.work_dir / "out" / hp.run_id / f"v{step.version}")
     fam.save(out_dir)
     wsha = weights_sha256(fam.weights())
-    state_dir = work_dir / "out" / hp.run_id / f"v{version}.state"
-    if state_dir.exists():
-        shutil.rmtree(state_dir)
-    state_dir.mkdir(parents=True)
+    state_dir = _staging_dir(step.work_dir / "out" / hp.run_id / f"v{step.version}.state")
     torch.save(optimizer.state_dict(), state_dir / "optimizer.pt")
     torch.save(rng_state(), state_dir / "rng.pt")
 
-    progress("upload", 0, 1)
-    files = store.upload_folder(out_dir, out_uri)
-    store.upload_folder(state_dir, state_uri)
-    resp_tokens = [fam.policy_tokens(t) for t in toks]
-    metrics = {
+    step.progress("upload", 0, 1)
+    files = store.upload_folder(out_dir, step.out_uri)
+    store.upload_folder(state_dir, step.state_uri)
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "runId": hp.run_id,
+        "step": hp.step,
+        "version": step.version,
+        "uri": step.out_uri,
+        "kind": fam.kind,
+        "baseModel": fam.base_model,
+        "reference": loaded.reference,
+        "parent": {"uri": step.ref.uri, "version": step.ref.version},
+        "batchSha256": batch_sha,
+        "weightsSha256": wsha,
+        "trainerState": step.state_uri,
+        "files": files,
+        "metrics": _metrics(hp, fam, rows, stats, done_updates, shift),
+    }
+    store.put_bytes(step.out_uri + MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode(), "application/json")
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return manifest
+
+
+def _metrics(
+    hp: Hyperparameters,
+    fam: PolicyFamily,
+    rows: _Rows,
+    stats: dict[str, list[float]],
+    done_updates: int,
+    shift: dict[str, list[float]],
+) -> dict:
+    return {
         "loss": _mean(stats["loss"]),
         "pgLoss": _mean(stats["pg_loss"]),
         "pgClipFraction": _mean(stats["clip"]),
@@ -421,34 +560,12 @@ def update_policy(
         "entropy": _mean(stats["entropy"]),
         "gradNorm": _mean(stats["grad_norm"]),
         "updates": done_updates,
-        "trajectories": n,
-        "responseTokens": int(sum(resp_tokens)),
-        "truncated": sum(1 for t in toks if t.truncated),
+        "trajectories": len(rows.toks),
+        "responseTokens": int(sum(fam.policy_tokens(t) for t in rows.toks)),
+        "truncated": sum(1 for t in rows.toks if t.truncated),
         "learningRate": hp.learning_rate,
-        "logProbShift": {
-            k: (v[0] / v[1] if v[1] else None) for k, v in shift.items()
-        },
+        "logProbShift": {k: (v[0] / v[1] if v[1] else None) for k, v in shift.items()},
     }
-    manifest = {
-        "schema": MANIFEST_SCHEMA,
-        "runId": hp.run_id,
-        "step": hp.step,
-        "version": version,
-        "uri": out_uri,
-        "kind": fam.kind,
-        "baseModel": fam.base_model,
-        "reference": loaded.reference,
-        "parent": {"uri": ref.uri, "version": ref.version},
-        "batchSha256": batch_sha,
-        "weightsSha256": wsha,
-        "trainerState": state_uri,
-        "files": files,
-        "metrics": metrics,
-    }
-    store.put_bytes(out_uri + MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode(), "application/json")
-    shutil.rmtree(state_dir, ignore_errors=True)
-    progress("done", 1, 1)
-    return _result(manifest, reused=False, duration_ms=(time.monotonic() - t0) * 1000)
 
 
 def _result(manifest: dict, reused: bool, duration_ms: float) -> dict:

@@ -4,7 +4,9 @@
 
 Environment: SEGFLOW_TEMPORAL_ADDRESS, SEGFLOW_TEMPORAL_NAMESPACE (default "default"), the S3
 variables (SEGFLOW_S3_ENDPOINT, SEGFLOW_S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY),
-SEGFLOW_TRAINER_WORK_DIR, SEGFLOW_TRAINER_THREADS, SEGFLOW_TRAINER_HEARTBEAT_SECONDS.
+SEGFLOW_TRAINER_WORK_DIR, SEGFLOW_TRAINER_THREADS, SEGFLOW_TRAINER_HEARTBEAT_SECONDS, and
+SEGFLOW_TRAINER_FAMILIES (comma-separated modules of policy families beyond the built-in Hugging
+Face one, imported at start; family.py).
 
 One update runs at a time (it owns the process's torch RNG and the CPU/GPU). The update runs in a
 worker thread while the activity heartbeats its progress every few seconds, so a dead trainer is
@@ -26,6 +28,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from .errors import to_application_error
+from .family import load_family_modules, registered_families
 from .settings import TrainerSettings, load_settings
 from .store import Store
 from .update import update_policy
@@ -75,6 +78,8 @@ class TrainerActivities:
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     settings = load_settings()
+    load_family_modules()  # a family module that does not import stops the worker here, not mid-run
+    log.info("policy families: %s", ", ".join(registered_families()))
     import torch
 
     if settings.threads > 0:

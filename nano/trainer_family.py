@@ -1,4 +1,8 @@
-"""The nano policy (nano/policy_model.py, model_type `segflow-nano-policy`) as a trainable policy.
+"""The nano policy (nano/policy_model.py, model_type `segflow-nano-policy`) as a trainer policy family.
+
+A plugin of the trainer (trainer/segflow_trainer/family.py): the trainer worker loads it when
+started with `SEGFLOW_TRAINER_FAMILIES=nano.trainer_family` and the repository root on PYTHONPATH,
+and it needs pillow in the trainer's environment (trainer/requirements.txt carries it for this).
 
 The nano policy is multimodal: its log-probabilities depend on the trajectory's images, so unlike the
 text-only Hugging Face path this family reads each message's images from S3 (the batch's per-message
@@ -17,38 +21,18 @@ A nano "version" is a full checkpoint (the model is small), written with `pm.sav
 from __future__ import annotations
 
 import io
-import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from segflow_trainer.batch import BatchTrajectory
+from segflow_trainer.errors import BadInputError
+from segflow_trainer.family import FamilySource, ModuleFamily, register_family
 
-from .batch import BatchTrajectory
-from .errors import BadInputError
+from . import policy_model
 
 MODEL_TYPE = "segflow-nano-policy"
-
-
-def import_policy_model():
-    """nano/policy_model.py from this checkout (the trainer runs from trainer/ of the same tree)."""
-    try:
-        from nano import policy_model  # type: ignore[import-not-found]
-    except ImportError:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-        from nano import policy_model  # type: ignore[import-not-found,no-redef]
-    return policy_model
-
-
-def is_nano_folder(folder: Path) -> bool:
-    cfg = folder / "config.json"
-    if not cfg.is_file():
-        return False
-    try:
-        return json.loads(cfg.read_text()).get("model_type") == MODEL_TYPE
-    except (ValueError, OSError):
-        return False
 
 
 @dataclass
@@ -62,12 +46,12 @@ class NanoItem:
         return len(self.response)
 
 
-class NanoFamily:
+class NanoFamily(ModuleFamily):
     kind = "full"
     base_model = None
 
     def __init__(self, folder: Path, fetch_bytes: Callable[[str], bytes]) -> None:
-        self.pm = import_policy_model()
+        self.pm = policy_model
         try:
             self.model = self.pm.load(str(folder))
         except (FileNotFoundError, ValueError, KeyError, RuntimeError) as err:
@@ -167,17 +151,15 @@ class NanoFamily:
                 p.requires_grad_(False)
         return self.pm.token_stats(self._reference, [(it.prompt, it.response) for it in items], temperature)[0]
 
-    def parameters(self):
-        return [p for p in self.model.parameters() if p.requires_grad]
-
-    def train(self) -> None:
-        self.model.train()
-
-    def eval(self) -> None:
-        self.model.eval()
-
-    def weights(self) -> dict[str, torch.Tensor]:
-        return self.model.state_dict()
-
     def save(self, out_dir: Path) -> None:
         self.pm.save(self.model, str(out_dir))
+
+
+def load(source: FamilySource) -> NanoFamily:
+    manifest = source.manifest
+    if source.lora.rank > 0 or (manifest and manifest["kind"] == "lora"):
+        raise BadInputError(f"policy {source.uri} is a nano policy: it is trained in full, not through LoRA (set lora.rank 0)")
+    return NanoFamily(source.folder, source.fetch_bytes)
+
+
+register_family(MODEL_TYPE, load, name="nano")

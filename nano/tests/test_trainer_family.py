@@ -1,22 +1,45 @@
-"""The nano policy through update_policy (dev S3): the trainer sees the trajectory's images, its
-log-probs are the ones the policy server reported when it sampled the turn, an update moves them
-the advantage's way, and a version is a loadable nano checkpoint."""
+"""The nano policy family (nano/trainer_family.py) through the trainer's update_policy (dev S3): the
+trainer sees the trajectory's images, its log-probs are the ones the policy server reported when it
+sampled the turn, an update moves them the advantage's way, and a version is a loadable nano checkpoint.
+
+It needs the trainer's environment (.venv/trainer: temporalio, transformers) with trainer/ and the
+repository root on PYTHONPATH, and the dev stack's S3: test/activity/trainer/pytest.test.ts and
+scripts/test-portability.sh run it there. The nano venv (test/unit/nano/world.test.ts) skips it.
+"""
 
 import io
 import json
+import uuid
+from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-from segflow_trainer.batch import parse_batch
-from segflow_trainer.errors import BadInputError
-from segflow_trainer.nano_family import NanoFamily, import_policy_model
-from segflow_trainer.update import MANIFEST, fetch_policy, update_policy
+pytest.importorskip("temporalio", reason="the trainer's environment runs this (test/activity/trainer/pytest.test.ts)")
 
-from .helpers import Dev
+from nano import policy_model as pm  # noqa: E402
+from nano.trainer_family import NanoFamily  # noqa: E402  (registers the family)
+from segflow_trainer.batch import parse_batch  # noqa: E402
+from segflow_trainer.errors import BadInputError  # noqa: E402
+from segflow_trainer.family import PolicyFamily  # noqa: E402
+from segflow_trainer.settings import load_settings  # noqa: E402
+from segflow_trainer.store import Store  # noqa: E402
+from segflow_trainer.update import MANIFEST, fetch_policy, update_policy  # noqa: E402
 
-pm = import_policy_model()
+
+class Dev:
+    """The dev stack's S3, a run id of this test module, and its scratch folders."""
+
+    def __init__(self, tmp: Path):
+        self.store = Store(load_settings().s3)
+        self.tmp = tmp
+        self.run_id = f"pytest-{uuid.uuid4().hex[:10]}"
+        self.work_dir = tmp / "work"
+
+    def put_batch(self, doc: dict, name: str) -> dict:
+        return self.store.put_bytes(f"test/trainer/{self.run_id}/{name}", json.dumps(doc).encode(), "application/json")
+
 STOPS = ["</search>", "</keyframe>"]
 # One Adam step moves every weight by about the learning rate whatever its gradient; through the
 # nano policy's pointer (a sharpened attention whose centre sets every coordinate's mean) a random
@@ -133,6 +156,7 @@ def batch_doc(dev, run_id: str, trajectories: list[tuple[list[dict], float]]) ->
 
 def test_trainer_log_probs_equal_what_the_server_reported(dev):
     fam = NanoFamily(fetch_policy(dev.store, dev.v0["uri"], dev.tmp / "w"), dev.store.get_bytes)
+    assert isinstance(fam, PolicyFamily)
     for seed in (1, 2, 3):
         msgs, reported = sample_trajectory(dev, seed)
         doc = batch_doc(dev, dev.run_id, [(msgs, 1.0)])
