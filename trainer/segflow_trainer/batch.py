@@ -22,10 +22,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from . import contracts
 from .errors import BadInputError
 
-BATCH_SCHEMA = "segflow.batch/1"
-ROLES = {"system", "user", "assistant", "tool"}
 
 
 @dataclass
@@ -47,67 +46,34 @@ class Batch:
 
 
 def parse_batch(raw: bytes, where: str) -> Batch:
+    """The batch `trainingAssembleBatch` wrote, checked against the exported contract
+    (core/contracts/training.ts `trainingBatchSchema`), plus the two rules JSON Schema cannot state:
+    finite advantages (JSON parsers here accept NaN) and at least one assistant turn per trajectory."""
     try:
         doc = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise BadInputError(f"batch {where} is not JSON: {err}") from err
-    if not isinstance(doc, dict) or doc.get("schema") != BATCH_SCHEMA:
-        raise BadInputError(
-            f"batch {where} has schema {doc.get('schema') if isinstance(doc, dict) else None!r}, "
-            f"expected {BATCH_SCHEMA!r}"
-        )
-    trajectories = doc.get("trajectories")
-    if not isinstance(trajectories, list) or not trajectories:
-        raise BadInputError(f"batch {where} has no trajectories")
+    contracts.validate("batch", doc, f"batch {where}")
     out: list[BatchTrajectory] = []
-    for i, t in enumerate(trajectories):
-        tid = t.get("trajectoryId") if isinstance(t, dict) else None
-        label = f"trajectory {i} ({tid})" if tid else f"trajectory {i}"
-        if not isinstance(t, dict) or not isinstance(tid, str):
-            raise BadInputError(f"batch {where}: {label} has no trajectoryId")
-        adv = t.get("advantage")
-        if not isinstance(adv, (int, float)) or isinstance(adv, bool) or not math.isfinite(adv):
-            raise BadInputError(f"batch {where}: {label} has advantage {adv!r}, expected a finite number")
-        messages = t.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise BadInputError(f"batch {where}: {label} has no messages")
-        for j, m in enumerate(messages):
-            if (
-                not isinstance(m, dict)
-                or m.get("role") not in ROLES
-                or not isinstance(m.get("content"), str)
-            ):
-                raise BadInputError(
-                    f"batch {where}: {label} message {j} must be {{role: system|user|assistant|tool, content: string}}"
-                )
-            images = m.get("images")
-            if images is not None and not (
-                isinstance(images, list)
-                and all(isinstance(i, dict) and isinstance(i.get("uri"), str) and i["uri"].startswith("s3://") for i in images)
-            ):
-                raise BadInputError(
-                    f"batch {where}: {label} message {j} has images {images!r}, expected a list of {{uri: 's3://…', sha256?}}"
-                )
-        if not any(m["role"] == "assistant" for m in messages):
+    for i, t in enumerate(doc["trajectories"]):
+        label = f"trajectory {i} ({t['trajectoryId']})"
+        if not math.isfinite(t["advantage"]):
+            raise BadInputError(f"batch {where}: {label} has advantage {t['advantage']!r}, expected a finite number")
+        if not any(m["role"] == "assistant" for m in t["messages"]):
             raise BadInputError(f"batch {where}: {label} has no assistant turn: nothing to train")
         out.append(
             BatchTrajectory(
-                trajectory_id=tid,
-                group_id=str(t.get("groupId", "")),
-                advantage=float(adv),
-                reward=float(t.get("reward", 0.0) or 0.0),
+                trajectory_id=t["trajectoryId"],
+                group_id=t["groupId"],
+                advantage=float(t["advantage"]),
+                reward=float(t["reward"]),
                 messages=[
                     {"role": m["role"], "content": m["content"], **({"images": m["images"]} if m.get("images") else {})}
-                    for m in messages
+                    for m in t["messages"]
                 ],
             )
         )
-    return Batch(
-        run_id=str(doc.get("runId", "")),
-        step=int(doc.get("step", 0)),
-        policy_version=int(doc.get("policyVersion", 0)),
-        trajectories=out,
-    )
+    return Batch(run_id=doc["runId"], step=doc["step"], policy_version=doc["policyVersion"], trajectories=out)
 
 
 @dataclass

@@ -17,13 +17,14 @@ import json
 import random
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from . import contracts
 from .batch import parse_batch
 from .errors import BadInputError, PolicyVersionConflictError
 from .family import FamilySource, PolicyFamily, load_family
@@ -71,84 +72,21 @@ class Hyperparameters:
         return PpoClipSettings(clip_low=self.clip_low, clip_high=self.clip_high, dual_clip_c=self.dual_clip_c)
 
 
-_HP_KEYS = {
-    "runId": "run_id",
-    "step": "step",
-    "seed": "seed",
-    "learningRate": "learning_rate",
-    "weightDecay": "weight_decay",
-    "betas": "betas",
-    "clipLow": "clip_low",
-    "clipHigh": "clip_high",
-    "dualClipC": "dual_clip_c",
-    "klCoef": "kl_coef",
-    "ppoEpochs": "ppo_epochs",
-    "miniBatches": "mini_batches",
-    "microBatchSize": "micro_batch_size",
-    "maxGradNorm": "max_grad_norm",
-    "maxLength": "max_length",
-    "temperature": "temperature",
-    "lora": "lora",
-}
-
-
-def _num(name: str, v: Any, *, integer: bool = False, lo: float | None = None, lo_open: bool = False) -> Any:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-    if ok and integer:
-        ok = float(v).is_integer()
-    if ok and lo is not None:
-        ok = v > lo if lo_open else v >= lo
-    if not ok:
-        kind = "an integer" if integer else "a finite number"
-        bound = "" if lo is None else f" {'>' if lo_open else '>='} {lo}"
-        raise BadInputError(f"hyperparameter {name} is {v!r}, expected {kind}{bound}")
-    return int(v) if integer else float(v)
+_FLOAT_FIELDS = {f.name for f in fields(Hyperparameters) if isinstance(f.default, float)}
 
 
 def parse_hyperparameters(raw: Any) -> Hyperparameters:
-    if not isinstance(raw, dict):
-        raise BadInputError(f"hyperparameters must be an object, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(_HP_KEYS))
-    if unknown:
-        raise BadInputError(f"unknown hyperparameters {unknown}; known: {sorted(_HP_KEYS)}")
-    run_id = raw.get("runId")
-    if not isinstance(run_id, str) or not run_id or "/" in run_id:
-        raise BadInputError(f"hyperparameter runId is {run_id!r}, expected a non-empty string without '/'")
-    kw: dict[str, Any] = {"run_id": run_id, "step": _num("step", raw.get("step"), integer=True, lo=0)}
-    if "seed" in raw:
-        kw["seed"] = _num("seed", raw["seed"], integer=True, lo=0)
-    for key, lo, lo_open in (
-        ("learningRate", 0, False),
-        ("weightDecay", 0, False),
-        ("clipLow", 0, False),
-        ("clipHigh", 0, False),
-        ("dualClipC", 1, True),
-        ("klCoef", 0, False),
-        ("maxGradNorm", 0, True),
-        ("temperature", 0, True),
-    ):
-        if key in raw:
-            kw[_HP_KEYS[key]] = _num(key, raw[key], lo=lo, lo_open=lo_open)
-    if kw.get("clip_low", 0.2) >= 1:
-        raise BadInputError(f"hyperparameter clipLow is {kw['clip_low']}, expected < 1 (the ratio is clipped at 1 - clipLow)")
-    for key in ("ppoEpochs", "miniBatches", "microBatchSize", "maxLength"):
-        if key in raw:
-            kw[_HP_KEYS[key]] = _num(key, raw[key], integer=True, lo=1)
-    if "betas" in raw:
-        b = raw["betas"]
-        if not (isinstance(b, list) and len(b) == 2 and all(isinstance(x, (int, float)) and 0 <= x < 1 for x in b)):
-            raise BadInputError(f"hyperparameter betas is {b!r}, expected [beta1, beta2] in [0, 1)")
-        kw["betas"] = (float(b[0]), float(b[1]))
-    if "lora" in raw and raw["lora"] is not None:
-        lo = raw["lora"]
-        if not isinstance(lo, dict):
-            raise BadInputError(f"hyperparameter lora is {lo!r}, expected {{rank, alpha?, dropout?, targetModules?}}")
-        kw["lora"] = LoraSettings(
-            rank=_num("lora.rank", lo.get("rank", 0), integer=True, lo=0),
-            alpha=_num("lora.alpha", lo.get("alpha", 16), integer=True, lo=1),
-            dropout=_num("lora.dropout", lo.get("dropout", 0.0), lo=0),
-            target_modules=lo.get("targetModules", "all-linear"),
-        )
+    """The hyperparameters `trainingRun` sends, checked against the exported contract
+    (core/contracts/training.ts `trainerHyperparametersSchema`: types, bounds, unknown keys);
+    absent fields keep the defaults above."""
+    contracts.validate("hyperparameters", raw, "hyperparameters")
+    kw: dict[str, Any] = {contracts.snake(k): v for k, v in raw.items() if k != "lora"}
+    for name in _FLOAT_FIELDS & set(kw):
+        kw[name] = float(kw[name])
+    if "betas" in kw:
+        kw["betas"] = (float(kw["betas"][0]), float(kw["betas"][1]))
+    if raw.get("lora") is not None:
+        kw["lora"] = LoraSettings(**{contracts.snake(k): v for k, v in raw["lora"].items()})
     return Hyperparameters(**kw)
 
 
@@ -159,9 +97,11 @@ class PolicyRef:
 
 
 def parse_policy_ref(raw: Any) -> PolicyRef:
-    if not isinstance(raw, dict) or not isinstance(raw.get("uri"), str) or not raw["uri"].startswith("s3://"):
-        raise BadInputError(f"policy_ref must be {{uri: 's3://bucket/prefix/', version}}, got {raw!r}")
-    return PolicyRef(uri=raw["uri"].rstrip("/") + "/", version=_num("policy_ref.version", raw.get("version"), integer=True, lo=0))
+    """The parent version (contract `policy-ref`); a prefix without its trailing "/" is accepted."""
+    if isinstance(raw, dict) and isinstance(raw.get("uri"), str):
+        raw = {**raw, "uri": raw["uri"].rstrip("/") + "/"}
+    contracts.validate("policy-ref", raw, "policy_ref")
+    return PolicyRef(uri=raw["uri"], version=raw["version"])
 
 
 def seed_everything(seed: int) -> None:
@@ -298,8 +238,8 @@ def update_policy(
         work_dir=work_dir,
         progress=progress,
         version=version,
-        out_uri=store.uri_of(f"policies/{hp.run_id}/v{version}/"),
-        state_uri=store.uri_of(f"runs/{hp.run_id}/trainer/v{version}/"),
+        out_uri=store.uri_of(contracts.key("policyVersion", runId=hp.run_id, version=version)),
+        state_uri=store.uri_of(contracts.key("trainerState", runId=hp.run_id, version=version)),
     )
     batch, batch_sha = _read_batch(step, batch_ref)
     existing = _reuse_or_conflict(step, batch_sha)
@@ -537,6 +477,9 @@ def _save_version(
         "files": files,
         "metrics": _metrics(hp, fam, rows, stats, done_updates, shift),
     }
+    # What the TypeScript side and the next step read: checked before it is written (a bug here fails the
+    # update with the field named instead of storing a version nobody can read).
+    contracts.validate("policy-manifest", manifest, f"the manifest of {step.out_uri}")
     store.put_bytes(step.out_uri + MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode(), "application/json")
     shutil.rmtree(state_dir, ignore_errors=True)
     return manifest
@@ -569,7 +512,7 @@ def _metrics(
 
 
 def _result(manifest: dict, reused: bool, duration_ms: float) -> dict:
-    return {
+    result = {
         "policy": {
             "uri": manifest["uri"],
             "version": manifest["version"],
@@ -578,6 +521,8 @@ def _result(manifest: dict, reused: bool, duration_ms: float) -> dict:
         },
         "metrics": {**manifest["metrics"], "reused": reused, "durationMs": round(duration_ms, 1)},
     }
+    contracts.validate("update-result", result, "update_policy's result")
+    return result
 
 
 def _mean(xs: list[float]) -> float:

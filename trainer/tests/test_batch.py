@@ -55,10 +55,10 @@ def test_truncation_keeps_the_first_tokens(tokenizer):
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda d: d.update(schema="other"), "has schema 'other', expected 'segflow.batch/1'"),
-        (lambda d: d.update(trajectories=[]), "has no trajectories"),
+        (lambda d: d.update(schema="other"), "schema: 'segflow.batch/1' was expected"),
+        (lambda d: d.update(trajectories=[]), r"trajectories: \[\] should be non-empty"),
         (lambda d: d["trajectories"][1].update(advantage=float("nan")), r"trajectory 1 \(t1\) has advantage nan"),
-        (lambda d: d["trajectories"][0]["messages"].__setitem__(1, {"role": "robot", "content": "x"}), "message 1 must be"),
+        (lambda d: d["trajectories"][0]["messages"].__setitem__(1, {"role": "robot", "content": "x"}), r"trajectories\.0\.messages\.1\.role: 'robot' is not one of"),
         (
             lambda d: d["trajectories"][2].update(messages=d["trajectories"][2]["messages"][:2]),
             r"trajectory 2 \(t2\) has no assistant turn",

@@ -106,12 +106,12 @@ def test_lora_updates_an_adapter_and_continues_from_it(dev):
 @pytest.mark.parametrize(
     "hp, message",
     [
-        ({"step": 0, "learningRate": 1e-3}, "hyperparameter runId is None"),
-        ({"runId": "r", "step": -1}, "hyperparameter step is -1, expected an integer >= 0"),
-        ({"runId": "r", "step": 0, "learningRate": "fast"}, "hyperparameter learningRate is 'fast'"),
-        ({"runId": "r", "step": 0, "clipLow": 1.5}, "clipLow is 1.5, expected < 1"),
-        ({"runId": "r", "step": 0, "lr": 1}, r"unknown hyperparameters \['lr'\]"),
-        ({"runId": "r", "step": 0, "temperature": 0}, "hyperparameter temperature is 0, expected a finite number > 0"),
+        ({"step": 0, "learningRate": 1e-3}, "hyperparameters contract: \\(root\\): 'runId' is a required property"),
+        ({"runId": "r", "step": -1}, "step: -1 is less than the minimum of 0"),
+        ({"runId": "r", "step": 0, "learningRate": "fast"}, "learningRate: 'fast' is not of type 'number'"),
+        ({"runId": "r", "step": 0, "clipLow": 1.5}, "clipLow: 1.5 is greater than or equal to the maximum of 1"),
+        ({"runId": "r", "step": 0, "lr": 1}, r"Additional properties are not allowed \('lr' was unexpected\)"),
+        ({"runId": "r", "step": 0, "temperature": 0}, "temperature: 0 is less than or equal to the minimum of 0"),
     ],
 )
 def test_bad_hyperparameters(dev, hp, message):
@@ -121,7 +121,7 @@ def test_bad_hyperparameters(dev, hp, message):
 
 def test_bad_refs(dev):
     hp = {**HP, "runId": dev.run_id + "-bad", "step": 0}
-    with pytest.raises(BadInputError, match="policy_ref must be"):
+    with pytest.raises(BadInputError, match="policy_ref does not match the policy-ref contract: uri: "):
         update_policy(dev.store, {"uri": "s3://segflow/x"}, {"uri": "/local/path", "version": 0}, hp, dev.work_dir)
     batch = dev.put_batch(fixed_batch(dev.run_id), "sha.json")
     with pytest.raises(BadInputError, match="it changed after it was assembled"):
