@@ -56,6 +56,8 @@ export const trainingConfigSchema = z.strictObject({
   warmupSteps: int(0).default(0),
   /** @default 0.01 */
   weightDecay: z.number().min(0).default(0.01),
+  /** AdamW's epsilon (1e-6 is common for bf16 updates). @default 1e-8 */
+  adamEps: z.number().gt(0).default(1e-8),
   dapo: z
     .strictObject({
       /** Drop zero-variance groups and generate more until the batch is full. @default false */

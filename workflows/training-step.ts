@@ -132,6 +132,7 @@ export function trainerHyperparameters(
     seed: config.seed,
     learningRate: learningRateAt(config, step),
     weightDecay: config.weightDecay,
+    adamEps: config.adamEps,
     clipLow: config.loss.clipLow,
     clipHigh: config.loss.clipHigh,
     dualClipC: config.loss.dualClipC,

@@ -60,6 +60,8 @@ export const trainerHyperparametersSchema = z.strictObject({
   seed: int(0).optional(),
   learningRate: finite.min(0).optional(),
   weightDecay: finite.min(0).optional(),
+  /** AdamW's epsilon (raise it, e.g. to 1e-6, for bf16 updates whose second moments underflow). */
+  adamEps: finite.gt(0).optional(),
   /** AdamW's betas. */
   betas: z.tuple([finite.min(0).lt(1), finite.min(0).lt(1)]).optional(),
   /** The ratio is clipped at 1 − clipLow. */

@@ -52,6 +52,7 @@ class Hyperparameters:
     seed: int = 0
     learning_rate: float = 1e-6
     weight_decay: float = 0.01
+    adam_eps: float = 1e-8
     betas: tuple[float, float] = (0.9, 0.999)
     clip_low: float = 0.2
     clip_high: float = 0.2
@@ -303,7 +304,7 @@ def _load_for_training(step: _Step) -> tuple[LoadedPolicy, list[torch.nn.Paramet
         set_rng_state(state_files["rng"])
     params = loaded.family.parameters()
     optimizer = torch.optim.AdamW(
-        params, lr=hp.learning_rate, betas=hp.betas, weight_decay=hp.weight_decay, foreach=False
+        params, lr=hp.learning_rate, betas=hp.betas, eps=hp.adam_eps, weight_decay=hp.weight_decay, foreach=False
     )
     if "optimizer" in state_files:
         try:

@@ -130,3 +130,14 @@ def test_bad_refs(dev):
         update_policy(dev.store, {"uri": dev.store.uri_of("test/trainer/missing.json")}, dev.v0, hp, dev.work_dir)
     with pytest.raises(BadInputError, match="is empty or does not exist"):
         update_policy(dev.store, batch, {"uri": dev.store.uri_of("test/trainer/no-model/"), "version": 0}, hp, dev.work_dir)
+
+
+def test_adam_eps_reaches_the_optimizer_and_its_saved_state(dev):
+    run = dev.run_id + "-eps"
+    batch = dev.put_batch(fixed_batch(run), "eps.json")
+    r = update_policy(dev.store, batch, dev.v0, {**HP, "runId": run, "step": 0, "adamEps": 1e-3}, dev.work_dir)
+    state = fetch_policy(dev.store, dev.store.uri_of(f"runs/{run}/trainer/v1/"), dev.tmp / "eps-state")
+    saved = torch.load(state / "optimizer.pt", weights_only=True)
+    assert [g["eps"] for g in saved["param_groups"]] == [1e-3]
+    with pytest.raises(BadInputError, match="adamEps: 0 is less than or equal to the minimum of 0"):
+        update_policy(dev.store, batch, r["policy"], {**HP, "runId": run, "step": 1, "adamEps": 0}, dev.work_dir)
