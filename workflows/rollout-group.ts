@@ -127,10 +127,14 @@ export async function rolloutGroup(input: RolloutGroupInput): Promise<RolloutGro
     );
   }
   const totals = breakdowns.map((b) => b.total ?? 0);
-  const { advantages } = groupAdvantages(totals.map((reward) => ({ groupId: input.groupId, reward })));
-  const mean = totals.reduce((a, b) => a + b, 0) / totals.length;
-  const std =
-    totals.length > 1 ? Math.sqrt(totals.reduce((a, r) => a + (r - mean) ** 2, 0) / (totals.length - 1)) : 0;
+  const { advantages, groups } = groupAdvantages(
+    totals.map((reward) => ({ groupId: input.groupId, reward })),
+  );
+  // A group of one is reported as its own reward with no spread (DAPO drops it), not as the
+  // advantage's mean-0/std-1 convention.
+  const stats = groups.get(input.groupId)!;
+  const mean = totals.length > 1 ? stats.mean : totals[0]!;
+  const std = totals.length > 1 ? stats.std : 0;
   return {
     groupId: input.groupId,
     sampleId: input.sample.id,

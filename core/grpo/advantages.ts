@@ -40,6 +40,17 @@ export function groupStatistics(rewards: readonly number[]): { mean: number; std
   return { mean, std: Math.sqrt(ss / (n - 1)) };
 }
 
+/** Each group's rewards in input order, groups in first-seen order. */
+function rewardsByGroup(trajectories: readonly GroupedReward[]): Map<string, number[]> {
+  const byGroup = new Map<string, number[]>();
+  for (const t of trajectories) {
+    const list = byGroup.get(t.groupId);
+    if (list === undefined) byGroup.set(t.groupId, [t.reward]);
+    else list.push(t.reward);
+  }
+  return byGroup;
+}
+
 /**
  * A_i = (R_i − mean_g) / (std_g + ε) for every trajectory, in input order, where g is its group.
  * Groups of one get mean 0 and std 1, so their advantage is R / (1 + ε).
@@ -48,12 +59,7 @@ export function groupAdvantages(
   trajectories: readonly GroupedReward[],
   settings: AdvantageSettings = DEFAULT_ADVANTAGE_SETTINGS,
 ): { advantages: number[]; groups: Map<string, { mean: number; std: number; size: number }> } {
-  const byGroup = new Map<string, number[]>();
-  for (const t of trajectories) {
-    const list = byGroup.get(t.groupId);
-    if (list === undefined) byGroup.set(t.groupId, [t.reward]);
-    else list.push(t.reward);
-  }
+  const byGroup = rewardsByGroup(trajectories);
   const groups = new Map<string, { mean: number; std: number; size: number }>();
   for (const [id, rewards] of byGroup) groups.set(id, { ...groupStatistics(rewards), size: rewards.length });
   const advantages = trajectories.map((t) => {
@@ -89,12 +95,7 @@ export function dynamicSamplingFilter(
   trajectories: readonly GroupedReward[],
   rule: ZeroVarianceRule = 'identical',
 ): { keptIndices: number[]; keptGroups: string[]; droppedGroups: string[] } {
-  const byGroup = new Map<string, number[]>();
-  for (const t of trajectories) {
-    const list = byGroup.get(t.groupId);
-    if (list === undefined) byGroup.set(t.groupId, [t.reward]);
-    else list.push(t.reward);
-  }
+  const byGroup = rewardsByGroup(trajectories);
   const keptGroups: string[] = [];
   const droppedGroups: string[] = [];
   for (const [id, rewards] of byGroup) (hasSignal(rewards, rule) ? keptGroups : droppedGroups).push(id);
