@@ -19,7 +19,7 @@ import type { FrameSet } from '../media/ingest.js';
 import { maskSequenceLookup, readBinaryMask, type BinaryMask, type MaskSequence } from '../media/masks.js';
 import { tintRgb } from '../media/overlay.js';
 import { decodeRgb } from '../media/image.js';
-import { mapLimit } from '../media/ingest.js';
+import { mapLimit } from '../../core/concurrency.js';
 import {
   pickGallery,
   renderEvaluationReport,
