@@ -8,7 +8,6 @@ import type { SegflowConfig } from '../../core/config/schema.js';
 import { encoderFromConfig } from '../embeddings/activities.js';
 import type { TextEncoder } from '../embeddings/encoder.js';
 import { cancellationSignal, parseActivityInput } from '../edge.js';
-import { activityFailure } from '../net/failures.js';
 import type { PinoLogger } from '../runtime/logger.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { LocalCorpus } from './local-corpus.js';
@@ -108,32 +107,24 @@ export function createSearchActivities(deps: SearchActivityDeps) {
   return {
     /** Runs a `<search>` call: text or image search on the configured backend, observation formatted. */
     async searchTool(input: SearchToolInput): Promise<SearchToolResult> {
-      try {
-        const req = parseActivityInput(searchToolInput, input, 'searchTool');
-        const backend = req.backend ?? deps.config.search.backend;
-        const request = {
-          query: req.query,
-          ...(req.topk !== undefined ? { topk: req.topk } : {}),
-          ...(req.runId !== undefined ? { runId: req.runId } : {}),
-          ...(cancellationSignal() ? { signal: cancellationSignal()! } : {}),
-        };
-        if (req.tool === 'text_search')
-          return { tool: 'text_search', ...(await service.text(backend, request)) };
-        return { tool: 'image_search', ...(await service.images(backend, request)) };
-      } catch (err) {
-        throw activityFailure(err);
-      }
+      const req = parseActivityInput(searchToolInput, input, 'searchTool');
+      const backend = req.backend ?? deps.config.search.backend;
+      const request = {
+        query: req.query,
+        ...(req.topk !== undefined ? { topk: req.topk } : {}),
+        ...(req.runId !== undefined ? { runId: req.runId } : {}),
+        ...(cancellationSignal() ? { signal: cancellationSignal()! } : {}),
+      };
+      if (req.tool === 'text_search')
+        return { tool: 'text_search', ...(await service.text(backend, request)) };
+      return { tool: 'image_search', ...(await service.images(backend, request)) };
     },
 
     /** Paid search calls a run has made, per backend. */
     async searchPaidCalls(input: {
       runId: string;
     }): Promise<{ total: number; byBackend: Record<string, number> }> {
-      try {
-        return await service.paidCalls(parseActivityInput(paidCallsInput, input, 'searchPaidCalls').runId);
-      } catch (err) {
-        throw activityFailure(err);
-      }
+      return await service.paidCalls(parseActivityInput(paidCallsInput, input, 'searchPaidCalls').runId);
     },
   };
 }
