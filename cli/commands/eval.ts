@@ -12,9 +12,13 @@ import {
 import type { EvaluationSummary } from '../../activities/evaluation/results.js';
 import { ArtifactStore } from '../../activities/storage/artifact-store.js';
 import { startWorkers, type RunningWorkers } from '../../workers/run.js';
-import { connectClient, workflowUiLink } from '../../workers/temporal-connection.js';
-import type { EvaluationInput, EvaluationProgress, EvaluationResult } from '../../workflows/evaluation.js';
-import { cliContext } from '../context.js';
+import {
+  evaluation,
+  evaluationProgressQuery,
+  type EvaluationInput,
+  type EvaluationResult,
+} from '../../workflows/evaluation.js';
+import { cliContext, withClient } from '../context.js';
 import { workflowResult } from '../failure.js';
 import { positiveInt, nonNegativeInt, nonNegativeNumber } from '../option-parsers.js';
 
@@ -206,68 +210,62 @@ export function register(program: Command): void {
       const { config } = ctx;
       let workers: RunningWorkers | undefined;
       if (!opts.remote) workers = await startWorkers(config, ctx.logger.child({ component: 'worker' }));
-      const client = await connectClient(config);
-      let finished = false;
       try {
-        const workflowId = opts.id ?? `eval-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-        const handle = await client.workflow.start('evaluation', {
-          taskQueue: TaskQueues.orchestrator,
-          workflowId,
-          args: [{ ...input, evalId: workflowId }],
-        });
-        const ui = workflowUiLink(config, workflowId);
-        console.error(`evaluation ${workflowId} started: ${ui}`);
-        const watcher = (async () => {
-          let last = '';
-          while (!finished) {
-            try {
-              const p = await handle.query<EvaluationProgress>('progress');
-              const line = `${p.step}: ${p.offset}/${p.total ?? '?'} planned, ${p.evaluated} evaluated, ${p.skipped} already done, ${p.running} running`;
-              if (line !== last) console.error(`  ${new Date().toISOString().slice(11, 19)}  ${line}`);
-              last = line;
-            } catch {
-              /* between runs (continue-as-new) or finished */
+        await withClient(config, async ({ client, store, ui: uiLink }) => {
+          let finished = false;
+          const workflowId = opts.id ?? `eval-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+          const handle = await client.workflow.start(evaluation, {
+            taskQueue: TaskQueues.orchestrator,
+            workflowId,
+            args: [{ ...input, evalId: workflowId }],
+          });
+          const ui = uiLink(workflowId);
+          console.error(`evaluation ${workflowId} started: ${ui}`);
+          const watcher = (async () => {
+            let last = '';
+            while (!finished) {
+              try {
+                const p = await handle.query(evaluationProgressQuery);
+                const line = `${p.step}: ${p.offset}/${p.total ?? '?'} planned, ${p.evaluated} evaluated, ${p.skipped} already done, ${p.running} running`;
+                if (line !== last) console.error(`  ${new Date().toISOString().slice(11, 19)}  ${line}`);
+                last = line;
+              } catch {
+                /* between runs (continue-as-new) or finished */
+              }
+              await new Promise((r) => setTimeout(r, 1000));
             }
-            await new Promise((r) => setTimeout(r, 1000));
+          })();
+          let result: EvaluationResult;
+          try {
+            result = await workflowResult(handle, 'evaluation', ui);
+          } finally {
+            finished = true;
+            await watcher;
           }
-        })();
-        let result: EvaluationResult;
-        try {
-          result = await workflowResult<EvaluationResult>(handle, 'evaluation', ui);
-        } finally {
-          finished = true;
-          await watcher;
-        }
-        const m = result.metrics;
-        const p = (v: number | null | undefined) =>
-          typeof v === 'number' && Number.isFinite(v) ? (v * 100).toFixed(1) : 'n/a';
-        if (m.vos) {
-          console.log('ability      queries      J      F    J&F');
-          for (const [a, v] of [...Object.entries(m.vos.perAbility), ['overall', m.vos.overall] as const])
+          const m = result.metrics;
+          const p = (v: number | null | undefined) =>
+            typeof v === 'number' && Number.isFinite(v) ? (v * 100).toFixed(1) : 'n/a';
+          if (m.vos) {
+            console.log('ability      queries      J      F    J&F');
+            for (const [a, v] of [...Object.entries(m.vos.perAbility), ['overall', m.vos.overall] as const])
+              console.log(
+                `${a.padEnd(12)} ${String(v.count).padStart(7)} ${p(v.J).padStart(6)} ${p(v.F).padStart(6)} ${p(v.JF).padStart(6)}`,
+              );
+          }
+          if (m.reasonSeg)
             console.log(
-              `${a.padEnd(12)} ${String(v.count).padStart(7)} ${p(v.J).padStart(6)} ${p(v.F).padStart(6)} ${p(v.JF).padStart(6)}`,
+              `ReasonSeg gIoU ${p(m.reasonSeg.lisa.gIoU)} cIoU ${p(m.reasonSeg.lisa.cIoU)} (LISA); gIoU ${p(m.reasonSeg.segzero.gIoU)} (Seg-Zero, empty → 0)`,
             );
-        }
-        if (m.reasonSeg)
+          console.log(outcomeRewardLine(m));
           console.log(
-            `ReasonSeg gIoU ${p(m.reasonSeg.lisa.gIoU)} cIoU ${p(m.reasonSeg.lisa.cIoU)} (LISA); gIoU ${p(m.reasonSeg.segzero.gIoU)} (Seg-Zero, empty → 0)`,
+            `searches ${m.search.calls} (${m.search.cached} cached), paid ${m.search.paidCalls}${m.search.costUsd !== null ? `, cost $${m.search.costUsd.toFixed(4)}` : ''}; stop reasons ${JSON.stringify(m.stopReasons)}`,
           );
-        console.log(outcomeRewardLine(m));
-        console.log(
-          `searches ${m.search.calls} (${m.search.cached} cached), paid ${m.search.paidCalls}${m.search.costUsd !== null ? `, cost $${m.search.costUsd.toFixed(4)}` : ''}; stop reasons ${JSON.stringify(m.stopReasons)}`,
-        );
-        const store = ArtifactStore.fromConfig(config.s3);
-        try {
           if (opts.report) await store.downloadToFile(result.report.html, opts.report);
           if (opts.json) await store.downloadToFile(result.report.json, opts.json);
-        } finally {
-          store.client.destroy();
-        }
-        if (opts.report) console.log(`report: ${opts.report}`);
-        console.log(`summary: ${result.summary.uri}\nreport: ${result.report.html.uri}`);
+          if (opts.report) console.log(`report: ${opts.report}`);
+          console.log(`summary: ${result.summary.uri}\nreport: ${result.report.html.uri}`);
+        });
       } finally {
-        finished = true;
-        await client.connection.close();
         if (workers) await workers.shutdown();
       }
     });

@@ -5,9 +5,8 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { ScheduleOverlapPolicy, type ScheduleOptions } from '@temporalio/client';
 import { TaskQueues } from '../../core/queues.js';
-import { connectClient } from '../../workers/temporal-connection.js';
-import type { EvaluationInput } from '../../workflows/evaluation.js';
-import { cliContext } from '../context.js';
+import { evaluation, type EvaluationInput } from '../../workflows/evaluation.js';
+import { cliContext, withClient } from '../context.js';
 import { evaluationInputFrom, parsePrice } from './eval.js';
 import { positiveInt } from '../option-parsers.js';
 
@@ -47,7 +46,7 @@ export function evaluationSchedule(opts: ScheduleEvalOptions): ScheduleOptions {
       : { cronExpressions: [opts.cron!] },
     action: {
       type: 'startWorkflow',
-      workflowType: 'evaluation',
+      workflowType: evaluation,
       taskQueue: TaskQueues.orchestrator,
       workflowId: `${opts.id}-run`,
       args: [input],
@@ -81,9 +80,7 @@ export function register(program: Command): void {
     .option('--paused', 'create it paused')
     .action(async (opts: ScheduleEvalOptions, cmd: Command) => {
       const options = evaluationSchedule(opts);
-      const { config } = cliContext(cmd);
-      const client = await connectClient(config);
-      try {
+      await withClient(cliContext(cmd).config, async ({ client }) => {
         const existing = client.schedule.getHandle(opts.id);
         try {
           await existing.describe();
@@ -100,9 +97,7 @@ export function register(program: Command): void {
             .map((t) => t.toISOString())
             .join(', ')}`,
         );
-      } finally {
-        await client.connection.close();
-      }
+      });
     });
   for (const [name, what] of [
     ['describe', 'show a schedule and its recent runs'],
@@ -113,9 +108,7 @@ export function register(program: Command): void {
       .command(`${name} <scheduleId>`)
       .description(what)
       .action(async (id: string, _opts: unknown, cmd: Command) => {
-        const { config } = cliContext(cmd);
-        const client = await connectClient(config);
-        try {
+        await withClient(cliContext(cmd).config, async ({ client }) => {
           const h = client.schedule.getHandle(id);
           if (name === 'trigger') await h.trigger();
           else if (name === 'delete') await h.delete();
@@ -139,9 +132,7 @@ export function register(program: Command): void {
             );
           }
           if (name !== 'describe') console.log(`${name}: ${id}`);
-        } finally {
-          await client.connection.close();
-        }
+        });
       });
   }
 }
