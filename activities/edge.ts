@@ -35,6 +35,22 @@ export function heartbeat(details?: unknown): void {
   currentActivity()?.heartbeat(details);
 }
 
+/**
+ * Heartbeats every `ms` while running as an activity (for a call that reports no progress of its
+ * own); returns the function that stops it. A no-op elsewhere.
+ */
+export function heartbeatEvery(ms: number): () => void {
+  const ctx = currentActivity();
+  if (!ctx) return () => undefined;
+  const timer = setInterval(() => ctx.heartbeat(), ms);
+  return () => clearInterval(timer);
+}
+
+/** The last heartbeat's details of an earlier attempt (to resume from), when running as an activity. */
+export function lastHeartbeatDetails(): unknown {
+  return currentActivity()?.info.heartbeatDetails;
+}
+
 /** The activity's cancellation signal, when running as an activity. */
 export function cancellationSignal(): AbortSignal | undefined {
   return currentActivity()?.cancellationSignal;

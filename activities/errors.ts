@@ -2,6 +2,7 @@
  * segflow's error classes. Each carries a stable `type` (the Temporal ApplicationFailure type) and
  * whether retrying can help; `toApplicationFailure` maps them onto Temporal's retry machinery.
  */
+import { ErrorTypes } from '../core/contracts/errors.js';
 import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
 
 export class SegflowError extends Error {
@@ -30,14 +31,14 @@ export class SegflowError extends Error {
 /** Invalid configuration: never retryable. */
 export class ConfigError extends SegflowError {
   constructor(message: string, details: Record<string, unknown> = {}) {
-    super('ConfigError', message, { retryable: false, details });
+    super(ErrorTypes.config, message, { retryable: false, details });
   }
 }
 
 /** An input (file, media, model output, request) that cannot be used as given. */
 export class BadInputError extends SegflowError {
   constructor(message: string, details: Record<string, unknown> = {}, cause?: unknown) {
-    super('BadInputError', message, { retryable: false, details, cause });
+    super(ErrorTypes.badInput, message, { retryable: false, details, cause });
   }
 }
 
@@ -49,7 +50,7 @@ export class TransientError extends SegflowError {
     cause?: unknown,
     retryAfterMs?: number,
   ) {
-    super('TransientError', message, {
+    super(ErrorTypes.transient, message, {
       retryable: true,
       details,
       cause,

@@ -3,9 +3,10 @@
  * it back and checks its SHA-256. It proves a deployment end to end (queues polled, S3 reachable)
  * and is what `make demo` runs until the rollout workflow lands.
  */
-import { activityInfo, heartbeat, sleep } from '@temporalio/activity';
+import { activityInfo, sleep } from '@temporalio/activity';
 import type { ArtifactRef } from '../core/artifacts.js';
 import type { ArtifactStore } from './storage/artifact-store.js';
+import { heartbeat } from './edge.js';
 import { TransientError } from './errors.js';
 
 export interface StackCheckStepInput {

@@ -12,6 +12,8 @@ import {
   ChildWorkflowFailure,
   TerminatedFailure,
   TimeoutFailure,
+  type Workflow,
+  type WorkflowResultType,
 } from '@temporalio/common';
 
 /** One link of a cause chain. */
@@ -138,13 +140,13 @@ export class WorkflowNotCompletedError extends Error {
  * `handle.result()`, but a workflow that fails, is terminated, cancelled or times out rejects with a
  * {@link WorkflowNotCompletedError} naming the workflow and its Web UI link.
  */
-export async function workflowResult<T>(
-  handle: WorkflowHandle,
+export async function workflowResult<W extends Workflow>(
+  handle: WorkflowHandle<W>,
   workflowType: string,
   uiLink: string,
-): Promise<T> {
+): Promise<WorkflowResultType<W>> {
   try {
-    return (await handle.result()) as T;
+    return await handle.result();
   } catch (err) {
     if (err instanceof WorkflowFailedError)
       throw new WorkflowNotCompletedError(workflowType, handle.workflowId, workflowEndOf(err), uiLink, err);

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { SegflowConfig } from '../core/config/schema.js';
 import { hostQueue, TaskQueues, type WorkerRole } from '../core/queues.js';
+import { activityErrorInterceptors } from '../activities/error-interceptor.js';
 import { activitiesForRole } from '../activities/registry.js';
 import { PinoTemporalLogger, type PinoLogger } from '../activities/runtime/logger.js';
 import { ArtifactStore } from '../activities/storage/artifact-store.js';
@@ -62,6 +63,8 @@ export async function startWorkers(
         namespace: config.temporal.namespace,
         taskQueue,
         activities,
+        // Every activity failure leaves as a typed ApplicationFailure (activities/errors.ts).
+        interceptors: { activity: [activityErrorInterceptors] },
         maxConcurrentActivityTaskExecutions: config.worker.concurrency[role],
         shutdownGraceTime: config.worker.shutdownGraceMs,
         identity: `${config.worker.hostId}/${role}/${process.pid}`,

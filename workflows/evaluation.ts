@@ -29,6 +29,7 @@ import type { ArtifactRef } from '../core/artifacts.js';
 import { ErrorTypes } from '../core/contracts/errors.js';
 import { isSafeId, safeIdProblem, toSafeId } from '../core/contracts/ids.js';
 import { EvalKeys, WorkflowIds } from '../core/contracts/keys.js';
+import { mapLimit } from '../core/concurrency.js';
 import { TaskQueues } from '../core/queues.js';
 import type { EvaluationActivities, EvalPlanSample } from '../activities/evaluation/activities.js';
 import type { EvaluationSummary } from '../core/contracts/evaluation.js';
@@ -211,24 +212,19 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
     ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
   });
   // Sliding window: the next child starts as soon as one finishes.
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(concurrency, todo.length) }, async () => {
-    while (next < todo.length) {
-      const s = todo[next++]!;
-      progress.running++;
-      try {
-        await executeChild(evaluateSample, {
-          workflowId: WorkflowIds.evaluateSample(evalId, s.id),
-          taskQueue: TaskQueues.orchestrator,
-          args: [childInput(s)],
-        });
-      } finally {
-        progress.running--;
-      }
-      progress.evaluated++;
+  await mapLimit(todo, concurrency, async (s) => {
+    progress.running++;
+    try {
+      await executeChild(evaluateSample, {
+        workflowId: WorkflowIds.evaluateSample(evalId, s.id),
+        taskQueue: TaskQueues.orchestrator,
+        args: [childInput(s)],
+      });
+    } finally {
+      progress.running--;
     }
+    progress.evaluated++;
   });
-  await Promise.all(lanes);
   progress.offset += plan.samples.length;
 
   if (progress.offset < plan.total) {

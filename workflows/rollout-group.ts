@@ -5,6 +5,7 @@
  * are durable: a crash mid-group resumes the unfinished ones and keeps the finished ones.
  */
 import { executeChild, proxyActivities } from '@temporalio/workflow';
+import { mapLimit } from '../core/concurrency.js';
 import { TaskQueues } from '../core/queues.js';
 import { groupAdvantages } from '../core/grpo/advantages.js';
 import type { RewardBreakdown } from '../core/rewards/score.js';
@@ -96,11 +97,11 @@ export async function rolloutGroup(input: RolloutGroupInput): Promise<RolloutGro
   };
 
   // Sliding window: start the next child as soon as one finishes.
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(concurrency, n) }, async () => {
-    while (next < n) await runChild(next++);
-  });
-  await Promise.all(lanes);
+  await mapLimit(
+    Array.from({ length: n }, (_, i) => i),
+    concurrency,
+    runChild,
+  );
 
   const breakdowns: RewardBreakdown[] = [];
   for (const summary of summaries) {

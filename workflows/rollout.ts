@@ -12,6 +12,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import { ErrorTypes } from '../core/contracts/errors.js';
 import type { RolloutSummary } from '../core/contracts/rollout.js';
 import { hostQueue, TaskQueues } from '../core/queues.js';
 import { DEFAULT_ROLLOUT_SETTINGS, type RolloutSettings } from '../core/rollout/turn-rules.js';
@@ -105,7 +106,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutSummary> {
   const s: RolloutSettings = { ...DEFAULT_ROLLOUT_SETTINGS, ...input.settings };
   const frameIds = input.sample.frames.map((f) => f.fid);
   if (frameIds.length === 0) {
-    throw ApplicationFailure.nonRetryable(`sample ${input.sample.id} has no frames`, 'BadInputError');
+    throw ApplicationFailure.nonRetryable(`sample ${input.sample.id} has no frames`, ErrorTypes.badInput);
   }
   const progress: RolloutProgress = { turn: 0, step: 'think' };
   setHandler(rolloutProgressQuery, () => progress);

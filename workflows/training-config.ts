@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { fnv1a32, mulberry32 } from '../core/random.js';
-import { IdLimits, IdSchemas, safeIdPattern } from '../core/contracts/ids.js';
+import { IdSchemas } from '../core/contracts/ids.js';
 
 const s3Uri = z.string().regex(/^s3:\/\/[^/]+\/.+/, 'must be an s3://bucket/key URI');
 const int = (min: number) => z.number().int().min(min);
@@ -152,8 +152,6 @@ export function parseTrainingConfig(
   };
 }
 
-/** Run ids become S3 key segments and adapter names. */
-export const runIdPattern = safeIdPattern(IdLimits.run);
 
 /** The name policy servers serve version k of a run under (a LoRA adapter name for vLLM). */
 export function policyModelName(runId: string, version: number): string {

@@ -18,6 +18,7 @@ import { ErrorTypes } from '../core/contracts/errors.js';
 import { RunKeys, WorkflowIds } from '../core/contracts/keys.js';
 import type { TrainerHyperparameters, UpdatePolicyResult } from '../core/contracts/training.js';
 import type { ArtifactRef } from '../core/artifacts.js';
+import { mapLimit } from '../core/concurrency.js';
 import { dynamicSamplingDecision, dynamicSamplingFilter } from '../core/grpo/advantages.js';
 import { hostQueue, TaskQueues } from '../core/queues.js';
 import type {
@@ -190,24 +191,18 @@ async function runGroups(
   generation: number,
 ): Promise<RolloutGroupResult[]> {
   const { config, progress } = ctx;
-  const results = new Array<RolloutGroupResult>(samples.length);
   const concurrency = Math.max(1, config.rollout.groupConcurrency ?? samples.length);
-  let next = 0;
-  const lane = async () => {
-    while (next < samples.length) {
-      const j = next++;
-      const input = groupInput(ctx, samples[j]!, step, generation, j);
-      progress.groupsStarted += 1;
-      results[j] = await executeChild(rolloutGroup, {
-        workflowId: input.groupId,
-        taskQueue: TaskQueues.orchestrator,
-        args: [input],
-      });
-      progress.groupsDone += 1;
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, samples.length) }, lane));
-  return results;
+  return mapLimit(samples, concurrency, async (sample, j) => {
+    const input = groupInput(ctx, sample, step, generation, j);
+    progress.groupsStarted += 1;
+    const result = await executeChild(rolloutGroup, {
+      workflowId: input.groupId,
+      taskQueue: TaskQueues.orchestrator,
+      args: [input],
+    });
+    progress.groupsDone += 1;
+    return result;
+  });
 }
 
 /** Sampling, rollouts and the DAPO filter: generation batches until the step's batch is full. */

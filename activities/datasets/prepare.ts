@@ -9,6 +9,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ArtifactRef } from '../../core/artifacts.js';
+import { mapLimit } from '../../core/concurrency.js';
 import { buildSampleGroundTruth, type GroundTruthCoordinates } from '../../core/groundtruth/index.js';
 import type { SampleGroundTruth } from '../../core/rewards/terms.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
@@ -19,7 +20,6 @@ import {
   ingestFrameFolder,
   ingestImage,
   ingestVideo,
-  mapLimit,
   type FrameSet,
   type IngestedMedia,
 } from '../media/ingest.js';

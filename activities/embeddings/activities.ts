@@ -5,7 +5,6 @@
 import { z } from 'zod';
 import type { SegflowConfig } from '../../core/config/schema.js';
 import { parseActivityInput } from '../edge.js';
-import { activityFailure } from '../net/failures.js';
 import { cosine, OnnxTextEncoder, type TextEncoder } from './encoder.js';
 
 export const searchQuerySimilarityInput = z.strictObject({
@@ -59,24 +58,20 @@ export function createEmbeddingActivities(deps: EmbeddingDeps) {
   return {
     /** Cosine similarity of a search query with each reference step (IGR). */
     async searchQuerySimilarity(input: SearchQuerySimilarityInput): Promise<SearchQuerySimilarity> {
-      try {
-        const { query, references } = parseActivityInput(
-          searchQuerySimilarityInput,
-          input,
-          'searchQuerySimilarity',
-        );
-        if (references.length === 0) return { scores: [], maxCosine: null, bestIndex: -1 };
-        const encoder = await getEncoder();
-        const [q, ...refs] = await encoder.embed([query, ...references]);
-        const scores = refs.map((r) => cosine(q!, r));
-        let bestIndex = 0;
-        scores.forEach((s, i) => {
-          if (s > scores[bestIndex]!) bestIndex = i;
-        });
-        return { scores, maxCosine: scores[bestIndex]!, bestIndex };
-      } catch (err) {
-        throw activityFailure(err);
-      }
+      const { query, references } = parseActivityInput(
+        searchQuerySimilarityInput,
+        input,
+        'searchQuerySimilarity',
+      );
+      if (references.length === 0) return { scores: [], maxCosine: null, bestIndex: -1 };
+      const encoder = await getEncoder();
+      const [q, ...refs] = await encoder.embed([query, ...references]);
+      const scores = refs.map((r) => cosine(q!, r));
+      let bestIndex = 0;
+      scores.forEach((s, i) => {
+        if (s > scores[bestIndex]!) bestIndex = i;
+      });
+      return { scores, maxCosine: scores[bestIndex]!, bestIndex };
     },
   };
 }

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { artifactRefSchema, type ArtifactRef } from '../../core/artifacts.js';
 import { EvalKeys, IdSchemas } from '../../core/contracts/index.js';
-import { mapLimit } from '../media/ingest.js';
+import { mapLimit } from '../../core/concurrency.js';
 import { ABILITIES, type Ability } from '../../core/protocol/prompts.js';
 import type { PreparedDatasetIndex, PreparedSample } from '../datasets/prepare.js';
 import { BadInputError } from '../errors.js';

@@ -14,7 +14,7 @@ import {
 } from '../../core/contracts/index.js';
 import { BadInputError } from '../errors.js';
 import { heartbeat, parseActivityInput } from '../edge.js';
-import { mapLimit } from '../media/ingest.js';
+import { mapLimit } from '../../core/concurrency.js';
 import {
   pickGallery,
   renderEvaluationReport,

@@ -20,7 +20,7 @@ import { BadInputError } from '../errors.js';
 import { heartbeat, parseActivityInput } from '../edge.js';
 import { decodeRgb } from '../media/image.js';
 import type { FrameSet } from '../media/ingest.js';
-import { mapLimit } from '../media/ingest.js';
+import { mapLimit } from '../../core/concurrency.js';
 import { maskSequenceLookup, readBinaryMask, type BinaryMask, type MaskSequence } from '../media/masks.js';
 import { tintRgb } from '../media/overlay.js';
 import { readResponseText, scoreResponse } from '../rewards/activities.js';

@@ -1,16 +1,15 @@
 /**
  * The media role's activities (task queue `segflow-media`). Each takes and returns small JSON with
  * ArtifactRefs, never bytes; inputs are validated with zod at this edge; long ones heartbeat and
- * stop ffmpeg when the activity is cancelled; failures become ApplicationFailures whose type says
- * whether a retry can help (bad media: never).
+ * stop ffmpeg when the activity is cancelled; failures are typed (media/errors.ts) and leave as
+ * ApplicationFailures whose type says whether a retry can help (bad media: never).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { artifactRefSchema, type ArtifactRef } from '../../core/artifacts.js';
-import { activityFailure } from '../errors.js';
-import { currentActivity, parseActivityInput } from '../edge.js';
+import { currentActivity, heartbeat, parseActivityInput } from '../edge.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { BadMediaError } from './errors.js';
 import {
@@ -96,15 +95,6 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   }
 }
 
-/** Runs an activity body; every failure leaves as a typed ApplicationFailure. */
-async function run<T>(body: () => Promise<T>): Promise<T> {
-  try {
-    return await body();
-  } catch (err) {
-    throw activityFailure(err);
-  }
-}
-
 export function createMediaActivities(deps: MediaActivityDeps) {
   const { store } = deps;
   const toolOpts = () => {
@@ -114,7 +104,6 @@ export function createMediaActivities(deps: MediaActivityDeps) {
       ...(ctx ? { signal: ctx.cancellationSignal } : {}),
     };
   };
-  const beat = (details: unknown) => currentActivity()?.heartbeat(details);
 
   async function localCopy(ref: ArtifactRef, dir: string, name: string): Promise<string> {
     const path = join(dir, name);
@@ -125,32 +114,28 @@ export function createMediaActivities(deps: MediaActivityDeps) {
   return {
     /** Validates and stores a local file / folder (or re-ingests an s3:// object) content-addressed. */
     async mediaIngest(input: z.input<typeof mediaInputs.ingest>): Promise<IngestedMedia> {
-      return run(async () => {
-        const { source } = parseActivityInput(mediaInputs.ingest, input, 'mediaIngest');
-        const onProgress = (done: number, total: number) => beat({ done, total });
-        if (!source.startsWith('s3://')) return ingestMedia(store, source, { ...toolOpts(), onProgress });
-        const ref = await store.head(source);
-        if (!ref) throw new BadMediaError(source, 'does not exist in the artifact store');
-        return withTempDir(async (dir) => {
-          const path = await localCopy(ref, dir, source.split('/').pop() ?? 'media');
-          return ingestMedia(store, path, { ...toolOpts(), onProgress });
-        });
+      const { source } = parseActivityInput(mediaInputs.ingest, input, 'mediaIngest');
+      const onProgress = (done: number, total: number) => heartbeat({ done, total });
+      if (!source.startsWith('s3://')) return ingestMedia(store, source, { ...toolOpts(), onProgress });
+      const ref = await store.head(source);
+      if (!ref) throw new BadMediaError(source, 'does not exist in the artifact store');
+      return withTempDir(async (dir) => {
+        const path = await localCopy(ref, dir, source.split('/').pop() ?? 'media');
+        return ingestMedia(store, path, { ...toolOpts(), onProgress });
       });
     },
 
     /** `{width, height, fps, frames, codec}` of a stored image or video. */
     async mediaProbe(input: z.input<typeof mediaInputs.probe>): Promise<MediaProbe> {
-      return run(async () => {
-        const { media } = parseActivityInput(mediaInputs.probe, input, 'mediaProbe');
-        return withTempDir(async (dir) => {
-          const path = await localCopy(media, dir, 'media');
-          if (sniffImageFormat(await readHead(path))) {
-            const info = await inspectImage(path);
-            return { width: info.width, height: info.height, fps: null, frames: 1, codec: info.format };
-          }
-          const { width, height, fps, frames, codec } = await probeVideo(path, toolOpts());
-          return { width, height, fps, frames, codec };
-        });
+      const { media } = parseActivityInput(mediaInputs.probe, input, 'mediaProbe');
+      return withTempDir(async (dir) => {
+        const path = await localCopy(media, dir, 'media');
+        if (sniffImageFormat(await readHead(path))) {
+          const info = await inspectImage(path);
+          return { width: info.width, height: info.height, fps: null, frames: 1, codec: info.format };
+        }
+        const { width, height, fps, frames, codec } = await probeVideo(path, toolOpts());
+        return { width, height, fps, frames, codec };
       });
     },
 
@@ -166,47 +151,45 @@ export function createMediaActivities(deps: MediaActivityDeps) {
       patchFactor?: number;
       anchor?: number;
     }): Promise<SampledFrames> {
-      return run(async () => {
-        const args = parseActivityInput(mediaInputs.sampleFrames, input, 'mediaSampleFrames');
-        const media = args.media as IngestedMedia;
-        const pick = (total: number) =>
-          args.anchor === undefined
-            ? linspaceIndices(total, args.count)
-            : sampleWithAnchor(total, args.count, args.anchor);
-        if (media.kind === 'image') {
-          const bytes = await store.getBytes(media.image.uri);
-          const policy = await storePolicyCopy(store, media.image, bytes, args.patchFactor);
-          return { total: 1, indices: [0], frames: [{ index: 0, fid: 0, original: media.image, policy }] };
+      const args = parseActivityInput(mediaInputs.sampleFrames, input, 'mediaSampleFrames');
+      const media = args.media as IngestedMedia;
+      const pick = (total: number) =>
+        args.anchor === undefined
+          ? linspaceIndices(total, args.count)
+          : sampleWithAnchor(total, args.count, args.anchor);
+      if (media.kind === 'image') {
+        const bytes = await store.getBytes(media.image.uri);
+        const policy = await storePolicyCopy(store, media.image, bytes, args.patchFactor);
+        return { total: 1, indices: [0], frames: [{ index: 0, fid: 0, original: media.image, policy }] };
+      }
+      if (media.kind === 'frames') {
+        const set = await store.getJson<FrameSet>(media.frameSet.uri);
+        const indices = pick(set.frames.length);
+        const frames: StoredFrame[] = [];
+        for (const i of indices) {
+          const entry = set.frames[i]!;
+          const policy = await storePolicyCopy(
+            store,
+            entry.ref,
+            await store.getBytes(entry.ref.uri),
+            args.patchFactor,
+          );
+          frames.push({ index: i, fid: entry.fid, original: entry.ref, policy });
+          heartbeat({ frame: i });
         }
-        if (media.kind === 'frames') {
-          const set = await store.getJson<FrameSet>(media.frameSet.uri);
-          const indices = pick(set.frames.length);
-          const frames: StoredFrame[] = [];
-          for (const i of indices) {
-            const entry = set.frames[i]!;
-            const policy = await storePolicyCopy(
-              store,
-              entry.ref,
-              await store.getBytes(entry.ref.uri),
-              args.patchFactor,
-            );
-            frames.push({ index: i, fid: entry.fid, original: entry.ref, policy });
-            beat({ frame: i });
-          }
-          return { total: set.frames.length, indices, frames };
-        }
-        const total = media.probe.frames;
-        const indices = pick(total);
-        return withTempDir(async (dir) => {
-          const path = await localCopy(media.video, dir, 'video');
-          const frames = await storeVideoFrames(store, { path, sha256: media.video.sha256 }, indices, {
-            ...toolOpts(),
-            probe: media.probe,
-            patchFactor: args.patchFactor,
-            onFrame: (index) => beat({ frame: index }),
-          });
-          return { total, indices, frames };
+        return { total: set.frames.length, indices, frames };
+      }
+      const total = media.probe.frames;
+      const indices = pick(total);
+      return withTempDir(async (dir) => {
+        const path = await localCopy(media.video, dir, 'video');
+        const frames = await storeVideoFrames(store, { path, sha256: media.video.sha256 }, indices, {
+          ...toolOpts(),
+          probe: media.probe,
+          patchFactor: args.patchFactor,
+          onFrame: (index) => heartbeat({ frame: index }),
         });
+        return { total, indices, frames };
       });
     },
 
@@ -214,83 +197,71 @@ export function createMediaActivities(deps: MediaActivityDeps) {
     async mediaExtractFrames(
       input: z.input<typeof mediaInputs.extractFrames>,
     ): Promise<{ frameSet: ArtifactRef; frames: number; width: number; height: number }> {
-      return run(async () => {
-        const { video, indices } = parseActivityInput(mediaInputs.extractFrames, input, 'mediaExtractFrames');
-        return withTempDir(async (dir) => {
-          const path = await localCopy(video, dir, 'video');
-          const probe = await probeVideo(path, toolOpts());
-          const frames: FrameSet['frames'] = [];
-          for await (const frame of extractFrames(path, indices, { ...toolOpts(), probe })) {
-            const bytes = await encodeImage({
-              raw: frame.rgb,
-              width: frame.width,
-              height: frame.height,
-              channels: 3,
-            });
-            const key = derivedKey(video.sha256, `frames/orig/${String(frame.index).padStart(6, '0')}.jpg`);
-            frames.push({
-              fid: frame.index,
-              name: `${String(frame.index).padStart(5, '0')}.jpg`,
-              ref: await store.putBytes(key, bytes, 'image/jpeg'),
-            });
-            beat({ frame: frame.index });
-          }
-          const set: FrameSet = { width: probe.width, height: probe.height, frames };
-          const frameSet = await store.putContentAddressed(
-            MediaNamespaces.frameSets,
-            Buffer.from(JSON.stringify(set)),
-            'application/json',
-            'json',
-          );
-          return { frameSet, frames: frames.length, width: probe.width, height: probe.height };
-        });
+      const { video, indices } = parseActivityInput(mediaInputs.extractFrames, input, 'mediaExtractFrames');
+      return withTempDir(async (dir) => {
+        const path = await localCopy(video, dir, 'video');
+        const probe = await probeVideo(path, toolOpts());
+        const frames: FrameSet['frames'] = [];
+        for await (const frame of extractFrames(path, indices, { ...toolOpts(), probe })) {
+          const bytes = await encodeImage({
+            raw: frame.rgb,
+            width: frame.width,
+            height: frame.height,
+            channels: 3,
+          });
+          const key = derivedKey(video.sha256, `frames/orig/${String(frame.index).padStart(6, '0')}.jpg`);
+          frames.push({
+            fid: frame.index,
+            name: `${String(frame.index).padStart(5, '0')}.jpg`,
+            ref: await store.putBytes(key, bytes, 'image/jpeg'),
+          });
+          heartbeat({ frame: frame.index });
+        }
+        const set: FrameSet = { width: probe.width, height: probe.height, frames };
+        const frameSet = await store.putContentAddressed(
+          MediaNamespaces.frameSets,
+          Buffer.from(JSON.stringify(set)),
+          'application/json',
+          'json',
+        );
+        return { frameSet, frames: frames.length, width: probe.width, height: probe.height };
       });
     },
 
     /** The 864×864 high-res copy of a stored frame (the keyframe observation). */
     async mediaKeyframe(input: z.input<typeof mediaInputs.keyframe>): Promise<ArtifactRef> {
-      return run(async () => {
-        const { frame } = parseActivityInput(mediaInputs.keyframe, input, 'mediaKeyframe');
-        return storeKeyframe(store, frame);
-      });
+      const { frame } = parseActivityInput(mediaInputs.keyframe, input, 'mediaKeyframe');
+      return storeKeyframe(store, frame);
     },
 
     /** A PNG mask (0/255) tinted over its image, as PNG. */
     async mediaOverlayImage(input: z.input<typeof mediaInputs.overlayImage>): Promise<ArtifactRef> {
-      return run(async () => {
-        const { image, mask } = parseActivityInput(mediaInputs.overlayImage, input, 'mediaOverlayImage');
-        const key = derivedKey(image.sha256, `overlays/${mask.sha256}.png`);
-        const existing = await store.head(key);
-        if (existing?.sha256) return existing;
-        const m = await readBinaryMask(await store.getBytes(mask.uri));
-        return store.putBytes(key, await overlayPng(await store.getBytes(image.uri), m), 'image/png');
-      });
+      const { image, mask } = parseActivityInput(mediaInputs.overlayImage, input, 'mediaOverlayImage');
+      const key = derivedKey(image.sha256, `overlays/${mask.sha256}.png`);
+      const existing = await store.head(key);
+      if (existing?.sha256) return existing;
+      const m = await readBinaryMask(await store.getBytes(mask.uri));
+      return store.putBytes(key, await overlayPng(await store.getBytes(image.uri), m), 'image/png');
     },
 
     /** An MP4 of a stored video with a stored MaskSequence tinted over its frames. */
     async mediaOverlayVideo(input: z.input<typeof mediaInputs.overlayVideo>): Promise<ArtifactRef> {
-      return run(async () => {
-        const { video, masks, fps } = parseActivityInput(
-          mediaInputs.overlayVideo,
-          input,
-          'mediaOverlayVideo',
-        );
-        const key = derivedKey(video.sha256, `overlays/${masks.sha256}.mp4`);
-        const existing = await store.head(key);
-        if (existing?.sha256) return existing;
-        const seq = await store.getJson<MaskSequence>(masks.uri);
-        return withTempDir(async (dir) => {
-          const path = await localCopy(video, dir, 'video');
-          const out = join(dir, 'overlay.mp4');
-          await overlayVideoFile(path, maskSequenceLookup(seq), out, {
-            ...toolOpts(),
-            ...(fps ? { fps } : {}),
-            onFrame: (index) => {
-              if (index % 25 === 0) beat({ frame: index });
-            },
-          });
-          return store.putFile(key, out, 'video/mp4');
+      const { video, masks, fps } = parseActivityInput(mediaInputs.overlayVideo, input, 'mediaOverlayVideo');
+      const key = derivedKey(video.sha256, `overlays/${masks.sha256}.mp4`);
+      const existing = await store.head(key);
+      if (existing?.sha256) return existing;
+      const seq = await store.getJson<MaskSequence>(masks.uri);
+      return withTempDir(async (dir) => {
+        const path = await localCopy(video, dir, 'video');
+        const out = join(dir, 'overlay.mp4');
+        await overlayVideoFile(path, maskSequenceLookup(seq), out, {
+          ...toolOpts(),
+          ...(fps ? { fps } : {}),
+          onFrame: (index) => {
+            if (index % 25 === 0) heartbeat({ frame: index });
+          },
         });
+        return store.putFile(key, out, 'video/mp4');
       });
     },
   };

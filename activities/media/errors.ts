@@ -2,6 +2,7 @@
  * Errors of the media pipeline. Bad media names the file and what is wrong with it and is never
  * retryable; a failing ffmpeg/ffprobe run carries its exit status and the tail of its stderr.
  */
+import { ErrorTypes } from '../../core/contracts/errors.js';
 import { SegflowError } from '../errors.js';
 
 /** A file (image, video, frame folder, mask, annotation, parquet) that cannot be used as given. */
@@ -12,7 +13,7 @@ export class BadMediaError extends SegflowError {
   readonly problem: string;
 
   constructor(file: string, problem: string, cause?: unknown, details: Record<string, unknown> = {}) {
-    super('BadMediaError', `${file}: ${problem}`, {
+    super(ErrorTypes.badMedia, `${file}: ${problem}`, {
       retryable: false,
       details: { file, problem, ...details },
       cause,
@@ -54,7 +55,7 @@ export class ToolProcessError extends SegflowError {
   }) {
     const stderr = opts.stderr ?? '';
     const tail = stderr.trim() ? `\n${opts.tool} stderr:\n${stderr.trim()}` : '';
-    super('ToolProcessError', `${opts.message}${tail}`, {
+    super(ErrorTypes.toolProcess, `${opts.message}${tail}`, {
       retryable: opts.kind === 'timeout',
       details: { tool: opts.tool, kind: opts.kind, exitCode: opts.exitCode ?? null, args: opts.args ?? [] },
       cause: opts.cause,

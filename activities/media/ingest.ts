@@ -6,6 +6,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { ArtifactRef } from '../../core/artifacts.js';
+import { mapLimit } from '../../core/concurrency.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { BadMediaError } from './errors.js';
 import type { ToolRunOptions } from './ffmpeg.js';
@@ -84,24 +85,6 @@ const videoContentTypes: Record<string, string> = {
   '.mkv': 'video/x-matroska',
   '.avi': 'video/x-msvideo',
 };
-
-/** Runs `fn` over `items` with at most `limit` in flight, keeping order of results. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, i: number) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
 
 /** Ingests whatever `path` is: a folder of frames, an image (by its magic bytes) or a video. */
 export async function ingestMedia(

@@ -15,6 +15,7 @@
  * Written on node:http(s) rather than fetch because the global fetch offers no per-connection
  * address hook; the address classification itself is ipaddr.js's.
  */
+import { ErrorTypes } from '../../core/contracts/errors.js';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
@@ -25,7 +26,7 @@ import { BadInputError, SegflowError, TransientError } from '../errors.js';
 /** A URL refused by the guard: never retryable (the same URL will be refused again). */
 export class BlockedUrlError extends SegflowError {
   constructor(url: string, reason: string) {
-    super('BlockedUrl', `refusing to fetch ${url}: ${reason}`, {
+    super(ErrorTypes.blockedUrl, `refusing to fetch ${url}: ${reason}`, {
       retryable: false,
       details: { url, reason },
     });

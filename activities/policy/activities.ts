@@ -7,12 +7,12 @@
  * `policy.imageTransport`) only here, at the edge. Generation heartbeats so a cancelled workflow
  * reaches the in-flight HTTP request through the activity's cancellation signal.
  */
+import { IdSchemas } from '../../core/contracts/ids.js';
 import { z } from 'zod';
 import { artifactRefSchema } from '../../core/artifacts.js';
 import type { SegflowConfig } from '../../core/config/schema.js';
 import { ConfigError } from '../errors.js';
-import { currentActivity, parseActivityInput } from '../edge.js';
-import { activityFailure } from '../net/failures.js';
+import { cancellationSignal, heartbeatEvery, parseActivityInput } from '../edge.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { PolicyClient, type ChatMessage, type ContentPart, type PolicyTurn } from './client.js';
 
@@ -48,9 +48,7 @@ export const policyGenerateInput = z.strictObject({
 });
 export type PolicyGenerateInput = z.input<typeof policyGenerateInput>;
 
-const adapterName = z
-  .string()
-  .regex(/^[A-Za-z0-9._-]{1,128}$/, 'letters, digits, ".", "_" or "-" (at most 128)');
+const adapterName = IdSchemas.servedModel;
 export const loadAdapterInput = z.strictObject({
   name: adapterName,
   /** Path of the adapter as the policy server sees it (local folder or a hub id). */
@@ -122,8 +120,8 @@ export function createPolicyActivities(deps: PolicyActivityDeps) {
   return {
     /** One turn of the policy: generate until a stop string, EOS or the turn's token budget. */
     async policyGenerate(input: PolicyGenerateInput): Promise<PolicyTurn> {
-      const ctx = currentActivity();
-      const beat = ctx ? setInterval(() => ctx.heartbeat(), deps.heartbeatMs ?? 5000) : undefined;
+      const signal = cancellationSignal();
+      const stopBeating = heartbeatEvery(deps.heartbeatMs ?? 5000);
       try {
         const req = parseActivityInput(policyGenerateInput, input, 'policyGenerate');
         const messages = await toServerMessages(req.messages);
@@ -135,12 +133,10 @@ export function createPolicyActivities(deps: PolicyActivityDeps) {
           ...(req.model ? { model: req.model } : {}),
           ...(req.contextTokens !== undefined ? { contextTokens: req.contextTokens } : {}),
           sampling,
-          ...(ctx ? { signal: ctx.cancellationSignal } : {}),
+          ...(signal ? { signal } : {}),
         });
-      } catch (err) {
-        throw activityFailure(err);
       } finally {
-        if (beat) clearInterval(beat);
+        stopBeating();
       }
     },
 
@@ -148,27 +144,19 @@ export function createPolicyActivities(deps: PolicyActivityDeps) {
     async policyLoadAdapter(
       input: z.input<typeof loadAdapterInput>,
     ): Promise<{ loaded: boolean; alreadyLoaded: boolean }> {
-      try {
-        const req = parseActivityInput(loadAdapterInput, input, 'policyLoadAdapter');
-        const signal = currentActivity()?.cancellationSignal;
-        return await getClient().loadLoraAdapter(req.name, req.path, {
-          ...(req.replace !== undefined ? { replace: req.replace } : {}),
-          ...(signal ? { signal } : {}),
-        });
-      } catch (err) {
-        throw activityFailure(err);
-      }
+      const req = parseActivityInput(loadAdapterInput, input, 'policyLoadAdapter');
+      const signal = cancellationSignal();
+      return await getClient().loadLoraAdapter(req.name, req.path, {
+        ...(req.replace !== undefined ? { replace: req.replace } : {}),
+        ...(signal ? { signal } : {}),
+      });
     },
 
     /** Unloads a LoRA adapter from this host's policy server. */
     async policyUnloadAdapter(input: z.input<typeof unloadAdapterInput>): Promise<{ unloaded: boolean }> {
-      try {
-        const req = parseActivityInput(unloadAdapterInput, input, 'policyUnloadAdapter');
-        const signal = currentActivity()?.cancellationSignal;
-        return await getClient().unloadLoraAdapter(req.name, signal ? { signal } : {});
-      } catch (err) {
-        throw activityFailure(err);
-      }
+      const req = parseActivityInput(unloadAdapterInput, input, 'policyUnloadAdapter');
+      const signal = cancellationSignal();
+      return await getClient().unloadLoraAdapter(req.name, signal ? { signal } : {});
     },
   };
 }

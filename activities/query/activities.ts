@@ -4,7 +4,7 @@
  * overlay video reads. Small, idempotent, content-addressed outputs.
  */
 import type { ArtifactRef } from '../../core/artifacts.js';
-import { BadInputError, activityFailure } from '../errors.js';
+import { BadInputError } from '../errors.js';
 import type { FrameSet } from '../media/ingest.js';
 import { readBinaryMask, toMaskSequence } from '../media/masks.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
@@ -29,51 +29,39 @@ export function createQueryActivities(deps: { store: ArtifactStore }) {
   return {
     /** The frames of a stored FrameSet, for the video segmenter. */
     async queryFrameList(input: { frameSet: ArtifactRef }): Promise<FrameList> {
-      try {
-        const set = await store.getJson<FrameSet>(input.frameSet.uri);
-        if (!Array.isArray(set.frames) || set.frames.length === 0) {
-          throw new BadInputError(`frame set ${input.frameSet.uri} lists no frames`);
-        }
-        return {
-          uris: set.frames.map((f) => f.ref.uri),
-          fids: set.frames.map((f) => f.fid),
-          width: set.width,
-          height: set.height,
-        };
-      } catch (err) {
-        throw activityFailure(err);
+      const set = await store.getJson<FrameSet>(input.frameSet.uri);
+      if (!Array.isArray(set.frames) || set.frames.length === 0) {
+        throw new BadInputError(`frame set ${input.frameSet.uri} lists no frames`);
       }
+      return {
+        uris: set.frames.map((f) => f.ref.uri),
+        fids: set.frames.map((f) => f.fid),
+        width: set.width,
+        height: set.height,
+      };
     },
 
     /** The segmenter's per-frame PNG masks as one RLE MaskSequence JSON (for the overlay video). */
     async queryMaskSequence(input: { manifest: ArtifactRef }): Promise<ArtifactRef> {
-      try {
-        const manifest = await store.getJson<SegmentManifest>(input.manifest.uri);
-        const masks: [number, Awaited<ReturnType<typeof readBinaryMask>>][] = [];
-        for (const f of manifest.frames) {
-          const head = await store.head(f.mask);
-          if (!head) continue; // not segmented: an empty mask
-          masks.push([f.frame, await readBinaryMask(await store.getBytes(f.mask))]);
-        }
-        const seq = toMaskSequence(manifest.width, manifest.height, masks);
-        return await store.putContentAddressed(
-          'mask-sequences',
-          Buffer.from(JSON.stringify(seq)),
-          'application/json',
-          'json',
-        );
-      } catch (err) {
-        throw activityFailure(err);
+      const manifest = await store.getJson<SegmentManifest>(input.manifest.uri);
+      const masks: [number, Awaited<ReturnType<typeof readBinaryMask>>][] = [];
+      for (const f of manifest.frames) {
+        const head = await store.head(f.mask);
+        if (!head) continue; // not segmented: an empty mask
+        masks.push([f.frame, await readBinaryMask(await store.getBytes(f.mask))]);
       }
+      const seq = toMaskSequence(manifest.width, manifest.height, masks);
+      return await store.putContentAddressed(
+        'mask-sequences',
+        Buffer.from(JSON.stringify(seq)),
+        'application/json',
+        'json',
+      );
     },
 
     /** Stores the query's result summary beside its masks. */
     async querySaveResult(input: { key: string; result: unknown }): Promise<ArtifactRef> {
-      try {
-        return await store.putJson(input.key, input.result);
-      } catch (err) {
-        throw activityFailure(err);
-      }
+      return await store.putJson(input.key, input.result);
     },
   };
 }

@@ -16,7 +16,6 @@ import { rewardSettings, type RewardPresetName } from '../../core/rewards/settin
 import type { SampleGroundTruth } from '../../core/rewards/terms.js';
 import { gateOutcome } from '../../core/rewards/gate.js';
 import type { AnswerStatus } from '../../core/rollout/turn-rules.js';
-import { activityFailure } from '../errors.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 
 export interface RewardContext {
@@ -95,28 +94,20 @@ export function createRewardActivities(deps: { store: ArtifactStore }) {
     (await deps.store.getJson<{ responseText: string }>(ref.uri)).responseText;
   return {
     async rewardPlan(input: RewardContext): Promise<SimilarityRequest[]> {
-      try {
-        const settings = rewardSettings(input.preset ?? 'hierarchical');
-        return similarityRequests(
-          {
-            response: await response(input.trajectory),
-            groundTruth: input.groundTruth,
-            steps: input.steps ?? null,
-          },
-          settings,
-        );
-      } catch (err) {
-        throw activityFailure(err);
-      }
+      const settings = rewardSettings(input.preset ?? 'hierarchical');
+      return similarityRequests(
+        {
+          response: await response(input.trajectory),
+          groundTruth: input.groundTruth,
+          steps: input.steps ?? null,
+        },
+        settings,
+      );
     },
 
     async rewardScore(input: RewardScoreInput): Promise<RewardBreakdown> {
-      try {
-        const { trajectory, ...rest } = input;
-        return scoreResponse({ ...rest, response: await response(trajectory) });
-      } catch (err) {
-        throw activityFailure(err);
-      }
+      const { trajectory, ...rest } = input;
+      return scoreResponse({ ...rest, response: await response(trajectory) });
     },
   };
 }

@@ -6,7 +6,6 @@
 import type { ArtifactRef } from '../../core/artifacts.js';
 import type { PolicyTurn } from '../policy/client.js';
 import type { PolicyGenerateInput } from '../policy/activities.js';
-import { activityFailure, toApplicationFailure } from '../errors.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 
 export interface PolicyTurnOutput extends PolicyTurn {
@@ -26,7 +25,7 @@ export function createRolloutActivities(deps: RolloutActivityDeps) {
   return {
     async policyTurn(input: PolicyGenerateInput): Promise<PolicyTurnOutput> {
       if (!deps.policyGenerate) {
-        throw toApplicationFailure(new Error('policyTurn reached a worker without the policy role'));
+        throw new Error('policyTurn reached a worker without the policy role');
       }
       const started = Date.now();
       const turn = await deps.policyGenerate(input);
@@ -35,11 +34,7 @@ export function createRolloutActivities(deps: RolloutActivityDeps) {
 
     /** Writes the whole trajectory under its deterministic key (idempotent: same bytes, no new write). */
     async saveTrajectory(input: { key: string; trajectory: unknown }): Promise<ArtifactRef> {
-      try {
-        return await deps.store.putJson(input.key, input.trajectory);
-      } catch (err) {
-        throw activityFailure(err);
-      }
+      return await deps.store.putJson(input.key, input.trajectory);
     },
   };
 }

@@ -3,12 +3,12 @@
  * validated at this edge; every failure leaves as a typed ApplicationFailure (retryable or not,
  * with Retry-After as the next retry delay).
  */
+import { IdSchemas } from '../../core/contracts/ids.js';
 import { z } from 'zod';
 import type { SegflowConfig } from '../../core/config/schema.js';
 import { encoderFromConfig } from '../embeddings/activities.js';
 import type { TextEncoder } from '../embeddings/encoder.js';
 import { cancellationSignal, parseActivityInput } from '../edge.js';
-import { activityFailure } from '../net/failures.js';
 import type { PinoLogger } from '../runtime/logger.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { LocalCorpus } from './local-corpus.js';
@@ -26,17 +26,14 @@ export const searchToolInput = z.strictObject({
   /** @default config.search.textTopk / imageTopk */
   topk: z.number().int().min(1).max(100).optional(),
   /** Run id, for the per-run count of paid calls. */
-  runId: z
-    .string()
-    .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"')
-    .optional(),
+  runId: IdSchemas.ledger.optional(),
 });
 export type SearchToolInput = z.infer<typeof searchToolInput>;
 
 export type SearchToolResult =
   (TextSearchOutcome & { tool: 'text_search' }) | (ImageSearchOutcome & { tool: 'image_search' });
 
-export const paidCallsInput = z.strictObject({ runId: z.string().regex(/^[A-Za-z0-9._-]+$/) });
+export const paidCallsInput = z.strictObject({ runId: IdSchemas.ledger });
 
 /** Builds the backend a config names (the local corpus is loaded once, lazily). */
 export function backendFactory(
@@ -108,32 +105,24 @@ export function createSearchActivities(deps: SearchActivityDeps) {
   return {
     /** Runs a `<search>` call: text or image search on the configured backend, observation formatted. */
     async searchTool(input: SearchToolInput): Promise<SearchToolResult> {
-      try {
-        const req = parseActivityInput(searchToolInput, input, 'searchTool');
-        const backend = req.backend ?? deps.config.search.backend;
-        const request = {
-          query: req.query,
-          ...(req.topk !== undefined ? { topk: req.topk } : {}),
-          ...(req.runId !== undefined ? { runId: req.runId } : {}),
-          ...(cancellationSignal() ? { signal: cancellationSignal()! } : {}),
-        };
-        if (req.tool === 'text_search')
-          return { tool: 'text_search', ...(await service.text(backend, request)) };
-        return { tool: 'image_search', ...(await service.images(backend, request)) };
-      } catch (err) {
-        throw activityFailure(err);
-      }
+      const req = parseActivityInput(searchToolInput, input, 'searchTool');
+      const backend = req.backend ?? deps.config.search.backend;
+      const request = {
+        query: req.query,
+        ...(req.topk !== undefined ? { topk: req.topk } : {}),
+        ...(req.runId !== undefined ? { runId: req.runId } : {}),
+        ...(cancellationSignal() ? { signal: cancellationSignal()! } : {}),
+      };
+      if (req.tool === 'text_search')
+        return { tool: 'text_search', ...(await service.text(backend, request)) };
+      return { tool: 'image_search', ...(await service.images(backend, request)) };
     },
 
     /** Paid search calls a run has made, per backend. */
     async searchPaidCalls(input: {
       runId: string;
     }): Promise<{ total: number; byBackend: Record<string, number> }> {
-      try {
-        return await service.paidCalls(parseActivityInput(paidCallsInput, input, 'searchPaidCalls').runId);
-      } catch (err) {
-        throw activityFailure(err);
-      }
+      return await service.paidCalls(parseActivityInput(paidCallsInput, input, 'searchPaidCalls').runId);
     },
   };
 }

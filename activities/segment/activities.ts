@@ -8,13 +8,12 @@
 import { createHash } from 'node:crypto';
 import { basename, extname } from 'node:path';
 import { DeleteObjectsCommand } from '@aws-sdk/client-s3';
-import { activityInfo, cancellationSignal, heartbeat } from '@temporalio/activity';
 import sharp from 'sharp';
 import { z } from 'zod';
 import type { ArtifactRef } from '../../core/artifacts.js';
 import type { SegflowConfig } from '../../core/config/schema.js';
-import { activityFailure, BadInputError } from '../errors.js';
-import { parseActivityInput } from '../edge.js';
+import { BadInputError } from '../errors.js';
+import { cancellationSignal, heartbeat, lastHeartbeatDetails, parseActivityInput } from '../edge.js';
 import type { PinoLogger } from '../runtime/logger.js';
 import { ArtifactNotFoundError, classifyS3Error, type ArtifactStore } from '../storage/artifact-store.js';
 import { CONTRACT_VERSION } from './contract.js';
@@ -152,167 +151,158 @@ export function createSegmentActivities(deps: SegmentDeps) {
 
   return {
     async segmentImage(raw: SegmentImageInput): Promise<SegmentImageResult> {
-      try {
-        const input = parseActivityInput(segmentImageInputSchema, raw, 'segmentImage');
-        const models = await sharedSam2Models(input.modelsDir ?? config.segment.modelsDir, 'image', rt);
-        const bytes = await readArtifact(store, input.image, 'image');
-        const source = { data: bytes, label: input.image };
-        const size = await imageSize(source);
-        const prompt = promptToPixels(input.prompt, size, input.image);
-        const result = await segmentImage(models, source, prompt);
-        const mask = await store.putBytes(
-          input.outputKey,
-          await pngOf(result.mask, result.width, result.height),
-          'image/png',
-        );
-        return { mask, width: result.width, height: result.height, area: result.area, iou: result.iou };
-      } catch (err) {
-        throw activityFailure(err);
-      }
+      const input = parseActivityInput(segmentImageInputSchema, raw, 'segmentImage');
+      const models = await sharedSam2Models(input.modelsDir ?? config.segment.modelsDir, 'image', rt);
+      const bytes = await readArtifact(store, input.image, 'image');
+      const source = { data: bytes, label: input.image };
+      const size = await imageSize(source);
+      const prompt = promptToPixels(input.prompt, size, input.image);
+      const result = await segmentImage(models, source, prompt);
+      const mask = await store.putBytes(
+        input.outputKey,
+        await pngOf(result.mask, result.width, result.height),
+        'image/png',
+      );
+      return { mask, width: result.width, height: result.height, area: result.area, iou: result.iou };
     },
 
     async segmentVideo(raw: SegmentVideoInput): Promise<SegmentVideoResult> {
-      try {
-        const input = parseActivityInput(segmentVideoInputSchema, raw, 'segmentVideo');
-        const prefix = input.outputPrefix.replace(/\/+$/, '');
-        const numFrames = input.frames.length;
-        const names = input.frames.map(frameName);
-        const dup = names.find((n, i) => names.indexOf(n) !== i);
-        if (dup !== undefined) throw new BadInputError(`segmentVideo input: two frames are named "${dup}"`);
-        const maskKey = (i: number) => `${prefix}/masks/${names[i]}.png`;
-        const writeManifest = (width: number, height: number, extra: Record<string, unknown>) =>
-          store.putJson(`${prefix}/manifest.json`, {
-            contract: CONTRACT_VERSION,
+      const input = parseActivityInput(segmentVideoInputSchema, raw, 'segmentVideo');
+      const prefix = input.outputPrefix.replace(/\/+$/, '');
+      const numFrames = input.frames.length;
+      const names = input.frames.map(frameName);
+      const dup = names.find((n, i) => names.indexOf(n) !== i);
+      if (dup !== undefined) throw new BadInputError(`segmentVideo input: two frames are named "${dup}"`);
+      const maskKey = (i: number) => `${prefix}/masks/${names[i]}.png`;
+      const writeManifest = (width: number, height: number, extra: Record<string, unknown>) =>
+        store.putJson(`${prefix}/manifest.json`, {
+          contract: CONTRACT_VERSION,
+          keyframe: input.keyframe,
+          width,
+          height,
+          ...extra,
+          frames: input.frames.map((uri, i) => ({
+            frame: i,
+            name: names[i],
+            source: uri,
+            mask: store.uriOf(maskKey(i)),
+          })),
+        });
+      const hasPrompt = Boolean(input.prompt?.box || input.prompt?.point);
+      if (input.keyframe >= numFrames) {
+        throw new BadInputError(
+          `keyframe ${input.keyframe} is not a frame of the video (frames 0..${numFrames - 1})`,
+          {
             keyframe: input.keyframe,
-            width,
-            height,
-            ...extra,
-            frames: input.frames.map((uri, i) => ({
-              frame: i,
-              name: names[i],
-              source: uri,
-              mask: store.uriOf(maskKey(i)),
-            })),
-          });
-        const hasPrompt = Boolean(input.prompt?.box || input.prompt?.point);
-        if (input.keyframe >= numFrames) {
+          },
+        );
+      }
+      if (!hasPrompt) {
+        if (input.onMissingPrompt === 'error') {
           throw new BadInputError(
-            `keyframe ${input.keyframe} is not a frame of the video (frames 0..${numFrames - 1})`,
-            {
-              keyframe: input.keyframe,
-            },
+            'segmentVideo input: prompt needs a box, a point or both (onMissingPrompt is "error")',
           );
         }
-        if (!hasPrompt) {
-          if (input.onMissingPrompt === 'error') {
-            throw new BadInputError(
-              'segmentVideo input: prompt needs a box, a point or both (onMissingPrompt is "error")',
-            );
-          }
-          const size = await imageSize({
-            data: await readArtifact(store, input.frames[0]!, 'frame'),
-            label: input.frames[0]!,
-          });
-          const empty = await pngOf(new Uint8Array(size.width * size.height), size.width, size.height);
-          for (let i = 0; i < numFrames; i++) await store.putBytes(maskKey(i), empty, 'image/png');
-          const manifest = await writeManifest(size.width, size.height, { prompted: false });
-          return { manifest, numFrames, ...size, emptyFrames: numFrames, resumedFrom: 0, framesComputed: 0 };
-        }
-
-        const models = await sharedSam2Models(input.modelsDir ?? config.segment.modelsDir, 'video', rt);
-        const runKey = createHash('sha256')
-          .update(
-            JSON.stringify([
-              input.frames,
-              input.keyframe,
-              input.prompt,
-              models.config.model_id,
-              models.config.sam2_commit,
-            ]),
-          )
-          .digest('hex');
-        const checkpointKey = `${prefix}/state/checkpoint.json`;
-        const order = processingOrder(input.keyframe, numFrames);
-        const fromHeartbeat = activityInfo().heartbeatDetails as Partial<Checkpoint> | undefined;
-        let fromS3: Partial<Checkpoint> | undefined;
-        if (await store.head(checkpointKey)) fromS3 = await store.getJson<Checkpoint>(checkpointKey);
-        const candidates = [fromHeartbeat, fromS3].filter(
-          (c): c is Checkpoint =>
-            c?.runKey === runKey && typeof c.done === 'number' && c.done <= order.length,
-        );
-        const resumeDone = Math.max(0, ...candidates.map((c) => c.done));
-        const video = await imageSize({
+        const size = await imageSize({
           data: await readArtifact(store, input.frames[0]!, 'frame'),
           label: input.frames[0]!,
         });
-        if (resumeDone === order.length) {
-          logger.info({ prefix }, 'segmentVideo: already finished by an earlier attempt');
-          const manifest = await writeManifest(video.width, video.height, {
-            prompted: true,
-            modelId: models.config.model_id,
-          });
-          return {
-            manifest,
-            numFrames,
-            ...video,
-            emptyFrames: 0,
-            resumedFrom: resumeDone,
-            framesComputed: 0,
-          };
-        }
-        const prompt = promptToPixels(input.prompt!, video, `keyframe ${input.keyframe} prompt`);
+        const empty = await pngOf(new Uint8Array(size.width * size.height), size.width, size.height);
+        for (let i = 0; i < numFrames; i++) await store.putBytes(maskKey(i), empty, 'image/png');
+        const manifest = await writeManifest(size.width, size.height, { prompted: false });
+        return { manifest, numFrames, ...size, emptyFrames: numFrames, resumedFrom: 0, framesComputed: 0 };
+      }
 
-        const stateKey = (f: number) => `${prefix}/state/frame-${String(f).padStart(6, '0')}.bin`;
-        const trackerStore: TrackerStore = {
-          async saveState(s) {
-            await store.putBytes(stateKey(s.frame), encodeFrameState(s), 'application/octet-stream');
-          },
-          async loadState(f) {
-            if (!(await store.head(stateKey(f)))) return undefined;
-            return decodeFrameState(await store.getBytes(stateKey(f)), stateKey(f));
-          },
-          async saveMask(m: FrameMask) {
-            await store.putBytes(maskKey(m.frame), await pngOf(m.mask, m.width, m.height), 'image/png');
-          },
-        };
-        const frames = {
-          count: numFrames,
-          name: (i: number) => names[i]!,
-          load: async (i: number) => ({
-            data: await readArtifact(store, input.frames[i]!, 'frame'),
-            label: input.frames[i]!,
-          }),
-        };
-        const signal = cancellationSignal();
-        const result = await trackVideo(models, frames, trackerStore, {
-          keyframe: input.keyframe,
-          prompt,
-          resume: { done: resumeDone },
-          signal,
-          warn: (message) => logger.warn({ prefix }, message),
-          onProgress: async (p) => {
-            const cp: Checkpoint = { ...p, runKey };
-            await store.putJson(checkpointKey, cp);
-            heartbeat(cp);
-          },
-        });
-        const manifest = await writeManifest(result.width, result.height, {
+      const models = await sharedSam2Models(input.modelsDir ?? config.segment.modelsDir, 'video', rt);
+      const runKey = createHash('sha256')
+        .update(
+          JSON.stringify([
+            input.frames,
+            input.keyframe,
+            input.prompt,
+            models.config.model_id,
+            models.config.sam2_commit,
+          ]),
+        )
+        .digest('hex');
+      const checkpointKey = `${prefix}/state/checkpoint.json`;
+      const order = processingOrder(input.keyframe, numFrames);
+      const fromHeartbeat = lastHeartbeatDetails() as Partial<Checkpoint> | undefined;
+      let fromS3: Partial<Checkpoint> | undefined;
+      if (await store.head(checkpointKey)) fromS3 = await store.getJson<Checkpoint>(checkpointKey);
+      const candidates = [fromHeartbeat, fromS3].filter(
+        (c): c is Checkpoint => c?.runKey === runKey && typeof c.done === 'number' && c.done <= order.length,
+      );
+      const resumeDone = Math.max(0, ...candidates.map((c) => c.done));
+      const video = await imageSize({
+        data: await readArtifact(store, input.frames[0]!, 'frame'),
+        label: input.frames[0]!,
+      });
+      if (resumeDone === order.length) {
+        logger.info({ prefix }, 'segmentVideo: already finished by an earlier attempt');
+        const manifest = await writeManifest(video.width, video.height, {
           prompted: true,
           modelId: models.config.model_id,
         });
-        await deletePrefix(store, `${prefix}/state/frame-`);
         return {
           manifest,
           numFrames,
-          width: result.width,
-          height: result.height,
-          emptyFrames: result.emptyFrames,
-          resumedFrom: result.resumedFrom,
-          framesComputed: result.framesComputed,
+          ...video,
+          emptyFrames: 0,
+          resumedFrom: resumeDone,
+          framesComputed: 0,
         };
-      } catch (err) {
-        throw activityFailure(err);
       }
+      const prompt = promptToPixels(input.prompt!, video, `keyframe ${input.keyframe} prompt`);
+
+      const stateKey = (f: number) => `${prefix}/state/frame-${String(f).padStart(6, '0')}.bin`;
+      const trackerStore: TrackerStore = {
+        async saveState(s) {
+          await store.putBytes(stateKey(s.frame), encodeFrameState(s), 'application/octet-stream');
+        },
+        async loadState(f) {
+          if (!(await store.head(stateKey(f)))) return undefined;
+          return decodeFrameState(await store.getBytes(stateKey(f)), stateKey(f));
+        },
+        async saveMask(m: FrameMask) {
+          await store.putBytes(maskKey(m.frame), await pngOf(m.mask, m.width, m.height), 'image/png');
+        },
+      };
+      const frames = {
+        count: numFrames,
+        name: (i: number) => names[i]!,
+        load: async (i: number) => ({
+          data: await readArtifact(store, input.frames[i]!, 'frame'),
+          label: input.frames[i]!,
+        }),
+      };
+      const signal = cancellationSignal();
+      const result = await trackVideo(models, frames, trackerStore, {
+        keyframe: input.keyframe,
+        prompt,
+        resume: { done: resumeDone },
+        signal,
+        warn: (message) => logger.warn({ prefix }, message),
+        onProgress: async (p) => {
+          const cp: Checkpoint = { ...p, runKey };
+          await store.putJson(checkpointKey, cp);
+          heartbeat(cp);
+        },
+      });
+      const manifest = await writeManifest(result.width, result.height, {
+        prompted: true,
+        modelId: models.config.model_id,
+      });
+      await deletePrefix(store, `${prefix}/state/frame-`);
+      return {
+        manifest,
+        numFrames,
+        width: result.width,
+        height: result.height,
+        emptyFrames: result.emptyFrames,
+        resumedFrom: result.resumedFrom,
+        framesComputed: result.framesComputed,
+      };
     },
   };
 }

@@ -2,6 +2,7 @@
  * Errors of the SAM2 segmentation activities. All are non-retryable: a missing or mismatched model
  * file, or a prompt outside the image, does not fix itself on a retry.
  */
+import { ErrorTypes } from '../../core/contracts/errors.js';
 import { SegflowError } from '../errors.js';
 import { EXPORT_HINT } from './contract.js';
 
@@ -12,7 +13,7 @@ export class ModelFilesMissingError extends SegflowError {
 
   constructor(modelsDir: string, missing: readonly string[], mode: 'image' | 'video') {
     super(
-      'ModelFilesMissing',
+      ErrorTypes.modelFilesMissing,
       `SAM2 ${mode} mode needs ${missing.join(', ')} in ${modelsDir || '(no models folder configured)'}, ` +
         `which ${missing.length === 1 ? 'is' : 'are'} missing: ${EXPORT_HINT}`,
       { retryable: false, details: { modelsDir, missing, mode } },
@@ -28,10 +29,14 @@ export class ModelContractError extends SegflowError {
   readonly tensor: string;
 
   constructor(file: string, tensor: string, problem: string) {
-    super('ModelContractMismatch', `${file}: tensor "${tensor}" ${problem} (contract sam2-onnx v1)`, {
-      retryable: false,
-      details: { file, tensor, problem },
-    });
+    super(
+      ErrorTypes.modelContractMismatch,
+      `${file}: tensor "${tensor}" ${problem} (contract sam2-onnx v1)`,
+      {
+        retryable: false,
+        details: { file, tensor, problem },
+      },
+    );
     this.file = file;
     this.tensor = tensor;
   }

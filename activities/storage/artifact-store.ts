@@ -3,6 +3,7 @@
  * path style and credentials). Puts are idempotent (same key + same SHA-256: no new write), large
  * objects go multipart, and files stream in both directions so nothing large is held in memory.
  */
+import { ErrorTypes } from '../../core/contracts/errors.js';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
@@ -30,7 +31,10 @@ export const MULTIPART_THRESHOLD = 16 * 1024 * 1024;
 
 export class ArtifactNotFoundError extends SegflowError {
   constructor(uri: string) {
-    super('ArtifactNotFound', `artifact ${uri} does not exist`, { retryable: false, details: { uri } });
+    super(ErrorTypes.artifactNotFound, `artifact ${uri} does not exist`, {
+      retryable: false,
+      details: { uri },
+    });
   }
 }
 

@@ -18,6 +18,7 @@
  * All keys are deterministic and the contents are functions of the inputs, so a retried activity
  * rewrites the same bytes.
  */
+import { IdSchemas, PolicyKeys, RunKeys } from '../../core/contracts/index.js';
 import { createHash } from 'node:crypto';
 import { mkdir, rename, rm, writeFile, access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -26,12 +27,12 @@ import { artifactRefSchema, type ArtifactRef } from '../../core/artifacts.js';
 import { ABILITIES, type Ability } from '../../core/protocol/prompts.js';
 import type { SampleGroundTruth } from '../../core/rewards/terms.js';
 import type { PreparedDatasetIndex, PreparedSample } from '../datasets/prepare.js';
-import { BadInputError, activityFailure } from '../errors.js';
+import { BadInputError } from '../errors.js';
 import { heartbeat, parseActivityInput } from '../edge.js';
 import { mulberry32 } from '../../core/random.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 
-const runId = z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, ".", "_" or "-" (at most 100)');
+const runId = IdSchemas.run;
 const cursorSchema = z.strictObject({ epoch: z.number().int().min(0), position: z.number().int().min(0) });
 export type DatasetCursor = z.infer<typeof cursorSchema>;
 
@@ -73,7 +74,7 @@ export const trainingInputs = {
       version: z.number().int().min(0),
     }),
     /** The name the server will serve this version under. */
-    name: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'letters, digits, ".", "_" or "-" (at most 128)'),
+    name: IdSchemas.servedModel,
   }),
 };
 
@@ -147,110 +148,91 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
     async trainingSamplePrompts(
       raw: SamplePromptsInput,
     ): Promise<{ samples: TrainingSample[]; cursor: DatasetCursor }> {
-      try {
-        const input = parseActivityInput(trainingInputs.sample, raw, 'trainingSamplePrompts');
-        const index = await store.getInputJson<PreparedDatasetIndex>(input.dataset, 'dataset index');
-        if (index?.schema !== 'segflow.dataset/1' || !Array.isArray(index.samples)) {
-          throw new BadInputError(
-            `dataset ${input.dataset} is not a prepared dataset index (schema ${JSON.stringify(index?.schema)}, expected "segflow.dataset/1"); make one with \`segr dataset prepare\` and pass the "index" it prints`,
-            { uri: input.dataset },
-          );
-        }
-        if (index.samples.length === 0)
-          throw new BadInputError(`dataset ${input.dataset} has no samples`, { uri: input.dataset });
-        const { indices, cursor } = takeFromCursor(
-          index.samples.length,
-          input.seed,
-          input.cursor,
-          input.count,
+      const input = parseActivityInput(trainingInputs.sample, raw, 'trainingSamplePrompts');
+      const index = await store.getInputJson<PreparedDatasetIndex>(input.dataset, 'dataset index');
+      if (index?.schema !== 'segflow.dataset/1' || !Array.isArray(index.samples)) {
+        throw new BadInputError(
+          `dataset ${input.dataset} is not a prepared dataset index (schema ${JSON.stringify(index?.schema)}, expected "segflow.dataset/1"); make one with \`segr dataset prepare\` and pass the "index" it prints`,
+          { uri: input.dataset },
         );
-        const samples = await Promise.all(
-          indices.map(async (i) => {
-            const entry = index.samples[i]!;
-            const record = await store.getInputJson<PreparedSample>(entry.ref.uri, 'sample record');
-            if (record?.schema !== 'segflow.sample/1') {
-              throw new BadInputError(
-                `sample record ${entry.ref.uri} has schema ${JSON.stringify(record?.schema)}, expected "segflow.sample/1"`,
-                { uri: entry.ref.uri },
-              );
-            }
-            if (record.frames.length === 0)
-              throw new BadInputError(`sample ${record.id} (${entry.ref.uri}) has no frames`, {
-                uri: entry.ref.uri,
-              });
-            const sample: TrainingSample = {
-              id: record.id,
-              question: record.question,
-              ability: abilityOf(record, entry.ref.uri),
-              frames: record.frames.map((f) => ({ fid: f.fid, policy: f.policy, original: f.original })),
-              groundTruth: record.groundTruth,
-              ...(record.steps ? { steps: record.steps } : {}),
-            };
-            return sample;
-          }),
-        );
-        return { samples, cursor };
-      } catch (err) {
-        throw activityFailure(err);
       }
+      if (index.samples.length === 0)
+        throw new BadInputError(`dataset ${input.dataset} has no samples`, { uri: input.dataset });
+      const { indices, cursor } = takeFromCursor(index.samples.length, input.seed, input.cursor, input.count);
+      const samples = await Promise.all(
+        indices.map(async (i) => {
+          const entry = index.samples[i]!;
+          const record = await store.getInputJson<PreparedSample>(entry.ref.uri, 'sample record');
+          if (record?.schema !== 'segflow.sample/1') {
+            throw new BadInputError(
+              `sample record ${entry.ref.uri} has schema ${JSON.stringify(record?.schema)}, expected "segflow.sample/1"`,
+              { uri: entry.ref.uri },
+            );
+          }
+          if (record.frames.length === 0)
+            throw new BadInputError(`sample ${record.id} (${entry.ref.uri}) has no frames`, {
+              uri: entry.ref.uri,
+            });
+          const sample: TrainingSample = {
+            id: record.id,
+            question: record.question,
+            ability: abilityOf(record, entry.ref.uri),
+            frames: record.frames.map((f) => ({ fid: f.fid, policy: f.policy, original: f.original })),
+            groundTruth: record.groundTruth,
+            ...(record.steps ? { steps: record.steps } : {}),
+          };
+          return sample;
+        }),
+      );
+      return { samples, cursor };
     },
 
     /** Writes the trainer's batch for one step; returns its ref (the trainer checks its sha256). */
     async trainingAssembleBatch(raw: AssembleBatchInput): Promise<ArtifactRef> {
-      try {
-        const input = parseActivityInput(trainingInputs.assemble, raw, 'trainingAssembleBatch');
-        const trajectories = [];
-        for (const [i, t] of input.trajectories.entries()) {
-          const doc = await store.getInputJson<{
-            messages?: { role: string; content: string; images?: ArtifactRef[] }[];
-          }>(t.trajectory.uri, 'trajectory');
-          if (!Array.isArray(doc?.messages) || doc.messages.length === 0) {
-            throw new BadInputError(`trajectory ${t.trajectoryId} (${t.trajectory.uri}) has no messages`, {
-              uri: t.trajectory.uri,
-            });
-          }
-          trajectories.push({
-            trajectoryId: t.trajectoryId,
-            groupId: t.groupId,
-            advantage: t.advantage,
-            reward: t.reward,
-            messages: doc.messages.map((m) => ({
-              role: m.role,
-              content: m.content,
-              ...(m.images?.length
-                ? { images: m.images.map((i) => ({ uri: i.uri, sha256: i.sha256 })) }
-                : {}),
-            })),
+      const input = parseActivityInput(trainingInputs.assemble, raw, 'trainingAssembleBatch');
+      const trajectories = [];
+      for (const [i, t] of input.trajectories.entries()) {
+        const doc = await store.getInputJson<{
+          messages?: { role: string; content: string; images?: ArtifactRef[] }[];
+        }>(t.trajectory.uri, 'trajectory');
+        if (!Array.isArray(doc?.messages) || doc.messages.length === 0) {
+          throw new BadInputError(`trajectory ${t.trajectoryId} (${t.trajectory.uri}) has no messages`, {
+            uri: t.trajectory.uri,
           });
-          if (i % 16 === 15) heartbeat({ read: i + 1 });
         }
-        return await store.putJson(`runs/${input.runId}/steps/${input.step}/batch.json`, {
-          schema: 'segflow.batch/1',
-          runId: input.runId,
-          step: input.step,
-          policyVersion: input.policyVersion,
-          trajectories,
+        trajectories.push({
+          trajectoryId: t.trajectoryId,
+          groupId: t.groupId,
+          advantage: t.advantage,
+          reward: t.reward,
+          messages: doc.messages.map((m) => ({
+            role: m.role,
+            content: m.content,
+            ...(m.images?.length ? { images: m.images.map((i) => ({ uri: i.uri, sha256: i.sha256 })) } : {}),
+          })),
         });
-      } catch (err) {
-        throw activityFailure(err);
+        if (i % 16 === 15) heartbeat({ read: i + 1 });
       }
+      return await store.putJson(RunKeys.batch(input.runId, input.step), {
+        schema: 'segflow.batch/1',
+        runId: input.runId,
+        step: input.step,
+        policyVersion: input.policyVersion,
+        trajectories,
+      });
     },
 
     /** Stores a step's metrics and, after a new version, the run's newest-version pointer. */
     async trainingWriteMetrics(raw: WriteMetricsInput): Promise<ArtifactRef> {
-      try {
-        const input = parseActivityInput(trainingInputs.metrics, raw, 'trainingWriteMetrics');
-        const ref = await store.putJson(`runs/${input.runId}/steps/${input.step}/metrics.json`, {
-          schema: 'segflow.training-metrics/1',
-          runId: input.runId,
-          step: input.step,
-          ...input.metrics,
-        });
-        if (input.latest) await store.putJson(`policies/${input.runId}/latest.json`, input.latest);
-        return ref;
-      } catch (err) {
-        throw activityFailure(err);
-      }
+      const input = parseActivityInput(trainingInputs.metrics, raw, 'trainingWriteMetrics');
+      const ref = await store.putJson(RunKeys.metrics(input.runId, input.step), {
+        schema: 'segflow.training-metrics/1',
+        runId: input.runId,
+        step: input.step,
+        ...input.metrics,
+      });
+      if (input.latest) await store.putJson(PolicyKeys.latest(input.runId), input.latest);
+      return ref;
     },
   };
 }
@@ -279,45 +261,41 @@ export function createPolicySyncActivities(deps: PolicySyncDeps) {
     async policySyncWeights(
       raw: SyncWeightsInput,
     ): Promise<{ hostId: string; path: string; files: number; downloaded: boolean }> {
-      try {
-        const input = parseActivityInput(trainingInputs.sync, raw, 'policySyncWeights');
-        const { key } = splitUri(input.policy.uri);
-        const prefixKey = key.startsWith(deps.store.prefix) ? key.slice(deps.store.prefix.length) : key;
-        const folder = resolve(
-          deps.cacheDir,
-          createHash('sha256').update(input.policy.uri).digest('hex').slice(0, 24),
-        );
-        const marker = join(folder, '.complete');
-        let files = 0;
-        let downloaded = false;
-        if (!(await exists(marker))) {
-          const tmp = `${folder}.part-${process.pid}`;
-          await rm(tmp, { recursive: true, force: true });
-          await mkdir(tmp, { recursive: true });
-          for await (const o of deps.store.list(prefixKey)) {
-            const rel = o.key.slice(prefixKey.length);
-            if (!rel || rel.endsWith('/')) continue;
-            if (rel.includes('..')) throw new BadInputError(`policy object ${o.key} has an unsafe name`);
-            await deps.store.downloadToFile(o.key, join(tmp, rel));
-            files += 1;
-            heartbeat({ files });
-          }
-          if (files === 0) {
-            throw new BadInputError(
-              `policy version ${input.policy.version} at ${input.policy.uri} has no files`,
-              { uri: input.policy.uri },
-            );
-          }
-          await writeFile(join(tmp, '.complete'), input.policy.uri);
-          await rm(folder, { recursive: true, force: true });
-          await rename(tmp, folder);
-          downloaded = true;
+      const input = parseActivityInput(trainingInputs.sync, raw, 'policySyncWeights');
+      const { key } = splitUri(input.policy.uri);
+      const prefixKey = key.startsWith(deps.store.prefix) ? key.slice(deps.store.prefix.length) : key;
+      const folder = resolve(
+        deps.cacheDir,
+        createHash('sha256').update(input.policy.uri).digest('hex').slice(0, 24),
+      );
+      const marker = join(folder, '.complete');
+      let files = 0;
+      let downloaded = false;
+      if (!(await exists(marker))) {
+        const tmp = `${folder}.part-${process.pid}`;
+        await rm(tmp, { recursive: true, force: true });
+        await mkdir(tmp, { recursive: true });
+        for await (const o of deps.store.list(prefixKey)) {
+          const rel = o.key.slice(prefixKey.length);
+          if (!rel || rel.endsWith('/')) continue;
+          if (rel.includes('..')) throw new BadInputError(`policy object ${o.key} has an unsafe name`);
+          await deps.store.downloadToFile(o.key, join(tmp, rel));
+          files += 1;
+          heartbeat({ files });
         }
-        await deps.policyLoadAdapter({ name: input.name, path: folder, replace: true });
-        return { hostId: deps.hostId, path: folder, files, downloaded };
-      } catch (err) {
-        throw activityFailure(err);
+        if (files === 0) {
+          throw new BadInputError(
+            `policy version ${input.policy.version} at ${input.policy.uri} has no files`,
+            { uri: input.policy.uri },
+          );
+        }
+        await writeFile(join(tmp, '.complete'), input.policy.uri);
+        await rm(folder, { recursive: true, force: true });
+        await rename(tmp, folder);
+        downloaded = true;
       }
+      await deps.policyLoadAdapter({ name: input.name, path: folder, replace: true });
+      return { hostId: deps.hostId, path: folder, files, downloaded };
     },
   };
 }

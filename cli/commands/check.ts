@@ -1,7 +1,8 @@
+import { WorkflowIds } from '../../core/contracts/keys.js';
 import type { Command } from 'commander';
 import { TaskQueues } from '../../core/queues.js';
-import { connectClient, workflowUiLink } from '../../workers/temporal-connection.js';
-import { cliContext } from '../context.js';
+import { stackCheck } from '../../workflows/stack-check.js';
+import { cliContext, withClient } from '../context.js';
 import { workflowResult } from '../failure.js';
 import { nonNegativeInt, positiveInt } from '../option-parsers.js';
 
@@ -15,22 +16,18 @@ export function register(program: Command): void {
     .option('--step-delay-ms <ms>', 'simulated work per step', nonNegativeInt('--step-delay-ms'), 0)
     .option('--id <workflowId>', 'workflow id (default: stack-check-<timestamp>)')
     .action(async (opts: { steps: number; stepDelayMs: number; id?: string }, cmd: Command) => {
-      const { config } = cliContext(cmd);
-      const client = await connectClient(config);
-      try {
-        const workflowId = opts.id ?? `stack-check-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-        const handle = await client.workflow.start('stackCheck', {
+      await withClient(cliContext(cmd).config, async ({ client, ui: uiLink }) => {
+        const workflowId = opts.id ?? WorkflowIds.stamped('stack-check', new Date());
+        const handle = await client.workflow.start(stackCheck, {
           taskQueue: TaskQueues.orchestrator,
           workflowId,
           args: [{ steps: opts.steps, stepDelayMs: opts.stepDelayMs }],
           workflowExecutionTimeout: '10 minutes',
         });
-        const ui = workflowUiLink(config, workflowId, handle.firstExecutionRunId);
+        const ui = uiLink(workflowId, handle.firstExecutionRunId);
         console.error(`started ${workflowId}: ${ui}`);
         const result = await workflowResult(handle, 'stackCheck', ui);
-        console.log(JSON.stringify({ workflowId, ui: workflowUiLink(config, workflowId), result }, null, 2));
-      } finally {
-        await client.connection.close();
-      }
+        console.log(JSON.stringify({ workflowId, ui: uiLink(workflowId), result }, null, 2));
+      });
     });
 }

@@ -1,5 +1,7 @@
 // `segr eval`: evaluate a policy on a prepared dataset (the `evaluation` workflow) and fetch its
 // report; `segr report training`: the training dashboard from a run's per-step metric records.
+import { WorkflowIds } from '../../core/contracts/keys.js';
+import { isSafeId, safeIdProblem } from '../../core/contracts/ids.js';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -12,9 +14,13 @@ import {
 import type { EvaluationSummary } from '../../core/contracts/evaluation.js';
 import { ArtifactStore } from '../../activities/storage/artifact-store.js';
 import { startWorkers, type RunningWorkers } from '../../workers/run.js';
-import { connectClient, workflowUiLink } from '../../workers/temporal-connection.js';
-import type { EvaluationInput, EvaluationProgress, EvaluationResult } from '../../workflows/evaluation.js';
-import { cliContext } from '../context.js';
+import {
+  evaluation,
+  evaluationProgressQuery,
+  type EvaluationInput,
+  type EvaluationResult,
+} from '../../workflows/evaluation.js';
+import { cliContext, withClient } from '../context.js';
 import { workflowResult } from '../failure.js';
 import { positiveInt, nonNegativeInt, nonNegativeNumber } from '../option-parsers.js';
 
@@ -194,8 +200,8 @@ export function register(program: Command): void {
           '--policy-url and --models configure the local worker; with --remote, set them on your deployed workers',
         );
       }
-      if (opts.id !== undefined && !/^[A-Za-z0-9._-]{1,200}$/.test(opts.id)) {
-        throw new InvalidArgumentError(`--id "${opts.id}" must be 1-200 letters, digits, ".", "_" or "-"`);
+      if (opts.id !== undefined && !isSafeId('eval', opts.id)) {
+        throw new InvalidArgumentError(safeIdProblem('eval', '--id', opts.id));
       }
       const input = evaluationInputFrom(opts);
       const ctx = cliContext(cmd, {
@@ -206,68 +212,62 @@ export function register(program: Command): void {
       const { config } = ctx;
       let workers: RunningWorkers | undefined;
       if (!opts.remote) workers = await startWorkers(config, ctx.logger.child({ component: 'worker' }));
-      const client = await connectClient(config);
-      let finished = false;
       try {
-        const workflowId = opts.id ?? `eval-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-        const handle = await client.workflow.start('evaluation', {
-          taskQueue: TaskQueues.orchestrator,
-          workflowId,
-          args: [{ ...input, evalId: workflowId }],
-        });
-        const ui = workflowUiLink(config, workflowId);
-        console.error(`evaluation ${workflowId} started: ${ui}`);
-        const watcher = (async () => {
-          let last = '';
-          while (!finished) {
-            try {
-              const p = await handle.query<EvaluationProgress>('progress');
-              const line = `${p.step}: ${p.offset}/${p.total ?? '?'} planned, ${p.evaluated} evaluated, ${p.skipped} already done, ${p.running} running`;
-              if (line !== last) console.error(`  ${new Date().toISOString().slice(11, 19)}  ${line}`);
-              last = line;
-            } catch {
-              /* between runs (continue-as-new) or finished */
+        await withClient(config, async ({ client, store, ui: uiLink }) => {
+          let finished = false;
+          const workflowId = opts.id ?? WorkflowIds.stamped('eval', new Date());
+          const handle = await client.workflow.start(evaluation, {
+            taskQueue: TaskQueues.orchestrator,
+            workflowId,
+            args: [{ ...input, evalId: workflowId }],
+          });
+          const ui = uiLink(workflowId);
+          console.error(`evaluation ${workflowId} started: ${ui}`);
+          const watcher = (async () => {
+            let last = '';
+            while (!finished) {
+              try {
+                const p = await handle.query(evaluationProgressQuery);
+                const line = `${p.step}: ${p.offset}/${p.total ?? '?'} planned, ${p.evaluated} evaluated, ${p.skipped} already done, ${p.running} running`;
+                if (line !== last) console.error(`  ${new Date().toISOString().slice(11, 19)}  ${line}`);
+                last = line;
+              } catch {
+                /* between runs (continue-as-new) or finished */
+              }
+              await new Promise((r) => setTimeout(r, 1000));
             }
-            await new Promise((r) => setTimeout(r, 1000));
+          })();
+          let result: EvaluationResult;
+          try {
+            result = await workflowResult(handle, 'evaluation', ui);
+          } finally {
+            finished = true;
+            await watcher;
           }
-        })();
-        let result: EvaluationResult;
-        try {
-          result = await workflowResult<EvaluationResult>(handle, 'evaluation', ui);
-        } finally {
-          finished = true;
-          await watcher;
-        }
-        const m = result.metrics;
-        const p = (v: number | null | undefined) =>
-          typeof v === 'number' && Number.isFinite(v) ? (v * 100).toFixed(1) : 'n/a';
-        if (m.vos) {
-          console.log('ability      queries      J      F    J&F');
-          for (const [a, v] of [...Object.entries(m.vos.perAbility), ['overall', m.vos.overall] as const])
+          const m = result.metrics;
+          const p = (v: number | null | undefined) =>
+            typeof v === 'number' && Number.isFinite(v) ? (v * 100).toFixed(1) : 'n/a';
+          if (m.vos) {
+            console.log('ability      queries      J      F    J&F');
+            for (const [a, v] of [...Object.entries(m.vos.perAbility), ['overall', m.vos.overall] as const])
+              console.log(
+                `${a.padEnd(12)} ${String(v.count).padStart(7)} ${p(v.J).padStart(6)} ${p(v.F).padStart(6)} ${p(v.JF).padStart(6)}`,
+              );
+          }
+          if (m.reasonSeg)
             console.log(
-              `${a.padEnd(12)} ${String(v.count).padStart(7)} ${p(v.J).padStart(6)} ${p(v.F).padStart(6)} ${p(v.JF).padStart(6)}`,
+              `ReasonSeg gIoU ${p(m.reasonSeg.lisa.gIoU)} cIoU ${p(m.reasonSeg.lisa.cIoU)} (LISA); gIoU ${p(m.reasonSeg.segzero.gIoU)} (Seg-Zero, empty → 0)`,
             );
-        }
-        if (m.reasonSeg)
+          console.log(outcomeRewardLine(m));
           console.log(
-            `ReasonSeg gIoU ${p(m.reasonSeg.lisa.gIoU)} cIoU ${p(m.reasonSeg.lisa.cIoU)} (LISA); gIoU ${p(m.reasonSeg.segzero.gIoU)} (Seg-Zero, empty → 0)`,
+            `searches ${m.search.calls} (${m.search.cached} cached), paid ${m.search.paidCalls}${m.search.costUsd !== null ? `, cost $${m.search.costUsd.toFixed(4)}` : ''}; stop reasons ${JSON.stringify(m.stopReasons)}`,
           );
-        console.log(outcomeRewardLine(m));
-        console.log(
-          `searches ${m.search.calls} (${m.search.cached} cached), paid ${m.search.paidCalls}${m.search.costUsd !== null ? `, cost $${m.search.costUsd.toFixed(4)}` : ''}; stop reasons ${JSON.stringify(m.stopReasons)}`,
-        );
-        const store = ArtifactStore.fromConfig(config.s3);
-        try {
           if (opts.report) await store.downloadToFile(result.report.html, opts.report);
           if (opts.json) await store.downloadToFile(result.report.json, opts.json);
-        } finally {
-          store.client.destroy();
-        }
-        if (opts.report) console.log(`report: ${opts.report}`);
-        console.log(`summary: ${result.summary.uri}\nreport: ${result.report.html.uri}`);
+          if (opts.report) console.log(`report: ${opts.report}`);
+          console.log(`summary: ${result.summary.uri}\nreport: ${result.report.html.uri}`);
+        });
       } finally {
-        finished = true;
-        await client.connection.close();
         if (workers) await workers.shutdown();
       }
     });

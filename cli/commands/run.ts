@@ -1,18 +1,18 @@
+import { WorkflowIds } from '../../core/contracts/keys.js';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { WorkflowHandle } from '@temporalio/client';
 import { TaskQueues } from '../../core/queues.js';
-import { ArtifactStore } from '../../activities/storage/artifact-store.js';
 import { startWorkers, type RunningWorkers } from '../../workers/run.js';
-import { connectClient, workflowUiLink } from '../../workers/temporal-connection.js';
-import type {
-  SegmentQueryInput,
-  SegmentQueryResult,
-  SegmentQueryProgress,
+import {
+  segmentQuery,
+  segmentQueryProgress,
+  type SegmentQueryInput,
+  type SegmentQueryResult,
 } from '../../workflows/segment-query.js';
-import type { RolloutProgress } from '../../workflows/rollout.js';
-import { cliContext } from '../context.js';
+import { rolloutProgressQuery } from '../../workflows/rollout.js';
+import { cliContext, withClient } from '../context.js';
 import { workflowResult } from '../failure.js';
 import { nonNegativeInt, positiveInt } from '../option-parsers.js';
 
@@ -39,12 +39,12 @@ async function watchProgress(
   let last = '';
   while (!stop()) {
     try {
-      const p = await handle.query<SegmentQueryProgress>('progress');
+      const p = await handle.query(segmentQueryProgress);
       let line = `step: ${p.step}`;
       const rh = rolloutHandle();
       if (p.step === 'rollout' && rh) {
         try {
-          const r = await rh.query<RolloutProgress>('progress');
+          const r = await rh.query(rolloutProgressQuery);
           line += ` · turn ${r.turn} ${r.step}${r.lastAction ? ` · ${r.lastAction}` : ''}`;
         } catch {
           /* the rollout has not started yet */
@@ -119,62 +119,60 @@ export function register(program: Command): void {
       if (!opts.remote) {
         workers = await startWorkers(config, ctx.logger.child({ component: 'worker' }));
       }
-      const client = await connectClient(config);
-      let finished = false;
       try {
-        const workflowId = opts.id ?? `query-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-        const media = /^(s3|https?):\/\//.test(opts.media) ? opts.media : resolve(opts.media);
-        const input: SegmentQueryInput = {
-          media,
-          query: opts.query,
-          ability: opts.ability as SegmentQueryInput['ability'],
-          frames: opts.frames,
-          ...(opts.policy || opts.policyVersion !== undefined
-            ? {
-                policy: {
-                  ...(opts.policy ? { model: opts.policy } : {}),
-                  ...(opts.policyVersion !== undefined ? { version: opts.policyVersion } : {}),
-                },
-              }
-            : {}),
-          ...(opts.search ? { search: { backend: opts.search as 'local' } } : {}),
-        };
-        const handle = await client.workflow.start('segmentQuery', {
-          taskQueue: TaskQueues.orchestrator,
-          workflowId,
-          args: [input],
-        });
-        const ui = workflowUiLink(config, workflowId);
-        console.error(`segmentQuery ${workflowId} started: ${ui}`);
-        const watcher = watchProgress(
-          handle,
-          () => client.workflow.getHandle(`${workflowId}/rollout`),
-          () => finished,
-        );
-        let result: SegmentQueryResult;
-        try {
-          result = await workflowResult<SegmentQueryResult>(handle, 'segmentQuery', ui);
-        } finally {
-          finished = true;
-          await watcher;
-        }
-        const a = result.answer;
-        console.log(
-          `\nanswer: ${a.status === 'ok' ? `keyframe ${a.keyframe}, bbox_2d ${JSON.stringify(a.box)}, point_2d ${JSON.stringify(a.point)}` : `none (${a.status}: ${a.problems.join('; ')})`}`,
-        );
-        console.log(`stop reason: ${result.stopReason}; turns ${result.rollout.turns}`);
-        console.log(`search log (${result.searchLog.length}):`);
-        for (const s of result.searchLog)
-          console.log(`  ${s.tool} "${s.query}" via ${s.backend}${s.cached ? ' (cached)' : ''}`);
-        if (result.grounded)
-          console.log(
-            `grounded (pixels): box ${JSON.stringify(result.grounded.box)}${result.grounded.point ? `, point ${JSON.stringify(result.grounded.point)}` : ''}`,
+        await withClient(config, async ({ client, store, ui: uiLink }) => {
+          let finished = false;
+          const workflowId = opts.id ?? WorkflowIds.stamped('query', new Date());
+          const media = /^(s3|https?):\/\//.test(opts.media) ? opts.media : resolve(opts.media);
+          const input: SegmentQueryInput = {
+            media,
+            query: opts.query,
+            ability: opts.ability as SegmentQueryInput['ability'],
+            frames: opts.frames,
+            ...(opts.policy || opts.policyVersion !== undefined
+              ? {
+                  policy: {
+                    ...(opts.policy ? { model: opts.policy } : {}),
+                    ...(opts.policyVersion !== undefined ? { version: opts.policyVersion } : {}),
+                  },
+                }
+              : {}),
+            ...(opts.search ? { search: { backend: opts.search as 'local' } } : {}),
+          };
+          const handle = await client.workflow.start(segmentQuery, {
+            taskQueue: TaskQueues.orchestrator,
+            workflowId,
+            args: [input],
+          });
+          const ui = uiLink(workflowId);
+          console.error(`segmentQuery ${workflowId} started: ${ui}`);
+          const watcher = watchProgress(
+            handle,
+            () => client.workflow.getHandle(WorkflowIds.rolloutOf(workflowId)),
+            () => finished,
           );
-        if (opts.out && result.masks) {
-          const out = resolve(opts.out);
-          await mkdir(out, { recursive: true });
-          const store = ArtifactStore.fromConfig(config.s3);
+          let result: SegmentQueryResult;
           try {
+            result = await workflowResult(handle, 'segmentQuery', ui);
+          } finally {
+            finished = true;
+            await watcher;
+          }
+          const a = result.answer;
+          console.log(
+            `\nanswer: ${a.status === 'ok' ? `keyframe ${a.keyframe}, bbox_2d ${JSON.stringify(a.box)}, point_2d ${JSON.stringify(a.point)}` : `none (${a.status}: ${a.problems.join('; ')})`}`,
+          );
+          console.log(`stop reason: ${result.stopReason}; turns ${result.rollout.turns}`);
+          console.log(`search log (${result.searchLog.length}):`);
+          for (const s of result.searchLog)
+            console.log(`  ${s.tool} "${s.query}" via ${s.backend}${s.cached ? ' (cached)' : ''}`);
+          if (result.grounded)
+            console.log(
+              `grounded (pixels): box ${JSON.stringify(result.grounded.box)}${result.grounded.point ? `, point ${JSON.stringify(result.grounded.point)}` : ''}`,
+            );
+          if (opts.out && result.masks) {
+            const out = resolve(opts.out);
+            await mkdir(out, { recursive: true });
             if (result.kind === 'image') {
               await store.downloadToFile(result.masks, join(out, 'mask.png'));
             } else {
@@ -201,16 +199,12 @@ export function register(program: Command): void {
                 join(out, `overlay${result.kind === 'image' ? '.png' : '.mp4'}`),
               );
             }
-          } finally {
-            store.client.destroy();
+            console.log(`wrote masks${result.overlay ? ' and overlay' : ''} to ${out}`);
           }
-          console.log(`wrote masks${result.overlay ? ' and overlay' : ''} to ${out}`);
-        }
-        console.log(`result: ${result.result.uri}`);
-        console.log(`web ui: ${ui}`);
+          console.log(`result: ${result.result.uri}`);
+          console.log(`web ui: ${ui}`);
+        });
       } finally {
-        finished = true;
-        await client.connection.close();
         if (workers) await workers.shutdown();
       }
     });

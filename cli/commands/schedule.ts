@@ -2,16 +2,15 @@
 // checkpoint periodically. Each action starts `evaluation` with `latestFrom` (the pointer a training
 // run keeps up to date) and `evalIdPrefix`, so an unchanged checkpoint is not evaluated twice: its
 // results are found stored and only re-aggregated.
+import { WorkflowIds } from '../../core/contracts/keys.js';
+import { isSafeId, safeIdProblem } from '../../core/contracts/ids.js';
 import { InvalidArgumentError, type Command } from 'commander';
 import { ScheduleOverlapPolicy, type ScheduleOptions } from '@temporalio/client';
 import { TaskQueues } from '../../core/queues.js';
-import { connectClient } from '../../workers/temporal-connection.js';
-import type { EvaluationInput } from '../../workflows/evaluation.js';
-import { cliContext } from '../context.js';
+import { evaluation, type EvaluationInput } from '../../workflows/evaluation.js';
+import { cliContext, withClient } from '../context.js';
 import { evaluationInputFrom, parsePrice } from './eval.js';
 import { positiveInt } from '../option-parsers.js';
-
-const scheduleIdRe = /^[A-Za-z0-9._-]{1,150}$/;
 
 interface ScheduleEvalOptions {
   id: string;
@@ -29,8 +28,8 @@ interface ScheduleEvalOptions {
 
 /** The schedule `segr schedule eval` creates (exported for tests). */
 export function evaluationSchedule(opts: ScheduleEvalOptions): ScheduleOptions {
-  if (!scheduleIdRe.test(opts.id))
-    throw new InvalidArgumentError(`--id "${opts.id}" must be 1-150 letters, digits, ".", "_" or "-"`);
+  if (!isSafeId('schedule', opts.id))
+    throw new InvalidArgumentError(safeIdProblem('schedule', '--id', opts.id));
   if (!opts.every === !opts.cron)
     throw new InvalidArgumentError('give exactly one of --every (e.g. 6h, 1d) or --cron ("0 3 * * *")');
   if (opts.every && !/^\d+(\.\d+)?\s*(ms|s|m|h|d)$/.test(opts.every)) {
@@ -47,9 +46,9 @@ export function evaluationSchedule(opts: ScheduleEvalOptions): ScheduleOptions {
       : { cronExpressions: [opts.cron!] },
     action: {
       type: 'startWorkflow',
-      workflowType: 'evaluation',
+      workflowType: evaluation,
       taskQueue: TaskQueues.orchestrator,
-      workflowId: `${opts.id}-run`,
+      workflowId: WorkflowIds.scheduled(opts.id),
       args: [input],
     },
     // A slow evaluation is not started twice; a missed slot while the server was down is taken once.
@@ -81,9 +80,7 @@ export function register(program: Command): void {
     .option('--paused', 'create it paused')
     .action(async (opts: ScheduleEvalOptions, cmd: Command) => {
       const options = evaluationSchedule(opts);
-      const { config } = cliContext(cmd);
-      const client = await connectClient(config);
-      try {
+      await withClient(cliContext(cmd).config, async ({ client }) => {
         const existing = client.schedule.getHandle(opts.id);
         try {
           await existing.describe();
@@ -100,9 +97,7 @@ export function register(program: Command): void {
             .map((t) => t.toISOString())
             .join(', ')}`,
         );
-      } finally {
-        await client.connection.close();
-      }
+      });
     });
   for (const [name, what] of [
     ['describe', 'show a schedule and its recent runs'],
@@ -113,9 +108,7 @@ export function register(program: Command): void {
       .command(`${name} <scheduleId>`)
       .description(what)
       .action(async (id: string, _opts: unknown, cmd: Command) => {
-        const { config } = cliContext(cmd);
-        const client = await connectClient(config);
-        try {
+        await withClient(cliContext(cmd).config, async ({ client }) => {
           const h = client.schedule.getHandle(id);
           if (name === 'trigger') await h.trigger();
           else if (name === 'delete') await h.delete();
@@ -139,9 +132,7 @@ export function register(program: Command): void {
             );
           }
           if (name !== 'describe') console.log(`${name}: ${id}`);
-        } finally {
-          await client.connection.close();
-        }
+        });
       });
   }
 }

@@ -1,20 +1,22 @@
 // `segr train start|status|pause|resume|stop`: the client side of the trainingRun workflow. Workers
 // run elsewhere: `segr worker` (orchestrator, search, media, policy roles) and the Python trainer
 // (`python -m segflow_trainer.worker`, trainer/README.md).
+import { PolicyKeys, isSafeId, safeIdProblem } from '../../core/contracts/index.js';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { Client, WorkflowHandle } from '@temporalio/client';
 import { TaskQueues } from '../../core/queues.js';
-import { ArtifactStore } from '../../activities/storage/artifact-store.js';
-import { connectClient, workflowUiLink } from '../../workers/temporal-connection.js';
+import type { ArtifactStore } from '../../activities/storage/artifact-store.js';
+import { parseTrainingConfig, type TrainingConfigInput } from '../../workflows/training-config.js';
 import {
-  parseTrainingConfig,
-  runIdPattern,
-  type TrainingConfigInput,
-} from '../../workflows/training-config.js';
-import type { TrainingStatus } from '../../workflows/training-run.js';
-import { cliContext } from '../context.js';
+  pauseTrainingUpdate,
+  resumeTrainingUpdate,
+  stopTrainingUpdate,
+  trainingRun,
+  trainingStatusQuery,
+  type TrainingStatus,
+} from '../../workflows/training-run.js';
+import { cliContext, withClient, type ClientSession } from '../context.js';
 import {
   closedWorkflowError,
   failureChain,
@@ -109,7 +111,7 @@ async function uploadInitialPolicy(store: ArtifactStore, dir: string, runId: str
       `--initial-policy ${dir} has no config.json: expected a Hugging Face save_pretrained folder`,
     );
   }
-  const key = `policies/${runId}/v0`;
+  const key = PolicyKeys.version(runId, 0).replace(/\/$/, '');
   for (const name of names) {
     const path = join(dir, name);
     if (!(await stat(path)).isFile()) continue;
@@ -185,13 +187,11 @@ export function formatStatus(s: TrainingStatus, last?: StepMetricsView, ended?: 
  * such, with its cause chain and Web UI link, and ends a watch with exit code 1.
  */
 async function showStatus(
-  client: Client,
-  store: ArtifactStore,
+  { client, store, ui }: ClientSession,
   runId: string,
-  ui: (id: string) => string,
   opts: { watch?: boolean; json?: boolean },
 ): Promise<void> {
-  const handle = client.workflow.getHandle(runId);
+  const handle = client.workflow.getHandle<typeof trainingRun>(runId);
   let lastText = '';
   for (;;) {
     const status = (await handle.describe()).status.name;
@@ -202,7 +202,7 @@ async function showStatus(
         : undefined;
     let s: TrainingStatus | undefined;
     try {
-      s = await handle.query<TrainingStatus>('status');
+      s = await handle.query(trainingStatusQuery);
     } catch (err) {
       // A run that did not complete may not answer (no worker, or it failed replaying): its close
       // event still says why it ended.
@@ -232,20 +232,12 @@ async function showStatus(
   }
 }
 
-async function withClient<T>(
-  cmd: Command,
-  fn: (client: Client, store: ArtifactStore, ui: (id: string) => string) => Promise<T>,
-) {
-  const { config } = cliContext(cmd);
-  const client = await connectClient(config);
-  const store = ArtifactStore.fromConfig(config.s3);
-  try {
-    return await fn(client, store, (id) => workflowUiLink(config, id));
-  } finally {
-    store.client.destroy();
-    await client.connection.close();
-  }
-}
+/** The updates `segr train pause|resume|stop` send. */
+const controlUpdates = {
+  pause: pauseTrainingUpdate,
+  resume: resumeTrainingUpdate,
+  stop: stopTrainingUpdate,
+} as const;
 
 export function register(program: Command): void {
   const train = program.command('train').description('GRPO/DAPO training runs (trainingRun workflow)');
@@ -293,9 +285,9 @@ export function register(program: Command): void {
     .option('--watch', 'stay and show live progress until the run ends; exits 1 unless it completes')
     .action(async (opts: StartOptions, cmd: Command) => {
       const runId = opts.id ?? `train-${new Date().toISOString().replace(/[:.]/g, '-').replace(/Z$/, '')}`;
-      if (!runIdPattern.test(runId))
-        throw new Error(`--id ${JSON.stringify(runId)} must be 1-100 letters, digits, ".", "_" or "-"`);
-      await withClient(cmd, async (client, store, ui) => {
+      if (!isSafeId('run', runId)) throw new Error(safeIdProblem('run', '--id', runId));
+      await withClient(cliContext(cmd).config, async (session) => {
+        const { client, store, ui } = session;
         // Validate everything before uploading or starting anything.
         await trainingConfigFromOptions(
           opts,
@@ -305,7 +297,7 @@ export function register(program: Command): void {
           ? opts.initialPolicy
           : await uploadInitialPolicy(store, resolve(opts.initialPolicy), runId);
         const config = await trainingConfigFromOptions(opts, initial);
-        await client.workflow.start('trainingRun', {
+        await client.workflow.start(trainingRun, {
           taskQueue: TaskQueues.orchestrator,
           workflowId: runId,
           args: [{ runId, config }],
@@ -315,7 +307,7 @@ export function register(program: Command): void {
           '  workers: `segr worker` (all roles) and `.venv/trainer/bin/python -m segflow_trainer.worker` (in trainer/)',
         );
         console.log(runId);
-        if (opts.watch) await showStatus(client, store, runId, ui, { watch: true });
+        if (opts.watch) await showStatus(session, runId, { watch: true });
       });
     });
 
@@ -325,7 +317,7 @@ export function register(program: Command): void {
     .option('--watch', 'refresh until the run ends; exits 1 unless it completes')
     .option('--json', 'print the status, the last step’s metrics and how the run ended as JSON')
     .action(async (runId: string, opts: { watch?: boolean; json?: boolean }, cmd: Command) => {
-      await withClient(cmd, (client, store, ui) => showStatus(client, store, runId, ui, opts));
+      await withClient(cliContext(cmd).config, (session) => showStatus(session, runId, opts));
     });
 
   for (const [name, what] of [
@@ -337,9 +329,8 @@ export function register(program: Command): void {
       .command(`${name} <runId>`)
       .description(what)
       .action(async (runId: string, _opts: unknown, cmd: Command) => {
-        await withClient(cmd, async (client) => {
-          const handle: WorkflowHandle = client.workflow.getHandle(runId);
-          const s = await handle.executeUpdate<TrainingStatus, []>(name);
+        await withClient(cliContext(cmd).config, async ({ client }) => {
+          const s = await client.workflow.getHandle(runId).executeUpdate(controlUpdates[name]);
           console.log(formatStatus(s));
         });
       });

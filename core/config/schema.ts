@@ -2,6 +2,7 @@
  * The one typed configuration of segflow. Pure (zod only): loading from file and environment lives
  * in activities/runtime/config-loader.ts. Every option documents its default.
  */
+import { IdSchemas } from '../contracts/ids.js';
 import { z } from 'zod';
 import { workerRoles, type WorkerRole } from '../queues.js';
 
@@ -88,10 +89,7 @@ export const configSchema = z.strictObject({
       /** Roles this process serves. @default all roles */
       roles: rolesSchema.default([...workerRoles]),
       /** Name of this host for host-pinned queues (`segflow-policy@<hostId>`). @default "local" */
-      hostId: z
-        .string()
-        .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"')
-        .default('local'),
+      hostId: IdSchemas.host.default('local'),
       /**
        * Task-queue-wide cap on search activities per second, enforced by the Temporal server across
        * every search worker (a paid API's quota). @default none

@@ -18,6 +18,8 @@ export const ErrorTypes = {
   toolProcess: 'ToolProcessError',
   /** A URL the network guard refuses (private address, scheme). */
   blockedUrl: 'BlockedUrl',
+  /** The SAM2 ONNX graphs a mode needs are not in the models folder. */
+  modelFilesMissing: 'ModelFilesMissing',
   /** A SAM2 ONNX graph that does not meet the contract. */
   modelContractMismatch: 'ModelContractMismatch',
   /** The trainer found version v+1 already made from other inputs (Python trainer). */

@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { cosine, OnnxTextEncoder } from '../../../activities/embeddings/encoder.js';
 import {
   createEmbeddingActivities,
   type SearchQuerySimilarity,
 } from '../../../activities/embeddings/activities.js';
 import { ConfigError } from '../../../activities/errors.js';
+import { activityEnvironment } from '../../support/activity-env.js';
 import { repoRoot } from '../../support/paths.js';
 
 const modelDir = process.env.SEGFLOW_EMBEDDINGS_MODEL_DIR ?? join(repoRoot, '.models', 'all-MiniLM-L6-v2');
@@ -71,7 +71,7 @@ void describe('ONNX all-MiniLM-L6-v2 encoder', () => {
   });
 
   void it('IGR similarity: a paraphrase of a reference step scores > 0.5, an unrelated query < 0.5', async () => {
-    const env = new MockActivityEnvironment();
+    const env = activityEnvironment();
     const acts = createEmbeddingActivities({ encoder });
     const steps = [
       'Search for the winner of the Best Pop Solo Performance at the 61st Grammy Awards',
@@ -97,7 +97,7 @@ void describe('ONNX all-MiniLM-L6-v2 encoder', () => {
   });
 
   void it('rejects a malformed request with a non-retryable error naming the field', async () => {
-    const env = new MockActivityEnvironment();
+    const env = activityEnvironment();
     const acts = createEmbeddingActivities({ encoder });
     await assert.rejects(
       env.run(acts.searchQuerySimilarity, { query: 'x', references: 'not a list' } as never),

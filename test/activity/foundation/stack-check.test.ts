@@ -1,15 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CancelledFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { createStackCheckActivities, type StackCheckStepResult } from '../../../activities/stack-check.js';
+import { activityEnvironment } from '../../support/activity-env.js';
 import { testStore, uniqueId } from '../../support/stack.js';
 
 test('stackCheckStep writes its note to the real S3 server and re-reads it; a retry rewrites the same bytes', async () => {
   const store = testStore();
   const { stackCheckStep } = createStackCheckActivities({ store, hostId: 'test-host' });
   const checkId = uniqueId('act-check');
-  const env = new MockActivityEnvironment({ attempt: 1 });
+  const env = activityEnvironment({ attempt: 1 });
   const first: StackCheckStepResult = await env.run(stackCheckStep, {
     checkId,
     step: 3,
@@ -17,7 +17,7 @@ test('stackCheckStep writes its note to the real S3 server and re-reads it; a re
   });
   assert.equal(first.ref.uri, `s3://${store.bucket}/checks/${checkId}/step-003.json`);
   assert.equal(first.hostId, 'test-host');
-  const retry: StackCheckStepResult = await new MockActivityEnvironment({ attempt: 2 }).run(stackCheckStep, {
+  const retry: StackCheckStepResult = await activityEnvironment({ attempt: 2 }).run(stackCheckStep, {
     checkId,
     step: 3,
     queue: 'segflow-media',
@@ -33,7 +33,7 @@ test('stackCheckStep heartbeats while it works and stops when cancelled, writing
   const store = testStore();
   const { stackCheckStep } = createStackCheckActivities({ store, hostId: 'test-host' });
   const checkId = uniqueId('act-cancel');
-  const env = new MockActivityEnvironment();
+  const env = activityEnvironment();
   const beats: unknown[] = [];
   env.on('heartbeat', (d: unknown) => beats.push(d));
   const running = env.run(stackCheckStep, { checkId, step: 0, queue: 'segflow', delayMs: 5000 });

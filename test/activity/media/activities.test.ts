@@ -3,11 +3,11 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { CancelledFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import sharp from 'sharp';
 import { createMediaActivities } from '../../../activities/media/activities.js';
 import { encodeMaskPng, toMaskSequence } from '../../../activities/media/masks.js';
 import type { IngestedMedia } from '../../../activities/media/ingest.js';
+import { activityEnvironment } from '../../support/activity-env.js';
 import { sharedData } from '../../support/paths.js';
 import { testStore, uniqueId } from '../../support/stack.js';
 
@@ -16,7 +16,7 @@ after(() => store.client.destroy());
 const acts = createMediaActivities({ store });
 /** Runs one activity in a fresh MockActivityEnvironment, keeping its types. */
 const call = <A, R>(fn: (input: A) => Promise<R>, input: NoInfer<A>): Promise<R> =>
-  new MockActivityEnvironment().run(fn, input) as Promise<R>;
+  activityEnvironment().run(fn, input) as Promise<R>;
 
 function box(width: number, height: number, x0: number, y0: number, x1: number, y1: number) {
   const m = { width, height, data: new Uint8Array(width * height) };
@@ -100,7 +100,7 @@ test('mediaOverlayImage and mediaOverlayVideo write a PNG and an MP4 to S3', asy
     'json',
   );
   const beats: unknown[] = [];
-  const beating = new MockActivityEnvironment();
+  const beating = activityEnvironment();
   beating.on('heartbeat', (d: unknown) => beats.push(d));
   const mp4 = (await beating.run(acts.mediaOverlayVideo, { video: video.video, masks })) as Awaited<
     ReturnType<typeof acts.mediaOverlayVideo>
@@ -121,7 +121,7 @@ test('cancelling mediaOverlayVideo stops ffmpeg and stores nothing', async () =>
     'application/json',
     'json',
   );
-  const cancelling = new MockActivityEnvironment();
+  const cancelling = activityEnvironment();
   const running = cancelling.run(acts.mediaOverlayVideo, { video: video.video, masks });
   await new Promise((r) => setTimeout(r, 300));
   cancelling.cancel();

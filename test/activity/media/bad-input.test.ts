@@ -7,7 +7,6 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import sharp from 'sharp';
 import { contentAddressedKey } from '../../../core/artifacts.js';
 import { createMediaActivities } from '../../../activities/media/activities.js';
@@ -16,6 +15,7 @@ import { ingestMedia, MediaNamespaces } from '../../../activities/media/ingest.j
 import { extractFrames } from '../../../activities/media/frames.js';
 import { runTool } from '../../../activities/media/ffmpeg.js';
 import { sha256OfFile } from '../../../activities/storage/artifact-store.js';
+import { activityEnvironment } from '../../support/activity-env.js';
 import { repoRoot, sharedData } from '../../support/paths.js';
 import { testStore } from '../../support/stack.js';
 
@@ -167,7 +167,7 @@ test('asking for frames a video does not have names the video and the valid rang
 
 test('as an activity, bad media becomes a non-retryable ApplicationFailure of type BadMediaError', async () => {
   const { mediaIngest } = createMediaActivities({ store });
-  const err = await new MockActivityEnvironment()
+  const err = await activityEnvironment()
     .run(mediaIngest, { source: at('not-an-image.jpg') })
     .catch((e: unknown) => e);
   assert.ok(err instanceof ApplicationFailure);

@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CancelledFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import sharp from 'sharp';
 import { createPolicyActivities, type PolicyGenerateInput } from '../../../activities/policy/activities.js';
 import { turnMaxTokens } from '../../../activities/policy/budget.js';
@@ -15,8 +14,9 @@ import {
 } from '../../../activities/policy/client.js';
 import { BadInputError, ConfigError, TransientError } from '../../../activities/errors.js';
 import { loadConfig } from '../../../activities/runtime/config-loader.js';
-import { ArtifactStore } from '../../../activities/storage/artifact-store.js';
 import type { Reply } from '../../servers/http-server.js';
+import { activityEnvironment } from '../../support/activity-env.js';
+import { testStore } from '../../support/stack.js';
 import {
   fakeTokens,
   startFakePolicyServer,
@@ -285,8 +285,8 @@ void describe('policy client: vLLM specifics', () => {
 });
 
 void describe('policy activities', () => {
-  const config = loadConfig({ env: {}, file: '/dev/null' }).config;
-  const store = ArtifactStore.fromConfig(config.s3);
+  // The dev stack's S3 (its port may be moved by SEGFLOW_DEV_S3_PORT); the policy settings come from no env.
+  const store = testStore();
   let server: FakePolicyServer;
   let slow: FakePolicyServer;
   before(async () => {
@@ -316,7 +316,7 @@ void describe('policy activities', () => {
       .png()
       .toBuffer();
     const image = await store.putContentAddressed('test-policy-images', png, 'image/png', 'png');
-    const env = new MockActivityEnvironment();
+    const env = activityEnvironment();
     const input: PolicyGenerateInput = {
       messages: [
         question[0]!,
@@ -340,7 +340,7 @@ void describe('policy activities', () => {
   });
 
   void it('rejects a bad image URL and a bad message by name, without retry', async () => {
-    const env = new MockActivityEnvironment();
+    const env = activityEnvironment();
     await assert.rejects(
       env.run(acts(server.url).policyGenerate, {
         messages: [{ role: 'user', content: [{ type: 'image_url', url: 'file:///etc/passwd' }] }],
@@ -360,7 +360,7 @@ void describe('policy activities', () => {
   });
 
   void it('cancellation aborts the in-flight request', async () => {
-    const env = new MockActivityEnvironment();
+    const env = activityEnvironment();
     const p = env.run(acts(slow.url).policyGenerate, { messages: question, contextTokens: 10 });
     setTimeout(() => env.cancel(), 100);
     const started = Date.now();
@@ -369,7 +369,7 @@ void describe('policy activities', () => {
   });
 
   void it('weight sync activities load and unload an adapter', async () => {
-    const env = new MockActivityEnvironment();
+    const env = activityEnvironment();
     const a = acts(server.url);
     assert.deepEqual(await env.run(a.policyLoadAdapter, { name: 'step-3', path: '/ckpt/step-3' }), {
       loaded: true,
@@ -385,7 +385,7 @@ void describe('policy activities', () => {
   void it('a missing policy URL is a ConfigError naming the setting', async () => {
     const a = createPolicyActivities({ config: loadConfig({ env: {}, file: '/dev/null' }).config, store });
     await assert.rejects(
-      new MockActivityEnvironment().run(a.policyGenerate, { messages: question }),
+      activityEnvironment().run(a.policyGenerate, { messages: question }),
       /SEGFLOW_POLICY_URL/,
     );
   });

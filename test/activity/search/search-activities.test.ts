@@ -5,16 +5,16 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CancelledFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import sharp from 'sharp';
 import { createSearchActivities, type SearchToolResult } from '../../../activities/search/activities.js';
 import { S3SearchCache } from '../../../activities/search/cache.js';
 import { loadConfig } from '../../../activities/runtime/config-loader.js';
-import { ArtifactStore } from '../../../activities/storage/artifact-store.js';
 import type { SegflowConfig } from '../../../core/config/schema.js';
 import { startServer, type LocalServer } from '../../servers/http-server.js';
 import { startRetrieval, startSerper, type Faults } from '../../servers/search-servers.js';
+import { activityEnvironment } from '../../support/activity-env.js';
 import { sharedData } from '../../support/paths.js';
+import { testStore } from '../../support/stack.js';
 
 const kb = sharedData('local_kb');
 
@@ -26,11 +26,12 @@ async function run(
   acts: ReturnType<typeof createSearchActivities>,
   input: Parameters<ReturnType<typeof createSearchActivities>['searchTool']>[0],
 ) {
-  return (await new MockActivityEnvironment().run(acts.searchTool, input)) as SearchToolResult;
+  return (await activityEnvironment().run(acts.searchTool, input)) as SearchToolResult;
 }
 
 void describe('searchTool activity', () => {
-  const store = ArtifactStore.fromConfig(loadConfig({ env: {}, file: '/dev/null' }).config.s3);
+  // The dev stack's S3 (its port may be moved by SEGFLOW_DEV_S3_PORT); the search settings come from no env.
+  const store = testStore();
   const testId = randomUUID();
   let retrieval: LocalServer;
   let serper: LocalServer;
@@ -185,7 +186,7 @@ void describe('searchTool activity', () => {
       store,
     });
     retrievalFaults.queue.push({ status: 200, body: '{"result":[[]]}', delayMs: 3000 });
-    const env = new MockActivityEnvironment();
+    const env = activityEnvironment();
     const p = env.run(acts.searchTool, { tool: 'text_search' as const, query: 'Federer slow' });
     setTimeout(() => env.cancel(), 100);
     const started = Date.now();
@@ -207,7 +208,7 @@ void describe('searchTool activity', () => {
     );
     await run(acts, { tool: 'text_search', query: 'Bugatti Bolide top speed', runId });
     await run(acts, { tool: 'text_search', query: 'bugatti bolide', runId });
-    const env = new MockActivityEnvironment();
+    const env = activityEnvironment();
     const count = (await env.run(acts.searchPaidCalls, { runId })) as {
       total: number;
       byBackend: Record<string, number>;

@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import sharp from 'sharp';
 import { createLogger } from '../../../activities/runtime/logger.js';
 import { createSegmentActivities, type SegmentImageResult } from '../../../activities/segment/activities.js';
@@ -16,6 +15,7 @@ import {
   type Sam2Models,
 } from '../../../activities/segment/models.js';
 import { segmentImage } from '../../../activities/segment/sam2-image.js';
+import { activityEnvironment } from '../../support/activity-env.js';
 import { writeSam2TestModels } from '../../support/onnx-models.js';
 import { sharedData } from '../../support/paths.js';
 import { testConfig, testStore, uniqueId } from '../../support/stack.js';
@@ -94,7 +94,7 @@ test('non-square 800×534: a 0–1000 box maps with W/1000 and H/1000, through t
     store,
     logger: createLogger('silent'),
   });
-  const env = new MockActivityEnvironment();
+  const env = activityEnvironment();
   const res: SegmentImageResult = await env.run(acts.segmentImage, {
     image: image.uri,
     prompt: { space: 'norm1000' as const, box: [100, 500, 400, 900] as [number, number, number, number] },
@@ -160,7 +160,7 @@ test('bad input and missing models fail as non-retryable ApplicationFailures tha
     store,
     logger: createLogger('silent'),
   });
-  const env = new MockActivityEnvironment();
+  const env = activityEnvironment();
   const input = {
     image: `${prefix}/x.jpg`,
     prompt: { space: 'pixels' as const, box: [0, 0, 10, 10] as [number, number, number, number] },

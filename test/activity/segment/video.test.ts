@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { CancelledFailure } from '@temporalio/common';
 import { ApplicationFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import sharp from 'sharp';
 import { createLogger } from '../../../activities/runtime/logger.js';
 import {
@@ -31,6 +30,7 @@ import {
   trackVideo,
   type TrackTraceEntry,
 } from '../../../activities/segment/sam2-video.js';
+import { activityEnvironment } from '../../support/activity-env.js';
 import { writeSam2TestModels } from '../../support/onnx-models.js';
 import { sharedData } from '../../support/paths.js';
 import { testConfig, testStore, uniqueId } from '../../support/stack.js';
@@ -203,7 +203,7 @@ test('the activity writes a mask per frame to S3, heartbeats per frame, and a re
     outputPrefix: `${prefix}/full`,
   };
   const beats: { done: number; lastFrame: number }[] = [];
-  const env = new MockActivityEnvironment();
+  const env = activityEnvironment();
   env.on('heartbeat', (d: { done: number; lastFrame: number }) => beats.push(d));
   const full: SegmentVideoResult = await env.run(acts.segmentVideo, input);
   assert.equal(full.numFrames, NUM_FRAMES);
@@ -233,14 +233,14 @@ test('the activity writes a mask per frame to S3, heartbeats per frame, and a re
 
   // interrupted after 9 frames (cancelled, like a worker going away), resumed from heartbeat details
   const cut = { ...input, outputPrefix: `${prefix}/cut` };
-  const env1 = new MockActivityEnvironment();
+  const env1 = activityEnvironment();
   let last: unknown;
   env1.on('heartbeat', (d: { done: number }) => {
     last = d;
     if (d.done === 9) env1.cancel();
   });
   await assert.rejects(env1.run(acts.segmentVideo, cut), (e: unknown) => e instanceof CancelledFailure);
-  const env2 = new MockActivityEnvironment({ heartbeatDetails: last });
+  const env2 = activityEnvironment({ heartbeatDetails: last });
   const resumed: SegmentVideoResult = await env2.run(acts.segmentVideo, cut);
   assert.equal(resumed.resumedFrom, 9);
   assert.equal(resumed.framesComputed, NUM_FRAMES - 9);
@@ -252,22 +252,22 @@ test('the activity writes a mask per frame to S3, heartbeats per frame, and a re
 
   // interrupted in the backward pass, restarted with no heartbeat details: the S3 checkpoint decides
   const cut2 = { ...input, outputPrefix: `${prefix}/cut2` };
-  const env3 = new MockActivityEnvironment();
+  const env3 = activityEnvironment();
   env3.on('heartbeat', (d: { done: number }) => d.done === 18 && env3.cancel());
   await assert.rejects(env3.run(acts.segmentVideo, cut2), (e: unknown) => e instanceof CancelledFailure);
-  const restarted: SegmentVideoResult = await new MockActivityEnvironment().run(acts.segmentVideo, cut2);
+  const restarted: SegmentVideoResult = await activityEnvironment().run(acts.segmentVideo, cut2);
   assert.equal(restarted.resumedFrom, 18);
   assert.equal(restarted.framesComputed, 2);
   assert.deepEqual(await maskHashes(`${prefix}/cut2`), reference);
 
   // a finished job retried again does no work
-  const again: SegmentVideoResult = await new MockActivityEnvironment().run(acts.segmentVideo, input);
+  const again: SegmentVideoResult = await activityEnvironment().run(acts.segmentVideo, input);
   assert.deepEqual([again.framesComputed, again.resumedFrom], [0, NUM_FRAMES]);
 });
 
 test('bad video input fails fast and names the problem', async () => {
   const acts = activities();
-  const env = new MockActivityEnvironment();
+  const env = activityEnvironment();
   const base: SegmentVideoInput = {
     frames: frameUris.slice(0, 4),
     keyframe: 1,

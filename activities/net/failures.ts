@@ -1,2 +1,0 @@
-/** Kept for the search, policy and embedding activities: see `activityFailure` in errors.ts. */
-export { activityFailure } from '../errors.js';
