@@ -152,7 +152,6 @@ export function parseTrainingConfig(
   };
 }
 
-
 /** The name policy servers serve version k of a run under (a LoRA adapter name for vLLM). */
 export function policyModelName(runId: string, version: number): string {
   return `${runId}-v${version}`;
