@@ -14,3 +14,18 @@ export function activityEnvironment(
     interceptors: [activityErrorInterceptors, ...(opts.interceptors ?? [])],
   });
 }
+
+type ActivityFns = Record<string, (...args: never[]) => Promise<unknown>>;
+
+/**
+ * The same activities, each call run in a fresh `activityEnvironment()` as a worker would run it:
+ * a test that calls `acts.x(...)` then sees the ApplicationFailure (type, nonRetryable) a workflow
+ * sees, not the raw domain error.
+ */
+export function throughWorkerInterceptors<T extends ActivityFns>(activities: T): T {
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(activities)) {
+    wrapped[name] = (...args: never[]) => activityEnvironment().run(fn, ...args);
+  }
+  return wrapped as T;
+}

@@ -7,7 +7,6 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { prepareDataset, type PreparedSample } from '../../../activities/datasets/prepare.js';
 import { readReasonSeg } from '../../../activities/datasets/reasonseg.js';
 import {
@@ -21,13 +20,16 @@ import { encodeMaskPng, maskSequenceLookup, type MaskSequence } from '../../../a
 import { ArtifactStore } from '../../../activities/storage/artifact-store.js';
 import type { ArtifactRef } from '../../../core/artifacts.js';
 import type { RolloutSummary } from '../../../core/contracts/rollout.js';
+import { activityEnvironment, throughWorkerInterceptors } from '../../support/activity-env.js';
 import { testConfig, uniqueId } from '../../support/stack.js';
 import { writeReasonSeg } from './fixtures.js';
 
 const config = testConfig();
 const store = ArtifactStore.fromConfig({ ...config.s3, prefix: uniqueId('eval-activities') });
-const acts = createEvaluationActivities({ store, now: () => new Date('2026-01-01T00:00:00Z') });
-const env = new MockActivityEnvironment();
+const acts = throughWorkerInterceptors(
+  createEvaluationActivities({ store, now: () => new Date('2026-01-01T00:00:00Z') }),
+);
+const env = activityEnvironment();
 const tmp = mkdtempSync(join(tmpdir(), 'segflow-eval-act-'));
 let index: ArtifactRef;
 let records: { id: string; ref: ArtifactRef }[];

@@ -12,11 +12,12 @@ import {
 } from '../../../activities/training/activities.js';
 import type { ArtifactRef } from '../../../core/artifacts.js';
 import { startFakePolicyServer, type FakePolicyServer } from '../../servers/openai-server.js';
+import { throughWorkerInterceptors } from '../../support/activity-env.js';
 import { testConfig, testStore, uniqueId } from '../../support/stack.js';
 
 const config = testConfig();
 const store = testStore(config);
-const acts = createTrainingActivities({ store });
+const acts = throughWorkerInterceptors(createTrainingActivities({ store }));
 const tmp = mkdtempSync(join(tmpdir(), 'segflow-training-act-'));
 const prefix = `test/training-activities/${uniqueId('t')}`;
 let policy: FakePolicyServer;
@@ -173,12 +174,14 @@ void test('trainingWriteMetrics: step metrics and the newest-version pointer', a
 
 void test('policySyncWeights: downloads the version once per host and loads it on the policy server', async () => {
   const cfg = { ...config, policy: { ...config.policy, baseUrl: `${policy.url}/v1` } };
-  const sync = createPolicySyncActivities({
-    store,
-    cacheDir: join(tmp, 'cache'),
-    hostId: 'h1',
-    policyLoadAdapter: createPolicyActivities({ config: cfg, store }).policyLoadAdapter,
-  });
+  const sync = throughWorkerInterceptors(
+    createPolicySyncActivities({
+      store,
+      cacheDir: join(tmp, 'cache'),
+      hostId: 'h1',
+      policyLoadAdapter: createPolicyActivities({ config: cfg, store }).policyLoadAdapter,
+    }),
+  );
   const version = `${prefix}/policies/v1`;
   await store.putJson(`${version}/config.json`, { model_type: 'gpt2' });
   await store.putBytes(
