@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { artifactRefSchema } from '../artifacts.js';
-import { StopReasons, type CheckedAnswer, type StopReason } from '../rollout/turn-rules.js';
+import { AnswerStatuses, StopReasons, type CheckedAnswer, type StopReason } from '../rollout/turn-rules.js';
 
 /** One search the policy made, as the trajectory and the evaluation record it. */
 export const searchRecordSchema = z.strictObject({
@@ -18,14 +18,7 @@ export type SearchRecord = z.infer<typeof searchRecordSchema>;
 const stopReasons = Object.values(StopReasons) as [string, ...string[]];
 export const stopReasonSchema = z.enum(stopReasons);
 
-export const answerStatusSchema = z.enum([
-  'ok',
-  'no_keyframe',
-  'no_answer',
-  'keyframe_not_sampled',
-  'coordinates_out_of_range',
-  'degenerate_box',
-]);
+export const answerStatusSchema = z.enum(AnswerStatuses);
 
 const box = z.tuple([z.number(), z.number(), z.number(), z.number()]).readonly();
 const point = z.tuple([z.number(), z.number()]).readonly();

@@ -100,8 +100,16 @@ export interface RolloutMessage {
   images?: ArtifactRef[];
 }
 
-export type AnswerStatus =
-  'ok' | 'no_keyframe' | 'no_answer' | 'keyframe_not_sampled' | 'coordinates_out_of_range' | 'degenerate_box';
+/** What `checkAnswer` can say of a final answer; only `ok` is a usable segmentation prompt. */
+export const AnswerStatuses = [
+  'ok',
+  'no_keyframe',
+  'no_answer',
+  'keyframe_not_sampled',
+  'coordinates_out_of_range',
+  'degenerate_box',
+] as const;
+export type AnswerStatus = (typeof AnswerStatuses)[number];
 
 /** A usable segmentation prompt, or why there is none. */
 export type CheckedAnswer =
