@@ -18,9 +18,10 @@
  * All keys are deterministic and the contents are functions of the inputs, so a retried activity
  * rewrites the same bytes.
  */
+import { existsSync } from 'node:fs';
 import { IdSchemas, PolicyKeys, RunKeys } from '../../core/contracts/index.js';
 import { createHash } from 'node:crypto';
-import { mkdir, rename, rm, writeFile, access } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { artifactRefSchema, type ArtifactRef } from '../../core/artifacts.js';
@@ -271,7 +272,7 @@ export function createPolicySyncActivities(deps: PolicySyncDeps) {
       const marker = join(folder, '.complete');
       let files = 0;
       let downloaded = false;
-      if (!(await exists(marker))) {
+      if (!existsSync(marker)) {
         const tmp = `${folder}.part-${process.pid}`;
         await rm(tmp, { recursive: true, force: true });
         await mkdir(tmp, { recursive: true });
@@ -306,13 +307,4 @@ function splitUri(uri: string): { key: string } {
   const m = /^s3:\/\/[^/]+\/(.+)$/.exec(uri);
   if (!m) throw new BadInputError(`not an s3:// URI: ${uri}`);
   return { key: m[1]! };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -1,5 +1,6 @@
 // `segr eval-masks --pred DIR --gt DIR`: DAVIS J and F of a folder of predicted masks.
-import { access, readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { readMaskPng } from '../../activities/media/mask-png.js';
@@ -13,15 +14,6 @@ export interface EvalMasksResult {
   J: number;
   F: number;
   JF: number;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -41,12 +33,12 @@ export async function evalMaskFolders(
   }
   if (names.length === 0)
     throw new Error(`--gt ${gtDir} holds no .png masks; point it at a folder of ground-truth PNGs`);
-  if (!(await exists(predDir))) throw new Error(`--pred ${predDir} does not exist`);
+  if (!existsSync(predDir)) throw new Error(`--pred ${predDir} does not exist`);
   const frames: EvalMasksResult['frames'] = [];
   for (const name of names) {
     const gt = await readMaskPng(join(gtDir, name));
     const predPath = join(predDir, name);
-    const pred = (await exists(predPath)) ? await readMaskPng(predPath) : emptyMask(gt.width, gt.height);
+    const pred = existsSync(predPath) ? await readMaskPng(predPath) : emptyMask(gt.width, gt.height);
     if (pred.width !== gt.width || pred.height !== gt.height) {
       throw new Error(
         `${predPath} is ${pred.width}×${pred.height} but ${join(gtDir, name)} is ${gt.width}×${gt.height}; ` +

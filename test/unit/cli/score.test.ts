@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { ScoreLine } from '../../../cli/commands/score.js';
 import { repoRoot, sharedData } from '../../support/paths.js';
 
 interface LoggedRecord {
@@ -17,17 +18,8 @@ interface LoggedRecord {
   num_search: number;
 }
 
-interface Scored {
-  format: number;
-  tpr: number;
-  igr: null;
-  iou: number;
-  box: number;
-  point: number;
-  frame: number;
-  outcome: number;
-  numSearch: number;
-}
+/** What `segr score` prints per line (the test reads the CLI's output as a user would). */
+type Scored = ScoreLine;
 
 const file = sharedData('segresearch_step_records', 'step1.jsonl');
 const records = readFileSync(file, 'utf8')
