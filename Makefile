@@ -6,7 +6,7 @@ export ONNXRUNTIME_NODE_INSTALL := skip
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 SEGR := node bin/segr.js
 
-.PHONY: help install install-steps test-portability deps-system deps-node deps-tools deps-models deps-nano deps-nano-data deps-trainer build lint test test-unit test-activity test-integration demo bench dev-up dev-down clean
+.PHONY: help install install-steps test-portability deps-system deps-node deps-tools deps-models deps-nano deps-nano-data deps-trainer deps-trackers build lint test test-unit test-activity test-integration demo bench dev-up dev-down clean
 
 help:
 	@echo "make test   install everything, build, lint and run the unit, activity and integration tests"
@@ -54,7 +54,12 @@ deps-nano:
 deps-trainer:
 	bash trainer/setup.sh
 
-install-steps: deps-system deps-node deps-tools deps-models deps-trainer deps-nano
+# The experiment trackers' own tools, for tests only (.venv/trackers): the full `mlflow` (its tracking
+# server) and `tensorboard` (its event-file reader), pinned; about 2 minutes once, then a no-op.
+deps-trackers:
+	bash scripts/setup-trackers.sh
+
+install-steps: deps-system deps-node deps-tools deps-models deps-trainer deps-trackers deps-nano
 
 # every install step, then a check that they left the work tree as it was (a fresh clone stays clean)
 install:

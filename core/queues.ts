@@ -12,9 +12,11 @@ export const TaskQueues = {
   segment: 'segflow-segment',
   /** The Python trainer worker. */
   trainer: 'segflow-trainer',
+  /** The experiment tracker (`tracker_log`), served by the Python trainer worker apart from its updates. */
+  tracker: 'segflow-tracker',
 } as const;
 
-export type WorkerRole = Exclude<keyof typeof TaskQueues, 'trainer'>;
+export type WorkerRole = Exclude<keyof typeof TaskQueues, 'trainer' | 'tracker'>;
 
 export const workerRoles: readonly WorkerRole[] = ['orchestrator', 'search', 'media', 'policy', 'segment'];
 

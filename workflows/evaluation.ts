@@ -36,6 +36,8 @@ import type { EvaluationSummary } from '../core/contracts/evaluation.js';
 import type { createSearchActivities } from '../activities/search/activities.js';
 import { rollout, type RolloutInput, type RolloutSummary } from './rollout.js';
 import { segmentAnswer, type SegmentedAnswer } from './segment-answer.js';
+import type { TrackerBackend } from '../core/tracking.js';
+import { trackMetrics } from './tracking.js';
 
 type SearchActivities = ReturnType<typeof createSearchActivities>;
 
@@ -80,6 +82,11 @@ export interface EvaluationInput {
   searchPrices?: Record<string, number>;
   /** Best and worst samples shown in the report. @default 4 */
   gallery?: number;
+  /**
+   * The summary also to these experiment trackers: run = the evaluation id, step = the policy
+   * version (0 without one). Absent or no backends: S3 only.
+   */
+  tracker?: { backends: TrackerBackend[]; experiment?: string };
   /** Carried across continue-as-new; not for callers. */
   progress?: { offset: number; evaluated: number; skipped: number; policy: ResolvedPolicy };
 }
@@ -244,6 +251,12 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
     policy,
     paid,
     ...(input.searchPrices ? { prices: input.searchPrices } : {}),
+  });
+  await trackMetrics(input.tracker, {
+    runId: evalId,
+    step: policy.version ?? 0,
+    kind: 'evaluation',
+    metrics,
   });
   progress.step = 'report';
   const report = await evaluationActivities.evalReport({ evalId, gallery: input.gallery ?? 4 });

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { fnv1a32, mulberry32 } from '../core/random.js';
 import { IdSchemas } from '../core/contracts/ids.js';
+import { trackerConfigSchema } from '../core/tracking.js';
 
 const s3Uri = z.string().regex(/^s3:\/\/[^/]+\/.+/, 'must be an s3://bucket/key URI');
 const int = (min: number) => z.number().int().min(min);
@@ -135,6 +136,11 @@ export const trainingConfigSchema = z.strictObject({
   policyHosts: z.array(IdSchemas.host).min(1).default(['local']),
   /** Steps per workflow run before continue-as-new (bounded history). @default 1 */
   continueAsNewEvery: int(1).default(1),
+  /**
+   * Each step's metrics also to these experiment trackers (MLflow, TensorBoard), run = the run id.
+   * Absent or no backends: S3 only.
+   */
+  tracker: trackerConfigSchema.optional(),
 });
 
 export type TrainingConfigInput = z.input<typeof trainingConfigSchema>;

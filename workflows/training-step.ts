@@ -4,7 +4,8 @@
  *                    until the batch is full (or the generation batches run out);
  *   updateAndSync  — the batch to S3, `update_policy` on the Python trainer, the new version to every
  *                    policy host;
- *   recordStep     — the step's metrics to S3 and the search attributes, the summary in the state.
+ *   recordStep     — the step's metrics to S3 (and the experiment trackers, when configured) and the
+ *                    search attributes, the summary in the state.
  * training-run.ts owns the state, the handlers and the continue-as-new loop.
  */
 import {
@@ -29,6 +30,7 @@ import type {
 import { rolloutGroup, type RolloutGroupInput, type RolloutGroupResult } from './rollout-group.js';
 import { groupSeed, learningRateAt, policyModelName, type TrainingConfig } from './training-config.js';
 import { rolloutMetrics } from './training-metrics.js';
+import { trackMetrics } from './tracking.js';
 import type { TrainingPhase, TrainingState } from './training-run.js';
 
 /** The Python trainer's activities (names as registered there). */
@@ -314,37 +316,39 @@ export async function recordStep(
   trained: { update: UpdatePolicyResult; updateMs: number; syncMs: number } | undefined,
   timings: { started: number; rolloutMs: number },
 ): Promise<void> {
-  const { state, progress, runId } = ctx;
+  const { state, progress, runId, config } = ctx;
   const step = state.step;
   progress.phase = 'metrics';
   const rollouts = rolloutMetrics(groups.generated);
   const meanReward = rollouts.reward.total.mean;
   const durationMs = Date.now() - timings.started;
+  const stepMetrics = {
+    policyVersion: state.policy.version,
+    skipped: trained === undefined,
+    generationBatches: groups.generationBatches,
+    keptGroups: groups.surviving.length,
+    droppedGroups: groups.dropped,
+    staleGroups: groups.stale,
+    rollouts,
+    trained: rolloutMetrics(groups.surviving),
+    trainer: trained?.update.metrics ?? null,
+    weightsSha256: state.policy.weightsSha256 ?? null,
+    timings: {
+      rolloutMs: timings.rolloutMs,
+      updateMs: trained?.updateMs ?? 0,
+      syncMs: trained?.syncMs ?? 0,
+      totalMs: durationMs,
+    },
+  };
   const metrics = await training.trainingWriteMetrics({
     runId,
     step,
-    metrics: {
-      policyVersion: state.policy.version,
-      skipped: trained === undefined,
-      generationBatches: groups.generationBatches,
-      keptGroups: groups.surviving.length,
-      droppedGroups: groups.dropped,
-      staleGroups: groups.stale,
-      rollouts,
-      trained: rolloutMetrics(groups.surviving),
-      trainer: trained?.update.metrics ?? null,
-      weightsSha256: state.policy.weightsSha256 ?? null,
-      timings: {
-        rolloutMs: timings.rolloutMs,
-        updateMs: trained?.updateMs ?? 0,
-        syncMs: trained?.syncMs ?? 0,
-        totalMs: durationMs,
-      },
-    },
+    metrics: stepMetrics,
     ...(trained
       ? { latest: { version: state.policy.version, model: state.policy.model, uri: state.policy.uri } }
       : {}),
   });
+  await trackMetrics(config.tracker, { runId, step, kind: 'training', metrics: stepMetrics });
   upsertSearchAttributes({
     SegflowStep: [step + 1],
     SegflowPolicyVersion: [state.policy.version],

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 
 TRAINER_TASK_QUEUE = "segflow-trainer"
+TRACKER_TASK_QUEUE = "segflow-tracker"
 
 
 def _env(*names: str, default: str) -> str:
@@ -33,6 +34,7 @@ class TrainerSettings:
     temporal_address: str
     namespace: str
     task_queue: str
+    tracker_task_queue: str
     s3: S3Settings
     work_dir: str
     """Local cache of downloaded policy folders (git-ignored under the repo by default)."""
@@ -53,6 +55,7 @@ def load_settings() -> TrainerSettings:
         temporal_address=_env("SEGFLOW_TEMPORAL_ADDRESS", "TEMPORAL_ADDRESS", default=dev_temporal),
         namespace=_env("SEGFLOW_TEMPORAL_NAMESPACE", "TEMPORAL_NAMESPACE", default="default"),
         task_queue=_env("SEGFLOW_TRAINER_TASK_QUEUE", default=TRAINER_TASK_QUEUE),
+        tracker_task_queue=_env("SEGFLOW_TRACKER_TASK_QUEUE", default=TRACKER_TASK_QUEUE),
         s3=S3Settings(
             endpoint=_env("SEGFLOW_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", default=dev_s3),
             region=_env("SEGFLOW_S3_REGION", "AWS_REGION", default="us-east-1"),

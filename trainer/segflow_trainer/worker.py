@@ -1,4 +1,5 @@
-"""The trainer worker: polls `segflow-trainer` and serves `update_policy`.
+"""The trainer worker: polls `segflow-trainer` and serves `update_policy`; polls `segflow-tracker` and
+serves `tracker_log` (tracker.py), apart so that logging a step never waits behind a long update.
 
     python -m segflow_trainer.worker          (from trainer/, or with trainer/ on PYTHONPATH)
 
@@ -6,7 +7,8 @@ Environment: SEGFLOW_TEMPORAL_ADDRESS, SEGFLOW_TEMPORAL_NAMESPACE (default "defa
 variables (SEGFLOW_S3_ENDPOINT, SEGFLOW_S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY),
 SEGFLOW_TRAINER_WORK_DIR, SEGFLOW_TRAINER_THREADS, SEGFLOW_TRAINER_HEARTBEAT_SECONDS, and
 SEGFLOW_TRAINER_FAMILIES (comma-separated modules of policy families beyond the built-in Hugging
-Face one, imported at start; family.py).
+Face one, imported at start; family.py), and where the tracker writes: SEGFLOW_TRACKER_MLFLOW_URI
+(else MLFLOW_TRACKING_URI), SEGFLOW_TRACKER_TENSORBOARD_DIR (default .segflow/tensorboard).
 
 One update runs at a time (it owns the process's torch RNG and the CPU/GPU). The update runs in a
 worker thread while the activity heartbeats its progress every few seconds, so a dead trainer is
@@ -31,6 +33,7 @@ from .errors import to_application_error
 from .family import load_family_modules, registered_families
 from .settings import TrainerSettings, load_settings
 from .store import Store
+from .tracker import Tracking, load_tracker_settings
 from .update import update_policy
 
 log = logging.getLogger("segflow.trainer")
@@ -75,6 +78,32 @@ class TrainerActivities:
         return result
 
 
+class TrackerActivities:
+    def __init__(self, tracking: Tracking):
+        self.tracking = tracking
+
+    @activity.defn(name="tracker_log")
+    async def tracker_log(self, request: dict) -> dict:
+        """`{runId, step, kind, metrics, backends, experiment}` → values written per backend."""
+
+        def run() -> dict:
+            return self.tracking.log(
+                list(request.get("backends", [])),
+                request.get("runId", ""),
+                request.get("step", -1),
+                request.get("metrics", {}),
+                request.get("kind", ""),
+                request.get("experiment") or "segflow",
+            )
+
+        try:
+            written = await asyncio.to_thread(run)
+        except BaseException as err:  # noqa: BLE001 - mapped onto Temporal's retry classes
+            raise to_application_error(err) from err
+        log.info("tracker_log %s step %s -> %s", request.get("runId"), request.get("step"), written)
+        return {"written": written}
+
+
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     settings = load_settings()
@@ -94,12 +123,21 @@ async def main() -> None:
         max_concurrent_activities=1,
         graceful_shutdown_timeout=timedelta(seconds=30),
     )
+    tracker = Worker(
+        client,
+        task_queue=settings.tracker_task_queue,
+        activities=[TrackerActivities(Tracking(load_tracker_settings())).tracker_log],
+        max_concurrent_activities=4,
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with worker:
-        log.info("trainer polling %s in namespace %s", settings.task_queue, settings.namespace)
+    async with worker, tracker:
+        log.info(
+            "trainer polling %s and %s in namespace %s", settings.task_queue, settings.tracker_task_queue, settings.namespace
+        )
         print(f"trainer polling {settings.task_queue}", flush=True)
         await stop.wait()
     acts.executor.shutdown(wait=False, cancel_futures=True)
