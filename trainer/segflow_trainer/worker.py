@@ -6,7 +6,8 @@ Environment: SEGFLOW_TEMPORAL_ADDRESS, SEGFLOW_TEMPORAL_NAMESPACE (default "defa
 variables (SEGFLOW_S3_ENDPOINT, SEGFLOW_S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY),
 SEGFLOW_TRAINER_WORK_DIR, SEGFLOW_TRAINER_THREADS, SEGFLOW_TRAINER_HEARTBEAT_SECONDS, and
 SEGFLOW_TRAINER_FAMILIES (comma-separated modules of policy families beyond the built-in Hugging
-Face one, imported at start; family.py).
+Face one, imported at start; family.py), and the observability settings SEGFLOW_METRICS_BIND_ADDRESS
+and SEGFLOW_OTLP_TRACES_ENDPOINT (telemetry.py; both off when unset).
 
 One update runs at a time (it owns the process's torch RNG and the CPU/GPU). The update runs in a
 worker thread while the activity heartbeats its progress every few seconds, so a dead trainer is
@@ -31,6 +32,7 @@ from .errors import to_application_error
 from .family import load_family_modules, registered_families
 from .settings import TrainerSettings, load_settings
 from .store import Store
+from .telemetry import record_update, runtime_for, tracing_interceptors
 from .update import update_policy
 
 log = logging.getLogger("segflow.trainer")
@@ -66,6 +68,7 @@ class TrainerActivities:
             result = fut.result()
         except BaseException as err:  # noqa: BLE001 - mapped onto Temporal's retry classes
             raise to_application_error(err) from err
+        record_update(str(hyperparameters.get("runId")), result["metrics"])
         log.info(
             "update_policy %s -> v%s (%s)",
             hyperparameters.get("runId"),
@@ -85,13 +88,14 @@ async def main() -> None:
     if settings.threads > 0:
         torch.set_num_threads(settings.threads)
     torch.use_deterministic_algorithms(True)
-    client = await Client.connect(settings.temporal_address, namespace=settings.namespace)
+    client = await Client.connect(settings.temporal_address, namespace=settings.namespace, runtime=runtime_for(settings))
     acts = TrainerActivities(settings)
     worker = Worker(
         client,
         task_queue=settings.task_queue,
         activities=[acts.update_policy],
         max_concurrent_activities=1,
+        interceptors=tracing_interceptors(settings),
         graceful_shutdown_timeout=timedelta(seconds=30),
     )
     stop = asyncio.Event()
