@@ -12,19 +12,21 @@ import { activitiesForRole } from '../activities/registry.js';
 import { PinoTemporalLogger, type PinoLogger } from '../activities/runtime/logger.js';
 import { ArtifactStore } from '../activities/storage/artifact-store.js';
 import { connectNative } from './temporal-connection.js';
+import { runtimeTelemetryOptions, startTracing, workflowBundleFile } from './telemetry.js';
 
 const workflowsPath = fileURLToPath(new URL('../workflows/index.js', import.meta.url));
-/** Prebuilt by `npm run build` (scripts/bundle-workflows.js); bundling at start-up is the fallback. */
-const workflowBundlePath = fileURLToPath(new URL('../workflow-bundle.js', import.meta.url));
 
 let runtimeInstalled = false;
 
-/** Routes the Temporal Runtime's logs (SDK, core, workflow and activity `log`) into pino. Once per process. */
-export function installRuntimeLogger(logger: PinoLogger): void {
+/**
+ * Installs the Temporal Runtime once per process: its logs (SDK, core, workflow and activity `log`)
+ * into pino, and its metrics on Prometheus when `observability.metrics.bindAddress` is set.
+ */
+export function installRuntime(config: SegflowConfig, logger: PinoLogger): void {
   if (runtimeInstalled) return;
   Runtime.install({
     logger: new PinoTemporalLogger(logger),
-    telemetryOptions: { logging: { filter: { core: 'WARN', other: 'WARN' }, forward: {} } },
+    telemetryOptions: runtimeTelemetryOptions(config),
   });
   runtimeInstalled = true;
 }
@@ -48,7 +50,10 @@ export async function startWorkers(
   logger: PinoLogger,
   opts: { roles?: WorkerRole[]; connection?: NativeConnection } = {},
 ): Promise<RunningWorkers> {
-  installRuntimeLogger(logger);
+  installRuntime(config, logger);
+  const tracing = startTracing(config);
+  /** Prebuilt by `npm run build` (scripts/bundle-workflows.js); bundling at start-up is the fallback. */
+  const workflowBundlePath = fileURLToPath(new URL(`../${workflowBundleFile(config)}`, import.meta.url));
   const roles = opts.roles ?? config.worker.roles;
   const connection = opts.connection ?? (await connectNative(config));
   const store = ArtifactStore.fromConfig(config.s3);
@@ -64,7 +69,9 @@ export async function startWorkers(
         taskQueue,
         activities,
         // Every activity failure leaves as a typed ApplicationFailure (activities/errors.ts).
-        interceptors: { activity: [activityErrorInterceptors] },
+        // Tracing first: its span then covers the error mapping too.
+        interceptors: { activity: [...(tracing?.activityInterceptors ?? []), activityErrorInterceptors] },
+        ...(tracing ? { sinks: tracing.sinks } : {}),
         maxConcurrentActivityTaskExecutions: config.worker.concurrency[role],
         shutdownGraceTime: config.worker.shutdownGraceMs,
         identity: `${config.worker.hostId}/${role}/${process.pid}`,
@@ -73,12 +80,12 @@ export async function startWorkers(
           : {}),
       };
       if (role === 'orchestrator') {
-        Object.assign(
-          options,
-          existsSync(workflowBundlePath)
-            ? { workflowBundle: { codePath: workflowBundlePath } }
-            : { workflowsPath },
-        );
+        if (existsSync(workflowBundlePath)) {
+          options.workflowBundle = { codePath: workflowBundlePath };
+        } else {
+          options.workflowsPath = workflowsPath;
+          if (tracing) options.interceptors!.workflowModules = [tracing.workflowInterceptorModule];
+        }
       }
       workers.push(await Worker.create(options));
       queues.push(taskQueue);
@@ -88,6 +95,7 @@ export async function startWorkers(
   const done = Promise.all(workers.map((w) => w.run())).then(async () => {
     if (!opts.connection) await connection.close();
     store.client.destroy();
+    await tracing?.shutdown();
   });
   return {
     workers,

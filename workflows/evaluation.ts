@@ -30,6 +30,7 @@ import { ErrorTypes } from '../core/contracts/errors.js';
 import { isSafeId, safeIdProblem, toSafeId } from '../core/contracts/ids.js';
 import { EvalKeys, WorkflowIds } from '../core/contracts/keys.js';
 import { mapLimit } from '../core/concurrency.js';
+import { recordSampleEvaluated } from './metrics.js';
 import { TaskQueues } from '../core/queues.js';
 import type { EvaluationActivities, EvalPlanSample } from '../activities/evaluation/activities.js';
 import type { EvaluationSummary } from '../core/contracts/evaluation.js';
@@ -231,6 +232,7 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
       progress.running--;
     }
     progress.evaluated++;
+    recordSampleEvaluated(evalId);
   });
   progress.offset += plan.samples.length;
 

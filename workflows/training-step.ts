@@ -29,6 +29,7 @@ import type {
 } from '../activities/training/activities.js';
 import { rolloutGroup, type RolloutGroupInput, type RolloutGroupResult } from './rollout-group.js';
 import { groupSeed, learningRateAt, policyModelName, type TrainingConfig } from './training-config.js';
+import { recordStepSeries } from './metrics.js';
 import { rolloutMetrics } from './training-metrics.js';
 import { trackMetrics } from './tracking.js';
 import type { TrainingPhase, TrainingState } from './training-run.js';
@@ -347,6 +348,19 @@ export async function recordStep(
     ...(trained
       ? { latest: { version: state.policy.version, model: state.policy.model, uri: state.policy.uri } }
       : {}),
+  });
+  recordStepSeries({
+    runId,
+    step,
+    rollouts,
+    keptGroups: groups.surviving.length,
+    droppedGroups: groups.dropped,
+    timings: {
+      rolloutMs: timings.rolloutMs,
+      updateMs: trained?.updateMs ?? 0,
+      syncMs: trained?.syncMs ?? 0,
+      totalMs: durationMs,
+    },
   });
   await trackMetrics(config.tracker, { runId, step, kind: 'training', metrics: stepMetrics });
   upsertSearchAttributes({

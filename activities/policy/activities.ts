@@ -13,6 +13,7 @@ import { artifactRefSchema } from '../../core/artifacts.js';
 import type { SegflowConfig } from '../../core/config/schema.js';
 import { ConfigError } from '../errors.js';
 import { cancellationSignal, heartbeatEvery, parseActivityInput } from '../edge.js';
+import { recordPolicyTurn } from '../runtime/metrics.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { PolicyClient, type ChatMessage, type ContentPart, type PolicyTurn } from './client.js';
 
@@ -128,13 +129,16 @@ export function createPolicyActivities(deps: PolicyActivityDeps) {
         const sampling = Object.fromEntries(
           Object.entries(req.sampling ?? {}).filter(([, v]) => v !== undefined),
         );
-        return await getClient().generate({
+        const t0 = performance.now();
+        const turn = await getClient().generate({
           messages,
           ...(req.model ? { model: req.model } : {}),
           ...(req.contextTokens !== undefined ? { contextTokens: req.contextTokens } : {}),
           sampling,
           ...(signal ? { signal } : {}),
         });
+        recordPolicyTurn(performance.now() - t0, turn.completionTokens);
+        return turn;
       } finally {
         stopBeating();
       }

@@ -10,6 +10,7 @@ import { encoderFromConfig } from '../embeddings/activities.js';
 import type { TextEncoder } from '../embeddings/encoder.js';
 import { cancellationSignal, parseActivityInput } from '../edge.js';
 import type { PinoLogger } from '../runtime/logger.js';
+import { recordSearch } from '../runtime/metrics.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { LocalCorpus } from './local-corpus.js';
 import { SearchService, type ImageSearchOutcome, type TextSearchOutcome } from './service.js';
@@ -113,9 +114,13 @@ export function createSearchActivities(deps: SearchActivityDeps) {
         ...(req.runId !== undefined ? { runId: req.runId } : {}),
         ...(cancellationSignal() ? { signal: cancellationSignal()! } : {}),
       };
-      if (req.tool === 'text_search')
-        return { tool: 'text_search', ...(await service.text(backend, request)) };
-      return { tool: 'image_search', ...(await service.images(backend, request)) };
+      const t0 = performance.now();
+      const result: SearchToolResult =
+        req.tool === 'text_search'
+          ? { tool: 'text_search', ...(await service.text(backend, request)) }
+          : { tool: 'image_search', ...(await service.images(backend, request)) };
+      if (!result.rejected) recordSearch(backend, req.tool, performance.now() - t0, result.cached);
+      return result;
     },
 
     /** Paid search calls a run has made, per backend. */

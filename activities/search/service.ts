@@ -12,6 +12,7 @@ import { formatImageInformation, formatInformation } from '../../core/protocol/o
 import { BadInputError, ConfigError, SegflowError } from '../errors.js';
 import { guardedFetch } from '../net/guarded-fetch.js';
 import type { PinoLogger } from '../runtime/logger.js';
+import { recordPaidSearchCall } from '../runtime/metrics.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { cacheKey, S3SearchCache, SingleFlight, type SearchCache } from './cache.js';
 import { BackendLimiter, PaidCallLedger } from './limits.js';
@@ -145,6 +146,7 @@ export class SearchService {
       if (hit !== undefined) return { value: hit, fromCache: true };
       const backend = await this.deps.backend(backendName);
       const value = await this.limiter.run(backendName, () => compute(backend));
+      if (backend.paid) recordPaidSearchCall(backendName);
       if (backend.paid && runId) await this.ledger.record(runId, backendName, key, query);
       if (this.cache) await this.cache.put(key, query, value);
       return { value, fromCache: false };

@@ -15,6 +15,7 @@ import type { SegflowConfig } from '../../core/config/schema.js';
 import { BadInputError } from '../errors.js';
 import { cancellationSignal, heartbeat, lastHeartbeatDetails, parseActivityInput } from '../edge.js';
 import type { PinoLogger } from '../runtime/logger.js';
+import { recordSam2 } from '../runtime/metrics.js';
 import { ArtifactNotFoundError, classifyS3Error, type ArtifactStore } from '../storage/artifact-store.js';
 import { CONTRACT_VERSION } from './contract.js';
 import { sharedSam2Models, type RuntimeOptions } from './models.js';
@@ -157,7 +158,9 @@ export function createSegmentActivities(deps: SegmentDeps) {
       const source = { data: bytes, label: input.image };
       const size = await imageSize(source);
       const prompt = promptToPixels(input.prompt, size, input.image);
+      const t0 = performance.now();
       const result = await segmentImage(models, source, prompt);
+      recordSam2('image', performance.now() - t0, 1);
       const mask = await store.putBytes(
         input.outputKey,
         await pngOf(result.mask, result.width, result.height),
@@ -277,6 +280,7 @@ export function createSegmentActivities(deps: SegmentDeps) {
         }),
       };
       const signal = cancellationSignal();
+      const t0 = performance.now();
       const result = await trackVideo(models, frames, trackerStore, {
         keyframe: input.keyframe,
         prompt,
@@ -289,6 +293,7 @@ export function createSegmentActivities(deps: SegmentDeps) {
           heartbeat(cp);
         },
       });
+      recordSam2('video', performance.now() - t0, result.framesComputed);
       const manifest = await writeManifest(result.width, result.height, {
         prompted: true,
         modelId: models.config.model_id,

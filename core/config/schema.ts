@@ -109,6 +109,35 @@ export const configSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  observability: z
+    .strictObject({
+      metrics: z
+        .strictObject({
+          /**
+           * Where this process serves Prometheus `/metrics` (the Temporal SDK's worker series and
+           * segflow's `segflow_*` series), e.g. `0.0.0.0:9464`. Unset: no metrics endpoint.
+           * @default none
+           */
+          bindAddress: z
+            .string()
+            .regex(/^[^\s:]+:\d{1,5}$/, 'a host:port such as 0.0.0.0:9464')
+            .optional(),
+        })
+        .prefault({}),
+      tracing: z
+        .strictObject({
+          /**
+           * OTLP/HTTP traces endpoint (e.g. `http://otel-collector:4318/v1/traces`). Set, workflows
+           * and activities are traced through the Temporal OpenTelemetry interceptors; unset, no
+           * span leaves the process. @default none
+           */
+          otlpEndpoint: z.string().url().optional(),
+          /** The `service.name` resource attribute of this process's spans. @default "segflow-worker" */
+          serviceName: z.string().min(1).default('segflow-worker'),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       /** @default "info" */
@@ -349,6 +378,9 @@ export const envBindings: Readonly<Record<string, string>> = {
   SEGFLOW_WORKER_SHUTDOWN_GRACE_MS: 'worker.shutdownGraceMs',
   SEGFLOW_SEARCH_ACTIVITIES_PER_SECOND: 'worker.searchActivitiesPerSecond',
   SEGFLOW_LOG_LEVEL: 'log.level',
+  SEGFLOW_METRICS_BIND_ADDRESS: 'observability.metrics.bindAddress',
+  SEGFLOW_OTLP_TRACES_ENDPOINT: 'observability.tracing.otlpEndpoint',
+  SEGFLOW_SERVICE_NAME: 'observability.tracing.serviceName',
   SEGFLOW_POLICY_URL: 'policy.baseUrl',
   SEGFLOW_POLICY_MODEL: 'policy.model',
   SEGFLOW_POLICY_API_KEY: 'policy.apiKey',

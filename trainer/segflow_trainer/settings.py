@@ -41,6 +41,12 @@ class TrainerSettings:
     threads: int
     """torch intra-op threads; 0 = torch's default. Exact resume needs the same count on restart."""
     heartbeat_seconds: float
+    metrics_bind_address: str | None = None
+    """host:port serving Prometheus `/metrics` (SEGFLOW_METRICS_BIND_ADDRESS); None: no endpoint."""
+    otlp_traces_endpoint: str | None = None
+    """OTLP/HTTP traces URL (SEGFLOW_OTLP_TRACES_ENDPOINT); None: not traced."""
+    service_name: str = "segflow-trainer"
+    """`service.name` of the trainer's spans (SEGFLOW_SERVICE_NAME)."""
 
 
 def load_settings() -> TrainerSettings:
@@ -68,4 +74,7 @@ def load_settings() -> TrainerSettings:
         work_dir=_env("SEGFLOW_TRAINER_WORK_DIR", default=".segflow/trainer"),
         threads=int(_env("SEGFLOW_TRAINER_THREADS", default="0")),
         heartbeat_seconds=float(_env("SEGFLOW_TRAINER_HEARTBEAT_SECONDS", default="2")),
+        metrics_bind_address=_env("SEGFLOW_METRICS_BIND_ADDRESS", default="") or None,
+        otlp_traces_endpoint=_env("SEGFLOW_OTLP_TRACES_ENDPOINT", default="") or None,
+        service_name=_env("SEGFLOW_SERVICE_NAME", default="segflow-trainer"),
     )

@@ -7,8 +7,10 @@ Environment: SEGFLOW_TEMPORAL_ADDRESS, SEGFLOW_TEMPORAL_NAMESPACE (default "defa
 variables (SEGFLOW_S3_ENDPOINT, SEGFLOW_S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY),
 SEGFLOW_TRAINER_WORK_DIR, SEGFLOW_TRAINER_THREADS, SEGFLOW_TRAINER_HEARTBEAT_SECONDS, and
 SEGFLOW_TRAINER_FAMILIES (comma-separated modules of policy families beyond the built-in Hugging
-Face one, imported at start; family.py), and where the tracker writes: SEGFLOW_TRACKER_MLFLOW_URI
-(else MLFLOW_TRACKING_URI), SEGFLOW_TRACKER_TENSORBOARD_DIR (default .segflow/tensorboard).
+Face one, imported at start; family.py), where the tracker writes: SEGFLOW_TRACKER_MLFLOW_URI
+(else MLFLOW_TRACKING_URI), SEGFLOW_TRACKER_TENSORBOARD_DIR (default .segflow/tensorboard), and the
+observability settings SEGFLOW_METRICS_BIND_ADDRESS and SEGFLOW_OTLP_TRACES_ENDPOINT (telemetry.py;
+both off when unset).
 
 One update runs at a time (it owns the process's torch RNG and the CPU/GPU). The update runs in a
 worker thread while the activity heartbeats its progress every few seconds, so a dead trainer is
@@ -34,6 +36,7 @@ from .family import load_family_modules, registered_families
 from .settings import TrainerSettings, load_settings
 from .store import Store
 from .tracker import Tracking, load_tracker_settings
+from .telemetry import record_update, runtime_for, tracing_interceptors
 from .update import update_policy
 
 log = logging.getLogger("segflow.trainer")
@@ -69,6 +72,7 @@ class TrainerActivities:
             result = fut.result()
         except BaseException as err:  # noqa: BLE001 - mapped onto Temporal's retry classes
             raise to_application_error(err) from err
+        record_update(str(hyperparameters.get("runId")), result["metrics"])
         log.info(
             "update_policy %s -> v%s (%s)",
             hyperparameters.get("runId"),
@@ -114,13 +118,14 @@ async def main() -> None:
     if settings.threads > 0:
         torch.set_num_threads(settings.threads)
     torch.use_deterministic_algorithms(True)
-    client = await Client.connect(settings.temporal_address, namespace=settings.namespace)
+    client = await Client.connect(settings.temporal_address, namespace=settings.namespace, runtime=runtime_for(settings))
     acts = TrainerActivities(settings)
     worker = Worker(
         client,
         task_queue=settings.task_queue,
         activities=[acts.update_policy],
         max_concurrent_activities=1,
+        interceptors=tracing_interceptors(settings),
         graceful_shutdown_timeout=timedelta(seconds=30),
     )
     tracker = Worker(
@@ -128,6 +133,7 @@ async def main() -> None:
         task_queue=settings.tracker_task_queue,
         activities=[TrackerActivities(Tracking(load_tracker_settings())).tracker_log],
         max_concurrent_activities=4,
+        interceptors=tracing_interceptors(settings),
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
     stop = asyncio.Event()

@@ -10,6 +10,8 @@ import { repoRoot } from '../../support/paths.js';
 
 const historiesDir = join(repoRoot, 'test', 'histories');
 const workflowBundle = { codePath: join(repoRoot, 'dist', 'workflow-bundle.js') };
+/** The bundle workers load with tracing on (the OpenTelemetry workflow interceptors inside). */
+const tracedBundle = { codePath: join(repoRoot, 'dist', 'workflow-bundle-traced.js') };
 const files = readdirSync(historiesDir).filter((f) => f.endsWith('.json'));
 
 test('there are committed histories to replay', () => {
@@ -25,6 +27,25 @@ for (const file of files) {
     await Worker.runReplayHistory({ workflowBundle }, historyFromJSON(recorded.history), recorded.workflowId);
   });
 }
+
+test(
+  'the traced bundle replays every committed history deterministically',
+  { timeout: 300_000 },
+  async () => {
+    // Tracing adds spans and headers, never commands: histories recorded untraced replay with it on.
+    const histories = files.map((file) => {
+      const recorded = JSON.parse(readFileSync(join(historiesDir, file), 'utf8')) as {
+        workflowId: string;
+        history: unknown;
+      };
+      return { workflowId: recorded.workflowId, history: historyFromJSON(recorded.history) };
+    });
+    const sinks = { exporter: { export: { fn: () => undefined } } };
+    for await (const r of Worker.runReplayHistories({ workflowBundle: tracedBundle, sinks }, histories)) {
+      assert.equal(r.error, undefined, `${r.workflowId}: ${String(r.error)}`);
+    }
+  },
+);
 
 test('replay catches a non-deterministic change', { timeout: 120_000 }, async () => {
   // The stackCheck history replayed against a workflow that schedules a different activity must fail.
