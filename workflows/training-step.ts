@@ -11,7 +11,9 @@ import {
   ApplicationFailure,
   executeChild,
   log,
+  patched,
   proxyActivities,
+  setCurrentDetails,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import { ErrorTypes } from '../core/contracts/errors.js';
@@ -20,7 +22,8 @@ import type { TrainerHyperparameters, UpdatePolicyResult } from '../core/contrac
 import type { ArtifactRef } from '../core/artifacts.js';
 import { mapLimit } from '../core/concurrency.js';
 import { dynamicSamplingDecision, dynamicSamplingFilter } from '../core/grpo/advantages.js';
-import { hostQueue, TaskQueues } from '../core/queues.js';
+import { trainingDetails, groupSummary } from '../core/monitor/details.js';
+import { hostQueue, SearchAttributeKeys, TaskQueues } from '../core/queues.js';
 import type {
   PolicySyncActivities,
   TrainingActivities,
@@ -121,6 +124,40 @@ export function badInput(message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, ErrorTypes.badInput);
 }
 
+/**
+ * Histories recorded before the phase search attribute existed have no upsert at each phase change;
+ * replaying them must not add one (a new command), so the upsert runs only where this patch is set.
+ */
+export const PHASE_SEARCH_ATTRIBUTE_PATCH = 'segflow-phase-search-attribute';
+
+/** Refreshes the run page's "Current details" from the context (no command: UI metadata only). */
+export function showDetails({ runId, config, state, progress }: TrainingContext): void {
+  setCurrentDetails(
+    trainingDetails({
+      runId,
+      step: state.step,
+      steps: config.steps,
+      phase: progress.phase,
+      paused: state.paused,
+      stopRequested: state.stopRequested,
+      policyVersion: state.policy.version,
+      generation: progress.generation,
+      groupsDone: progress.groupsDone,
+      groupsStarted: progress.groupsStarted,
+      keptGroups: progress.keptGroups,
+      last: state.last,
+    }),
+  );
+}
+
+/** A phase change: the status query, the current details and the `SegflowPhase` search attribute. */
+export function enterPhase(ctx: TrainingContext, phase: TrainingPhase): void {
+  ctx.progress.phase = phase;
+  showDetails(ctx);
+  if (patched(PHASE_SEARCH_ATTRIBUTE_PATCH))
+    upsertSearchAttributes([{ key: SearchAttributeKeys.phase, value: phase }]);
+}
+
 /** The trainer's hyperparameters for one step, from the run's config. */
 export function trainerHyperparameters(
   config: TrainingConfig,
@@ -180,6 +217,7 @@ function groupInput(
     reward: { preset: config.reward.preset, gate: config.reward.gate },
     artifactPrefix: RunKeys.group(runId, step, generation, j),
     runId,
+    step,
   };
 }
 
@@ -195,12 +233,26 @@ async function runGroups(
   return mapLimit(samples, concurrency, async (sample, j) => {
     const input = groupInput(ctx, sample, step, generation, j);
     progress.groupsStarted += 1;
+    showDetails(ctx);
     const result = await executeChild(rolloutGroup, {
       workflowId: input.groupId,
       taskQueue: TaskQueues.orchestrator,
       args: [input],
+      staticSummary: groupSummary({
+        step,
+        generation,
+        group: j,
+        sampleId: sample.id,
+        ability: sample.ability,
+      }),
+      staticDetails: `run \`${ctx.runId}\` · policy v${input.policy?.version ?? 0} · ${input.n} trajectories · seed ${input.policy?.sampling?.seed ?? '–'}\n\n**question:** ${sample.question}`,
+      typedSearchAttributes: [
+        { key: SearchAttributeKeys.runId, value: ctx.runId },
+        { key: SearchAttributeKeys.step, value: step },
+      ],
     });
     progress.groupsDone += 1;
+    showDetails(ctx);
     return result;
   });
 }
@@ -215,16 +267,21 @@ export async function generateGroups(ctx: TrainingContext): Promise<GeneratedGro
   let stale = 0;
   let generation = 0;
   for (;;) {
-    progress.phase = 'sampling';
     progress.generation = generation;
-    const sampled = await training.trainingSamplePrompts({
-      dataset: config.dataset,
-      seed: config.seed,
-      cursor: state.cursor,
-      count: config.promptsPerStep,
-    });
+    enterPhase(ctx, 'sampling');
+    const sampled = await training.trainingSamplePrompts.executeWithOptions(
+      { summary: `sample ${config.promptsPerStep} prompts · step ${step} · gen ${generation}` },
+      [
+        {
+          dataset: config.dataset,
+          seed: config.seed,
+          cursor: state.cursor,
+          count: config.promptsPerStep,
+        },
+      ],
+    );
     state.cursor = sampled.cursor;
-    progress.phase = 'rollouts';
+    enterPhase(ctx, 'rollouts');
     const groups = await runGroups(ctx, sampled.samples, step, generation);
     generated.push(...groups);
     generation += 1;
@@ -272,9 +329,9 @@ export async function updateAndSync(
   ctx: TrainingContext,
   surviving: RolloutGroupResult[],
 ): Promise<{ update: UpdatePolicyResult; updateMs: number; syncMs: number }> {
-  const { config, state, progress, runId } = ctx;
+  const { config, state, runId } = ctx;
   const step = state.step;
-  progress.phase = 'batch';
+  enterPhase(ctx, 'batch');
   const batch = await training.trainingAssembleBatch({
     runId,
     step,
@@ -289,19 +346,28 @@ export async function updateAndSync(
       })),
     ),
   });
-  progress.phase = 'update';
+  enterPhase(ctx, 'update');
   const t0 = Date.now();
-  const update = await trainerFor(config).update_policy(
-    batch,
-    { uri: state.policy.uri, version: state.policy.version },
-    trainerHyperparameters(config, runId, step),
+  const update = await trainerFor(config).update_policy.executeWithOptions(
+    { summary: `update v${state.policy.version} → v${state.policy.version + 1} · step ${step}` },
+    [
+      batch,
+      { uri: state.policy.uri, version: state.policy.version },
+      trainerHyperparameters(config, runId, step),
+    ],
   );
   const updateMs = Date.now() - t0;
-  progress.phase = 'sync';
+  enterPhase(ctx, 'sync');
   const t1 = Date.now();
   const model = policyModelName(runId, update.policy.version);
   const policy = { uri: update.policy.uri, version: update.policy.version };
-  await Promise.all(config.policyHosts.map((h) => syncOn(h).policySyncWeights({ policy, name: model })));
+  await Promise.all(
+    config.policyHosts.map((h) =>
+      syncOn(h).policySyncWeights.executeWithOptions({ summary: `sync v${policy.version} → host ${h}` }, [
+        { policy, name: model },
+      ]),
+    ),
+  );
   const syncMs = Date.now() - t1;
   state.policy = { ...policy, model, weightsSha256: update.policy.weightsSha256 };
   return { update, updateMs, syncMs };
@@ -314,9 +380,9 @@ export async function recordStep(
   trained: { update: UpdatePolicyResult; updateMs: number; syncMs: number } | undefined,
   timings: { started: number; rolloutMs: number },
 ): Promise<void> {
-  const { state, progress, runId } = ctx;
+  const { state, runId } = ctx;
   const step = state.step;
-  progress.phase = 'metrics';
+  enterPhase(ctx, 'metrics');
   const rollouts = rolloutMetrics(groups.generated);
   const meanReward = rollouts.reward.total.mean;
   const durationMs = Date.now() - timings.started;
@@ -345,11 +411,30 @@ export async function recordStep(
       ? { latest: { version: state.policy.version, model: state.policy.model, uri: state.policy.uri } }
       : {}),
   });
-  upsertSearchAttributes({
-    SegflowStep: [step + 1],
-    SegflowPolicyVersion: [state.policy.version],
-    SegflowReward: [meanReward],
-  });
+  upsertSearchAttributes([
+    { key: SearchAttributeKeys.step, value: step + 1 },
+    { key: SearchAttributeKeys.policyVersion, value: state.policy.version },
+    { key: SearchAttributeKeys.reward, value: meanReward },
+  ]);
+  const trainer = trained?.update.metrics;
+  state.last = {
+    step,
+    policyVersion: state.policy.version,
+    reward: {
+      total: meanReward,
+      outcome: rollouts.reward.outcome,
+      format: rollouts.reward.format,
+      process: rollouts.reward.process,
+      igr: rollouts.reward.igr,
+    },
+    keptGroups: groups.surviving.length,
+    droppedGroups: groups.dropped,
+    skipped: trained === undefined,
+    trainer: trainer
+      ? { loss: trainer.loss, pgClipFraction: trainer.pgClipFraction, gradNorm: trainer.gradNorm }
+      : null,
+    metricsUri: metrics.uri,
+  };
   state.recent = [
     ...state.recent,
     {
@@ -365,6 +450,7 @@ export async function recordStep(
     },
   ].slice(-RECENT_STEPS);
   state.step = step + 1;
+  showDetails(ctx);
 }
 
 /** One step: generate → (update → sync, when any group has a learning signal) → record. */
