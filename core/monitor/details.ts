@@ -51,7 +51,7 @@ export function trainingDetails(d: TrainingDetailsInput): string {
     .filter(Boolean)
     .join(', ');
   const lines = [
-    `**step ${Math.min(d.step + 1, d.steps)}/${d.steps}** · phase **${d.phase}**${flags ? ` (${flags})` : ''} · policy v${d.policyVersion}`,
+    `**${['paused', 'completed', 'stopped'].includes(d.phase) ? `${d.step}/${d.steps} steps done` : `step ${d.step + 1}/${d.steps}`}** · phase **${d.phase}**${flags ? ` (${flags})` : ''} · policy v${d.policyVersion}`,
     '',
     `groups ${d.groupsDone}/${d.groupsStarted} done · generation ${d.generation} · kept ${d.keptGroups}`,
   ];

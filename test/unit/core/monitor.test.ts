@@ -47,8 +47,9 @@ test('training details name the step, phase, groups, last reward components, tra
   assert.match(md, /kept 3, dropped 1/);
   assert.match(md, /trainer: loss 0\.0123/);
   assert.match(md, /segr report training --metrics s3:\/\/segflow\/runs\/r1\/steps\//);
-  // A finished run shows its last step as k/N, not N+1/N.
-  assert.match(trainingDetails({ ...baseTraining, step: 10, phase: 'completed' }), /step 10\/10/);
+  // Between steps (paused, finished) it counts the steps done, not a step in progress.
+  assert.match(trainingDetails({ ...baseTraining, step: 10, phase: 'completed' }), /10\/10 steps done/);
+  assert.match(trainingDetails({ ...baseTraining, step: 2, phase: 'paused' }), /2\/10 steps done/);
 });
 
 const baseTraining = {
