@@ -21,17 +21,19 @@ import {
   executeChild,
   isCancellation,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { evaluationDetails, sampleSummary } from '../core/monitor/details.js';
 import type { ArtifactRef } from '../core/artifacts.js';
 import { ErrorTypes } from '../core/contracts/errors.js';
 import { isSafeId, safeIdProblem, toSafeId } from '../core/contracts/ids.js';
 import { EvalKeys, WorkflowIds } from '../core/contracts/keys.js';
 import { mapLimit } from '../core/concurrency.js';
 import { recordSampleEvaluated } from './metrics.js';
-import { TaskQueues } from '../core/queues.js';
+import { SearchAttributeKeys, TaskQueues } from '../core/queues.js';
 import type { EvaluationActivities, EvalPlanSample } from '../activities/evaluation/activities.js';
 import type { EvaluationSummary } from '../core/contracts/evaluation.js';
 import type { createSearchActivities } from '../activities/search/activities.js';
@@ -182,12 +184,19 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
     running: 0,
     step: 'plan',
   };
-  setHandler(evaluationProgressQuery, () => progress);
-  upsertSearchAttributes({
-    SegflowRunId: [evalId],
-    SegflowDataset: [input.dataset.slice(-200)],
-    ...(policy.version !== null ? { SegflowPolicyVersion: [policy.version] } : {}),
+  setHandler(evaluationProgressQuery, () => progress, {
+    description: 'samples total / evaluated / skipped (already stored) / running, and the step in progress',
   });
+  const page = Math.floor(progress.offset / pageSize) + 1;
+  const resolved = policy;
+  const show = () =>
+    setCurrentDetails(evaluationDetails({ ...progress, dataset: input.dataset, page, policy: resolved }));
+  show();
+  upsertSearchAttributes([
+    { key: SearchAttributeKeys.runId, value: evalId },
+    { key: SearchAttributeKeys.dataset, value: input.dataset.slice(-200) },
+    ...(policy.version !== null ? [{ key: SearchAttributeKeys.policyVersion, value: policy.version }] : []),
+  ]);
 
   const plan = await evaluationActivities.evalPlan({
     evalId,
@@ -200,6 +209,7 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
   progress.step = 'samples';
   const todo = plan.samples.filter((s) => !s.done);
   progress.skipped += plan.samples.length - todo.length;
+  show();
 
   // A sampling seed is offset by the sample's position in the dataset (as rolloutGroup offsets it
   // per trajectory): one seed for every sample would give every sample the same random draws, and
@@ -222,17 +232,21 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
   // Sliding window: the next child starts as soon as one finishes.
   await mapLimit(todo, concurrency, async (s) => {
     progress.running++;
+    show();
     try {
       await executeChild(evaluateSample, {
         workflowId: WorkflowIds.evaluateSample(evalId, s.id),
         taskQueue: TaskQueues.orchestrator,
         args: [childInput(s)],
+        staticSummary: sampleSummary(s.id, s.ability ?? undefined),
+        typedSearchAttributes: [{ key: SearchAttributeKeys.runId, value: evalId }],
       });
     } finally {
       progress.running--;
     }
     progress.evaluated++;
     recordSampleEvaluated(evalId);
+    show();
   });
   progress.offset += plan.samples.length;
 
@@ -245,6 +259,7 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
   }
 
   progress.step = 'aggregate';
+  show();
   const paid = await search.searchPaidCalls({ runId: evalId });
   const { summary, metrics } = await evaluationActivities.evalAggregate({
     evalId,
@@ -298,6 +313,8 @@ export async function evaluateSample(
     summary = await executeChild(rollout, {
       workflowId: rolloutId,
       taskQueue: TaskQueues.orchestrator,
+      staticSummary: `rollout · ${sampleSummary(loaded.id, loaded.promptAbility)}`,
+      typedSearchAttributes: [{ key: SearchAttributeKeys.runId, value: input.evalId }],
       args: [
         {
           trajectoryId: rolloutId,

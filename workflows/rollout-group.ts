@@ -6,7 +6,8 @@
  */
 import { executeChild, proxyActivities } from '@temporalio/workflow';
 import { mapLimit } from '../core/concurrency.js';
-import { TaskQueues } from '../core/queues.js';
+import { trajectorySummary } from '../core/monitor/details.js';
+import { SearchAttributeKeys, TaskQueues } from '../core/queues.js';
 import { groupAdvantages } from '../core/grpo/advantages.js';
 import type { RewardBreakdown } from '../core/rewards/score.js';
 import type { RewardPresetName } from '../core/rewards/settings.js';
@@ -32,6 +33,8 @@ export interface RolloutGroupInput {
   /** Children store under `<prefix>/traj/<i>/`. */
   artifactPrefix: string;
   runId?: string;
+  /** The training step the group belongs to: the `SegflowStep` search attribute of its rollouts. */
+  step?: number;
 }
 
 export interface GroupTrajectory {
@@ -77,6 +80,15 @@ export async function rolloutGroup(input: RolloutGroupInput): Promise<RolloutGro
     summaries[i] = await executeChild(rollout, {
       workflowId: trajectoryId,
       taskQueue: TaskQueues.orchestrator,
+      staticSummary: trajectorySummary({
+        index: i,
+        temperature: sampling?.temperature,
+        seed: sampling?.seed,
+      }),
+      typedSearchAttributes: [
+        ...(input.runId ? [{ key: SearchAttributeKeys.runId, value: input.runId }] : []),
+        ...(input.step !== undefined ? [{ key: SearchAttributeKeys.step, value: input.step }] : []),
+      ],
       args: [
         {
           trajectoryId,

@@ -8,13 +8,16 @@ import {
   ApplicationFailure,
   defineQuery,
   log,
+  patched,
   proxyActivities,
   setHandler,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { oneLine } from '../core/monitor/details.js';
 import { ErrorTypes } from '../core/contracts/errors.js';
 import type { RolloutSummary } from '../core/contracts/rollout.js';
-import { hostQueue, TaskQueues } from '../core/queues.js';
+import { hostQueue, SearchAttributeKeys, TaskQueues } from '../core/queues.js';
 import { DEFAULT_ROLLOUT_SETTINGS, type RolloutSettings } from '../core/rollout/turn-rules.js';
 import {
   runAgentLoop,
@@ -58,6 +61,12 @@ export type Trajectory = Omit<AgentLoopResult, 'promptTokens' | 'completionToken
 export type { RolloutSummary } from '../core/contracts/rollout.js';
 
 export const rolloutProgressQuery = defineQuery<RolloutProgress>('progress');
+
+/**
+ * Histories recorded before the outcome search attributes have no upsert at the end of a rollout;
+ * replaying them must not add one, so the upsert runs only where this patch is set.
+ */
+export const OUTCOME_SEARCH_ATTRIBUTES_PATCH = 'segflow-rollout-outcome-search-attributes';
 
 // Policy calls: one generation can take minutes on a loaded GPU; the activity heartbeats while it
 // waits so a dead host is noticed in 30 s and the call is retried (as a fresh request) elsewhere.
@@ -109,29 +118,43 @@ export async function rollout(input: RolloutInput): Promise<RolloutSummary> {
     throw ApplicationFailure.nonRetryable(`sample ${input.sample.id} has no frames`, ErrorTypes.badInput);
   }
   const progress: RolloutProgress = { turn: 0, step: 'think' };
-  setHandler(rolloutProgressQuery, () => progress);
+  setHandler(rolloutProgressQuery, () => progress, {
+    description: 'the turn in progress and its step (think, search, keyframe, answer, done)',
+  });
   let hostId = input.policy?.hostId;
+  let turn = 0;
 
   const loop = await runAgentLoop(input.sample, s, {
     async generate({ messages, contextTokens }) {
       const queue = hostId ? hostQueue(TaskQueues.policy, hostId) : TaskQueues.policy;
-      const out: PolicyTurnOutput = await policyOn(queue).policyTurn({
-        messages: toPolicyMessages(messages),
-        ...(contextTokens !== undefined ? { contextTokens } : {}),
-        ...(input.policy?.sampling ? { sampling: input.policy.sampling } : {}),
-        ...(input.policy?.model ? { model: input.policy.model } : {}),
-      });
+      turn += 1;
+      const out: PolicyTurnOutput = await policyOn(queue).policyTurn.executeWithOptions(
+        { summary: `turn ${turn} @ ${hostId ?? 'any host'}` },
+        [
+          {
+            messages: toPolicyMessages(messages),
+            ...(contextTokens !== undefined ? { contextTokens } : {}),
+            ...(input.policy?.sampling ? { sampling: input.policy.sampling } : {}),
+            ...(input.policy?.model ? { model: input.policy.model } : {}),
+          },
+        ],
+      );
       hostId ??= out.hostId;
       return out;
     },
     async search({ tool, query }) {
-      const result = await search.searchTool({
-        tool,
-        query,
-        ...(input.runId ? { runId: input.runId } : {}),
-        ...(input.search?.backend ? { backend: input.search.backend } : {}),
-        ...(input.search?.topk ? { topk: input.search.topk } : {}),
-      });
+      const result = await search.searchTool.executeWithOptions(
+        { summary: `${tool}: "${oneLine(query, 60)}"` },
+        [
+          {
+            tool,
+            query,
+            ...(input.runId ? { runId: input.runId } : {}),
+            ...(input.search?.backend ? { backend: input.search.backend } : {}),
+            ...(input.search?.topk ? { topk: input.search.topk } : {}),
+          },
+        ],
+      );
       return {
         observation: result.observation,
         images: result.tool === 'image_search' ? result.images.map((i) => i.image) : [],
@@ -139,7 +162,8 @@ export async function rollout(input: RolloutInput): Promise<RolloutSummary> {
         cached: result.cached,
       };
     },
-    keyframe: (frame) => media.mediaKeyframe({ frame }),
+    keyframe: (frame) =>
+      media.mediaKeyframe.executeWithOptions({ summary: `keyframe of turn ${turn} → 864²` }, [{ frame }]),
     onProgress: (p) => Object.assign(progress, p),
   });
   const { messages, turns, responseText, stopReason, answer, searches, promptTokens, completionTokens } =
@@ -158,10 +182,16 @@ export async function rollout(input: RolloutInput): Promise<RolloutSummary> {
     searches,
     settings: s,
   };
-  const ref = await bookkeeping.saveTrajectory({
-    key: `${input.artifactPrefix}/trajectory.json`,
-    trajectory,
-  });
+  const ref = await bookkeeping.saveTrajectory.executeWithOptions(
+    { summary: `save trajectory · ${stopReason} · answer ${answer.status}` },
+    [{ key: `${input.artifactPrefix}/trajectory.json`, trajectory }],
+  );
+  if (patched(OUTCOME_SEARCH_ATTRIBUTES_PATCH)) {
+    upsertSearchAttributes([
+      { key: SearchAttributeKeys.stopReason, value: stopReason },
+      { key: SearchAttributeKeys.answerStatus, value: answer.status },
+    ]);
+  }
   progress.step = 'done';
   log.info('rollout finished', {
     trajectoryId: input.trajectoryId,

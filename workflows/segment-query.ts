@@ -7,13 +7,15 @@
 import {
   defineQuery,
   executeChild,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { oneLine, segmentQueryDetails } from '../core/monitor/details.js';
 import type { ArtifactRef } from '../core/artifacts.js';
 import { QueryKeys, WorkflowIds } from '../core/contracts/keys.js';
-import { TaskQueues } from '../core/queues.js';
+import { SearchAttributeKeys, TaskQueues } from '../core/queues.js';
 import type { Ability } from '../core/protocol/prompts.js';
 import { boxToPixels, pointToPixels, QWEN3VL } from '../core/protocol/coordinates.js';
 import type { CheckedAnswer, RolloutSettings } from '../core/rollout/turn-rules.js';
@@ -65,24 +67,53 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
   const info = workflowInfo();
   const queryId = info.workflowId;
   const prefix = QueryKeys.root(queryId);
+  const known: { kind?: 'image' | 'video' } = {};
   const progress: SegmentQueryProgress = { step: 'ingest' };
-  setHandler(segmentQueryProgress, () => progress);
+  const show = () =>
+    setCurrentDetails(
+      segmentQueryDetails({
+        query: input.query,
+        step: progress.step,
+        ...(known.kind ? { kind: known.kind } : {}),
+        ...(progress.rolloutId ? { rolloutId: progress.rolloutId } : {}),
+      }),
+    );
+  // Every step change goes through here: the progress query and the Web UI's current details.
+  const enter = (step: SegmentQueryProgress['step']) => {
+    progress.step = step;
+    show();
+  };
+  setHandler(segmentQueryProgress, () => progress, {
+    description:
+      'the step in progress (ingest, sample, rollout, ground, segment, overlay, done) and the rollout id',
+  });
+  show();
 
-  const ingested = await mediaWork.mediaIngest({ source: input.media });
+  const ingested = await mediaWork.mediaIngest.executeWithOptions(
+    { summary: `ingest ${oneLine(input.media.split('/').pop() ?? input.media, 60)}` },
+    [{ source: input.media }],
+  );
   const kind = ingested.kind === 'image' ? 'image' : 'video';
-  upsertSearchAttributes({ SegflowRunId: [queryId], SegflowQueryKind: [kind] });
+  known.kind = kind;
+  upsertSearchAttributes([
+    { key: SearchAttributeKeys.runId, value: queryId },
+    { key: SearchAttributeKeys.queryKind, value: kind },
+  ]);
   const { width, height } = ingested.kind === 'video' ? ingested.probe : ingested;
   const size = { width, height };
 
-  progress.step = 'sample';
+  enter('sample');
   const sampled = await mediaWork.mediaSampleFrames({ media: ingested, count: input.frames ?? 6 });
 
-  progress.step = 'rollout';
   const rolloutId = WorkflowIds.rolloutOf(queryId);
   progress.rolloutId = rolloutId;
+  enter('rollout');
   const summary = await executeChild(rollout, {
     workflowId: rolloutId,
     taskQueue: TaskQueues.orchestrator,
+    staticSummary: `rollout · query "${oneLine(input.query, 60)}" (${input.ability ?? 'one-hop'})`,
+    staticDetails: `${kind} \`${input.media}\` · ${input.frames ?? 6} frames`,
+    typedSearchAttributes: [{ key: SearchAttributeKeys.runId, value: queryId }],
     args: [
       {
         trajectoryId: rolloutId,
@@ -104,7 +135,7 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
   const searchLog = summary.searches;
   const base = { queryId, kind, answer, stopReason: summary.stopReason, rollout: summary } as const;
   if (answer.status !== 'ok') {
-    progress.step = 'done';
+    enter('done');
     const result = await queryGlue.querySaveResult({
       key: QueryKeys.result(queryId),
       result: { ...base, searchLog },
@@ -112,13 +143,13 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
     return { ...base, searchLog, result };
   }
 
-  progress.step = 'ground';
+  enter('ground');
   const box = boxToPixels(answer.box, size, QWEN3VL).map(Math.round) as [number, number, number, number];
   const point = answer.point
     ? (pointToPixels(answer.point, size, QWEN3VL).map(Math.round) as [number, number])
     : undefined;
 
-  progress.step = 'segment';
+  enter('segment');
   const seg = await segmentAnswer({
     answer,
     media:
@@ -131,7 +162,7 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
     label: `query ${queryId}`,
     ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
   });
-  progress.step = 'overlay';
+  enter('overlay');
   let overlay: ArtifactRef | undefined;
   if (seg.kind === 'image') {
     if (ingested.kind === 'image')
@@ -146,7 +177,7 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
   const frameSet = seg.kind === 'video' ? seg.frameSet : undefined;
   const keyframeIndex = seg.keyframeIndex;
   const grounded = { keyframeIndex, box, ...(point ? { point } : {}) };
-  progress.step = 'done';
+  enter('done');
   const summaryOut = {
     ...base,
     grounded,

@@ -22,11 +22,20 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { LastStepDetails } from '../core/monitor/details.js';
+import { SearchAttributeKeys } from '../core/queues.js';
 import type { ArtifactRef } from '../core/artifacts.js';
 import { isSafeId, safeIdProblem } from '../core/contracts/ids.js';
 import type { DatasetCursor } from '../activities/training/activities.js';
 import { parseTrainingConfig, type TrainingConfig, type TrainingConfigInput } from './training-config.js';
-import { badInput, runTrainingStep, type StepProgress, type TrainingContext } from './training-step.js';
+import {
+  badInput,
+  enterPhase,
+  runTrainingStep,
+  showDetails,
+  type StepProgress,
+  type TrainingContext,
+} from './training-step.js';
 
 export type {
   TrainerHyperparameters,
@@ -69,6 +78,8 @@ export interface TrainingState {
   recent: StepSummary[];
   /** Workflow runs so far (continue-as-new count + 1). */
   runs: number;
+  /** The last finished step as the Web UI's current details show it (absent before the first). */
+  last?: LastStepDetails;
 }
 
 export interface TrainingRunInput {
@@ -111,6 +122,21 @@ export const pauseTrainingUpdate = defineUpdate<TrainingStatus>('pause');
 export const resumeTrainingUpdate = defineUpdate<TrainingStatus>('resume');
 export const stopTrainingUpdate = defineUpdate<TrainingStatus>('stop');
 
+/**
+ * Why an update is refused, or undefined when it is accepted. A refused update is rejected by its
+ * validator before it reaches the history: the caller gets the message, the run is unchanged.
+ */
+export function controlProblem(
+  name: 'pause' | 'resume' | 'stop',
+  state: Pick<TrainingState, 'paused' | 'stopRequested'>,
+  runId: string,
+): string | undefined {
+  if (state.stopRequested && name !== 'stop')
+    return `run ${runId} is stopping (stop was requested): it cannot be ${name === 'pause' ? 'paused' : 'resumed'}`;
+  if (name === 'resume' && !state.paused) return `run ${runId} is not paused: nothing to resume`;
+  return undefined;
+}
+
 export async function trainingRun(input: TrainingRunInput): Promise<TrainingRunResult> {
   const { runId } = input;
   if (!isSafeId('run', runId)) throw badInput(safeIdProblem('run', 'run id', runId));
@@ -128,16 +154,17 @@ export async function trainingRun(input: TrainingRunInput): Promise<TrainingRunR
   };
   const ctx: TrainingContext = { runId, config, state, progress };
   registerHandlers(ctx);
-  upsertSearchAttributes({
-    SegflowRunId: [runId],
-    SegflowStep: [state.step],
-    SegflowPolicyVersion: [state.policy.version],
-  });
+  upsertSearchAttributes([
+    { key: SearchAttributeKeys.runId, value: runId },
+    { key: SearchAttributeKeys.step, value: state.step },
+    { key: SearchAttributeKeys.policyVersion, value: state.policy.version },
+  ]);
+  showDetails(ctx);
 
   let stepsThisRun = 0;
   while (state.step < config.steps && !state.stopRequested) {
     if (state.paused) {
-      progress.phase = 'paused';
+      enterPhase(ctx, 'paused');
       await condition(() => !state.paused || state.stopRequested);
       continue;
     }
@@ -150,7 +177,7 @@ export async function trainingRun(input: TrainingRunInput): Promise<TrainingRunR
       return continueAsNew<typeof trainingRun>({ runId, config, state });
     }
   }
-  progress.phase = state.stopRequested && state.step < config.steps ? 'stopped' : 'completed';
+  enterPhase(ctx, state.stopRequested && state.step < config.steps ? 'stopped' : 'completed');
   await condition(allHandlersFinished);
   return {
     runId,
@@ -178,7 +205,8 @@ function initialState(config: TrainingConfig): TrainingState {
 }
 
 /** The status query and the pause / resume / stop updates. */
-function registerHandlers({ runId, config, state, progress }: TrainingContext): void {
+function registerHandlers(ctx: TrainingContext): void {
+  const { runId, config, state, progress } = ctx;
   const status = (): TrainingStatus => ({
     runId,
     step: state.step,
@@ -194,17 +222,48 @@ function registerHandlers({ runId, config, state, progress }: TrainingContext): 
     runs: state.runs,
     recent: state.recent,
   });
-  setHandler(trainingStatusQuery, status);
-  setHandler(pauseTrainingUpdate, () => {
-    state.paused = true;
-    return status();
+  const validator = (name: 'pause' | 'resume' | 'stop') => () => {
+    const problem = controlProblem(name, state, runId);
+    if (problem) throw new Error(problem);
+  };
+  setHandler(trainingStatusQuery, status, {
+    description:
+      'step k/N, phase, policy version, groups done/started in the current step, and the last 10 finished steps',
   });
-  setHandler(resumeTrainingUpdate, () => {
-    state.paused = false;
-    return status();
-  });
-  setHandler(stopTrainingUpdate, () => {
-    state.stopRequested = true;
-    return status();
-  });
+  setHandler(
+    pauseTrainingUpdate,
+    () => {
+      state.paused = true;
+      showDetails(ctx);
+      return status();
+    },
+    {
+      validator: validator('pause'),
+      description: 'pause after the current step (refused once stop was requested); returns the status',
+    },
+  );
+  setHandler(
+    resumeTrainingUpdate,
+    () => {
+      state.paused = false;
+      showDetails(ctx);
+      return status();
+    },
+    {
+      validator: validator('resume'),
+      description: 'resume a paused run (refused when it is not paused or is stopping); returns the status',
+    },
+  );
+  setHandler(
+    stopTrainingUpdate,
+    () => {
+      state.stopRequested = true;
+      showDetails(ctx);
+      return status();
+    },
+    {
+      validator: validator('stop'),
+      description: 'stop after the current step: the run completes with status "stopped"; returns the status',
+    },
+  );
 }

@@ -12,7 +12,9 @@ import {
   ApplicationFailure,
   executeChild,
   log,
+  patched,
   proxyActivities,
+  setCurrentDetails,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import { ErrorTypes } from '../core/contracts/errors.js';
@@ -21,7 +23,8 @@ import type { TrainerHyperparameters, UpdatePolicyResult } from '../core/contrac
 import type { ArtifactRef } from '../core/artifacts.js';
 import { mapLimit } from '../core/concurrency.js';
 import { dynamicSamplingDecision, dynamicSamplingFilter } from '../core/grpo/advantages.js';
-import { hostQueue, TaskQueues } from '../core/queues.js';
+import { trainingDetails, groupSummary } from '../core/monitor/details.js';
+import { hostQueue, SearchAttributeKeys, TaskQueues } from '../core/queues.js';
 import type {
   PolicySyncActivities,
   TrainingActivities,
@@ -124,6 +127,40 @@ export function badInput(message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, ErrorTypes.badInput);
 }
 
+/**
+ * Histories recorded before the phase search attribute existed have no upsert at each phase change;
+ * replaying them must not add one (a new command), so the upsert runs only where this patch is set.
+ */
+export const PHASE_SEARCH_ATTRIBUTE_PATCH = 'segflow-phase-search-attribute';
+
+/** Refreshes the run page's "Current details" from the context (no command: UI metadata only). */
+export function showDetails({ runId, config, state, progress }: TrainingContext): void {
+  setCurrentDetails(
+    trainingDetails({
+      runId,
+      step: state.step,
+      steps: config.steps,
+      phase: progress.phase,
+      paused: state.paused,
+      stopRequested: state.stopRequested,
+      policyVersion: state.policy.version,
+      generation: progress.generation,
+      groupsDone: progress.groupsDone,
+      groupsStarted: progress.groupsStarted,
+      keptGroups: progress.keptGroups,
+      last: state.last,
+    }),
+  );
+}
+
+/** A phase change: the status query, the current details and the `SegflowPhase` search attribute. */
+export function enterPhase(ctx: TrainingContext, phase: TrainingPhase): void {
+  ctx.progress.phase = phase;
+  showDetails(ctx);
+  if (patched(PHASE_SEARCH_ATTRIBUTE_PATCH))
+    upsertSearchAttributes([{ key: SearchAttributeKeys.phase, value: phase }]);
+}
+
 /** The trainer's hyperparameters for one step, from the run's config. */
 export function trainerHyperparameters(
   config: TrainingConfig,
@@ -183,6 +220,7 @@ function groupInput(
     reward: { preset: config.reward.preset, gate: config.reward.gate },
     artifactPrefix: RunKeys.group(runId, step, generation, j),
     runId,
+    step,
   };
 }
 
@@ -198,12 +236,26 @@ async function runGroups(
   return mapLimit(samples, concurrency, async (sample, j) => {
     const input = groupInput(ctx, sample, step, generation, j);
     progress.groupsStarted += 1;
+    showDetails(ctx);
     const result = await executeChild(rolloutGroup, {
       workflowId: input.groupId,
       taskQueue: TaskQueues.orchestrator,
       args: [input],
+      staticSummary: groupSummary({
+        step,
+        generation,
+        group: j,
+        sampleId: sample.id,
+        ability: sample.ability,
+      }),
+      staticDetails: `run \`${ctx.runId}\` · policy v${input.policy?.version ?? 0} · ${input.n} trajectories · seed ${input.policy?.sampling?.seed ?? '–'}\n\n**question:** ${sample.question}`,
+      typedSearchAttributes: [
+        { key: SearchAttributeKeys.runId, value: ctx.runId },
+        { key: SearchAttributeKeys.step, value: step },
+      ],
     });
     progress.groupsDone += 1;
+    showDetails(ctx);
     return result;
   });
 }
@@ -218,16 +270,21 @@ export async function generateGroups(ctx: TrainingContext): Promise<GeneratedGro
   let stale = 0;
   let generation = 0;
   for (;;) {
-    progress.phase = 'sampling';
     progress.generation = generation;
-    const sampled = await training.trainingSamplePrompts({
-      dataset: config.dataset,
-      seed: config.seed,
-      cursor: state.cursor,
-      count: config.promptsPerStep,
-    });
+    enterPhase(ctx, 'sampling');
+    const sampled = await training.trainingSamplePrompts.executeWithOptions(
+      { summary: `sample ${config.promptsPerStep} prompts · step ${step} · gen ${generation}` },
+      [
+        {
+          dataset: config.dataset,
+          seed: config.seed,
+          cursor: state.cursor,
+          count: config.promptsPerStep,
+        },
+      ],
+    );
     state.cursor = sampled.cursor;
-    progress.phase = 'rollouts';
+    enterPhase(ctx, 'rollouts');
     const groups = await runGroups(ctx, sampled.samples, step, generation);
     generated.push(...groups);
     generation += 1;
@@ -275,9 +332,9 @@ export async function updateAndSync(
   ctx: TrainingContext,
   surviving: RolloutGroupResult[],
 ): Promise<{ update: UpdatePolicyResult; updateMs: number; syncMs: number }> {
-  const { config, state, progress, runId } = ctx;
+  const { config, state, runId } = ctx;
   const step = state.step;
-  progress.phase = 'batch';
+  enterPhase(ctx, 'batch');
   const batch = await training.trainingAssembleBatch({
     runId,
     step,
@@ -292,19 +349,28 @@ export async function updateAndSync(
       })),
     ),
   });
-  progress.phase = 'update';
+  enterPhase(ctx, 'update');
   const t0 = Date.now();
-  const update = await trainerFor(config).update_policy(
-    batch,
-    { uri: state.policy.uri, version: state.policy.version },
-    trainerHyperparameters(config, runId, step),
+  const update = await trainerFor(config).update_policy.executeWithOptions(
+    { summary: `update v${state.policy.version} → v${state.policy.version + 1} · step ${step}` },
+    [
+      batch,
+      { uri: state.policy.uri, version: state.policy.version },
+      trainerHyperparameters(config, runId, step),
+    ],
   );
   const updateMs = Date.now() - t0;
-  progress.phase = 'sync';
+  enterPhase(ctx, 'sync');
   const t1 = Date.now();
   const model = policyModelName(runId, update.policy.version);
   const policy = { uri: update.policy.uri, version: update.policy.version };
-  await Promise.all(config.policyHosts.map((h) => syncOn(h).policySyncWeights({ policy, name: model })));
+  await Promise.all(
+    config.policyHosts.map((h) =>
+      syncOn(h).policySyncWeights.executeWithOptions({ summary: `sync v${policy.version} → host ${h}` }, [
+        { policy, name: model },
+      ]),
+    ),
+  );
   const syncMs = Date.now() - t1;
   state.policy = { ...policy, model, weightsSha256: update.policy.weightsSha256 };
   return { update, updateMs, syncMs };
@@ -317,9 +383,9 @@ export async function recordStep(
   trained: { update: UpdatePolicyResult; updateMs: number; syncMs: number } | undefined,
   timings: { started: number; rolloutMs: number },
 ): Promise<void> {
-  const { state, progress, runId, config } = ctx;
+  const { state, runId, config } = ctx;
   const step = state.step;
-  progress.phase = 'metrics';
+  enterPhase(ctx, 'metrics');
   const rollouts = rolloutMetrics(groups.generated);
   const meanReward = rollouts.reward.total.mean;
   const durationMs = Date.now() - timings.started;
@@ -363,11 +429,30 @@ export async function recordStep(
     },
   });
   await trackMetrics(config.tracker, { runId, step, kind: 'training', metrics: stepMetrics });
-  upsertSearchAttributes({
-    SegflowStep: [step + 1],
-    SegflowPolicyVersion: [state.policy.version],
-    SegflowReward: [meanReward],
-  });
+  upsertSearchAttributes([
+    { key: SearchAttributeKeys.step, value: step + 1 },
+    { key: SearchAttributeKeys.policyVersion, value: state.policy.version },
+    { key: SearchAttributeKeys.reward, value: meanReward },
+  ]);
+  const trainer = trained?.update.metrics;
+  state.last = {
+    step,
+    policyVersion: state.policy.version,
+    reward: {
+      total: meanReward,
+      outcome: rollouts.reward.outcome,
+      format: rollouts.reward.format,
+      process: rollouts.reward.process,
+      igr: rollouts.reward.igr,
+    },
+    keptGroups: groups.surviving.length,
+    droppedGroups: groups.dropped,
+    skipped: trained === undefined,
+    trainer: trainer
+      ? { loss: trainer.loss, pgClipFraction: trainer.pgClipFraction, gradNorm: trainer.gradNorm }
+      : null,
+    metricsUri: metrics.uri,
+  };
   state.recent = [
     ...state.recent,
     {
@@ -383,6 +468,7 @@ export async function recordStep(
     },
   ].slice(-RECENT_STEPS);
   state.step = step + 1;
+  showDetails(ctx);
 }
 
 /** One step: generate → (update → sync, when any group has a learning signal) → record. */

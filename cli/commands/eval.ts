@@ -5,7 +5,8 @@ import { isSafeId, safeIdProblem } from '../../core/contracts/ids.js';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { TaskQueues } from '../../core/queues.js';
+import { priorityFor, SearchAttributeKeys, TaskQueues, type WorkKind } from '../../core/queues.js';
+import type { SegflowConfig } from '../../core/config/schema.js';
 import { BadInputError } from '../../activities/errors.js';
 import {
   parseTrainingMetrics,
@@ -152,6 +153,27 @@ interface EvalOptions extends EvaluationCliOptions {
   remote?: boolean;
 }
 
+/**
+ * What the Web UI shows for an evaluation start (its list row and details), its search attributes
+ * and its task-queue priority (`priority.evaluation`, fairness by evaluation id).
+ */
+export function evaluationMetadata(
+  input: EvaluationInput,
+  evalId: string,
+  priority: SegflowConfig['priority'],
+  kind: WorkKind = 'evaluation',
+) {
+  const policy = input.policy?.latestFrom
+    ? `newest of ${input.policy.latestFrom}`
+    : `${input.policy?.model ?? 'default'}${input.policy?.version !== undefined ? ` v${input.policy.version}` : ''}`;
+  return {
+    staticSummary: `eval · ${input.dataset.split('/').slice(-2).join('/')} · policy ${policy}`,
+    staticDetails: `dataset \`${input.dataset}\` · policy ${policy} · search ${input.search?.backend ?? 'default'} · concurrency ${input.concurrency ?? 4}${input.limit ? ` · first ${input.limit} samples` : ''}`,
+    typedSearchAttributes: [{ key: SearchAttributeKeys.runId, value: evalId }],
+    priority: priorityFor(priority, kind, evalId),
+  };
+}
+
 export function register(program: Command): void {
   program
     .command('eval')
@@ -220,6 +242,7 @@ export function register(program: Command): void {
             taskQueue: TaskQueues.orchestrator,
             workflowId,
             args: [{ ...input, evalId: workflowId }],
+            ...evaluationMetadata(input, workflowId, config.priority),
           });
           const ui = uiLink(workflowId);
           console.error(`evaluation ${workflowId} started: ${ui}`);

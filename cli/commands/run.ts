@@ -3,7 +3,8 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { WorkflowHandle } from '@temporalio/client';
-import { TaskQueues } from '../../core/queues.js';
+import { oneLine } from '../../core/monitor/details.js';
+import { priorityFor, SearchAttributeKeys, TaskQueues } from '../../core/queues.js';
 import { startWorkers, type RunningWorkers } from '../../workers/run.js';
 import {
   segmentQuery,
@@ -143,6 +144,11 @@ export function register(program: Command): void {
             taskQueue: TaskQueues.orchestrator,
             workflowId,
             args: [input],
+            staticSummary: `segr run · "${oneLine(opts.query, 80)}" (${input.ability ?? 'one-hop'})`,
+            staticDetails: `media \`${media}\` · ${input.frames ?? 6} frames · policy ${opts.policy ?? 'default'}${opts.policyVersion !== undefined ? ` v${opts.policyVersion}` : ''} · search ${opts.search ?? 'default'}`,
+            typedSearchAttributes: [{ key: SearchAttributeKeys.runId, value: workflowId }],
+            // Interactive: ahead of training and scheduled evaluations on the GPU queues.
+            priority: priorityFor(config.priority, 'interactive', workflowId),
           });
           const ui = uiLink(workflowId);
           console.error(`segmentQuery ${workflowId} started: ${ui}`);

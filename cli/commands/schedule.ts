@@ -9,7 +9,8 @@ import { ScheduleOverlapPolicy, type ScheduleOptions } from '@temporalio/client'
 import { TaskQueues } from '../../core/queues.js';
 import { evaluation, type EvaluationInput } from '../../workflows/evaluation.js';
 import { cliContext, withClient } from '../context.js';
-import { evaluationInputFrom, parsePrice } from './eval.js';
+import { evaluationInputFrom, evaluationMetadata, parsePrice } from './eval.js';
+import { configSchema, type SegflowConfig } from '../../core/config/schema.js';
 import { positiveInt } from '../option-parsers.js';
 
 interface ScheduleEvalOptions {
@@ -27,7 +28,10 @@ interface ScheduleEvalOptions {
 }
 
 /** The schedule `segr schedule eval` creates (exported for tests). */
-export function evaluationSchedule(opts: ScheduleEvalOptions): ScheduleOptions {
+export function evaluationSchedule(
+  opts: ScheduleEvalOptions,
+  priority: SegflowConfig['priority'] = configSchema.parse({}).priority,
+): ScheduleOptions {
   if (!isSafeId('schedule', opts.id))
     throw new InvalidArgumentError(safeIdProblem('schedule', '--id', opts.id));
   if (!opts.every === !opts.cron)
@@ -50,6 +54,8 @@ export function evaluationSchedule(opts: ScheduleEvalOptions): ScheduleOptions {
       taskQueue: TaskQueues.orchestrator,
       workflowId: WorkflowIds.scheduled(opts.id),
       args: [input],
+      // Scheduled evaluations queue behind interactive `segr run`s; fairness by schedule id.
+      ...evaluationMetadata(input, opts.id, priority),
     },
     // A slow evaluation is not started twice; a missed slot while the server was down is taken once.
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
@@ -79,8 +85,9 @@ export function register(program: Command): void {
     .option('--search-price <backend=usd>', 'price of one paid search call (repeatable)', parsePrice, {})
     .option('--paused', 'create it paused')
     .action(async (opts: ScheduleEvalOptions, cmd: Command) => {
-      const options = evaluationSchedule(opts);
-      await withClient(cliContext(cmd).config, async ({ client }) => {
+      const { config } = cliContext(cmd);
+      const options = evaluationSchedule(opts, config.priority);
+      await withClient(config, async ({ client }) => {
         const existing = client.schedule.getHandle(opts.id);
         try {
           await existing.describe();

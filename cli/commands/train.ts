@@ -5,15 +5,23 @@ import { PolicyKeys, isSafeId, safeIdProblem } from '../../core/contracts/index.
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { TaskQueues } from '../../core/queues.js';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { SegflowConfig } from '../../core/config/schema.js';
+import { priorityFor, SearchAttributeKeys, TaskQueues } from '../../core/queues.js';
 import type { ArtifactStore } from '../../activities/storage/artifact-store.js';
-import { parseTrainingConfig, type TrainingConfigInput } from '../../workflows/training-config.js';
+import {
+  parseTrainingConfig,
+  type TrainingConfig,
+  type TrainingConfigInput,
+} from '../../workflows/training-config.js';
 import {
   pauseTrainingUpdate,
   resumeTrainingUpdate,
   stopTrainingUpdate,
   trainingRun,
   trainingStatusQuery,
+  type TrainingRunInput,
   type TrainingStatus,
 } from '../../workflows/training-run.js';
 import { cliContext, withClient, type ClientSession } from '../context.js';
@@ -93,6 +101,89 @@ export async function trainingConfigFromOptions(
   const parsed = parseTrainingConfig(cfg);
   if (!parsed.ok) throw new Error(`training config is invalid: ${parsed.problems}`);
   return cfg as TrainingConfigInput;
+}
+
+/** The config of the run with this id when it is running (from its current run's input), else undefined. */
+async function runningConfig(client: Client, runId: string): Promise<TrainingConfig | undefined> {
+  const handle = client.workflow.getHandle<typeof trainingRun>(runId);
+  try {
+    if ((await handle.describe()).status.name !== 'RUNNING') return undefined;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
+  const history = await handle.fetchHistory();
+  const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  const input = payload ? defaultPayloadConverter.fromPayload<TrainingRunInput>(payload) : undefined;
+  const parsed = input ? parseTrainingConfig(input.config) : undefined;
+  if (!parsed?.ok) throw new Error(`training run ${runId} is running but its input has no readable config`);
+  return parsed.config;
+}
+
+/** The first differing config keys of two runs ("steps: 3 ≠ 5"), or undefined when they are equal. */
+export function configDifference(running: TrainingConfig, wanted: TrainingConfigInput): string | undefined {
+  const parsed = parseTrainingConfig(wanted);
+  if (!parsed.ok) return `the new config is invalid: ${parsed.problems}`;
+  const flat = (o: unknown, prefix = ''): Map<string, string> => {
+    const out = new Map<string, string>();
+    if (o !== null && typeof o === 'object' && !Array.isArray(o)) {
+      for (const [k, v] of Object.entries(o))
+        for (const e of flat(v, prefix ? `${prefix}.${k}` : k)) out.set(...e);
+    } else out.set(prefix, JSON.stringify(o));
+    return out;
+  };
+  const a = flat(running);
+  const b = flat(parsed.config);
+  const keys = [...new Set([...a.keys(), ...b.keys()])].sort();
+  const diffs = keys
+    .filter((k) => a.get(k) !== b.get(k))
+    .map((k) => `${k}: ${a.get(k) ?? '–'} ≠ ${b.get(k) ?? '–'}`);
+  return diffs.length
+    ? diffs.slice(0, 3).join('; ') + (diffs.length > 3 ? ` (+${diffs.length - 3} more)` : '')
+    : undefined;
+}
+
+/**
+ * What the Web UI shows for a training run's start (its list row and a hyperparameter table), its
+ * search attributes and its task-queue priority (`priority.training`, fairness by run id).
+ */
+export function trainingMetadata(
+  runId: string,
+  input: TrainingConfigInput,
+  priority: SegflowConfig['priority'],
+) {
+  const parsed = parseTrainingConfig(input);
+  const c = parsed.ok ? parsed.config : undefined;
+  const rows: [string, unknown][] = c
+    ? [
+        ['dataset', c.dataset],
+        ['initial policy', `${c.initialPolicy.uri} (${c.initialPolicy.model})`],
+        ['steps', c.steps],
+        ['prompts per step × group size', `${c.promptsPerStep} × ${c.groupSize}`],
+        ['learning rate', c.learningRate],
+        ['clip low / high', `${c.loss.clipLow} / ${c.loss.clipHigh}`],
+        ['KL coefficient', c.loss.klCoef],
+        ['DAPO', c.dapo.enabled],
+        ['reward preset', c.reward.preset],
+        ['temperature', c.rollout.sampling.temperature],
+        ['LoRA rank', c.trainer.loraRank],
+        ['seed', c.seed],
+        ['policy hosts', c.policyHosts.join(', ')],
+      ]
+    : [];
+  return {
+    staticSummary: `train · ${c?.steps ?? '?'} steps · ${String(c?.dataset ?? '')
+      .split('/')
+      .slice(-2)
+      .join('/')}`,
+    staticDetails: [
+      '| hyperparameter | value |',
+      '| --- | --- |',
+      ...rows.map(([k, v]) => `| ${k} | ${String(v)} |`),
+    ].join('\n'),
+    typedSearchAttributes: [{ key: SearchAttributeKeys.runId, value: runId }],
+    priority: priorityFor(priority, 'training', runId),
+  };
 }
 
 /** A local save_pretrained folder becomes policy version 0 of the run in S3. */
@@ -281,31 +372,49 @@ export function register(program: Command): void {
     )
     .option('--hosts <ids>', 'policy hosts that receive every version, comma-separated (default local)')
     .option('--config-json <file>', 'the full trainingRun config as JSON (flags override it)')
-    .option('--id <runId>', 'run id (default train-<timestamp>)')
+    .option(
+      '--id <runId>',
+      'run id (default train-<timestamp>); if that run is running with the same config, attach to it',
+    )
     .option('--watch', 'stay and show live progress until the run ends; exits 1 unless it completes')
     .action(async (opts: StartOptions, cmd: Command) => {
       const runId = opts.id ?? `train-${new Date().toISOString().replace(/[:.]/g, '-').replace(/Z$/, '')}`;
       if (!isSafeId('run', runId)) throw new Error(safeIdProblem('run', '--id', runId));
-      await withClient(cliContext(cmd).config, async (session) => {
+      const { config: cliConfig } = cliContext(cmd);
+      await withClient(cliConfig, async (session) => {
         const { client, store, ui } = session;
         // Validate everything before uploading or starting anything.
         await trainingConfigFromOptions(
           opts,
           /^s3:\/\//.test(opts.initialPolicy) ? opts.initialPolicy : 's3://placeholder/validated-later/',
         );
-        const initial = /^s3:\/\//.test(opts.initialPolicy)
-          ? opts.initialPolicy
-          : await uploadInitialPolicy(store, resolve(opts.initialPolicy), runId);
-        const config = await trainingConfigFromOptions(opts, initial);
-        await client.workflow.start(trainingRun, {
-          taskQueue: TaskQueues.orchestrator,
-          workflowId: runId,
-          args: [{ runId, config }],
-        });
-        console.error(`trainingRun ${runId} started: ${ui(runId)}`);
-        console.error(
-          '  workers: `segr worker` (all roles) and `.venv/trainer/bin/python -m segflow_trainer.worker` (in trainer/)',
-        );
+        const local = !/^s3:\/\//.test(opts.initialPolicy);
+        // A local folder goes to a deterministic key: the same flags give the same config.
+        const initialUri = local ? store.uriOf(PolicyKeys.version(runId, 0)) : opts.initialPolicy;
+        const config = await trainingConfigFromOptions(opts, initialUri);
+        // Idempotent start: a run with this id that is still running is attached to when its config
+        // is the same, and refused with the difference otherwise.
+        const existing = await runningConfig(client, runId);
+        if (existing) {
+          const problem = configDifference(existing, config);
+          if (problem)
+            throw new Error(
+              `training run ${runId} is already running with a different config (${problem}): ${ui(runId)}; pick another --id, or stop it first (segr train stop ${runId})`,
+            );
+          console.error(`trainingRun ${runId} is already running with this config: attached (${ui(runId)})`);
+        } else {
+          if (local) await uploadInitialPolicy(store, resolve(opts.initialPolicy), runId);
+          await client.workflow.start(trainingRun, {
+            taskQueue: TaskQueues.orchestrator,
+            workflowId: runId,
+            args: [{ runId, config }],
+            ...trainingMetadata(runId, config, cliConfig.priority),
+          });
+          console.error(`trainingRun ${runId} started: ${ui(runId)}`);
+          console.error(
+            '  workers: `segr worker` (all roles) and `.venv/trainer/bin/python -m segflow_trainer.worker` (in trainer/)',
+          );
+        }
         console.log(runId);
         if (opts.watch) await showStatus(session, runId, { watch: true });
       });

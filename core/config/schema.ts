@@ -8,6 +8,8 @@ import { workerRoles, type WorkerRole } from '../queues.js';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().min(1);
+/** A Temporal priority key: 1 (first) … 5 (last), the server's default range. */
+const priorityKey = z.coerce.number().int().min(1).max(5);
 /** Booleans from env/file: true/false/1/0 (zod's coerce.boolean would read "false" as true). */
 const flag = z.union([
   z.boolean(),
@@ -321,6 +323,18 @@ export const configSchema = z.strictObject({
       runsPerDevice: positiveInt.default(1),
     })
     .prefault({}),
+  priority: z
+    .strictObject({
+      /** Task-queue priority key of `segr run` (segmentQuery and its children and activities); lower goes first. @default 1 */
+      interactive: priorityKey.default(1),
+      /** Priority key of evaluations (`segr eval`, `segr schedule eval`). @default 3 */
+      evaluation: priorityKey.default(3),
+      /** Priority key of training runs (`segr train start`). @default 4 */
+      training: priorityKey.default(4),
+      /** Fairness key = the run id, so concurrent runs of one priority share the GPU queues evenly. @default true */
+      fairness: flag.default(true),
+    })
+    .prefault({}),
   training: z
     .strictObject({
       /** Where a policy host keeps the policy versions it downloads for its policy server (weight sync). @default ".segflow/policies" */
@@ -381,6 +395,10 @@ export const envBindings: Readonly<Record<string, string>> = {
   SEGFLOW_METRICS_BIND_ADDRESS: 'observability.metrics.bindAddress',
   SEGFLOW_OTLP_TRACES_ENDPOINT: 'observability.tracing.otlpEndpoint',
   SEGFLOW_SERVICE_NAME: 'observability.tracing.serviceName',
+  SEGFLOW_PRIORITY_INTERACTIVE: 'priority.interactive',
+  SEGFLOW_PRIORITY_EVALUATION: 'priority.evaluation',
+  SEGFLOW_PRIORITY_TRAINING: 'priority.training',
+  SEGFLOW_PRIORITY_FAIRNESS: 'priority.fairness',
   SEGFLOW_POLICY_URL: 'policy.baseUrl',
   SEGFLOW_POLICY_MODEL: 'policy.model',
   SEGFLOW_POLICY_API_KEY: 'policy.apiKey',
