@@ -3,7 +3,7 @@
  * from a workflow: nothing unless backends are configured, so runs without a tracker schedule no
  * activity (and their histories replay as before).
  */
-import { log, proxyActivities } from '@temporalio/workflow';
+import { isCancellation, log, proxyActivities } from '@temporalio/workflow';
 import { ErrorTypes } from '../core/contracts/errors.js';
 import { TaskQueues } from '../core/queues.js';
 import { flattenMetrics, type TrackerActivities, type TrackerBackend } from '../core/tracking.js';
@@ -39,6 +39,7 @@ export async function trackMetrics(
       experiment: config.experiment ?? 'segflow',
     });
   } catch (err) {
+    if (isCancellation(err)) throw err;
     log.warn('experiment tracker failed; the metrics are in S3 only for this step', {
       runId: entry.runId,
       step: entry.step,
