@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { commandRegistrars } from './commands/index.js';
+import { outputOption } from './output.js';
 
 export { formatCliError } from './failure.js';
 
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
       '-c, --config <file>',
       'config file (YAML or JSON); default: $SEGFLOW_CONFIG, else ./segflow.config.yaml',
     )
+    .addOption(outputOption())
     .showHelpAfterError()
     .configureHelp({ sortSubcommands: true });
   for (const register of commandRegistrars) register(program);

@@ -5,6 +5,7 @@ import { stackCheck } from '../../workflows/stack-check.js';
 import { cliContext, withClient } from '../context.js';
 import { workflowResult } from '../failure.js';
 import { nonNegativeInt, positiveInt } from '../option-parsers.js';
+import { emit, jsonDocument } from '../output.js';
 
 export function register(program: Command): void {
   program
@@ -27,7 +28,9 @@ export function register(program: Command): void {
         const ui = uiLink(workflowId, handle.firstExecutionRunId);
         console.error(`started ${workflowId}: ${ui}`);
         const result = await workflowResult(handle, 'stackCheck', ui);
-        console.log(JSON.stringify({ workflowId, ui: uiLink(workflowId), result }, null, 2));
+        const doc = { workflowId, ui: uiLink(workflowId), result };
+        // check prints JSON in both formats (as it always has).
+        emit(cmd, doc, jsonDocument(doc).trimEnd());
       });
     });
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { redactConfig } from '../../activities/runtime/config-loader.js';
 import { cliContext } from '../context.js';
+import { emit } from '../output.js';
 
 export function register(program: Command): void {
   program
@@ -12,6 +13,7 @@ export function register(program: Command): void {
       const out: Record<string, unknown> = { config: redactConfig(ctx.config) };
       if (ctx.file) out.file = ctx.file;
       if (opts.sources) out.sources = ctx.sources;
-      console.log(JSON.stringify(opts.sources || ctx.file ? out : out.config, null, 2));
+      const doc = opts.sources || ctx.file ? out : out.config;
+      emit(cmd, doc, JSON.stringify(doc, null, 2));
     });
 }

@@ -8,6 +8,8 @@ import { datasetFormats, type DatasetFormat, type DatasetSample } from '../../ac
 import { ArtifactStore } from '../../activities/storage/artifact-store.js';
 import { cliContext } from '../context.js';
 import { positiveInt } from '../option-parsers.js';
+import { emit } from '../output.js';
+import { progressPrinter } from '../progress.js';
 
 export async function readDataset(
   format: DatasetFormat,
@@ -68,6 +70,7 @@ export function register(program: Command): void {
         const store = ArtifactStore.fromConfig(config.s3);
         const ac = new AbortController();
         process.once('SIGINT', () => ac.abort());
+        const progress = progressPrinter({ label: `preparing ${split}` });
         try {
           const result = await prepareDataset(
             store,
@@ -82,10 +85,14 @@ export function register(program: Command): void {
                   : { kind: 'qwen25vl', resizedWidth: 448, resizedHeight: 448 },
               ...(opts.anchor !== undefined ? { anchor: opts.anchor } : {}),
               signal: ac.signal,
-              onSample: (done, total, id) => logger.info({ done, total, id }, 'sample prepared'),
+              onSample: (done, total, id) => {
+                logger.debug({ done, total, id }, 'sample prepared');
+                progress(done, total);
+              },
             },
           );
-          console.log(JSON.stringify({ format: opts.format, split, ...result }, null, 2));
+          const doc = { format: opts.format, split, ...result };
+          emit(cmd, doc, JSON.stringify(doc, null, 2));
         } finally {
           store.client.destroy();
         }

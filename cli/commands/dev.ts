@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { DevStack } from '../dev/stack.js';
 import { cliContext } from '../context.js';
+import { emit, outputFormat } from '../output.js';
 
 export function register(program: Command): void {
   const dev = program
@@ -28,13 +29,13 @@ export function register(program: Command): void {
     .command('status')
     .description('health of each dev service; exits 1 unless all are healthy')
     .option('--quiet', 'print nothing, only set the exit code')
-    .option('--json', 'print JSON')
-    .action(async (opts: { quiet?: boolean; json?: boolean }, cmd: Command) => {
+    .option('--json', 'same as --output json')
+    .action(async (opts: { quiet?: boolean }, cmd: Command) => {
       const stack = new DevStack(cliContext(cmd).config);
       const status = await stack.status();
       const healthy = status.every((s) => s.healthy);
-      if (opts.json)
-        console.log(JSON.stringify({ healthy, services: status, endpoints: stack.endpoints }, null, 2));
+      if (outputFormat(cmd) === 'json')
+        emit(cmd, { healthy, services: status, endpoints: stack.endpoints }, '');
       else if (!opts.quiet) {
         for (const s of status)
           console.log(

@@ -8,6 +8,7 @@ import { evaluateFrame } from '../../core/metrics/davis.js';
 import { emptyMask } from '../../core/metrics/mask.js';
 import { npMean } from '../../core/metrics/numpy.js';
 import { positiveNumber } from '../option-parsers.js';
+import { emit } from '../output.js';
 
 export interface EvalMasksResult {
   frames: { name: string; J: number; F: number }[];
@@ -68,8 +69,8 @@ export function register(program: Command): void {
       positiveNumber('--bound-th'),
       0.008,
     )
-    .action(async (opts: { pred: string; gt: string; boundTh: number }) => {
+    .action(async (opts: { pred: string; gt: string; boundTh: number }, cmd: Command) => {
       const result = await evalMaskFolders(opts.pred, opts.gt, opts.boundTh);
-      process.stdout.write(`${JSON.stringify(result)}\n`);
+      emit(cmd, result, JSON.stringify(result));
     });
 }

@@ -24,6 +24,7 @@ import {
 import { cliContext, withClient } from '../context.js';
 import { workflowResult } from '../failure.js';
 import { positiveInt, nonNegativeInt, nonNegativeNumber } from '../option-parsers.js';
+import { emit, outputFormat } from '../output.js';
 
 /** `--search-price serper=0.001` (repeatable) → {serper: 0.001}. */
 export function parsePrice(value: string, previous: Record<string, number> = {}): Record<string, number> {
@@ -146,6 +147,8 @@ export function outcomeRewardLine(m: Pick<EvaluationSummary, 'reward'>): string 
 
 interface EvalOptions extends EvaluationCliOptions {
   report?: string;
+  reportJson?: string;
+  /** Old spelling of reportJson. */
   json?: string;
   id?: string;
   policyUrl?: string;
@@ -211,7 +214,8 @@ export function register(program: Command): void {
     .option('--search-price <backend=usd>', 'price of one paid search call (repeatable)', parsePrice, {})
     .option('--gallery <n>', 'best and worst samples shown in the report', nonNegativeInt('--gallery'))
     .option('--report <file>', 'write the HTML report here')
-    .option('--json <file>', 'write the JSON report here')
+    .option('--report-json <file>', 'write the JSON report here')
+    .option('--json <file>', 'old spelling of --report-json (for JSON on stdout use --output json)')
     .option('--id <evalId>', 'evaluation id (workflow id; letters, digits, . _ -); re-using one resumes it')
     .option('--policy-url <url>', 'OpenAI-compatible policy server for the local worker')
     .option('--models <dir>', 'SAM2 ONNX folder for the local worker')
@@ -268,27 +272,41 @@ export function register(program: Command): void {
             await watcher;
           }
           const m = result.metrics;
+          const say = outputFormat(cmd) === 'json' ? () => {} : (line: string) => console.log(line);
+          const reportJson = opts.reportJson ?? opts.json;
           const p = (v: number | null | undefined) =>
             typeof v === 'number' && Number.isFinite(v) ? (v * 100).toFixed(1) : 'n/a';
           if (m.vos) {
-            console.log('ability      queries      J      F    J&F');
+            say('ability      queries      J      F    J&F');
             for (const [a, v] of [...Object.entries(m.vos.perAbility), ['overall', m.vos.overall] as const])
-              console.log(
+              say(
                 `${a.padEnd(12)} ${String(v.count).padStart(7)} ${p(v.J).padStart(6)} ${p(v.F).padStart(6)} ${p(v.JF).padStart(6)}`,
               );
           }
           if (m.reasonSeg)
-            console.log(
+            say(
               `ReasonSeg gIoU ${p(m.reasonSeg.lisa.gIoU)} cIoU ${p(m.reasonSeg.lisa.cIoU)} (LISA); gIoU ${p(m.reasonSeg.segzero.gIoU)} (Seg-Zero, empty → 0)`,
             );
-          console.log(outcomeRewardLine(m));
-          console.log(
+          say(outcomeRewardLine(m));
+          say(
             `searches ${m.search.calls} (${m.search.cached} cached), paid ${m.search.paidCalls}${m.search.costUsd !== null ? `, cost $${m.search.costUsd.toFixed(4)}` : ''}; stop reasons ${JSON.stringify(m.stopReasons)}`,
           );
           if (opts.report) await store.downloadToFile(result.report.html, opts.report);
-          if (opts.json) await store.downloadToFile(result.report.json, opts.json);
-          if (opts.report) console.log(`report: ${opts.report}`);
-          console.log(`summary: ${result.summary.uri}\nreport: ${result.report.html.uri}`);
+          if (reportJson) await store.downloadToFile(result.report.json, reportJson);
+          if (opts.report) say(`report: ${opts.report}`);
+          emit(
+            cmd,
+            {
+              evalId: workflowId,
+              ui,
+              metrics: m,
+              summary: result.summary.uri,
+              report: { html: result.report.html.uri, json: result.report.json.uri },
+              ...(opts.report ? { reportFile: opts.report } : {}),
+              ...(reportJson ? { reportJsonFile: reportJson } : {}),
+            },
+            `summary: ${result.summary.uri}\nreport: ${result.report.html.uri}`,
+          );
         });
       } finally {
         if (workers) await workers.shutdown();
@@ -319,7 +337,7 @@ export function register(program: Command): void {
           ...(opts.title ? { title: opts.title } : {}),
         });
         await writeFile(opts.out, html);
-        console.log(`wrote ${opts.out} (${records.length} steps)`);
+        emit(cmd, { out: opts.out, steps: records.length }, `wrote ${opts.out} (${records.length} steps)`);
       } finally {
         store?.client.destroy();
       }

@@ -17,6 +17,7 @@ import { linspaceIndices } from '../../activities/media/sampling.js';
 import { ArtifactStore } from '../../activities/storage/artifact-store.js';
 import { cliContext } from '../context.js';
 import { positiveInt } from '../option-parsers.js';
+import { emit } from '../output.js';
 
 /** Ctrl-C stops ffmpeg instead of leaving it running. */
 function interruptSignal(): AbortSignal {
@@ -65,8 +66,10 @@ export function register(program: Command): void {
   media
     .command('probe <file>')
     .description('print {width, height, fps, frames, codec} of an image or video as JSON')
-    .action(async (file: string) => {
-      console.log(JSON.stringify(await probeFile(file, interruptSignal())));
+    .action(async (file: string, _opts: unknown, cmd: Command) => {
+      const probe = await probeFile(file, interruptSignal());
+      // JSON in both formats: compact in text (as always), one indented document in json.
+      emit(cmd, probe, JSON.stringify(probe));
     });
 
   media
@@ -75,11 +78,10 @@ export function register(program: Command): void {
     .requiredOption('--count <K>', 'frames to sample', positiveInt('--count'))
     .requiredOption('--size <S>', 'side of the square output frames in pixels', positiveInt('--size'))
     .requiredOption('--out <dir>', 'output folder (created if missing)')
-    .action(async (video: string, opts: { count: number; size: number; out: string }) => {
+    .action(async (video: string, opts: { count: number; size: number; out: string }, cmd: Command) => {
       if (opts.size > 8192) throw new BadInputError(`--size ${opts.size} is larger than 8192 pixels`);
-      console.log(
-        JSON.stringify(await sampleFramesToFolder(video, { ...opts, signal: interruptSignal() }), null, 2),
-      );
+      const frames = await sampleFramesToFolder(video, { ...opts, signal: interruptSignal() });
+      emit(cmd, frames, JSON.stringify(frames, null, 2));
     });
 
   media
@@ -89,7 +91,8 @@ export function register(program: Command): void {
       const { config } = cliContext(cmd);
       const store = ArtifactStore.fromConfig(config.s3);
       try {
-        console.log(JSON.stringify(await ingestMedia(store, path, { signal: interruptSignal() }), null, 2));
+        const ingested = await ingestMedia(store, path, { signal: interruptSignal() });
+        emit(cmd, ingested, JSON.stringify(ingested, null, 2));
       } finally {
         store.client.destroy();
       }

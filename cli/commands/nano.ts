@@ -25,6 +25,7 @@ import { prepareDataset } from '../../activities/datasets/prepare.js';
 import { ArtifactStore } from '../../activities/storage/artifact-store.js';
 import { cliContext } from '../context.js';
 import { positiveInt } from '../option-parsers.js';
+import { emit } from '../output.js';
 
 export interface NanoPublished {
   schema: 'segflow.nano-published/1';
@@ -187,7 +188,7 @@ export function register(program: Command): void {
           ...(opts.testLimit ? { testLimit: opts.testLimit } : {}),
           log: (msg) => logger.info(msg),
         });
-        console.log(JSON.stringify(published, null, 2));
+        emit(cmd, published, JSON.stringify(published, null, 2));
       } finally {
         store.client.destroy();
       }

@@ -16,6 +16,7 @@ import { rolloutProgressQuery } from '../../workflows/rollout.js';
 import { cliContext, withClient } from '../context.js';
 import { workflowResult } from '../failure.js';
 import { nonNegativeInt, positiveInt } from '../option-parsers.js';
+import { jsonDocument, outputFormat } from '../output.js';
 
 interface RunOptions {
   media: string;
@@ -164,16 +165,18 @@ export function register(program: Command): void {
             finished = true;
             await watcher;
           }
+          const json = outputFormat(cmd) === 'json';
+          const say = json ? () => {} : (line: string) => console.log(line);
           const a = result.answer;
-          console.log(
+          say(
             `\nanswer: ${a.status === 'ok' ? `keyframe ${a.keyframe}, bbox_2d ${JSON.stringify(a.box)}, point_2d ${JSON.stringify(a.point)}` : `none (${a.status}: ${a.problems.join('; ')})`}`,
           );
-          console.log(`stop reason: ${result.stopReason}; turns ${result.rollout.turns}`);
-          console.log(`search log (${result.searchLog.length}):`);
+          say(`stop reason: ${result.stopReason}; turns ${result.rollout.turns}`);
+          say(`search log (${result.searchLog.length}):`);
           for (const s of result.searchLog)
-            console.log(`  ${s.tool} "${s.query}" via ${s.backend}${s.cached ? ' (cached)' : ''}`);
+            say(`  ${s.tool} "${s.query}" via ${s.backend}${s.cached ? ' (cached)' : ''}`);
           if (result.grounded)
-            console.log(
+            say(
               `grounded (pixels): box ${JSON.stringify(result.grounded.box)}${result.grounded.point ? `, point ${JSON.stringify(result.grounded.point)}` : ''}`,
             );
           if (opts.out && result.masks) {
@@ -205,10 +208,19 @@ export function register(program: Command): void {
                 join(out, `overlay${result.kind === 'image' ? '.png' : '.mp4'}`),
               );
             }
-            console.log(`wrote masks${result.overlay ? ' and overlay' : ''} to ${out}`);
+            say(`wrote masks${result.overlay ? ' and overlay' : ''} to ${out}`);
           }
-          console.log(`result: ${result.result.uri}`);
-          console.log(`web ui: ${ui}`);
+          say(`result: ${result.result.uri}`);
+          say(`web ui: ${ui}`);
+          if (json)
+            process.stdout.write(
+              jsonDocument({
+                workflowId,
+                ui,
+                result,
+                ...(opts.out && result.masks ? { out: resolve(opts.out) } : {}),
+              }),
+            );
         });
       } finally {
         if (workers) await workers.shutdown();

@@ -8,6 +8,7 @@ import { sanitiseQuery } from '../../activities/search/service.js';
 import { BackendNames, type BackendName } from '../../activities/search/types.js';
 import { cliContext } from '../context.js';
 import { intInRange } from '../option-parsers.js';
+import { outputFormat } from '../output.js';
 
 interface SearchOptions {
   backend?: string;
@@ -41,13 +42,14 @@ export function register(program: Command): void {
     )
     .option('--image', 'image search instead of text search')
     .option('--hybrid', 'local backend: blend BM25 with dense embeddings (needs the ONNX encoder)')
-    .option('--json', 'print {"results":[{"id","title","text","score"}]}')
+    .option('--json', 'same as --output json: print {"results":[{"id","title","text","score"}]}')
     .action(async (query: string, opts: SearchOptions, cmd: Command) => {
       if (opts.backend !== undefined && !(BackendNames as readonly string[]).includes(opts.backend)) {
         throw new BadInputError(
           `--backend ${JSON.stringify(opts.backend)} is not one of ${BackendNames.join(', ')}`,
         );
       }
+      const json = outputFormat(cmd) === 'json';
       const topk = opts.topk;
       const { config, logger } = cliContext(cmd, {
         'search.backend': opts.backend,
@@ -68,7 +70,7 @@ export function register(program: Command): void {
       if (opts.image) {
         const hits = await backend.searchImages(q, topk ?? config.search.imageTopk);
         const shown = hits.slice(0, topk ?? config.search.imageTopk);
-        if (opts.json) {
+        if (json) {
           const results = shown.map((h) => ({
             id: h.id,
             title: h.title,
@@ -84,7 +86,7 @@ export function register(program: Command): void {
         return;
       }
       const hits = await backend.searchText(q, topk ?? config.search.textTopk);
-      if (opts.json) {
+      if (json) {
         console.log(
           JSON.stringify({
             results: hits.map((h) => ({ id: h.id, title: h.title, text: h.text, score: h.score })),

@@ -21,6 +21,7 @@ import { segmentImage, type Stage } from '../../activities/segment/sam2-image.js
 import { ephemeralTrackerStore, trackVideo } from '../../activities/segment/sam2-video.js';
 import { cliContext } from '../context.js';
 import { nonNegativeInt } from '../option-parsers.js';
+import { emit } from '../output.js';
 
 const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff']);
 
@@ -118,9 +119,8 @@ export function register(program: Command): void {
               iou: r.iou,
               rule: r.rule,
             };
-            console.log(
-              JSON.stringify(opts.timings ? { ...summary, ms: performance.now() - t0, stages } : summary),
-            );
+            const doc = opts.timings ? { ...summary, ms: performance.now() - t0, stages } : summary;
+            emit(cmd, doc, JSON.stringify(doc));
           } finally {
             await models.release();
           }
@@ -163,13 +163,10 @@ export function register(program: Command): void {
           );
           if (process.stderr.isTTY) process.stderr.write('\n');
           const summary = { out: opts.out, ...result };
-          console.log(
-            JSON.stringify(
-              opts.timings
-                ? { ...summary, msPerFrame: (performance.now() - t0) / result.numFrames, stages }
-                : summary,
-            ),
-          );
+          const doc = opts.timings
+            ? { ...summary, msPerFrame: (performance.now() - t0) / result.numFrames, stages }
+            : summary;
+          emit(cmd, doc, JSON.stringify(doc));
         } finally {
           await models.release();
           if (!isDir) await rm(dir, { recursive: true, force: true });

@@ -33,6 +33,7 @@ import {
 } from '../failure.js';
 import { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from '../option-parsers.js';
 import { watchDecision } from '../watch.js';
+import { emit, jsonDocument, outputFormat } from '../output.js';
 
 interface StartOptions {
   dataset: string;
@@ -275,13 +276,15 @@ export function formatStatus(s: TrainingStatus, last?: StepMetricsView, ended?: 
 /**
  * Prints the run's status; with `watch`, again every 2 s until the run closes. Each poll describes
  * the workflow first, so a run that failed, was terminated, cancelled or timed out is reported as
- * such, with its cause chain and Web UI link, and ends a watch with exit code 1.
+ * such, with its cause chain and Web UI link, and ends a watch with exit code 1. In json a single
+ * poll prints one document; a watch shows the text on stderr and returns the last document (the
+ * caller prints it, so stdout carries one JSON document).
  */
 async function showStatus(
   { client, store, ui }: ClientSession,
   runId: string,
   opts: { watch?: boolean; json?: boolean },
-): Promise<void> {
+): Promise<unknown> {
   const handle = client.workflow.getHandle<typeof trainingRun>(runId);
   let lastText = '';
   for (;;) {
@@ -303,24 +306,37 @@ async function showStatus(
     const metrics = prev
       ? await store.getJson<StepMetricsView>(prev.metrics.uri).catch(() => undefined)
       : undefined;
-    if (opts.json) {
-      const execution = notCompleted
-        ? { status: notCompleted.end, failure: failureChain(notCompleted.cause), ui: notCompleted.uiLink }
-        : { status };
-      console.log(JSON.stringify({ status: s ?? null, lastStep: metrics ?? null, execution }, null, 2));
-    } else {
+    const doc = statusDocument(s, metrics, status, notCompleted);
+    if (opts.json && !opts.watch) process.stdout.write(jsonDocument(doc));
+    else {
       const text = [
         ...(s ? [formatStatus(s, metrics, notCompleted?.end)] : []),
         ...(notCompleted ? [formatWorkflowNotCompleted(notCompleted)] : []),
       ].join('\n');
-      if (text !== lastText)
-        console.log(`${opts.watch ? `[${new Date().toISOString().slice(11, 19)}] ` : ''}${text}`);
+      const line = `${opts.watch ? `[${new Date().toISOString().slice(11, 19)}] ` : ''}${text}`;
+      if (text !== lastText) {
+        if (opts.json) console.error(line);
+        else console.log(line);
+      }
       lastText = text;
     }
     if (decision.done && !decision.ok && opts.watch) process.exitCode = 1;
-    if (!opts.watch || decision.done) return;
+    if (!opts.watch || decision.done) return doc;
     await new Promise((r) => setTimeout(r, 2000));
   }
+}
+
+/** What `segr train status --output json` prints: the status, the last step's metrics, how the run ended. */
+export function statusDocument(
+  s: TrainingStatus | undefined,
+  lastStep: unknown,
+  status: string,
+  notCompleted?: WorkflowNotCompletedError,
+) {
+  const execution = notCompleted
+    ? { status: notCompleted.end, failure: failureChain(notCompleted.cause), ui: notCompleted.uiLink }
+    : { status };
+  return { status: s ?? null, lastStep: lastStep ?? null, execution };
 }
 
 /** The updates `segr train pause|resume|stop` send. */
@@ -415,8 +431,11 @@ export function register(program: Command): void {
             '  workers: `segr worker` (all roles) and `.venv/trainer/bin/python -m segflow_trainer.worker` (in trainer/)',
           );
         }
-        console.log(runId);
-        if (opts.watch) await showStatus(session, runId, { watch: true });
+        const json = outputFormat(cmd) === 'json';
+        const started = { runId, ui: ui(runId), ...(existing ? { attached: true } : {}) };
+        if (!json) console.log(runId);
+        const final = opts.watch ? await showStatus(session, runId, { watch: true, json }) : undefined;
+        if (json) process.stdout.write(jsonDocument(opts.watch ? { ...started, final } : started));
       });
     });
 
@@ -424,9 +443,13 @@ export function register(program: Command): void {
     .command('status <runId>')
     .description('step, phase, policy version and the last step’s reward components')
     .option('--watch', 'refresh until the run ends; exits 1 unless it completes')
-    .option('--json', 'print the status, the last step’s metrics and how the run ended as JSON')
-    .action(async (runId: string, opts: { watch?: boolean; json?: boolean }, cmd: Command) => {
-      await withClient(cliContext(cmd).config, (session) => showStatus(session, runId, opts));
+    .option('--json', 'same as --output json: the status, the last step’s metrics and how the run ended')
+    .action(async (runId: string, opts: { watch?: boolean }, cmd: Command) => {
+      const json = outputFormat(cmd) === 'json';
+      await withClient(cliContext(cmd).config, async (session) => {
+        const doc = await showStatus(session, runId, { ...opts, json });
+        if (json && opts.watch) process.stdout.write(jsonDocument(doc));
+      });
     });
 
   for (const [name, what] of [
@@ -440,7 +463,7 @@ export function register(program: Command): void {
       .action(async (runId: string, _opts: unknown, cmd: Command) => {
         await withClient(cliContext(cmd).config, async ({ client }) => {
           const s = await client.workflow.getHandle(runId).executeUpdate(controlUpdates[name]);
-          console.log(formatStatus(s));
+          emit(cmd, { action: name, runId, status: s }, formatStatus(s));
         });
       });
   }
