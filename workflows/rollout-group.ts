@@ -6,6 +6,7 @@
  */
 import { executeChild, proxyActivities } from '@temporalio/workflow';
 import { mapLimit } from '../core/concurrency.js';
+import { ArtifactKeys, WorkflowIds } from '../core/contracts/keys.js';
 import { trajectorySummary } from '../core/monitor/details.js';
 import { SearchAttributeKeys, TaskQueues } from '../core/queues.js';
 import { groupAdvantages } from '../core/grpo/advantages.js';
@@ -73,7 +74,7 @@ export async function rolloutGroup(input: RolloutGroupInput): Promise<RolloutGro
   const baseSeed = input.policy?.sampling?.seed;
 
   const runChild = async (i: number): Promise<void> => {
-    const trajectoryId = `${input.groupId}/traj-${i}`;
+    const trajectoryId = WorkflowIds.groupTrajectory(input.groupId, i);
     const sampling = input.policy?.sampling
       ? { ...input.policy.sampling, ...(baseSeed !== undefined ? { seed: baseSeed + i } : {}) }
       : undefined;
@@ -98,7 +99,7 @@ export async function rolloutGroup(input: RolloutGroupInput): Promise<RolloutGro
             ability: input.sample.ability,
             frames: input.sample.frames,
           },
-          artifactPrefix: `${input.artifactPrefix}/traj/${i}`,
+          artifactPrefix: ArtifactKeys.groupTrajectory(input.artifactPrefix, i),
           ...(input.policy ? { policy: { ...input.policy, ...(sampling ? { sampling } : {}) } } : {}),
           ...(input.search ? { search: input.search } : {}),
           ...(input.settings ? { settings: input.settings } : {}),

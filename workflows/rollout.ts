@@ -16,6 +16,7 @@ import {
 } from '@temporalio/workflow';
 import { oneLine } from '../core/monitor/details.js';
 import { ErrorTypes } from '../core/contracts/errors.js';
+import { ArtifactKeys } from '../core/contracts/keys.js';
 import type { RolloutSummary } from '../core/contracts/rollout.js';
 import { hostQueue, SearchAttributeKeys, TaskQueues } from '../core/queues.js';
 import { DEFAULT_ROLLOUT_SETTINGS, type RolloutSettings } from '../core/rollout/turn-rules.js';
@@ -184,7 +185,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutSummary> {
   };
   const ref = await bookkeeping.saveTrajectory.executeWithOptions(
     { summary: `save trajectory · ${stopReason} · answer ${answer.status}` },
-    [{ key: `${input.artifactPrefix}/trajectory.json`, trajectory }],
+    [{ key: ArtifactKeys.trajectory(input.artifactPrefix), trajectory }],
   );
   if (patched(OUTCOME_SEARCH_ATTRIBUTES_PATCH)) {
     upsertSearchAttributes([

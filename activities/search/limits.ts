@@ -6,6 +6,7 @@
  * Across workers, the search task queue's own rate (`maxTaskQueueActivitiesPerSecond` on the
  * worker) bounds the total; these limits keep one worker from bursting past a provider's limit.
  */
+import { RunKeys } from '../../core/contracts/keys.js';
 import PQueue from 'p-queue';
 import { SegflowError } from '../errors.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
@@ -77,7 +78,7 @@ export class PaidCallLedger {
   constructor(private readonly store: ArtifactStore) {}
 
   private prefix(runId: string): string {
-    return `runs/${runId}/search-usage/`;
+    return RunKeys.searchUsage(runId);
   }
 
   async record(runId: string, backend: string, key: string, query: string): Promise<void> {

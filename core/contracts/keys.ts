@@ -5,6 +5,7 @@
  *
  * ```
  * runs/<run>/steps/<k>/batch.json | metrics.json       a training step's batch and metrics
+ * runs/<run>/search-usage/<call>.json                  the paid-call ledger (also keyed by evaluation ids)
  * runs/<run>/steps/<k>/groups/gen-<g>-group-<j>/traj/<i>/trajectory.json
  * policies/<run>/v<k>/                                 a policy version (written by the Python trainer)
  * policies/<run>/latest.json                           the run's newest version
@@ -30,7 +31,8 @@ export function sampleKeySegment(sampleId: string): string {
 }
 
 export const RunKeys = {
-  step: (runId: string, step: number) => `runs/${runId}/steps/${step}`,
+  /** The paid-call ledger of a run or evaluation (search role): one object per paid call. */
+  searchUsage: (runId: string) => `runs/${runId}/search-usage/`,
   batch: (runId: string, step: number) => `runs/${runId}/steps/${step}/batch.json`,
   metrics: (runId: string, step: number) => `runs/${runId}/steps/${step}/metrics.json`,
   /** A rolloutGroup's artifacts (its trajectories under `traj/<i>`). */
@@ -46,7 +48,6 @@ export const PolicyKeys = {
 } as const;
 
 export const EvalKeys = {
-  root: (evalId: string) => `evals/${evalId}`,
   samplesPrefix: (evalId: string) => `evals/${evalId}/samples/`,
   sampleResult: (evalId: string, sampleId: string) =>
     `evals/${evalId}/samples/${sampleKeySegment(sampleId)}.json`,
@@ -75,8 +76,6 @@ export const ArtifactKeys = {
  * it started instead of starting another.
  */
 export const WorkflowIds = {
-  /** A training run's workflow id is its run id. */
-  trainingRun: (runId: string) => runId,
   rolloutGroup: (runId: string, step: number, generation: number, j: number) =>
     `${runId}/step-${step}/gen-${generation}/group-${j}`,
   groupTrajectory: (groupId: string, i: number) => `${groupId}/traj-${i}`,
