@@ -10,6 +10,9 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envBindings, type SegflowConfig } from '../../core/config/schema.js';
 import { SearchAttributes } from '../../core/queues.js';
+
+/** temporal.api.enums.v1.IndexedValueType of each search attribute type segflow uses. */
+const INDEXED_VALUE_TYPES = { Keyword: 2, Int: 3, Double: 4 } as const;
 import { ConfigError, SegflowError } from '../../activities/errors.js';
 import { ArtifactStore } from '../../activities/storage/artifact-store.js';
 import { connectClient } from '../../workers/temporal-connection.js';
@@ -271,7 +274,22 @@ export class DevStack {
           namespace: cfg.temporal.namespace,
         });
         const missing = Object.keys(SearchAttributes).filter((k) => !(k in (attrs.customAttributes ?? {})));
-        if (missing.length > 0) return `search attributes not registered yet: ${missing.join(', ')}`;
+        if (missing.length > 0) {
+          // The server registers `--search-attribute`s only for a fresh database: a stack whose data
+          // predates a new attribute gets it here (idempotent; the next health check sees it).
+          await client.connection.operatorService
+            .addSearchAttributes({
+              namespace: cfg.temporal.namespace,
+              searchAttributes: Object.fromEntries(
+                missing.map((k) => [
+                  k,
+                  INDEXED_VALUE_TYPES[SearchAttributes[k as keyof typeof SearchAttributes]],
+                ]),
+              ),
+            })
+            .catch(() => undefined);
+          return `search attributes not registered yet: ${missing.join(', ')}`;
+        }
       } finally {
         await client.connection.close();
       }
