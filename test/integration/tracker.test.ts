@@ -21,6 +21,7 @@ import {
   testStore,
   uniqueId,
   type WorkerProcess,
+  stopProcesses,
 } from '../support/stack.js';
 import { prepareTrainingDataset, startTrainerProcess, uploadTinyModel } from '../support/training.js';
 import {
@@ -85,12 +86,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const p of [worker, trainer]) {
-    if (p && p.child.exitCode === null) {
-      p.child.kill('SIGTERM');
-      await p.exited;
-    }
-  }
+  await stopProcesses([worker, trainer]);
   await Promise.all([policy?.close(), mlflow?.close()]);
   await client.connection.close();
   store.client.destroy();

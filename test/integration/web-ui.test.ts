@@ -24,6 +24,7 @@ import {
   testStore,
   uniqueId,
   type WorkerProcess,
+  stopProcesses,
 } from '../support/stack.js';
 import { prepareTrainingDataset, startTrainerProcess, uploadTinyModel } from '../support/training.js';
 
@@ -92,14 +93,8 @@ before(async () => {
 });
 
 after(async () => {
-  for (const p of [worker, trainer]) {
-    if (p && p.child.exitCode === null) {
-      p.child.kill('SIGTERM');
-      await p.exited;
-    }
-  }
-  await policy.close();
-  await retrieval.close();
+  await stopProcesses([worker, trainer]);
+  await Promise.all([policy.close(), retrieval.close()]);
   await client.connection.close();
   store.client.destroy();
 });

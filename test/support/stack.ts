@@ -28,6 +28,16 @@ export interface WorkerProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** Stops the processes a test started (SIGTERM: workers drain), skipping ones never started or gone. */
+export async function stopProcesses(processes: readonly (WorkerProcess | undefined)[]): Promise<void> {
+  for (const p of processes) {
+    if (p && p.child.exitCode === null) {
+      p.child.kill('SIGTERM');
+      await p.exited;
+    }
+  }
+}
+
 /**
  * Starts a long-running process and waits until its output contains `readyText` (it is killed,
  * and the error shows its output, if it exits or times out first).
