@@ -89,6 +89,12 @@ export const trainingConfigSchema = z.strictObject({
       loraRank: int(0).default(0),
       /** @default 16 */
       loraAlpha: int(1).default(16),
+      /**
+       * Truncated importance sampling: each token's loss weighted by min(π_trainer / π_server, cap),
+       * for servers whose log-probs differ from the trainer's (bf16, other kernels); the step's
+       * `rollout.logProbDiff*` metrics say whether it is needed. Needs `policy.logprobs`. Off when absent.
+       */
+      rolloutIsCap: z.number().min(1).optional(),
       /** A trainer silent this long is presumed dead and the step is retried. @default 60 */
       heartbeatTimeoutSeconds: int(1).default(60),
       /** @default 120 */

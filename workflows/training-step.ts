@@ -184,6 +184,7 @@ export function trainerHyperparameters(
     maxGradNorm: config.trainer.maxGradNorm,
     maxLength: config.trainer.maxLength,
     temperature: config.rollout.sampling.temperature,
+    ...(config.trainer.rolloutIsCap !== undefined ? { rolloutIsCap: config.trainer.rolloutIsCap } : {}),
     ...(config.trainer.loraRank > 0
       ? { lora: { rank: config.trainer.loraRank, alpha: config.trainer.loraAlpha } }
       : {}),

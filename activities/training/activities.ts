@@ -194,7 +194,13 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
       const trajectories = [];
       for (const [i, t] of input.trajectories.entries()) {
         const doc = await store.getInputJson<{
-          messages?: { role: string; content: string; images?: ArtifactRef[] }[];
+          messages?: {
+            role: string;
+            content: string;
+            images?: ArtifactRef[];
+            tokenIds?: number[];
+            logprobs?: number[];
+          }[];
         }>(t.trajectory.uri, 'trajectory');
         if (!Array.isArray(doc?.messages) || doc.messages.length === 0) {
           throw new BadInputError(`trajectory ${t.trajectoryId} (${t.trajectory.uri}) has no messages`, {
@@ -210,6 +216,8 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
             role: m.role,
             content: m.content,
             ...(m.images?.length ? { images: m.images.map((i) => ({ uri: i.uri, sha256: i.sha256 })) } : {}),
+            ...(m.tokenIds?.length ? { tokenIds: m.tokenIds } : {}),
+            ...(m.tokenIds?.length && m.logprobs?.length === m.tokenIds.length ? { logprobs: m.logprobs } : {}),
           })),
         });
         if (i % 16 === 15) heartbeat({ read: i + 1 });

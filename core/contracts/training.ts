@@ -27,6 +27,10 @@ export const batchMessageSchema = z.strictObject({
       z.strictObject({ uri: z.string().regex(/^s3:\/\//, 'an s3:// URI'), sha256: z.string().optional() }),
     )
     .optional(),
+  /** An assistant turn's sampled token ids, as the policy server returned them. */
+  tokenIds: z.array(int(0)).optional(),
+  /** The server's log-prob of each sampled token (same length as tokenIds). */
+  logprobs: z.array(finite.max(0)).optional(),
 });
 export type BatchMessage = z.infer<typeof batchMessageSchema>;
 
@@ -76,6 +80,8 @@ export const trainerHyperparametersSchema = z.strictObject({
   maxLength: int(1).optional(),
   /** The rollouts' sampling temperature: the trainer's log-probs are those of softmax(logits / T). */
   temperature: finite.gt(0).optional(),
+  /** Truncated importance-sampling cap: token weights min(exp(old − server log-prob), cap). */
+  rolloutIsCap: finite.min(1).nullable().optional(),
   lora: z
     .strictObject({
       rank: int(0),
@@ -116,6 +122,25 @@ export const trainerMetricsSchema = z.strictObject({
   learningRate: finite,
   /** Mean log-prob change of the trained tokens, by advantage sign (null when no such token). */
   logProbShift: z.strictObject({ positive: nullableFinite, negative: nullableFinite }),
+  /**
+   * Training–inference consistency on the sampled tokens whose server log-probs the batch carries:
+   * |trainer log-prob − server log-prob| before the update (null when none was compared).
+   */
+  rollout: z
+    .strictObject({
+      logProbDiffMean: nullableFinite,
+      logProbDiffMax: nullableFinite,
+      comparedTokens: int(0),
+      /** Assistant turns trained on the server's sampled token ids. */
+      sampledTurns: int(0),
+      /** Earlier turns whose sampled ids re-render differently: trained as re-rendered, not compared. */
+      retokenizedTurns: int(0),
+      /** Images the trainer fed the policy. */
+      images: int(0),
+      /** Mean truncated importance-sampling weight (null when off). */
+      isWeightMean: nullableFinite,
+    })
+    .optional(),
 });
 
 export const updatePolicyResultSchema = z.strictObject({

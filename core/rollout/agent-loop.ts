@@ -45,6 +45,11 @@ export interface Generation {
   latencyMs: number;
   /** The host whose policy server answered. */
   hostId: string;
+  /** The sampled token ids and their log-probs, when the server returned them. */
+  tokenIds?: number[];
+  logprobs?: number[];
+  /** True when the server dropped the stop string and the client put it back (not in tokenIds). */
+  stopReappended?: boolean;
 }
 
 export interface SearchObservation {
@@ -110,6 +115,16 @@ export function toPolicyMessages(messages: readonly RolloutMessage[]): PolicyMes
   });
 }
 
+/**
+ * The turn's sampled token ids (and log-probs) as the trainer needs them: only when they are the
+ * whole text (a stop string the client re-appended is not among them) and the log-probs match them.
+ */
+function sampledTokens(out: Generation): Pick<RolloutMessage, 'tokenIds' | 'logprobs'> {
+  if (!out.tokenIds?.length || out.stopReappended) return {};
+  const logprobs = out.logprobs?.length === out.tokenIds.length ? { logprobs: out.logprobs } : {};
+  return { tokenIds: out.tokenIds, ...logprobs };
+}
+
 export async function runAgentLoop(
   sample: RolloutSample,
   s: RolloutSettings,
@@ -145,7 +160,7 @@ export async function runAgentLoop(
     completionTokens += out.completionTokens;
     contextTokens = out.promptTokens + out.completionTokens;
     pendingObsTokens = 0;
-    messages.push({ role: 'assistant', content: out.text });
+    messages.push({ role: 'assistant', content: out.text, ...sampledTokens(out) });
     responseText += out.text;
     const turn: TurnRecord = {
       step,

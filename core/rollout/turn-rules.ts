@@ -98,6 +98,10 @@ export interface RolloutMessage {
   role: 'system' | 'user' | 'assistant';
   content: string;
   images?: ArtifactRef[];
+  /** An assistant turn's sampled token ids, when the server returned them (the trainer trains these). */
+  tokenIds?: number[];
+  /** The server's log-prob of each sampled token, when asked for (`policy.logprobs`). */
+  logprobs?: number[];
 }
 
 /** What `checkAnswer` can say of a final answer; only `ok` is a usable segmentation prompt. */

@@ -1,8 +1,11 @@
-"""Hugging Face causal LMs as trainable policies: full updates, or a LoRA adapter (peft).
+"""Hugging Face policies as trainable policies: full updates, or a LoRA adapter (peft).
 
-Text-only: trajectories are tokenised with the policy's own chat template (batch.py); images stay
-`<image>` placeholders. It implements family.py's `PolicyFamily` and registers itself as the default
-family: it takes the model types transformers knows and peft adapter folders (a LoRA version).
+Causal LMs and vision-language models (image-text-to-text, e.g. Qwen2.5-VL / Qwen3-VL): trajectories
+are tokenised with the policy's own chat template (batch.py); a vision-language policy gets its
+images as the server did (vision.py): pixel values, patch grids and `mm_token_type_ids` go into every
+forward pass (log-probs, reference log-probs, the update). It implements family.py's `PolicyFamily`
+and registers itself as the default family: it takes the model types transformers knows and peft
+adapter folders (a LoRA version).
 """
 
 from __future__ import annotations
@@ -15,12 +18,19 @@ import torch
 from .batch import BatchTrajectory, TokenizedTrajectory, tokenize_trajectory
 from .errors import BadInputError
 from .family import FamilySource, ModuleFamily, register_family
+from .vision import VisionRenderer
+
+
+# A fresh adapter on a vision-language model adapts its language model's linear layers only (the
+# vision tower stays as it is, and servers such as vLLM load adapters for the language model).
+VLM_LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
 
 def token_log_probs(model: Any, ids: torch.Tensor, attn: torch.Tensor, with_entropy: bool = False,
-                    temperature: float = 1.0):
-    """Per-token log-probs (and entropies) of softmax(logits / temperature)."""
-    logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1, :].float() / temperature
+                    temperature: float = 1.0, **inputs: Any):
+    """Per-token log-probs (and entropies) of softmax(logits / temperature); `inputs` are the
+    model's other inputs (a vision-language model's pixel values, grids and token types)."""
+    logits = model(input_ids=ids, attention_mask=attn, **inputs).logits[:, :-1, :].float() / temperature
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = torch.gather(logp_all, 2, ids[:, 1:, None]).squeeze(-1)
     if not with_entropy:
@@ -29,21 +39,40 @@ def token_log_probs(model: Any, ids: torch.Tensor, attn: torch.Tensor, with_entr
     return logp, entropy
 
 
+def _is_vision_language(folder: Path) -> bool:
+    import json
+
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "vision_config" in config
+
+
+def _model_class(folder: Path):
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+
+    return AutoModelForImageTextToText if _is_vision_language(folder) else AutoModelForCausalLM
+
+
 class HfFamily(ModuleFamily):
-    def __init__(self, model: Any, tokenizer: Any, kind: str, base_model: str | None) -> None:
+    def __init__(self, model: Any, tokenizer: Any, kind: str, base_model: str | None,
+                 renderer: VisionRenderer | None = None) -> None:
         self.model, self.tokenizer, self.kind, self.base_model = model, tokenizer, kind, base_model
+        self.renderer = renderer
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self._reference: Any = None
 
     @classmethod
     def load(
-        cls, folder: Path, ref_uri: str, manifest: dict | None, lora: Any, fetch_folder: Callable[[str], Path]
+        cls, folder: Path, ref_uri: str, manifest: dict | None, lora: Any, fetch_folder: Callable[[str], Path],
+        fetch_bytes: Callable[[str], bytes] | None = None,
     ) -> "HfFamily":
         """Version `ref_uri` (downloaded to `folder`): full weights, or a LoRA adapter whose base model
         the manifest names (fetched with `fetch_folder`); with `lora.rank` a fresh adapter goes on a
         full model."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -51,27 +80,34 @@ class HfFamily(ModuleFamily):
                 from peft import PeftModel
 
                 base_uri = manifest["baseModel"]
-                base = AutoModelForCausalLM.from_pretrained(fetch_folder(base_uri), dtype=torch.float32)
-                return cls(PeftModel.from_pretrained(base, folder, is_trainable=True), tokenizer, "lora", base_uri)
-            model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+                base_folder = fetch_folder(base_uri)
+                base = _model_class(base_folder).from_pretrained(base_folder, dtype=torch.float32)
+                renderer = _renderer(base_folder, tokenizer, base, fetch_bytes)
+                model = PeftModel.from_pretrained(base, folder, is_trainable=True)
+                return cls(model, tokenizer, "lora", base_uri, renderer)
+            model = _model_class(folder).from_pretrained(folder, dtype=torch.float32)
         except (OSError, ValueError, KeyError) as err:
             raise BadInputError(f"policy {ref_uri} is not a loadable Hugging Face folder: {err}") from err
+        renderer = _renderer(folder, tokenizer, model, fetch_bytes)
         if lora.rank > 0:
             from peft import LoraConfig, get_peft_model
 
             # A fresh adapter on the full model; its initialisation draws from the seeded RNG.
+            targets = lora.target_modules
+            if renderer is not None and targets == "all-linear":
+                targets = VLM_LORA_TARGETS
             cfg = LoraConfig(
                 r=lora.rank,
                 lora_alpha=lora.alpha,
                 lora_dropout=lora.dropout,
-                target_modules=lora.target_modules,
+                target_modules=targets,
                 task_type="CAUSAL_LM",
             )
-            return cls(get_peft_model(model, cfg), tokenizer, "lora", ref_uri)
-        return cls(model, tokenizer, "full", None)
+            return cls(get_peft_model(model, cfg), tokenizer, "lora", ref_uri, renderer)
+        return cls(model, tokenizer, "full", None, renderer)
 
     def tokenize(self, t: BatchTrajectory, max_length: int) -> TokenizedTrajectory:
-        return tokenize_trajectory(self.tokenizer, t, max_length)
+        return tokenize_trajectory(self.tokenizer, t, max_length, self.renderer)
 
     @staticmethod
     def width(item: TokenizedTrajectory) -> int:
@@ -94,11 +130,25 @@ class HfFamily(ModuleFamily):
         # Token t is predicted from positions < t: log-probs align with tokens 1..n-1.
         return ids, attn, mask[:, 1:]
 
+    def _inputs(self, items: list[TokenizedTrajectory], ids: torch.Tensor) -> dict[str, Any]:
+        """A vision-language model's other inputs for the padded batch `ids`: every item's images
+        in order, and the token types M-RoPE needs (padding counts as text)."""
+        if self.renderer is None:
+            return {}
+        images = [img for s in items for img in s.images]
+        if not images:
+            return {}
+        return {
+            "pixel_values": torch.cat([img.pixel_values for img in images]),
+            "image_grid_thw": torch.stack([img.grid_thw for img in images]),
+            "mm_token_type_ids": self.renderer.token_types(ids),
+        }
+
     def log_probs(self, items: list[TokenizedTrajectory], with_entropy: bool = False, temperature: float = 1.0):
         """(log-probs [B, T], mask [B, T], entropy [B, T] | None), T = longest sequence - 1; at the
         sampling temperature."""
         ids, attn, mask = self._pad(items)
-        lp, ent = token_log_probs(self.model, ids, attn, with_entropy, temperature)
+        lp, ent = token_log_probs(self.model, ids, attn, with_entropy, temperature, **self._inputs(items, ids))
         return lp, mask, ent
 
     def reference_log_probs(self, items: list[TokenizedTrajectory], reference_folder: Callable[[], Path],
@@ -106,18 +156,18 @@ class HfFamily(ModuleFamily):
         """Log-probs under the run's reference policy: the base model (LoRA: adapter disabled), or
         the run's version 0, loaded once and frozen."""
         ids, attn, _ = self._pad(items)
+        inputs = self._inputs(items, ids)
         if self.kind == "lora":
             with self.model.disable_adapter():
-                return token_log_probs(self.model, ids, attn, temperature=temperature)[0]
+                return token_log_probs(self.model, ids, attn, temperature=temperature, **inputs)[0]
         if self._reference is None:
-            from transformers import AutoModelForCausalLM
-
-            m = AutoModelForCausalLM.from_pretrained(reference_folder(), dtype=torch.float32)
+            folder = reference_folder()
+            m = _model_class(folder).from_pretrained(folder, dtype=torch.float32)
             m.eval()
             for p in m.parameters():
                 p.requires_grad_(False)
             self._reference = m
-        return token_log_probs(self._reference, ids, attn, temperature=temperature)[0]
+        return token_log_probs(self._reference, ids, attn, temperature=temperature, **inputs)[0]
 
     def weights(self) -> dict[str, torch.Tensor]:
         if self.kind == "lora":
@@ -129,6 +179,20 @@ class HfFamily(ModuleFamily):
     def save(self, out_dir: Path) -> None:
         self.model.save_pretrained(out_dir, safe_serialization=True)
         self.tokenizer.save_pretrained(out_dir)
+        if self.renderer is not None and self.kind == "full":
+            # a full version is a servable model folder: it keeps the image processor and template
+            self.renderer.image_processor.save_pretrained(out_dir)
+
+
+def _renderer(folder: Path, tokenizer: Any, model: Any,
+              fetch_bytes: Callable[[str], bytes] | None) -> VisionRenderer | None:
+    if not _is_vision_language(folder):
+        return None
+
+    def no_store(uri: str) -> bytes:
+        raise BadInputError(f"trajectory image {uri}: this policy was loaded without a store to fetch images from")
+
+    return VisionRenderer(folder, tokenizer, model.config, fetch_bytes or no_store)
 
 
 def handles(folder: Path, model_type: str | None) -> bool:
@@ -143,7 +207,8 @@ def handles(folder: Path, model_type: str | None) -> bool:
 
 
 def load(source: FamilySource) -> HfFamily:
-    return HfFamily.load(source.folder, source.uri, source.manifest, source.lora, source.fetch_folder)
+    return HfFamily.load(source.folder, source.uri, source.manifest, source.lora, source.fetch_folder,
+                         source.fetch_bytes)
 
 
 register_family(handles, load, name="huggingface", default=True)

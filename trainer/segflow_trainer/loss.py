@@ -76,8 +76,11 @@ def ppo_loss(
     advantages: torch.Tensor,
     mask: torch.Tensor,
     s: PpoClipSettings = GRPO_LOSS,
+    token_weights: torch.Tensor | None = None,
 ) -> PpoLossOutput:
-    """Token-mean PPO loss; `mask` is 1 on tokens the policy generated, 0 on observations/padding."""
+    """Token-mean PPO loss; `mask` is 1 on tokens the policy generated, 0 on observations/padding.
+    `token_weights` (no gradient) scale each token's loss: the truncated importance-sampling
+    correction for rollouts sampled by a server whose log-probs differ from the trainer's."""
     if not (log_probs.shape == old_log_probs.shape == advantages.shape == mask.shape):
         raise ValueError(
             "per-token tensors differ in shape: "
@@ -86,6 +89,8 @@ def ppo_loss(
         )
     mask = mask.to(log_probs.dtype)
     per_token, ratio, clipped, dual = ppo_token_loss(log_probs, old_log_probs, advantages, s)
+    if token_weights is not None:
+        per_token = per_token * token_weights.detach()
     loss = masked_mean(per_token, mask)
     with torch.no_grad():
         log_ratio = torch.clamp(log_probs - old_log_probs, -s.log_ratio_clamp, s.log_ratio_clamp)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import shutil
 import time
@@ -66,6 +67,9 @@ class Hyperparameters:
     # the rollouts' sampling temperature: log-probs are those of softmax(logits / T), the distribution
     # the trajectories were drawn from (verl divides the logits by the rollout temperature likewise)
     temperature: float = 1.0
+    # truncated importance sampling (veRL's TIS): each token's loss is weighted by
+    # min(exp(old log-prob - the server's log-prob), cap) when the server reported one; None: off
+    rollout_is_cap: float | None = None
     lora: LoraSettings = field(default_factory=LoraSettings)
 
     @property
@@ -254,8 +258,10 @@ def update_policy(
     toks = [fam.tokenize(t, hp.max_length) for t in batch.trajectories]
     rows = _Rows(toks, [t.advantage for t in batch.trajectories], hp.micro_batch_size)
     old_lp, ref_lp = _old_log_probs(step, fam, rows, lambda: fetch_policy(store, loaded.reference, work_dir))
-    stats, done_updates = _ppo_epochs(step, fam, params, optimizer, rows, old_lp, ref_lp)
+    rollout_lp = _rollout_log_probs(fam, rows)
+    stats, done_updates = _ppo_epochs(step, fam, params, optimizer, rows, old_lp, ref_lp, rollout_lp)
     shift = _log_prob_shift(step, fam, rows, old_lp)
+    stats["consistency"] = _consistency(old_lp, rollout_lp)
     manifest = _save_version(step, loaded, optimizer, rows, batch_sha, stats, done_updates, shift)
     progress("done", 1, 1)
     return _result(manifest, reused=False, duration_ms=(time.monotonic() - t0) * 1000)
@@ -338,7 +344,47 @@ def _old_log_probs(
     return old_lp, ref_lp
 
 
-_ACC_KEYS = ("loss", "pg_loss", "clip", "dual", "approx_kl", "kl", "entropy")
+def _rollout_log_probs(fam: PolicyFamily, rows: _Rows) -> dict[int, torch.Tensor]:
+    """Per trajectory, over its log-prob positions, the log-prob the policy server reported for the
+    token it sampled there (NaN where it reported none); only trajectories that carry some."""
+    out: dict[int, torch.Tensor] = {}
+    for i, item in enumerate(rows.toks):
+        server = getattr(item, "rollout_log_probs", None)
+        if not server:
+            continue
+        width = fam.width(item)
+        # position j predicts token j + 1
+        out[i] = torch.tensor([math.nan if x is None else x for x in server[1 : width + 1]], dtype=torch.float32)
+    return out
+
+
+def _consistency(old_lp: dict[int, torch.Tensor], rollout_lp: dict[int, torch.Tensor]) -> list[float]:
+    """Training–inference consistency: [mean, max, count] of |trainer log-prob − server log-prob|
+    over the sampled tokens the server reported, before the update (veRL's
+    `training/rollout_probs_diff_*`)."""
+    diffs = [
+        (old_lp[i][: len(r)] - r).abs()[~torch.isnan(r)] for i, r in rollout_lp.items()
+    ]
+    d = torch.cat(diffs) if diffs else torch.zeros(0)
+    if d.numel() == 0:
+        return []
+    return [float(d.mean().item()), float(d.max().item()), float(d.numel())]
+
+
+def _is_weights(hp: Hyperparameters, c: list[int], old: torch.Tensor, rollout_lp: dict[int, torch.Tensor]) -> torch.Tensor | None:
+    """Truncated importance-sampling weights min(exp(old − server), cap); 1 where the server gave none."""
+    if hp.rollout_is_cap is None or not rollout_lp:
+        return None
+    server = torch.full_like(old, math.nan)
+    for j, i in enumerate(c):
+        if i in rollout_lp:
+            r = rollout_lp[i][: server.shape[1]]
+            server[j, : r.shape[0]] = r
+    w = torch.clamp(torch.exp(old - server), max=hp.rollout_is_cap)
+    return torch.where(torch.isnan(server), torch.ones_like(w), w)
+
+
+_ACC_KEYS = ("loss", "pg_loss", "clip", "dual", "approx_kl", "kl", "entropy", "is_weight")
 
 
 def _ppo_epochs(
@@ -349,6 +395,7 @@ def _ppo_epochs(
     rows: _Rows,
     old_lp: dict[int, torch.Tensor],
     ref_lp: dict[int, torch.Tensor],
+    rollout_lp: dict[int, torch.Tensor],
 ) -> tuple[dict[str, list[float]], int]:
     """`ppo_epochs` passes over the batch in a fresh random order, one optimizer step per
     mini-batch. Returns each step's statistics and the number of steps."""
@@ -364,7 +411,7 @@ def _ppo_epochs(
             mb = order[mb_start : mb_start + size]
             tokens_in_mb = float(sum(fam.policy_tokens(rows.toks[i]) for i in mb))
             optimizer.zero_grad(set_to_none=True)
-            acc = _mini_batch_gradients(hp, fam, rows, mb, tokens_in_mb, old_lp, ref_lp)
+            acc = _mini_batch_gradients(hp, fam, rows, mb, tokens_in_mb, old_lp, ref_lp, rollout_lp)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, hp.max_grad_norm)
             if not torch.isfinite(grad_norm):
                 raise BadInputError(
@@ -388,12 +435,15 @@ def _mini_batch_gradients(
     tokens_in_mb: float,
     old_lp: dict[int, torch.Tensor],
     ref_lp: dict[int, torch.Tensor],
+    rollout_lp: dict[int, torch.Tensor],
 ) -> dict[str, float]:
     """Accumulates the mini-batch's loss gradients micro-batch by micro-batch; returns its statistics."""
     acc = {k: 0.0 for k in _ACC_KEYS}
     for c in rows.chunks(mb):
         lp, mask, ent = fam.log_probs([rows.toks[i] for i in c], with_entropy=True, temperature=hp.temperature)
-        out = ppo_loss(lp, _stored(old_lp, c, lp), rows.advantages(c, lp), mask, hp.loss_settings)
+        old = _stored(old_lp, c, lp)
+        weights = _is_weights(hp, c, old, rollout_lp)
+        out = ppo_loss(lp, old, rows.advantages(c, lp), mask, hp.loss_settings, weights)
         tokens = out.tokens
         # Token-mean over the whole mini-batch: each micro-batch adds its share.
         weight = tokens / tokens_in_mb if tokens_in_mb else 0.0
@@ -410,6 +460,8 @@ def _mini_batch_gradients(
         acc["approx_kl"] += out.approx_kl * weight
         with torch.no_grad():
             acc["entropy"] += float((ent * mask).sum().item()) / max(tokens_in_mb, 1.0)
+            if weights is not None:
+                acc["is_weight"] += float((weights * mask).sum().item()) / max(tokens_in_mb, 1.0)
     return acc
 
 
@@ -509,6 +561,21 @@ def _metrics(
         "truncated": sum(1 for t in rows.toks if t.truncated),
         "learningRate": hp.learning_rate,
         "logProbShift": {k: (v[0] / v[1] if v[1] else None) for k, v in shift.items()},
+        "rollout": _rollout_metrics(hp, rows, stats),
+    }
+
+
+def _rollout_metrics(hp: Hyperparameters, rows: _Rows, stats: dict[str, list[float]]) -> dict:
+    """Training–inference consistency on the sampled tokens, and what the trainer did about it."""
+    c = stats.get("consistency") or []
+    return {
+        "logProbDiffMean": c[0] if c else None,
+        "logProbDiffMax": c[1] if c else None,
+        "comparedTokens": int(c[2]) if c else 0,
+        "sampledTurns": sum(getattr(t, "sampled_turns", 0) for t in rows.toks),
+        "retokenizedTurns": sum(getattr(t, "retokenized_turns", 0) for t in rows.toks),
+        "images": sum(len(getattr(t, "images", []) or []) for t in rows.toks),
+        "isWeightMean": _mean(stats["is_weight"]) if hp.rollout_is_cap is not None and c else None,
     }
 
 

@@ -329,3 +329,26 @@ void test('toPolicyMessages puts each image where its <image> placeholder stands
     { type: 'image', image: ref('highres/7.jpg') },
   ]);
 });
+
+void test('sampled token ids and log-probs stay on their assistant message for the trainer; a re-appended stop string drops them', async () => {
+  const { ops } = scripted(
+    [
+      { text: SEARCH, tokenIds: [5, 6, 7], logprobs: [-0.5, -1.25, -2], stopReappended: true },
+      { text: KEYFRAME_7, tokenIds: [8, 9], logprobs: [-0.75, -0.125] },
+      { text: ANSWER, tokenIds: [10, 11, 12], logprobs: [-1] },
+    ],
+    { 'tallest building 2010': { observation: INFO } },
+  );
+  const r = await runAgentLoop(sample, DEFAULT_ROLLOUT_SETTINGS, ops);
+  const assistant = r.messages.filter((m) => m.role === 'assistant');
+  assert.equal(assistant.length, 3);
+  // the server dropped `</search>` and the client put it back: the ids are not the whole text
+  assert.equal(assistant[0]!.tokenIds, undefined);
+  assert.deepEqual(assistant[1]!.tokenIds, [8, 9]);
+  assert.deepEqual(assistant[1]!.logprobs, [-0.75, -0.125]);
+  // log-probs that do not match the ids one for one are not kept
+  assert.deepEqual(assistant[2]!.tokenIds, [10, 11, 12]);
+  assert.equal(assistant[2]!.logprobs, undefined);
+  // what the policy server is sent carries neither
+  for (const m of toPolicyMessages(r.messages)) assert.deepEqual(Object.keys(m).sort(), ['content', 'role']);
+});
