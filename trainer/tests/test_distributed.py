@@ -1,6 +1,7 @@
 """Sharded updates (distributed.py, update_cli.py): two processes under torchrun (gloo, CPU, FSDP2)
 give the weights one process gives, full and LoRA, across steps and across a change of the process
-count (the optimizer state is saved in one format); failed launches are named, cancelled ones stopped.
+count (the optimizer state is saved in one format); the worker launches them when SEGFLOW_TRAINER_NPROC
+> 1; bad settings and failed launches are named, cancelled ones stopped.
 
 Tolerance, MAX_DIFF = 1e-5 (max abs difference of any weight, lr 5e-3, weights moved ~2e-2): each
 process computes its micro-batches exactly as one process does (same composition, same padding,
@@ -21,6 +22,7 @@ Uses a local directory store (local_store.py), so it needs no S3 server.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
@@ -32,6 +34,7 @@ from safetensors.torch import load_file
 
 from segflow_trainer.errors import BadInputError
 from segflow_trainer.local_store import LocalStore
+from segflow_trainer.settings import load_settings
 from segflow_trainer.tiny_model import build_tiny_model
 from segflow_trainer.update import fetch_policy, update_policy
 from segflow_trainer.update_cli import ShardedUpdateError, run_sharded_update
@@ -131,6 +134,32 @@ def test_two_processes_continue_a_lora_run_as_one_does(env):
     print(f"lora: 1 vs 2 processes, step 1: {d:.2e}")
     assert b2["policy"]["kind"] == "lora" and d <= MAX_DIFF
     assert b2["metrics"]["kl"] == pytest.approx(a2["metrics"]["kl"], rel=1e-4, abs=1e-9)
+
+
+def test_bad_process_counts_are_named(monkeypatch):
+    for raw in ("0", "-2", "two"):
+        monkeypatch.setenv("SEGFLOW_TRAINER_NPROC", raw)
+        with pytest.raises(ValueError, match=f"SEGFLOW_TRAINER_NPROC='{raw}': expected a whole number >= 1"):
+            load_settings()
+    monkeypatch.setenv("SEGFLOW_TRAINER_NPROC", "8")
+    assert load_settings().nproc == 8
+
+
+def test_the_worker_runs_updates_sharded_when_told_and_names_their_errors(env):
+    from temporalio.exceptions import ApplicationError
+    from temporalio.testing import ActivityEnvironment
+
+    from segflow_trainer.worker import TrainerActivities
+
+    acts = TrainerActivities(dataclasses.replace(load_settings(), nproc=2, work_dir=str(env.work), heartbeat_seconds=0.5))
+    beats: list = []
+    ae = ActivityEnvironment()
+    ae.on_heartbeat = lambda *details: beats.append(details[0])
+    # refused by the processes before any S3 access: the contract's message, non-retryable, as in one process
+    with pytest.raises(ApplicationError, match="clipLow: 1.5 is greater than or equal to the maximum of 1") as err:
+        asyncio.run(ae.run(acts.update_policy, {"uri": "s3://segflow/b.json"}, env.v0, {"runId": "w", "step": 0, "clipLow": 1.5}))
+    assert err.value.type == "BadInputError" and err.value.non_retryable
+    assert beats and beats[0]["processes"] == 2
 
 
 def test_a_failed_sharded_update_says_why(env):
