@@ -33,7 +33,8 @@ def token_log_probs(model: Any, ids: torch.Tensor, attn: torch.Tensor, with_entr
     text = {} if "inputs_embeds" in inputs else {"input_ids": ids}
     logits = model(**text, attention_mask=attn, **inputs).logits[:, :-1, :].float() / temperature
     logp_all = torch.log_softmax(logits, dim=-1)
-    logp = torch.gather(logp_all, 2, ids[:, 1:, None]).squeeze(-1)
+    # (the model may run on another device than `ids`: a sharded update moves its inputs to the GPU)
+    logp = torch.gather(logp_all, 2, ids[:, 1:, None].to(logp_all.device)).squeeze(-1)
     if not with_entropy:
         return logp, None
     entropy = -(logp_all.exp() * logp_all).sum(-1)

@@ -47,6 +47,12 @@ class TrainerSettings:
     """OTLP/HTTP traces URL (SEGFLOW_OTLP_TRACES_ENDPOINT); None: not traced."""
     service_name: str = "segflow-trainer"
     """`service.name` of the trainer's spans (SEGFLOW_SERVICE_NAME)."""
+    nproc: int = 1
+    """Processes of one policy update (SEGFLOW_TRAINER_NPROC): 1 runs it in the worker's process; N > 1
+    runs it sharded with FSDP under `torchrun --nproc-per-node N` (one per GPU; gloo on CPU)."""
+    fsdp_param_dtype: str = "float32"
+    """Compute dtype of a sharded update (SEGFLOW_TRAINER_FSDP_PARAM_DTYPE: float32 | bfloat16 |
+    float16); weights, gradient reduction and AdamW state stay float32."""
 
 
 def load_settings() -> TrainerSettings:
@@ -77,4 +83,28 @@ def load_settings() -> TrainerSettings:
         metrics_bind_address=_env("SEGFLOW_METRICS_BIND_ADDRESS", default="") or None,
         otlp_traces_endpoint=_env("SEGFLOW_OTLP_TRACES_ENDPOINT", default="") or None,
         service_name=_env("SEGFLOW_SERVICE_NAME", default="segflow-trainer"),
+        nproc=_nproc(_env("SEGFLOW_TRAINER_NPROC", default="1")),
+        fsdp_param_dtype=_choice(
+            "SEGFLOW_TRAINER_FSDP_PARAM_DTYPE", _env("SEGFLOW_TRAINER_FSDP_PARAM_DTYPE", default="float32"),
+            ("float32", "bfloat16", "float16"),
+        ),
     )
+
+
+def _nproc(raw: str) -> int:
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(
+            f"SEGFLOW_TRAINER_NPROC={raw!r}: expected a whole number >= 1 (1: updates run in the worker's "
+            "process; N > 1: sharded over N processes under torchrun, one per GPU)"
+        )
+    return n
+
+
+def _choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:
+    if raw not in allowed:
+        raise ValueError(f"{name}={raw!r}: expected one of {', '.join(allowed)}")
+    return raw

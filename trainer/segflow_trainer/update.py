@@ -12,6 +12,7 @@ one with it is reused when it was made from the same parent and the same batch, 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import math
@@ -27,6 +28,7 @@ import torch
 
 from . import contracts
 from .batch import parse_batch
+from .distributed import SINGLE_PROCESS, Parallel
 from .errors import BadInputError, PolicyVersionConflictError
 from .family import FamilySource, PolicyFamily, load_family
 from .loss import PpoClipSettings, low_var_kl, ppo_loss
@@ -142,15 +144,21 @@ def _cache_dir(work_dir: Path, uri: str) -> Path:
 
 
 def fetch_policy(store: Store, uri: str, work_dir: Path) -> Path:
-    """Downloads a policy folder once (complete folders are kept, keyed by URI)."""
+    """Downloads a policy folder once (complete folders are kept, keyed by URI). The processes of a
+    sharded update share the work dir: a lock lets one download while the others wait."""
     dest = _cache_dir(work_dir, uri)
     done = dest / ".complete"
     if done.exists():
         return dest
-    if dest.exists():
-        shutil.rmtree(dest)
-    store.download_prefix(uri, dest)
-    done.write_text(uri)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest.parent / f"{dest.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.exists():
+            return dest
+        if dest.exists():
+            shutil.rmtree(dest)
+        store.download_prefix(uri, dest)
+        done.write_text(uri)
     return dest
 
 
@@ -197,6 +205,7 @@ class _Step:
     version: int  # the version this step writes (the parent's + 1)
     out_uri: str  # policies/<R>/v<version>/
     state_uri: str  # runs/<R>/trainer/v<version>/
+    parallel: Parallel = SINGLE_PROCESS  # the processes of a sharded update (distributed.py)
 
 
 @dataclass(frozen=True)
@@ -229,7 +238,10 @@ def update_policy(
     hyperparameters: Any,
     work_dir: Path,
     progress: Progress = lambda phase, done, total: None,
+    parallel: Parallel = SINGLE_PROCESS,
 ) -> dict:
+    """One policy update. `parallel`: this process's part of a sharded update (distributed.py,
+    run by update_cli.py under torchrun); by default the whole update runs in this process."""
     t0 = time.monotonic()
     hp = parse_hyperparameters(hyperparameters)
     ref = parse_policy_ref(policy_ref_raw)
@@ -245,6 +257,7 @@ def update_policy(
         version=version,
         out_uri=store.uri_of(contracts.key("policyVersion", runId=hp.run_id, version=version)),
         state_uri=store.uri_of(contracts.key("trainerState", runId=hp.run_id, version=version)),
+        parallel=parallel,
     )
     batch, batch_sha = _read_batch(step, batch_ref)
     existing = _reuse_or_conflict(step, batch_sha)
@@ -262,7 +275,10 @@ def update_policy(
     stats, done_updates = _ppo_epochs(step, fam, params, optimizer, rows, old_lp, ref_lp, rollout_lp)
     shift = _log_prob_shift(step, fam, rows, old_lp)
     stats["consistency"] = _consistency(old_lp, rollout_lp)
-    manifest = _save_version(step, loaded, optimizer, rows, batch_sha, stats, done_updates, shift)
+    optimizer_state = parallel.gather_for_save(fam, optimizer)
+    manifest = parallel.from_main(
+        lambda: _save_version(step, loaded, optimizer_state, rows, batch_sha, stats, done_updates, shift)
+    )
     progress("done", 1, 1)
     return _result(manifest, reused=False, duration_ms=(time.monotonic() - t0) * 1000)
 
@@ -301,6 +317,7 @@ def _load_for_training(step: _Step) -> tuple[LoadedPolicy, list[torch.nn.Paramet
     step.progress("load", 0, 1)
     seed_everything(hp.seed)
     loaded, parent_manifest = load_policy(store, ref, hp, work_dir)
+    loaded.family = step.parallel.shard(loaded.family)
     parent_state = parent_manifest.get("trainerState") if parent_manifest else None
     state_files: dict[str, Any] = {}
     if parent_state:
@@ -314,7 +331,7 @@ def _load_for_training(step: _Step) -> tuple[LoadedPolicy, list[torch.nn.Paramet
     )
     if "optimizer" in state_files:
         try:
-            optimizer.load_state_dict(state_files["optimizer"])
+            step.parallel.load_optimizer_state(optimizer, state_files["optimizer"])
         except (ValueError, KeyError) as err:
             raise BadInputError(f"the optimizer state of {ref.uri} does not fit its model: {err}") from err
         for g in optimizer.param_groups:
@@ -332,16 +349,16 @@ def _old_log_probs(
     old_lp: dict[int, torch.Tensor] = {}
     ref_lp: dict[int, torch.Tensor] = {}
     with torch.no_grad():
-        for c in rows.chunks(list(range(len(rows.toks)))):
+        for c, counts in step.parallel.share(list(rows.chunks(list(range(len(rows.toks)))))):
             items = [rows.toks[i] for i in c]
             lp, _, _ = fam.log_probs(items, temperature=hp.temperature)
-            for j, i in enumerate(c):
+            for j, i in enumerate(c if counts else []):  # a zero-weight micro-batch stores nothing
                 old_lp[i] = lp[j, : fam.width(rows.toks[i])].clone()
             if hp.kl_coef > 0:
                 rlp = fam.reference_log_probs(items, reference_folder, temperature=hp.temperature)
-                for j, i in enumerate(c):
+                for j, i in enumerate(c if counts else []):
                     ref_lp[i] = rlp[j, : fam.width(rows.toks[i])].clone()
-    return old_lp, ref_lp
+    return step.parallel.merge(old_lp), step.parallel.merge(ref_lp)
 
 
 def _rollout_log_probs(fam: PolicyFamily, rows: _Rows) -> dict[int, torch.Tensor]:
@@ -405,14 +422,14 @@ def _ppo_epochs(
     total_updates = hp.ppo_epochs * hp.mini_batches
     done_updates = 0
     for _epoch in range(hp.ppo_epochs):
-        order = torch.randperm(n).tolist()
+        order = step.parallel.same_order(torch.randperm(n).tolist())
         size = -(-n // hp.mini_batches)
         for mb_start in range(0, n, size):
             mb = order[mb_start : mb_start + size]
             tokens_in_mb = float(sum(fam.policy_tokens(rows.toks[i]) for i in mb))
             optimizer.zero_grad(set_to_none=True)
-            acc = _mini_batch_gradients(hp, fam, rows, mb, tokens_in_mb, old_lp, ref_lp, rollout_lp)
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, hp.max_grad_norm)
+            acc = _mini_batch_gradients(hp, fam, rows, mb, tokens_in_mb, old_lp, ref_lp, rollout_lp, step.parallel)
+            grad_norm = step.parallel.clip_grad_norm(params, hp.max_grad_norm)
             if not torch.isfinite(grad_norm):
                 raise BadInputError(
                     f"step {hp.step} of run {hp.run_id}: the gradient norm is {grad_norm.item()} (not finite); "
@@ -436,11 +453,16 @@ def _mini_batch_gradients(
     old_lp: dict[int, torch.Tensor],
     ref_lp: dict[int, torch.Tensor],
     rollout_lp: dict[int, torch.Tensor],
+    parallel: Parallel = SINGLE_PROCESS,
 ) -> dict[str, float]:
-    """Accumulates the mini-batch's loss gradients micro-batch by micro-batch; returns its statistics."""
+    """Accumulates the mini-batch's loss gradients micro-batch by micro-batch (a sharded update: this
+    process's share of them); returns its statistics."""
     acc = {k: 0.0 for k in _ACC_KEYS}
-    for c in rows.chunks(mb):
+    for c, counts in parallel.share(list(rows.chunks(mb))):
         lp, mask, ent = fam.log_probs([rows.toks[i] for i in c], with_entropy=True, temperature=hp.temperature)
+        if not counts:  # runs the other processes' collectives, adds nothing
+            lp.backward(torch.zeros_like(lp))
+            continue
         old = _stored(old_lp, c, lp)
         weights = _is_weights(hp, c, old, rollout_lp)
         out = ppo_loss(lp, old, rows.advantages(c, lp), mask, hp.loss_settings, weights)
@@ -462,7 +484,7 @@ def _mini_batch_gradients(
             acc["entropy"] += float((ent * mask).sum().item()) / max(tokens_in_mb, 1.0)
             if weights is not None:
                 acc["is_weight"] += float((weights * mask).sum().item()) / max(tokens_in_mb, 1.0)
-    return acc
+    return parallel.sum(acc)
 
 
 def _log_prob_shift(step: _Step, fam: PolicyFamily, rows: _Rows, old_lp: dict[int, torch.Tensor]) -> dict[str, list[float]]:
@@ -471,9 +493,9 @@ def _log_prob_shift(step: _Step, fam: PolicyFamily, rows: _Rows, old_lp: dict[in
     fam.eval()
     shift = {"positive": [0.0, 0.0], "negative": [0.0, 0.0]}
     with torch.no_grad():
-        for c in rows.chunks(list(range(len(rows.toks)))):
+        for c, counts in step.parallel.share(list(rows.chunks(list(range(len(rows.toks)))))):
             lp, mask, _ = fam.log_probs([rows.toks[i] for i in c], temperature=step.hp.temperature)
-            for j, i in enumerate(c):
+            for j, i in enumerate(c if counts else []):
                 w = old_lp[i].shape[0]
                 m = mask[j, :w]
                 d = ((lp[j, :w] - old_lp[i]) * m).sum().item()
@@ -481,7 +503,7 @@ def _log_prob_shift(step: _Step, fam: PolicyFamily, rows: _Rows, old_lp: dict[in
                 if key:
                     shift[key][0] += d
                     shift[key][1] += float(m.sum().item())
-    return shift
+    return step.parallel.sum(shift)
 
 
 def _staging_dir(path: Path) -> Path:
@@ -494,7 +516,7 @@ def _staging_dir(path: Path) -> Path:
 def _save_version(
     step: _Step,
     loaded: LoadedPolicy,
-    optimizer: torch.optim.Optimizer,
+    optimizer_state: dict,
     rows: _Rows,
     batch_sha: str,
     stats: dict[str, list[float]],
@@ -508,7 +530,7 @@ def _save_version(
     fam.save(out_dir)
     wsha = weights_sha256(fam.weights())
     state_dir = _staging_dir(step.work_dir / "out" / hp.run_id / f"v{step.version}.state")
-    torch.save(optimizer.state_dict(), state_dir / "optimizer.pt")
+    torch.save(optimizer_state, state_dir / "optimizer.pt")
     torch.save(rng_state(), state_dir / "rng.pt")
 
     step.progress("upload", 0, 1)

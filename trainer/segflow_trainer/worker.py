@@ -5,7 +5,9 @@ serves `tracker_log` (tracker.py), apart so that logging a step never waits behi
 
 Environment: SEGFLOW_TEMPORAL_ADDRESS, SEGFLOW_TEMPORAL_NAMESPACE (default "default"), the S3
 variables (SEGFLOW_S3_ENDPOINT, SEGFLOW_S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY),
-SEGFLOW_TRAINER_WORK_DIR, SEGFLOW_TRAINER_THREADS, SEGFLOW_TRAINER_HEARTBEAT_SECONDS, and
+SEGFLOW_TRAINER_WORK_DIR, SEGFLOW_TRAINER_THREADS, SEGFLOW_TRAINER_HEARTBEAT_SECONDS,
+SEGFLOW_TRAINER_NPROC (1: updates run in this process; N > 1: each update runs sharded with FSDP
+over N processes under torchrun, update_cli.py) with SEGFLOW_TRAINER_FSDP_PARAM_DTYPE, and
 SEGFLOW_TRAINER_FAMILIES (comma-separated modules of policy families beyond the built-in Hugging
 Face one, imported at start; family.py), where the tracker writes: SEGFLOW_TRACKER_MLFLOW_URI
 (else MLFLOW_TRACKING_URI), SEGFLOW_TRACKER_TENSORBOARD_DIR (default .segflow/tensorboard), and the
@@ -38,6 +40,7 @@ from .store import Store
 from .tracker import Tracking, load_tracker_settings
 from .telemetry import record_update, runtime_for, tracing_interceptors
 from .update import update_policy
+from .update_cli import run_sharded_update
 
 log = logging.getLogger("segflow.trainer")
 
@@ -62,16 +65,19 @@ class TrainerActivities:
             )
 
         log.info("update_policy %s step %s attempt %d", hyperparameters.get("runId"), hyperparameters.get("step"), info.attempt)
-        fut = asyncio.get_running_loop().run_in_executor(self.executor, run)
-        while True:
-            activity.heartbeat(dict(progress))
-            done, _ = await asyncio.wait([fut], timeout=self.settings.heartbeat_seconds)
-            if done:
-                break
-        try:
-            result = fut.result()
-        except BaseException as err:  # noqa: BLE001 - mapped onto Temporal's retry classes
-            raise to_application_error(err) from err
+        if self.settings.nproc > 1:
+            result = await self._sharded_update(batch_ref, policy_ref, hyperparameters, info.attempt)
+        else:
+            fut = asyncio.get_running_loop().run_in_executor(self.executor, run)
+            while True:
+                activity.heartbeat(dict(progress))
+                done, _ = await asyncio.wait([fut], timeout=self.settings.heartbeat_seconds)
+                if done:
+                    break
+            try:
+                result = fut.result()
+            except BaseException as err:  # noqa: BLE001 - mapped onto Temporal's retry classes
+                raise to_application_error(err) from err
         record_update(str(hyperparameters.get("runId")), result["metrics"])
         log.info(
             "update_policy %s -> v%s (%s)",
@@ -80,6 +86,24 @@ class TrainerActivities:
             "reused" if result["metrics"]["reused"] else f"{result['metrics']['durationMs']:.0f} ms",
         )
         return result
+
+    async def _sharded_update(self, batch_ref: dict, policy_ref: dict, hyperparameters: dict, attempt: int) -> dict:
+        """The update under torchrun, SEGFLOW_TRAINER_NPROC processes (update_cli.py); a cancelled
+        activity stops them."""
+        try:
+            return await run_sharded_update(
+                self.settings.nproc,
+                batch_ref,
+                policy_ref,
+                hyperparameters,
+                Path(self.settings.work_dir),
+                heartbeat=lambda p: activity.heartbeat({**p, "attempt": attempt, "processes": self.settings.nproc}),
+                heartbeat_seconds=self.settings.heartbeat_seconds,
+            )
+        except asyncio.CancelledError:
+            raise
+        except BaseException as err:  # noqa: BLE001 - mapped onto Temporal's retry classes
+            raise to_application_error(err) from err
 
 
 class TrackerActivities:
@@ -113,6 +137,8 @@ async def main() -> None:
     settings = load_settings()
     load_family_modules()  # a family module that does not import stops the worker here, not mid-run
     log.info("policy families: %s", ", ".join(registered_families()))
+    if settings.nproc > 1:
+        log.info("updates run sharded (FSDP) over %d processes under torchrun", settings.nproc)
     import torch
 
     if settings.threads > 0:

@@ -1,0 +1,256 @@
+"""`update_policy` from the command line, one process or many under torchrun (sharded with FSDP,
+distributed.py), and the launcher the worker uses when `SEGFLOW_TRAINER_NPROC` > 1.
+
+    torchrun --standalone --nproc-per-node 8 -m segflow_trainer.update_cli \\
+        --batch-ref '{"uri": "s3://segflow/runs/R/steps/3/batch.json", "sha256": "..."}' \\
+        --policy-ref '{"uri": "s3://segflow/policies/R/v3/", "version": 3}' \\
+        --hyperparameters '{"runId": "R", "step": 3, ...}' --result /tmp/update-result.json
+
+(`python -m torch.distributed.run` is torchrun; run from trainer/ or with it on PYTHONPATH.) Each JSON
+argument may also be `@FILE`. The store, the work dir and the thread count come from the worker's
+environment (settings.py); `--local-store DIR` uses a directory in place of S3 (tests).
+
+`--result FILE` receives, from process 0, `{"result": <update_policy's result>}`, or, from the first
+process that fails, `{"error": {"type", "message"}}` (then the exit status is 1); `--progress FILE`
+is rewritten by process 0 with `{phase, done, total}` as the update goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .errors import BadInputError, PolicyVersionConflictError
+
+ERROR_TYPES: dict[str, type[Exception]] = {
+    BadInputError.type: BadInputError,
+    PolicyVersionConflictError.type: PolicyVersionConflictError,
+}
+
+
+class ShardedUpdateError(RuntimeError):
+    """A sharded update that failed for a reason other than its input (retried like any failure)."""
+
+    type = "ShardedUpdateError"
+
+
+def _json_arg(raw: str) -> Any:
+    text = Path(raw[1:]).read_text() if raw.startswith("@") else raw
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        raise BadInputError(f"not JSON: {raw[:200]!r}: {err}") from err
+
+
+def _write_json(path: Path, doc: Any, exclusive: bool = False) -> bool:
+    """Writes atomically; `exclusive`: only if nothing is there yet (returns whether it wrote)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f)
+    try:
+        if exclusive:
+            os.link(tmp, path)
+        else:
+            os.replace(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m segflow_trainer.update_cli", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--batch-ref", required=True, help="ArtifactRef JSON (or @FILE)")
+    ap.add_argument("--policy-ref", required=True, help="{uri, version} JSON (or @FILE)")
+    ap.add_argument("--hyperparameters", required=True, help="hyperparameters JSON (or @FILE)")
+    ap.add_argument("--result", required=True, type=Path, help="where process 0 writes {result} (or a process {error})")
+    ap.add_argument("--progress", type=Path, help="where process 0 keeps {phase, done, total}")
+    ap.add_argument("--work-dir", type=Path, help="default: SEGFLOW_TRAINER_WORK_DIR")
+    ap.add_argument("--local-store", type=Path, help="a directory in place of the S3 bucket (tests)")
+    a = ap.parse_args(argv)
+
+    parallel = None
+    try:
+        import torch
+
+        from .distributed import SINGLE_PROCESS, Fsdp
+        from .settings import load_settings
+        from .update import update_policy
+
+        settings = load_settings()
+        if settings.threads > 0:
+            torch.set_num_threads(settings.threads)
+        if torch.cuda.is_available():
+            # cuBLAS is deterministic only with a fixed workspace; attention kernels without a
+            # deterministic backward warn instead of failing the update
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        else:
+            torch.use_deterministic_algorithms(True)
+        sharded = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        parallel = Fsdp(settings.fsdp_param_dtype) if sharded else SINGLE_PROCESS
+        if a.local_store:
+            from .local_store import LocalStore
+
+            store = LocalStore(a.local_store, settings.s3.bucket, settings.s3.prefix)
+        else:
+            from .store import Store
+
+            store = Store(settings.s3)
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if a.progress and parallel.is_main:
+                _write_json(a.progress, {"phase": phase, "done": done, "total": total})
+
+        result = update_policy(
+            store,
+            _json_arg(a.batch_ref),
+            _json_arg(a.policy_ref),
+            _json_arg(a.hyperparameters),
+            a.work_dir or Path(settings.work_dir),
+            progress,
+            parallel=parallel,
+        )
+        if parallel.is_main:
+            _write_json(a.result, {"result": result})
+        return 0
+    except Exception as err:  # noqa: BLE001 - reported to the launcher through --result
+        rank = os.environ.get("RANK", "0")
+        traceback.print_exc()
+        kind = getattr(err, "type", None) or type(err).__name__
+        _write_json(a.result, {"error": {"type": kind, "message": str(err), "rank": int(rank)}}, exclusive=True)
+        return 1
+    finally:
+        if parallel is not None:
+            parallel.close()
+
+
+# -- the worker's side ------------------------------------------------------------------------------
+
+
+def torchrun_command(nproc: int, args: Sequence[str]) -> list[str]:
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+        "-m", "segflow_trainer.update_cli", *args,
+    ]  # fmt: skip
+
+
+async def run_sharded_update(
+    nproc: int,
+    batch_ref: Any,
+    policy_ref: Any,
+    hyperparameters: Any,
+    work_dir: Path,
+    heartbeat: Callable[[dict], None] = lambda progress: None,
+    heartbeat_seconds: float = 2.0,
+    extra_args: Sequence[str] = (),
+    stop_grace_seconds: float = 15.0,
+) -> dict:
+    """Runs one update under `torchrun --nproc-per-node nproc` and returns its result. Calls
+    `heartbeat({phase, done, total})` every `heartbeat_seconds` while it runs; cancelling the call
+    stops the processes (SIGTERM, then SIGKILL after `stop_grace_seconds`). Errors: the update's own
+    (BadInputError and PolicyVersionConflictError keep their types), else ShardedUpdateError with the
+    tail of the processes' log."""
+    if nproc < 1:
+        raise ValueError(f"nproc must be >= 1, got {nproc}")
+    work_dir = Path(work_dir).resolve()
+    runs = work_dir / "sharded"
+    runs.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=runs, prefix=f"{hyperparameters.get('runId', 'run')}-{hyperparameters.get('step', 'x')}-"))
+    result_file, progress_file, log_file = folder / "result.json", folder / "progress.json", folder / "torchrun.log"
+    for name, doc in (("batch-ref", batch_ref), ("policy-ref", policy_ref), ("hyperparameters", hyperparameters)):
+        (folder / f"{name}.json").write_text(json.dumps(doc))
+    args = [
+        "--batch-ref", f"@{folder / 'batch-ref.json'}",
+        "--policy-ref", f"@{folder / 'policy-ref.json'}",
+        "--hyperparameters", f"@{folder / 'hyperparameters.json'}",
+        "--result", str(result_file), "--progress", str(progress_file), "--work-dir", str(work_dir),
+        *extra_args,
+    ]  # fmt: skip
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[1])  # trainer/: the processes import segflow_trainer
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    started = time.monotonic()
+    with open(log_file, "wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            *torchrun_command(nproc, args), stdout=log, stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True
+        )
+    waiter = asyncio.ensure_future(proc.wait())
+    try:
+        while True:
+            heartbeat(_read_progress(progress_file))
+            done, _ = await asyncio.wait([waiter], timeout=heartbeat_seconds)
+            if done:
+                break
+    except BaseException:  # cancelled (or the caller failed): the processes go with it
+        await _stop(proc, waiter, stop_grace_seconds)
+        raise
+    status = waiter.result()
+    doc = _read_json(result_file)
+    if doc and "result" in doc and status == 0:
+        shutil.rmtree(folder, ignore_errors=True)  # a failed launch keeps its folder: the log
+        return doc["result"]
+    where = (
+        f"{nproc} process{'es' if nproc > 1 else ''} under torchrun, exit status {status} after "
+        f"{time.monotonic() - started:.0f} s; log {log_file}"
+    )
+    if doc and "error" in doc:
+        e = doc["error"]
+        cls = ERROR_TYPES.get(e.get("type", ""))
+        if cls is not None:
+            raise cls(e.get("message", ""))
+        raise ShardedUpdateError(f"update_policy failed on process {e.get('rank')} ({where}): {e.get('type')}: {e.get('message')}")
+    raise ShardedUpdateError(
+        f"update_policy did not report a result ({where}); the log's last lines:\n{_tail(log_file)}"
+    )
+
+
+async def _stop(proc: asyncio.subprocess.Process, waiter: asyncio.Future, grace: float) -> None:
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        if waiter.done():
+            return
+        try:
+            os.killpg(proc.pid, sig)  # torchrun and its workers: the session it leads
+        except ProcessLookupError:
+            return
+        await asyncio.wait([waiter], timeout=wait)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _read_progress(path: Path) -> dict:
+    doc = _read_json(path)
+    return doc if isinstance(doc, dict) else {"phase": "start", "done": 0, "total": 0}
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    """The log's last lines up to torchrun's report of the first failed process (what that process
+    printed last, not torchrun's own traceback), else its last lines."""
+    try:
+        with open(path, errors="replace") as f:
+            text = f.read().splitlines()
+    except OSError:
+        return "(no log)"
+    end = next((i + 1 for i, line in enumerate(text) if "failed (exitcode:" in line), len(text))
+    return "\n".join(text[max(0, end - lines) : end])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Sharded updates (distributed.py, update_cli.py): two processes under torchrun (gloo, CPU, FSDP2)
+give the weights one process gives, full and LoRA, across steps and across a change of the process
+count (the optimizer state is saved in one format); the worker launches them when SEGFLOW_TRAINER_NPROC
+> 1; bad settings and failed launches are named, cancelled ones stopped.
+
+Tolerance, MAX_DIFF = 1e-5 (max abs difference of any weight, lr 5e-3, weights moved ~2e-2): each
+process computes its micro-batches exactly as one process does (same composition, same padding,
+one torch thread in every process here) and the gradients are summed over the processes; what
+differs is float32 rounding: the order of additions (accumulation, reduce-scatter) and the global
+gradient norm, summed over shards, which differs from one process's in its last bits (~3e-8
+relative) and so scales the clipped gradient differently. AdamW turns such rounding into steps of up
+to lr on weights whose gradient is within ~eps of zero: with the default adamEps 1e-8 the full update
+with a KL term measured 3.8e-6 (step 0) and 7.9e-6 (step 1), too near the bound to be a stable test;
+with adamEps 1e-6 (used here) 1.1e-8; without the KL term, and for LoRA, 0 (bitwise equal). A real
+mistake (a process's micro-batches missing, another mini-batch order or loss normalisation) moves
+weights by ~1e-3; what Adam's scale invariance could hide (gradients averaged instead of summed, a
+per-process clip norm) the metrics catch: the loss, KL and gradient norm must match too.
+
+Uses a local directory store (local_store.py), so it needs no S3 server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from segflow_trainer.errors import BadInputError
+from segflow_trainer.local_store import LocalStore
+from segflow_trainer.settings import load_settings
+from segflow_trainer.tiny_model import build_tiny_model
+from segflow_trainer.update import fetch_policy, update_policy
+from segflow_trainer.update_cli import ShardedUpdateError, run_sharded_update
+
+from .helpers import BAD, GOOD, SYSTEM, fixed_batch
+
+MAX_DIFF = 1e-5
+HP = {
+    "learningRate": 5e-3, "adamEps": 1e-6, "seed": 7, "maxLength": 512, "ppoEpochs": 2, "miniBatches": 2,
+    "maxGradNorm": 0.5,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    torch.use_deterministic_algorithms(True)
+    threads = torch.get_num_threads()
+    # one torch thread here and in each torchrun process (update_cli.py reads SEGFLOW_TRAINER_THREADS)
+    torch.set_num_threads(1)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SEGFLOW_TRAINER_THREADS", "1")
+    tmp = tmp_path_factory.mktemp("dist")
+
+    class Env:
+        pass
+
+    e = Env()
+    e.tmp, e.store, e.work = tmp, LocalStore(tmp / "bucket"), tmp / "work"
+    folder = build_tiny_model(tmp / "v0", corpus=[SYSTEM, GOOD, BAD], seed=0, vocab_size=512, n_positions=512)
+    e.v0 = {"uri": e.store.uri_of("test/initial/"), "version": 0}
+    e.store.upload_folder(folder, e.v0["uri"])
+    e.batch = lambda run, step=0: e.store.put_bytes(f"test/{run}/b{step}.json", json.dumps(fixed_batch(run, step)).encode(), "application/json")
+    yield e
+    mp.undo()
+    torch.set_num_threads(threads)
+
+
+def one(env, run, step, parent, **hp):
+    return update_policy(env.store, env.batch(run, step), parent, {**HP, **hp, "runId": run, "step": step}, env.work)
+
+
+def two(env, run, step, parent, **hp):
+    return asyncio.run(
+        run_sharded_update(
+            2, env.batch(run, step), parent, {**HP, **hp, "runId": run, "step": step}, env.work,
+            extra_args=["--local-store", str(env.store.root)],
+        )
+    )  # fmt: skip
+
+
+def weights(env, result) -> dict[str, torch.Tensor]:
+    folder = fetch_policy(env.store, result["policy"]["uri"], env.tmp / "read")
+    name = "adapter_model.safetensors" if result["policy"]["kind"] == "lora" else "model.safetensors"
+    return load_file(folder / name)
+
+
+def max_diff(env, a, b) -> float:
+    wa, wb = weights(env, a), weights(env, b)
+    assert wa.keys() == wb.keys()
+    return max(float((wa[k] - wb[k]).abs().max()) for k in wa)
+
+
+def parent(result) -> dict:
+    return {"uri": result["policy"]["uri"], "version": result["policy"]["version"]}
+
+
+def test_two_processes_update_a_full_model_as_one_does(env):
+    t0 = time.monotonic()
+    # micro-batches of 1: each mini-batch of 2 is one micro-batch per process; a KL term to version 0
+    full = {"microBatchSize": 1, "klCoef": 0.05}
+    a1 = one(env, "full-1p", 0, env.v0, **full)
+    b1 = two(env, "full-2p", 0, env.v0, **full)
+    moved = max_diff(env, a1, {"policy": {**a1["policy"], "uri": env.v0["uri"]}})
+    d1 = max_diff(env, a1, b1)
+    # the next step in one process from each: the two-process run saved its optimizer state gathered
+    a2 = one(env, "full-1p", 1, parent(a1), **full)
+    b2 = one(env, "full-2p", 1, parent(b1), **full)
+    d2 = max_diff(env, a2, b2)
+    print(f"full: weights moved {moved:.2e}; 1 vs 2 processes: step 0 {d1:.2e}, step 1 {d2:.2e} ({time.monotonic() - t0:.0f} s)")
+    assert moved > 1e-3
+    assert d1 <= MAX_DIFF and d2 <= MAX_DIFF
+    for k in ("loss", "pgLoss", "entropy", "gradNorm", "approxKl", "kl"):
+        assert b1["metrics"][k] == pytest.approx(a1["metrics"][k], rel=1e-4, abs=1e-7), k
+    assert a1["metrics"]["gradNorm"] > HP["maxGradNorm"]  # clipping took part
+    assert b1["metrics"]["updates"] == a1["metrics"]["updates"] == 4
+    assert b1["metrics"]["logProbShift"] == pytest.approx(a1["metrics"]["logProbShift"], rel=1e-4)
+
+
+def test_two_processes_continue_a_lora_run_as_one_does(env):
+    # A LoRA step 0 in one process, then step 1 in one process and in two (the adapter and the optimizer
+    # state sharded on load). Micro-batches of 4: one per mini-batch, so one process runs zero-weight ones.
+    lora = {"lora": {"rank": 4, "alpha": 8}, "klCoef": 0.1, "microBatchSize": 4, "miniBatches": 1}
+    a1 = one(env, "lora-1p", 0, env.v0, **lora)
+    a2 = one(env, "lora-1p", 1, parent(a1), **lora)
+    b2 = two(env, "lora-2p", 1, parent(a1), **lora)
+    d = max_diff(env, a2, b2)
+    print(f"lora: 1 vs 2 processes, step 1: {d:.2e}")
+    assert b2["policy"]["kind"] == "lora" and d <= MAX_DIFF
+    assert b2["metrics"]["kl"] == pytest.approx(a2["metrics"]["kl"], rel=1e-4, abs=1e-9)
+
+
+def test_bad_process_counts_are_named(monkeypatch):
+    for raw in ("0", "-2", "two"):
+        monkeypatch.setenv("SEGFLOW_TRAINER_NPROC", raw)
+        with pytest.raises(ValueError, match=f"SEGFLOW_TRAINER_NPROC='{raw}': expected a whole number >= 1"):
+            load_settings()
+    monkeypatch.setenv("SEGFLOW_TRAINER_NPROC", "8")
+    assert load_settings().nproc == 8
+
+
+def test_the_worker_runs_updates_sharded_when_told_and_names_their_errors(env):
+    from temporalio.exceptions import ApplicationError
+    from temporalio.testing import ActivityEnvironment
+
+    from segflow_trainer.worker import TrainerActivities
+
+    acts = TrainerActivities(dataclasses.replace(load_settings(), nproc=2, work_dir=str(env.work), heartbeat_seconds=0.5))
+    beats: list = []
+    ae = ActivityEnvironment()
+    ae.on_heartbeat = lambda *details: beats.append(details[0])
+    # refused by the processes before any S3 access: the contract's message, non-retryable, as in one process
+    with pytest.raises(ApplicationError, match="clipLow: 1.5 is greater than or equal to the maximum of 1") as err:
+        asyncio.run(ae.run(acts.update_policy, {"uri": "s3://segflow/b.json"}, env.v0, {"runId": "w", "step": 0, "clipLow": 1.5}))
+    assert err.value.type == "BadInputError" and err.value.non_retryable
+    assert beats and beats[0]["processes"] == 2
+
+
+def test_a_failed_sharded_update_says_why(env):
+    # The update's own error keeps its type (non-retryable bad input) ...
+    with pytest.raises(BadInputError, match="does not exist"):
+        asyncio.run(
+            run_sharded_update(
+                1, {"uri": env.store.uri_of("test/missing.json")}, env.v0, {**HP, "runId": "bad", "step": 0}, env.work,
+                extra_args=["--local-store", str(env.store.root)],
+            )
+        )  # fmt: skip
+    # ... and processes that never report one give the exit status and the log's tail.
+    with pytest.raises(ShardedUpdateError, match=r"(?s)did not report a result \(1 process under torchrun, exit status 1 .*unrecognized arguments: --no-such-flag"):
+        asyncio.run(run_sharded_update(1, {"uri": "x"}, env.v0, {"runId": "bad", "step": 0}, env.work, extra_args=["--no-such-flag"]))
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for p in Path("/proc").iterdir():
+        try:
+            if p.name.isdigit() and text.encode() in (p / "cmdline").read_bytes():
+                pids.append(int(p.name))
+        except OSError:
+            pass
+    return pids
+
+
+def test_cancelling_a_sharded_update_stops_its_processes(env):
+    run = f"cancel-{uuid.uuid4().hex[:8]}"
+    beats: list[dict] = []
+
+    async def go():
+        task = asyncio.ensure_future(
+            run_sharded_update(
+                2, env.batch(run), env.v0, {**HP, "runId": run, "step": 0}, env.work, heartbeat=beats.append,
+                heartbeat_seconds=0.2, extra_args=["--local-store", str(env.store.root)],
+            )
+        )  # fmt: skip
+        while len(_processes_mentioning(run)) < 3 and not task.done():  # torchrun and its 2 processes
+            await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(go())
+    assert beats and beats[0] == {"phase": "start", "done": 0, "total": 0}
+    assert _processes_mentioning(run) == []
+    assert not env.store.exists(f"policies/{run}/v1/segflow-policy.json")
