@@ -33,7 +33,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from .errors import to_application_error
+from .errors import raise_mapped
 from .family import load_family_modules, registered_families
 from .settings import TrainerSettings, load_settings
 from .store import Store
@@ -77,7 +77,7 @@ class TrainerActivities:
             try:
                 result = fut.result()
             except BaseException as err:  # noqa: BLE001 - mapped onto Temporal's retry classes
-                raise to_application_error(err) from err
+                raise_mapped(err)
         record_update(str(hyperparameters.get("runId")), result["metrics"])
         log.info(
             "update_policy %s -> v%s (%s)",
@@ -103,7 +103,7 @@ class TrainerActivities:
         except asyncio.CancelledError:
             raise
         except BaseException as err:  # noqa: BLE001 - mapped onto Temporal's retry classes
-            raise to_application_error(err) from err
+            raise_mapped(err)
 
 
 class TrackerActivities:
@@ -127,7 +127,7 @@ class TrackerActivities:
         try:
             written = await asyncio.to_thread(run)
         except BaseException as err:  # noqa: BLE001 - mapped onto Temporal's retry classes
-            raise to_application_error(err) from err
+            raise_mapped(err)
         log.info("tracker_log %s step %s -> %s", request.get("runId"), request.get("step"), written)
         return {"written": written}
 
