@@ -61,6 +61,9 @@ export function activitiesForRole(role: WorkerRole, deps: ActivityDeps): Activit
         cacheDir: deps.config.training.policyCacheDir,
         hostId: deps.config.worker.hostId,
         policyLoadAdapter: policy.policyLoadAdapter,
+        policyReloadWeights: policy.policyReloadWeights,
+        fullWeightSync: deps.config.policy.fullWeightSync,
+        servedModel: deps.config.policy.model,
       });
       return { ...common, ...policy, ...sync, policyTurn: rollout.policyTurn };
     }

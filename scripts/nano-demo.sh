@@ -103,7 +103,7 @@ cleanup() {
   bash scripts/nano-policy-server.sh --stop || true
 }
 trap cleanup EXIT
-SEGFLOW_POLICY_URL="$URL" SEGFLOW_SEGMENT_MODELS_DIR="$DIR/models/sam2" \
+SEGFLOW_POLICY_URL="$URL" SEGFLOW_POLICY_FULL_WEIGHT_SYNC=by-name SEGFLOW_SEGMENT_MODELS_DIR="$DIR/models/sam2" \
   SEGFLOW_TRAINING_POLICY_CACHE_DIR="$DIR/policy-cache" node bin/segr.js worker > "$LOGS/worker.log" 2>&1 &
 PIDS+=($!)
 # the nano policy's trainer family is a plugin (nano/trainer_family.py): named in

@@ -363,15 +363,25 @@ export async function updateAndSync(
   const updateMs = Date.now() - t0;
   enterPhase(ctx, 'sync');
   const t1 = Date.now();
-  const model = policyModelName(runId, update.policy.version);
+  const name = policyModelName(runId, update.policy.version);
   const policy = { uri: update.policy.uri, version: update.policy.version };
-  await Promise.all(
+  const synced = await Promise.all(
     config.policyHosts.map((h) =>
       syncOn(h).policySyncWeights.executeWithOptions({ summary: `sync v${policy.version} → host ${h}` }, [
-        { policy, name: model },
+        { policy, name },
       ]),
     ),
   );
+  // A LoRA version is served under its own name; a full-weight version reloaded in place under the
+  // server's (histories from before `served` existed: the version's name).
+  const served = new Set(synced.map((s) => s.served ?? name));
+  if (served.size > 1) {
+    throw badInput(
+      `policy hosts serve v${policy.version} under different names (${[...served].join(', ')}): ` +
+        'give every policy host the same policy.model and policy.fullWeightSync',
+    );
+  }
+  const model = [...served][0] ?? name;
   const syncMs = Date.now() - t1;
   state.policy = { ...policy, model, weightsSha256: update.policy.weightsSha256 };
   return { update, updateMs, syncMs };

@@ -58,6 +58,10 @@ export const loadAdapterInput = z.strictObject({
   replace: z.boolean().optional(),
 });
 export const unloadAdapterInput = z.strictObject({ name: adapterName });
+export const reloadWeightsInput = z.strictObject({
+  /** A full Hugging Face model folder as the policy server sees it. */
+  path: z.string().min(1),
+});
 
 export function policyClientFromConfig(policy: SegflowConfig['policy']): PolicyClient {
   if (!policy.baseUrl) {
@@ -154,6 +158,14 @@ export function createPolicyActivities(deps: PolicyActivityDeps) {
         ...(req.replace !== undefined ? { replace: req.replace } : {}),
         ...(signal ? { signal } : {}),
       });
+    },
+
+    /** Weight sync of a full-weight version: the server reloads its weights from `path`. */
+    async policyReloadWeights(input: z.input<typeof reloadWeightsInput>): Promise<{ reloaded: true }> {
+      const req = parseActivityInput(reloadWeightsInput, input, 'policyReloadWeights');
+      const signal = cancellationSignal();
+      await getClient().reloadWeights(req.path, signal ? { signal } : {});
+      return { reloaded: true };
     },
 
     /** Unloads a LoRA adapter from this host's policy server. */

@@ -298,6 +298,47 @@ export class PolicyClient {
     throw this.adapterError('load', name, first);
   }
 
+  /**
+   * Full-weight sync: vLLM reloads its model's weights in place from `path` (a Hugging Face folder
+   * the server can read) through `/collective_rpc` `reload_weights`, then drops what it computed
+   * with the old weights: the encoder cache (image embeddings; vLLM 0.32's reload clears the
+   * worker's copy but not the scheduler's, and the next image it has seen kills the engine) and
+   * the prefix cache (KV). All three endpoints exist only with VLLM_SERVER_DEV_MODE=1. The server
+   * keeps its served model name. Never through the LoRA endpoint.
+   */
+  async reloadWeights(path: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const rpc = `${this.root}/collective_rpc`;
+    const reloaded = await this.rawPost(
+      rpc,
+      { method: 'reload_weights', kwargs: { weights_path: path } },
+      opts.signal,
+    );
+    if (reloaded.status === 404) {
+      throw new ConfigError(
+        `policy server ${rpc} cannot reload full weights (HTTP 404): start vLLM with VLLM_SERVER_DEV_MODE=1, ` +
+          `or train LoRA versions (trainer.loraRank > 0); a server that loads whole models by name through ` +
+          `its LoRA endpoint (the nano policy server) takes policy.fullWeightSync=by-name`,
+      );
+    }
+    if (!reloaded.ok) this.throwHttp('full-weight reload', reloaded);
+    const encoder = await this.rawPost(`${this.root}/reset_encoder_cache`, {}, opts.signal);
+    if (!encoder.ok) this.throwHttp('encoder-cache reset after a reload', encoder);
+    const prefix = await this.rawPost(`${this.root}/reset_prefix_cache`, {}, opts.signal);
+    if (!prefix.ok) this.throwHttp('prefix-cache reset after a reload', prefix);
+    if (/"success"\s*:\s*false/.test(prefix.text)) {
+      throw new TransientError(
+        `policy server ${prefix.url} still holds KV blocks computed with the old weights (requests in flight); retrying`,
+      );
+    }
+  }
+
+  private throwHttp(
+    what: string,
+    res: { status: number; headers: Headers; text: string; url: string },
+  ): never {
+    throw httpError(what, res.url, res.status, res.headers, res.text, 'check SEGFLOW_POLICY_API_KEY');
+  }
+
   /** Unloads a LoRA adapter; unloading one that is not loaded is not an error. */
   async unloadLoraAdapter(name: string, opts: { signal?: AbortSignal } = {}): Promise<{ unloaded: boolean }> {
     const res = await this.adapterCall('unload_lora_adapter', { lora_name: name }, opts.signal);
@@ -307,7 +348,10 @@ export class PolicyClient {
   }
 
   private async adapterCall(path: string, json: unknown, signal?: AbortSignal) {
-    const url = `${this.v1}/${path}`;
+    return this.rawPost(`${this.v1}/${path}`, json, signal);
+  }
+
+  private async rawPost(url: string, json: unknown, signal?: AbortSignal) {
     const timeout = AbortSignal.timeout(this.options.timeoutMs);
     try {
       const res = await fetch(url, {

@@ -13,7 +13,9 @@
  * - `trainingWriteMetrics`: the step's metrics (`runs/<run>/steps/<k>/metrics.json`) and the
  *   run's newest-version pointer (`policies/<run>/latest.json`, read by scheduled evaluations).
  * - `policySyncWeights`: downloads a policy version from S3 into this host's cache folder and
- *   loads it into the co-located policy server (vLLM `/v1/load_lora_adapter`).
+ *   loads it into the co-located policy server: a LoRA adapter through vLLM's
+ *   `/v1/load_lora_adapter` under the version's name; full weights by an in-place reload
+ *   (`policy.fullWeightSync`), after which the server serves them under its own model name.
  *
  * All keys are deterministic and the contents are functions of the inputs, so a retried activity
  * rewrites the same bytes.
@@ -21,14 +23,14 @@
 import { existsSync } from 'node:fs';
 import { IdSchemas, PolicyKeys, RunKeys } from '../../core/contracts/index.js';
 import { createHash } from 'node:crypto';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { artifactRefSchema, type ArtifactRef } from '../../core/artifacts.js';
 import { ABILITIES, type Ability } from '../../core/protocol/prompts.js';
 import type { SampleGroundTruth } from '../../core/rewards/terms.js';
 import type { PreparedDatasetIndex, PreparedSample } from '../datasets/prepare.js';
-import { BadInputError } from '../errors.js';
+import { BadInputError, ConfigError } from '../errors.js';
 import { heartbeat, parseActivityInput } from '../edge.js';
 import { mulberry32 } from '../../core/random.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
@@ -217,7 +219,9 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
             content: m.content,
             ...(m.images?.length ? { images: m.images.map((i) => ({ uri: i.uri, sha256: i.sha256 })) } : {}),
             ...(m.tokenIds?.length ? { tokenIds: m.tokenIds } : {}),
-            ...(m.tokenIds?.length && m.logprobs?.length === m.tokenIds.length ? { logprobs: m.logprobs } : {}),
+            ...(m.tokenIds?.length && m.logprobs?.length === m.tokenIds.length
+              ? { logprobs: m.logprobs }
+              : {}),
           })),
         });
         if (i % 16 === 15) heartbeat({ read: i + 1 });
@@ -258,6 +262,12 @@ export interface PolicySyncDeps {
     loaded: boolean;
     alreadyLoaded: boolean;
   }>;
+  /** The policy role's full-weight reload (vLLM `/collective_rpc` `reload_weights`). */
+  policyReloadWeights: (input: { path: string }) => Promise<{ reloaded: true }>;
+  /** How full-weight versions reach the server (policy.fullWeightSync). */
+  fullWeightSync: 'reload' | 'by-name';
+  /** The model name the server serves its base weights under (policy.model). */
+  servedModel: string;
 }
 
 /** Weight sync on one policy host. */
@@ -267,9 +277,15 @@ export function createPolicySyncActivities(deps: PolicySyncDeps) {
      * Downloads the version's folder (once per host: a `.complete` marker) and loads it into the
      * host's policy server under `name`, replacing an adapter of that name (retries are safe).
      */
-    async policySyncWeights(
-      raw: SyncWeightsInput,
-    ): Promise<{ hostId: string; path: string; files: number; downloaded: boolean }> {
+    async policySyncWeights(raw: SyncWeightsInput): Promise<{
+      hostId: string;
+      path: string;
+      files: number;
+      downloaded: boolean;
+      /** The model name the next rollouts ask this host's server for. */
+      served: string;
+      how: 'adapter' | 'reload' | 'by-name';
+    }> {
       const input = parseActivityInput(trainingInputs.sync, raw, 'policySyncWeights');
       const { key } = splitUri(input.policy.uri);
       const prefixKey = key.startsWith(deps.store.prefix) ? key.slice(deps.store.prefix.length) : key;
@@ -303,13 +319,46 @@ export function createPolicySyncActivities(deps: PolicySyncDeps) {
         await rename(tmp, folder);
         downloaded = true;
       }
-      await deps.policyLoadAdapter({ name: input.name, path: folder, replace: true });
-      return { hostId: deps.hostId, path: folder, files, downloaded };
+      const done = { hostId: deps.hostId, path: folder, files, downloaded };
+      if (existsSync(join(folder, 'adapter_config.json')) || deps.fullWeightSync === 'by-name') {
+        await deps.policyLoadAdapter({ name: input.name, path: folder, replace: true });
+        const how = existsSync(join(folder, 'adapter_config.json')) ? 'adapter' : 'by-name';
+        return { ...done, served: input.name, how };
+      }
+      // A full-weight version never goes through the LoRA endpoint: the server reloads in place and
+      // keeps its served name.
+      await refuseTiedReload(folder, input.policy.uri);
+      await deps.policyReloadWeights({ path: folder });
+      return { ...done, served: deps.servedModel, how: 'reload' };
     },
   };
 }
 
 export type PolicySyncActivities = ReturnType<typeof createPolicySyncActivities>;
+
+/**
+ * vLLM 0.32's in-place reload (`reload_weights`) of a model whose LM head is tied to its input
+ * embedding (`tie_word_embeddings`, e.g. Qwen2.5-VL-3B) loads the new embedding but leaves the head
+ * at the old weights: measured on the tiny Qwen2.5-VL, the reloaded server's log-probs matched
+ * "new embedding, old head" to 3e-6 and the new version only to 1.5 nats. Refused, not served wrong.
+ */
+async function refuseTiedReload(folder: string, uri: string): Promise<void> {
+  let config: { tie_word_embeddings?: unknown; text_config?: { tie_word_embeddings?: unknown } };
+  try {
+    config = JSON.parse(await readFile(join(folder, 'config.json'), 'utf8')) as typeof config;
+  } catch (err) {
+    throw new BadInputError(`policy version ${uri} has no readable config.json: ${(err as Error).message}`, {
+      uri,
+    });
+  }
+  if (config.tie_word_embeddings === true || config.text_config?.tie_word_embeddings === true) {
+    throw new ConfigError(
+      `policy version ${uri} ties its LM head to its input embedding (tie_word_embeddings): vLLM's in-place ` +
+        'reload would leave the head at the old weights and serve a model that is neither version. Train LoRA ' +
+        'versions (trainer.loraRank > 0) or restart the policy servers on the new version',
+    );
+  }
+}
 
 function splitUri(uri: string): { key: string } {
   const m = /^s3:\/\/[^/]+\/(.+)$/.exec(uri);

@@ -177,6 +177,14 @@ export const configSchema = z.strictObject({
       maxResponseLength: positiveInt.default(8192),
       /** The server's context length, when smaller than maxResponseLength. @default none */
       maxModelLen: positiveInt.optional(),
+      /**
+       * How a full-weight policy version (not a LoRA adapter) reaches this host's server:
+       * `reload`: vLLM reloads its weights in place (`/collective_rpc` `reload_weights`; start vLLM
+       * with VLLM_SERVER_DEV_MODE=1) and keeps serving them under its own model name;
+       * `by-name`: a server that loads a whole model folder under a name through its LoRA endpoint
+       * (the nano policy server). @default "reload"
+       */
+      fullWeightSync: z.enum(['reload', 'by-name']).default('reload'),
       /** How images reach the server: inline data URLs, or presigned S3 URLs the server fetches. @default "data-url" */
       imageTransport: z.enum(['data-url', 'presigned-url']).default('data-url'),
     })
@@ -409,6 +417,7 @@ export const envBindings: Readonly<Record<string, string>> = {
   SEGFLOW_SEGMENT_RUNS_PER_DEVICE: 'segment.runsPerDevice',
   SEGFLOW_POLICY_TIMEOUT_MS: 'policy.timeoutMs',
   SEGFLOW_POLICY_MAX_MODEL_LEN: 'policy.maxModelLen',
+  SEGFLOW_POLICY_FULL_WEIGHT_SYNC: 'policy.fullWeightSync',
   SEGFLOW_SEARCH_BACKEND: 'search.backend',
   RETRIEVER_TOPK: 'search.textTopk',
   SEGFLOW_SEARCH_CORPUS: 'search.local.textCorpus',

@@ -197,6 +197,8 @@ test(
     const worker = await startWorkerProcess([], {
       SEGFLOW_CONFIG: cfgFile,
       SEGFLOW_POLICY_URL: server.url,
+      // the nano policy server loads each full version by name
+      SEGFLOW_POLICY_FULL_WEIGHT_SYNC: 'by-name',
       SEGFLOW_POLICY_MODEL: 'nano-policy',
       SEGFLOW_POLICY_MAX_MODEL_LEN: '640',
       SEGFLOW_SEGMENT_MODELS_DIR: modelsDir,

@@ -120,6 +120,8 @@ before(async () => {
   [worker, trainer] = await Promise.all([
     startWorkerProcess([], {
       SEGFLOW_POLICY_URL: server.url,
+      // the nano policy server loads each full version by name
+      SEGFLOW_POLICY_FULL_WEIGHT_SYNC: 'by-name',
       SEGFLOW_POLICY_MODEL: 'nano-policy',
       SEGFLOW_POLICY_MAX_MODEL_LEN: '640',
       SEGFLOW_SEGMENT_MODELS_DIR: join(nanoDir, 'models', 'sam2'),

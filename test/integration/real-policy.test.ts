@@ -9,7 +9,6 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +16,7 @@ import { writeFileSync } from 'node:fs';
 import type { Client } from '@temporalio/client';
 import { TaskQueues } from '../../core/queues.js';
 import type { BatchTrajectory, TrainingBatch, UpdatePolicyResult } from '../../core/contracts/index.js';
-import { PolicyClient, type ChatMessage } from '../../activities/policy/client.js';
+import { PolicyClient, type ChatMessage, type PolicyTurn } from '../../activities/policy/client.js';
 import { policyModelName, type TrainingConfigInput } from '../../workflows/training-config.js';
 import { trainingRun, type TrainingRunResult } from '../../workflows/training-run.js';
 import { startRetrieval } from '../servers/search-servers.js';
@@ -261,71 +260,29 @@ test(
     assert.ok((shift.positive ?? 0) > 1e-2, `the update barely moved the policy: ${JSON.stringify(shift)}`);
 
     // sync it the way policySyncWeights does: its folder on the host, loaded by name
-    const folder = join(tmp, 'moved');
-    const relative = moved.policy.uri.replace(/^s3:\/\/[^/]+\//, '').slice(store.prefix.length);
-    for await (const o of store.list(relative)) {
-      await store.downloadToFile(o.key, join(folder, o.key.split('/').at(-1)!));
-    }
-    const policy = new PolicyClient({
-      baseUrl: `${vllmUrl}/v1`,
-      model: SERVED,
-      timeoutMs: 120_000,
-      stop: ['</search>', '</keyframe>'],
-      vllmExtensions: true,
-      logprobs: true,
-      sampling: { temperature: 1, topP: 1, topK: -1 },
-      maxTokensPerTurn: 24,
-      maxResponseLength: 4096,
-    });
+    const folder = await downloadVersion(moved.policy.uri, join(tmp, 'moved'));
+    const policy = policyClient();
     const name = 'moved-v1';
     await policy.loadLoraAdapter(name, folder, { replace: true });
 
-    // one trajectory's prompt, its image inline as the policy activity sends it
+    // A later turn's context as Seg-ReSearch builds it: several frames in the prompt, the policy's
+    // keyframe choice, then the high-res keyframe in an observation (4 images over 2 turns)
+    const frames = batch.trajectories.map((t) => t.messages.find((m) => m.images?.length)!.images![0]!);
+    const [a, b] = [frames[0]!, frames.find((f) => f.uri !== frames[0]!.uri) ?? frames[0]!];
     const t: BatchTrajectory = batch.trajectories[0]!;
-    const firstAssistant = t.messages.findIndex((m) => m.role === 'assistant');
-    const prompt = t.messages.slice(0, firstAssistant);
-    const messages: ChatMessage[] = await Promise.all(
-      prompt.map(async (m) => {
-        if (!m.images?.length) return { role: m.role as ChatMessage['role'], content: m.content };
-        const pieces = m.content.split('<image>');
-        const parts: Exclude<ChatMessage['content'], string> = [];
-        for (const [i, text] of pieces.entries()) {
-          if (text) parts.push({ type: 'text', text });
-          const ref = m.images[i];
-          if (i < pieces.length - 1 && ref) {
-            const bytes = await readFile(await downloadTmp(ref.uri));
-            parts.push({
-              type: 'image_url',
-              image_url: { url: `data:image/jpeg;base64,${bytes.toString('base64')}` },
-            });
-          }
-        }
-        return { role: m.role as ChatMessage['role'], content: parts };
-      }),
-    );
+    const prompt: TrainingBatch['trajectories'][number]['messages'] = [
+      t.messages[0]!,
+      {
+        role: 'user',
+        content: 'frame 0 <image> frame 1 <image> frame 2 <image>\n\nthe car that won',
+        images: [a, b, a],
+      },
+      { role: 'assistant', content: '<thinking>Frame 1.</thinking>\n<keyframe> 1 </keyframe>' },
+      { role: 'user', content: 'Here is the high-res version of your selected frame: <image>', images: [b] },
+    ];
+    const messages = await wireMessages(prompt);
     const turn = await policy.generate({ messages, model: name, sampling: { seed: 3 } });
-    assert.ok(
-      turn.tokenIds?.length && turn.logprobs?.length === turn.tokenIds.length,
-      'vLLM returned no token ids / log-probs',
-    );
-    const sampledBatch: TrainingBatch = {
-      schema: 'segflow.batch/1',
-      runId: `${run.runId}-check`,
-      step: 0,
-      policyVersion: 1,
-      trajectories: [
-        {
-          trajectoryId: 'check-0',
-          groupId: 'check',
-          advantage: 0,
-          reward: 0,
-          messages: [
-            ...prompt,
-            { role: 'assistant', content: turn.text, tokenIds: turn.tokenIds, logprobs: turn.logprobs },
-          ],
-        },
-      ],
-    };
+    const sampledBatch = checkBatch(`${run.runId}-check`, prompt, turn);
     // learning rate 0: only the consistency metric matters (it is measured before any update)
     const onMoved = await updateOnce(
       sampledBatch,
@@ -406,8 +363,156 @@ test(
   },
 );
 
-async function downloadTmp(uri: string): Promise<string> {
-  const path = join(tmp, 'img', uri.split('/').at(-1)!);
-  await store.downloadToFile(uri, path);
-  return path;
+test(
+  'full-weight versions: a trainingRun without LoRA reloads each version into vLLM in place (never through the LoRA endpoint), and vLLM then samples with the trainer’s weights',
+  { timeout: 600_000 },
+  async () => {
+    assert.ok(run, 'the trainingRun test did not finish');
+    const runId = uniqueId('it-real-full');
+    const result = await client.workflow.execute(trainingRun, {
+      taskQueue: TaskQueues.orchestrator,
+      workflowId: runId,
+      args: [
+        {
+          runId,
+          config: {
+            dataset,
+            initialPolicy: { uri: tiny.uri, model: SERVED },
+            steps: 1,
+            groupSize: 2,
+            promptsPerStep: 1,
+            seed: 9,
+            learningRate: 1e-3,
+            trainer: { maxLength: 4096, miniBatches: 1, heartbeatTimeoutSeconds: 30 },
+            rollout: { search: { backend: 'retrieval' } },
+          },
+        },
+      ],
+      workflowExecutionTimeout: '9 minutes',
+    });
+    // reloaded in place: the run's next rollouts ask for the server's own name, no adapter was loaded
+    assert.deepEqual([result.policy.version, result.policy.model], [1, SERVED]);
+    const models = (await (await fetch(`${vllmUrl}/v1/models`)).json()) as { data: { id: string }[] };
+    assert.ok(
+      !models.data.some((m) => m.id.startsWith(runId)),
+      'a full version went through the LoRA endpoint',
+    );
+
+    // A full version trained away from the base (advantages ±1: the run's were 0), reloaded the
+    // way policySyncWeights does: what vLLM then samples has that version's log-probs, not v0's.
+    const batch = await store.getJson<TrainingBatch>(`runs/${run.runId}/steps/0/batch.json`);
+    const moved = await updateOnce(
+      {
+        ...batch,
+        runId: `${runId}-moved`,
+        trajectories: batch.trajectories.map((t, i) => ({ ...t, advantage: i % 2 ? -1 : 1 })),
+      },
+      { uri: tiny.uri, version: 0 },
+      { runId: `${runId}-moved`, step: 0, learningRate: 1e-2 },
+    );
+    assert.equal(moved.policy.kind, 'full');
+    const folder = await downloadVersion(moved.policy.uri, join(tmp, 'moved-full'));
+    const policy = policyClient();
+    await policy.reloadWeights(folder);
+    const t = batch.trajectories[0]!;
+    const prompt = t.messages.slice(
+      0,
+      t.messages.findIndex((m) => m.role === 'assistant'),
+    );
+    const turn = await policy.generate({ messages: await wireMessages(prompt), sampling: { seed: 4 } });
+    const sampled = checkBatch(`${runId}-check`, prompt, turn);
+    const onMoved = await updateOnce(
+      sampled,
+      { uri: moved.policy.uri, version: 1 },
+      { runId: `${runId}-check`, step: 1, learningRate: 0 },
+    );
+    const onBase = await updateOnce(
+      sampled,
+      { uri: tiny.uri, version: 0 },
+      { runId: `${runId}-check-base`, step: 0, learningRate: 0 },
+    );
+    const diff = onMoved.metrics.rollout?.logProbDiffMax ?? NaN;
+    const baseDiff = onBase.metrics.rollout?.logProbDiffMax ?? NaN;
+    assert.ok(diff <= CONSISTENT, `after the reload, trainer vs server differ by ${diff}`);
+    assert.ok(
+      baseDiff > 10 * CONSISTENT,
+      `v0 scores the reloaded server's tokens alike (${baseDiff}): was it reloaded?`,
+    );
+    verify.fullReloadLogprobDiffMax = diff;
+    verify.fullReloadBaseLogprobDiffMax = baseDiff;
+  },
+);
+
+function policyClient(): PolicyClient {
+  return new PolicyClient({
+    baseUrl: `${vllmUrl}/v1`,
+    model: SERVED,
+    timeoutMs: 120_000,
+    stop: ['</search>', '</keyframe>'],
+    vllmExtensions: true,
+    logprobs: true,
+    sampling: { temperature: 1, topP: 1, topK: -1 },
+    maxTokensPerTurn: 24,
+    maxResponseLength: 4096,
+  });
+}
+
+/** A version's folder on this host, as policySyncWeights downloads it. */
+async function downloadVersion(uri: string, folder: string): Promise<string> {
+  const relative = uri.replace(/^s3:\/\/[^/]+\//, '').slice(store.prefix.length);
+  for await (const o of store.list(relative)) {
+    await store.downloadToFile(o.key, join(folder, o.key.slice(relative.length)));
+  }
+  return folder;
+}
+
+/** One trajectory: a prompt and the turn vLLM sampled for it, with its token ids and log-probs. */
+function checkBatch(runId: string, prompt: BatchTrajectory['messages'], turn: PolicyTurn): TrainingBatch {
+  assert.ok(
+    turn.tokenIds?.length && turn.logprobs?.length === turn.tokenIds.length,
+    'vLLM returned no token ids / log-probs',
+  );
+  return {
+    schema: 'segflow.batch/1',
+    runId,
+    step: 0,
+    policyVersion: 1,
+    trajectories: [
+      {
+        trajectoryId: `${runId}-0`,
+        groupId: runId,
+        advantage: 0,
+        reward: 0,
+        messages: [
+          ...prompt,
+          { role: 'assistant', content: turn.text, tokenIds: turn.tokenIds, logprobs: turn.logprobs },
+        ],
+      },
+    ],
+  };
+}
+
+/** Trajectory messages as the policy activity sends them: `<image>` placeholders become inline images. */
+async function wireMessages(
+  messages: TrainingBatch['trajectories'][number]['messages'],
+): Promise<ChatMessage[]> {
+  return Promise.all(
+    messages.map(async (m) => {
+      if (!m.images?.length) return { role: m.role as ChatMessage['role'], content: m.content };
+      const pieces = m.content.split('<image>');
+      const parts: Exclude<ChatMessage['content'], string> = [];
+      for (const [i, text] of pieces.entries()) {
+        if (text) parts.push({ type: 'text', text });
+        const ref = m.images[i];
+        if (i < pieces.length - 1 && ref) {
+          const bytes = await store.getBytes(ref.uri);
+          parts.push({
+            type: 'image_url',
+            image_url: { url: `data:image/jpeg;base64,${bytes.toString('base64')}` },
+          });
+        }
+      }
+      return { role: m.role as ChatMessage['role'], content: parts };
+    }),
+  );
 }

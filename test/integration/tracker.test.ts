@@ -68,6 +68,8 @@ before(async () => {
   [worker, trainer, dataset, initialPolicy] = await Promise.all([
     startWorkerProcess([], {
       SEGFLOW_POLICY_URL: `${policy.url}/v1`,
+      // the fake server loads full versions by name through its LoRA endpoint, as the nano server does
+      SEGFLOW_POLICY_FULL_WEIGHT_SYNC: 'by-name',
       SEGFLOW_TRAINING_POLICY_CACHE_DIR: join(tmp, 'policy-cache'),
     }),
     startTrainerProcess({

@@ -73,6 +73,8 @@ before(async () => {
   const [w, t, datasetUri, modelUri] = await Promise.all([
     startWorkerProcess([], {
       SEGFLOW_POLICY_URL: `${policy.url}/v1`,
+      // the fake server loads full versions by name through its LoRA endpoint, as the nano server does
+      SEGFLOW_POLICY_FULL_WEIGHT_SYNC: 'by-name',
       RETRIEVER_URL: `${retrieval.url}/retrieve`,
       SEGFLOW_TRAINING_POLICY_CACHE_DIR: join(tmp, 'policy-cache'),
     }),

@@ -22,10 +22,16 @@ export interface FakePolicyOptions {
   faults?: Reply[];
   /** Base model name. @default "policy" */
   model?: string;
+  /** Serve vLLM's dev-mode `/collective_rpc` (VLLM_SERVER_DEV_MODE=1): full-weight reloads. */
+  devMode?: boolean;
 }
 
 export interface FakePolicyServer extends LocalServer {
   adapters: Map<string, string>;
+  /** The folders `/collective_rpc` `reload_weights` reloaded the base model from, in order (devMode only). */
+  reloads: string[];
+  /** The caches reset after reloads (`encoder`, `prefix`), in order. */
+  resets: string[];
 }
 
 /** The fake tokenizer: one token per whitespace-led word. */
@@ -55,6 +61,8 @@ function error(status: number, type: string, message: string): Reply {
 
 export async function startFakePolicyServer(opts: FakePolicyOptions): Promise<FakePolicyServer> {
   const adapters = new Map<string, string>();
+  const reloads: string[] = [];
+  const resets: string[] = [];
   const base = opts.model ?? 'policy';
   const maxModelLen = opts.maxModelLen ?? 32768;
   const server = await startServer((req) => {
@@ -93,6 +101,22 @@ export async function startFakePolicyServer(opts: FakePolicyOptions): Promise<Fa
         headers: { 'content-type': 'text/plain' },
         body: `Success: LoRA adapter '${name}' added successfully.`,
       };
+    }
+    // vLLM's dev-mode RPC (VLLM_SERVER_DEV_MODE=1): only `reload_weights` with a weights_path
+    if (req.path === '/collective_rpc' && opts.flavor === 'vllm' && opts.devMode) {
+      const kwargs = (body.kwargs ?? {}) as Record<string, unknown>;
+      if (body.method !== 'reload_weights' || typeof kwargs.weights_path !== 'string')
+        return error(400, 'BadRequestError', `unsupported collective_rpc ${JSON.stringify(body)}`);
+      reloads.push(kwargs.weights_path);
+      return json({ results: [null] });
+    }
+    if (req.path === '/reset_encoder_cache' && opts.flavor === 'vllm' && opts.devMode) {
+      resets.push('encoder');
+      return { status: 200, headers: {}, body: '' };
+    }
+    if (req.path === '/reset_prefix_cache' && opts.flavor === 'vllm' && opts.devMode) {
+      resets.push('prefix');
+      return json({ success: true });
     }
     if (req.path === '/v1/unload_lora_adapter' && opts.flavor === 'vllm') {
       const name = String(body.lora_name ?? '');
@@ -206,5 +230,5 @@ export async function startFakePolicyServer(opts: FakePolicyOptions): Promise<Fa
       result.prompt_token_ids = Array.from({ length: prompt }, (_, i) => i);
     return json(result);
   });
-  return Object.assign(server, { adapters });
+  return Object.assign(server, { adapters, reloads, resets });
 }

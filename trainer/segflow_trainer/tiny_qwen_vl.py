@@ -121,7 +121,9 @@ def build_tiny_qwen_vl(out: Path, seed: int = 0, vocab_size: int = 1024, max_pos
             "rope_theta": 1000000.0,
             # M-RoPE: the rotary half-dims given to (time, height, width); they sum to head_dim / 2
             "rope_scaling": {"type": "mrope", "mrope_section": [8, 12, 12]},
-            "tie_word_embeddings": True,
+            # untied, as Qwen2.5-VL-7B (the 3B ties them; vLLM 0.32's in-place reload of full weights
+            # leaves a tied LM head stale, so segflow refuses that sync: activities/training/activities.ts)
+            "tie_word_embeddings": False,
             "bos_token_id": ids["<|endoftext|>"],
             "eos_token_id": ids["<|im_end|>"],
             "pad_token_id": ids["<|endoftext|>"],
@@ -146,7 +148,7 @@ def build_tiny_qwen_vl(out: Path, seed: int = 0, vocab_size: int = 1024, max_pos
         bos_token_id=ids["<|endoftext|>"],
         eos_token_id=ids["<|im_end|>"],
         pad_token_id=ids["<|endoftext|>"],
-        tie_word_embeddings=True,
+        tie_word_embeddings=False,
     )
     assert head_dim == text_hidden // heads
     torch.manual_seed(seed)

@@ -180,6 +180,10 @@ void test('policySyncWeights: downloads the version once per host and loads it o
       cacheDir: join(tmp, 'cache'),
       hostId: 'h1',
       policyLoadAdapter: createPolicyActivities({ config: cfg, store }).policyLoadAdapter,
+      policyReloadWeights: createPolicyActivities({ config: cfg, store }).policyReloadWeights,
+      // a server that loads whole models by name (the nano policy server)
+      fullWeightSync: 'by-name',
+      servedModel: 'policy',
     }),
   );
   const version = `${prefix}/policies/v1`;
@@ -210,4 +214,80 @@ void test('policySyncWeights: downloads the version once per host and loads it o
   );
   await rejectsWith(sync.policySyncWeights({ ...input, name: 'bad name' }), 'BadInputError', /name: /);
   assert.ok(!existsSync(join(tmp, 'cache', 'none')));
+});
+
+void test('policySyncWeights: a LoRA version loads as an adapter under its name; a full version is reloaded in place, never through the LoRA endpoint', async () => {
+  const dev = await startFakePolicyServer({
+    flavor: 'vllm',
+    script: () => 'ok',
+    devMode: true,
+    model: 'base',
+  });
+  const plain = await startFakePolicyServer({ flavor: 'vllm', script: () => 'ok', model: 'base' });
+  try {
+    const syncFor = (server: FakePolicyServer) => {
+      const cfg = { ...config, policy: { ...config.policy, baseUrl: `${server.url}/v1`, model: 'base' } };
+      const policyActs = createPolicyActivities({ config: cfg, store });
+      return throughWorkerInterceptors(
+        createPolicySyncActivities({
+          store,
+          cacheDir: join(tmp, `cache-${server.url.split(':').at(-1)}`),
+          hostId: 'h2',
+          policyLoadAdapter: policyActs.policyLoadAdapter,
+          policyReloadWeights: policyActs.policyReloadWeights,
+          fullWeightSync: 'reload',
+          servedModel: 'base',
+        }),
+      );
+    };
+    const lora = `${prefix}/policies/lora-v1`;
+    await store.putJson(`${lora}/adapter_config.json`, { peft_type: 'LORA', r: 8 });
+    await store.putBytes(`${lora}/adapter_model.safetensors`, Buffer.from('a'), 'application/octet-stream');
+    const full = `${prefix}/policies/full-v2`;
+    await store.putJson(`${full}/config.json`, { model_type: 'qwen2_5_vl' });
+    await store.putBytes(`${full}/model.safetensors`, Buffer.from('w'), 'application/octet-stream');
+
+    const sync = syncFor(dev);
+    const a = await sync.policySyncWeights({
+      policy: { uri: store.uriOf(`${lora}/`), version: 1 },
+      name: 'run-b-v1',
+    });
+    assert.deepEqual([a.how, a.served], ['adapter', 'run-b-v1']);
+    assert.equal(dev.adapters.get('run-b-v1'), a.path);
+    const loadsBefore = dev.requests.filter((r) => r.path === '/v1/load_lora_adapter').length;
+    const f = await sync.policySyncWeights({
+      policy: { uri: store.uriOf(`${full}/`), version: 2 },
+      name: 'run-b-v2',
+    });
+    // the server reloads the folder and keeps serving under its own name; the LoRA endpoint is not called
+    assert.deepEqual([f.how, f.served], ['reload', 'base']);
+    assert.deepEqual(dev.reloads, [f.path]);
+    // what the old weights computed is dropped: image embeddings and the KV prefix cache
+    assert.deepEqual(dev.resets, ['encoder', 'prefix']);
+    assert.equal(dev.requests.filter((r) => r.path === '/v1/load_lora_adapter').length, loadsBefore);
+    assert.ok(!dev.adapters.has('run-b-v2'));
+    // a model whose LM head is tied to its embedding: vLLM's reload would serve neither version
+    const tied = `${prefix}/policies/tied-v3`;
+    await store.putJson(`${tied}/config.json`, {
+      model_type: 'qwen2_5_vl',
+      text_config: { tie_word_embeddings: true },
+    });
+    await rejectsWith(
+      sync.policySyncWeights({ policy: { uri: store.uriOf(`${tied}/`), version: 3 }, name: 'run-b-v3' }),
+      'ConfigError',
+      /ties its LM head to its input embedding .* Train LoRA/,
+    );
+    assert.deepEqual(dev.reloads, [f.path]);
+    // a vLLM without VLLM_SERVER_DEV_MODE: the error says what to do
+    await rejectsWith(
+      syncFor(plain).policySyncWeights({
+        policy: { uri: store.uriOf(`${full}/`), version: 2 },
+        name: 'run-b-v2',
+      }),
+      'ConfigError',
+      /cannot reload full weights \(HTTP 404\): start vLLM with VLLM_SERVER_DEV_MODE=1/,
+    );
+  } finally {
+    await Promise.all([dev.close(), plain.close()]);
+  }
 });
