@@ -142,6 +142,11 @@ class NanoFamily(ModuleFamily):
     def policy_tokens(item: NanoItem) -> int:
         return item.response_tokens
 
+    @staticmethod
+    def sequence_length(item: NanoItem) -> int:
+        """The item's positions in a forward pass (an image counts with its grid)."""
+        return item.prompt.positions()
+
     def reference_log_probs(self, items: list[NanoItem], reference_folder: Callable[[], Path],
                             temperature: float = 1.0) -> torch.Tensor:
         """Log-probs under the run's reference policy (its version 0), loaded once and frozen."""

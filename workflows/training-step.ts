@@ -185,6 +185,9 @@ export function trainerHyperparameters(
     maxLength: config.trainer.maxLength,
     temperature: config.rollout.sampling.temperature,
     ...(config.trainer.rolloutIsCap !== undefined ? { rolloutIsCap: config.trainer.rolloutIsCap } : {}),
+    ...(config.trainer.microBatchTokens !== undefined
+      ? { microBatchTokens: config.trainer.microBatchTokens }
+      : {}),
     ...(config.trainer.loraRank > 0
       ? { lora: { rank: config.trainer.loraRank, alpha: config.trainer.loraAlpha } }
       : {}),

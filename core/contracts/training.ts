@@ -75,7 +75,14 @@ export const trainerHyperparametersSchema = z.strictObject({
   klCoef: finite.min(0).optional(),
   ppoEpochs: int(1).optional(),
   miniBatches: int(1).optional(),
+  /** Trajectories per forward pass (memory only; the loss is the mini-batch's token-mean). */
   microBatchSize: int(1).optional(),
+  /**
+   * Micro-batches by token budget instead of count (replaces microBatchSize's rule when set):
+   * consecutive trajectories are packed while the longest one's length × their number (the padded
+   * [B, T] a forward pass costs) stays within it; a longer trajectory is a micro-batch of its own.
+   */
+  microBatchTokens: int(1).optional(),
   maxGradNorm: finite.gt(0).optional(),
   maxLength: int(1).optional(),
   /** The rollouts' sampling temperature: the trainer's log-probs are those of softmax(logits / T). */

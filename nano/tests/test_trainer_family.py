@@ -165,6 +165,8 @@ def test_trainer_log_probs_equal_what_the_server_reported(dev):
         item = fam.tokenize(t, 640)
         flat = [x for turn in reported for x in turn]
         assert item.response_tokens == len(flat) and not item.truncated
+        # a token-budget micro-batch counts its positions (each image with its grid)
+        assert fam.sequence_length(item) == item.prompt.positions() > len(item.prompt.ids)
         with torch.no_grad():
             lp, mask, _ = fam.log_probs([item])
         assert mask.sum().item() == len(flat)

@@ -40,7 +40,8 @@ class TrainItem(Protocol):
 
 @runtime_checkable
 class PolicyFamily(Protocol):
-    """A loaded policy version that update.py can train."""
+    """A loaded policy version that update.py can train. Optional: `sequence_length(item) -> int`,
+    the item's row length in a forward pass (see `sequence_length` below; token-budget micro-batches)."""
 
     kind: str  # "full" | "lora": what a saved version holds
     base_model: str | None  # the base model's S3 prefix of a LoRA version, else None
@@ -96,6 +97,15 @@ class ModuleFamily:
 
     def weights(self) -> dict[str, torch.Tensor]:
         return self.model.state_dict()
+
+
+def sequence_length(family: Any, item: Any) -> int:
+    """The tokens `item` puts through the model: its row's length in a padded [B, T] forward pass
+    (what a token-budget micro-batch counts, update.py). A family says so with an optional
+    `sequence_length(item)` method; without one, `width(item) + 1` (a causal LM's log-prob positions
+    are its tokens less one)."""
+    own = getattr(family, "sequence_length", None)
+    return int(own(item)) if callable(own) else int(family.width(item)) + 1
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,11 @@ class HfFamily(ModuleFamily):
     def policy_tokens(item: TokenizedTrajectory) -> int:
         return sum(item.loss_mask)
 
+    @staticmethod
+    def sequence_length(item: TokenizedTrajectory) -> int:
+        """The item's row in a padded forward pass: its tokens, image tokens included."""
+        return len(item.input_ids)
+
     def _pad(self, items: list[TokenizedTrajectory]):
         n = max(len(s.input_ids) for s in items)
         ids = torch.full((len(items), n), self.tokenizer.pad_token_id, dtype=torch.long)

@@ -72,12 +72,15 @@ test('sample key segments: injective and one path segment', () => {
 
 test('trainer hyperparameters: bounds and unknown keys are refused with the field named', () => {
   assert.equal(trainerHyperparametersSchema.safeParse({ runId: 'r', step: 0 }).success, true);
+  const opts = { microBatchTokens: 16384 };
+  assert.equal(trainerHyperparametersSchema.safeParse({ runId: 'r', step: 0, ...opts }).success, true);
   const cases: [object, RegExp][] = [
     [{ runId: 'r', step: -1 }, /step/],
     [{ runId: 'r', step: 0, clipLow: 1 }, /clipLow/],
     [{ runId: 'r', step: 0, dualClipC: 1 }, /dualClipC/],
     [{ runId: 'r', step: 0, lr: 1 }, /lr/],
     [{ runId: 'a/b', step: 0 }, /runId/],
+    [{ runId: 'r', step: 0, microBatchTokens: 0 }, /microBatchTokens.*Too small: expected number to be >=1/],
   ];
   for (const [raw, field] of cases) {
     const r = trainerHyperparametersSchema.safeParse(raw);
