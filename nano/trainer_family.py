@@ -164,6 +164,11 @@ def load(source: FamilySource) -> NanoFamily:
     manifest = source.manifest
     if source.lora.rank > 0 or (manifest and manifest["kind"] == "lora"):
         raise BadInputError(f"policy {source.uri} is a nano policy: it is trained in full, not through LoRA (set lora.rank 0)")
+    if not source.options.is_default:
+        raise BadInputError(
+            f"policy {source.uri} is a nano policy: it trains in float32 without gradient checkpointing "
+            f"(got dtype {source.options.dtype!r}, gradientCheckpointing {source.options.gradient_checkpointing})"
+        )
     return NanoFamily(source.folder, source.fetch_bytes)
 
 

@@ -188,6 +188,10 @@ export function trainerHyperparameters(
     ...(config.trainer.microBatchTokens !== undefined
       ? { microBatchTokens: config.trainer.microBatchTokens }
       : {}),
+    ...(config.trainer.dtype !== undefined ? { dtype: config.trainer.dtype } : {}),
+    ...(config.trainer.gradientCheckpointing !== undefined
+      ? { gradientCheckpointing: config.trainer.gradientCheckpointing }
+      : {}),
     ...(config.trainer.loraRank > 0
       ? { lora: { rank: config.trainer.loraRank, alpha: config.trainer.loraAlpha } }
       : {}),

@@ -89,6 +89,14 @@ export const trainerHyperparametersSchema = z.strictObject({
   temperature: finite.gt(0).optional(),
   /** Truncated importance-sampling cap: token weights min(exp(old − server log-prob), cap). */
   rolloutIsCap: finite.min(1).nullable().optional(),
+  /**
+   * The dtype the policy (and the reference model) is loaded and trained in; log-probs are taken
+   * in float32 either way. bfloat16: the weights, and for a full update AdamW's state, are bf16 (a
+   * LoRA adapter stays float32); watch the `rollout.logProbDiff*` metrics and rolloutIsCap.
+   */
+  dtype: z.enum(['float32', 'bfloat16']).optional(),
+  /** Recompute activations in the backward pass (less memory, same result, ~1/3 more compute). */
+  gradientCheckpointing: z.boolean().optional(),
   lora: z
     .strictObject({
       rank: int(0),

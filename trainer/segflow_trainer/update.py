@@ -30,7 +30,7 @@ from . import contracts
 from .batch import parse_batch
 from .distributed import SINGLE_PROCESS, Parallel
 from .errors import BadInputError, PolicyVersionConflictError
-from .family import FamilySource, PolicyFamily, load_family, sequence_length
+from .family import FamilySource, ModelOptions, PolicyFamily, load_family, sequence_length
 from .loss import PpoClipSettings, low_var_kl, ppo_loss
 from .store import Store
 
@@ -75,10 +75,20 @@ class Hyperparameters:
     # min(exp(old log-prob - the server's log-prob), cap) when the server reported one; None: off
     rollout_is_cap: float | None = None
     lora: LoraSettings = field(default_factory=LoraSettings)
+    # the dtype the family loads the policy and its reference in ("float32" | "bfloat16"); log-probs
+    # stay float32. bf16 is where the trainer's log-probs part from the server's: the consistency
+    # metrics (metrics.rollout.logProbDiff*) show it and rollout_is_cap corrects for it (hf_family.py)
+    dtype: str = "float32"
+    # activation checkpointing in the update's forward passes: less memory, the same result (hf_family.py)
+    gradient_checkpointing: bool = False
 
     @property
     def loss_settings(self) -> PpoClipSettings:
         return PpoClipSettings(clip_low=self.clip_low, clip_high=self.clip_high, dual_clip_c=self.dual_clip_c)
+
+    @property
+    def model_options(self) -> ModelOptions:
+        return ModelOptions(dtype=self.dtype, gradient_checkpointing=self.gradient_checkpointing)
 
 
 _FLOAT_FIELDS = {f.name for f in fields(Hyperparameters) if isinstance(f.default, float)}
@@ -191,6 +201,7 @@ def load_policy(store: Store, ref: PolicyRef, hp: Hyperparameters, work_dir: Pat
         lora=hp.lora,
         fetch_folder=lambda uri: fetch_policy(store, uri, work_dir),
         fetch_bytes=store.get_bytes,
+        options=hp.model_options,
     )
     return LoadedPolicy(load_family(source), reference), manifest
 
