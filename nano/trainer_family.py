@@ -142,6 +142,11 @@ class NanoFamily(ModuleFamily):
     def policy_tokens(item: NanoItem) -> int:
         return item.response_tokens
 
+    @staticmethod
+    def sequence_length(item: NanoItem) -> int:
+        """The item's positions in a forward pass (an image counts with its grid)."""
+        return item.prompt.positions()
+
     def reference_log_probs(self, items: list[NanoItem], reference_folder: Callable[[], Path],
                             temperature: float = 1.0) -> torch.Tensor:
         """Log-probs under the run's reference policy (its version 0), loaded once and frozen."""
@@ -159,6 +164,11 @@ def load(source: FamilySource) -> NanoFamily:
     manifest = source.manifest
     if source.lora.rank > 0 or (manifest and manifest["kind"] == "lora"):
         raise BadInputError(f"policy {source.uri} is a nano policy: it is trained in full, not through LoRA (set lora.rank 0)")
+    if not source.options.is_default:
+        raise BadInputError(
+            f"policy {source.uri} is a nano policy: it trains in float32 without gradient checkpointing "
+            f"(got dtype {source.options.dtype!r}, gradientCheckpointing {source.options.gradient_checkpointing})"
+        )
     return NanoFamily(source.folder, source.fetch_bytes)
 
 

@@ -81,6 +81,19 @@ export const trainingConfigSchema = z.strictObject({
       miniBatches: int(1).default(2),
       /** Trajectories per forward pass (memory only; results do not depend on it). @default 8 */
       microBatchSize: int(1).default(8),
+      /**
+       * Micro-batches by token budget instead of microBatchSize (memory only): consecutive
+       * trajectories share a forward pass while the longest one's tokens × their number stays
+       * within it; a longer one goes alone. Absent: microBatchSize.
+       */
+      microBatchTokens: int(1).optional(),
+      /**
+       * The dtype the trainer loads and trains the policy in (float32 when absent). bfloat16 halves
+       * the memory; log-probs stay float32. Watch `rollout.logProbDiff*`, set rolloutIsCap.
+       */
+      dtype: z.enum(['float32', 'bfloat16']).optional(),
+      /** Recompute activations in the backward pass: less memory, same result. @default false */
+      gradientCheckpointing: z.boolean().optional(),
       /** @default 1 */
       maxGradNorm: z.number().gt(0).default(1),
       /** Tokens per trajectory, prompt included; the response is truncated to fit. @default 8192 */

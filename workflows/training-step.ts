@@ -185,6 +185,13 @@ export function trainerHyperparameters(
     maxLength: config.trainer.maxLength,
     temperature: config.rollout.sampling.temperature,
     ...(config.trainer.rolloutIsCap !== undefined ? { rolloutIsCap: config.trainer.rolloutIsCap } : {}),
+    ...(config.trainer.microBatchTokens !== undefined
+      ? { microBatchTokens: config.trainer.microBatchTokens }
+      : {}),
+    ...(config.trainer.dtype !== undefined ? { dtype: config.trainer.dtype } : {}),
+    ...(config.trainer.gradientCheckpointing !== undefined
+      ? { gradientCheckpointing: config.trainer.gradientCheckpointing }
+      : {}),
     ...(config.trainer.loraRank > 0
       ? { lora: { rank: config.trainer.loraRank, alpha: config.trainer.loraAlpha } }
       : {}),

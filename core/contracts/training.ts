@@ -75,13 +75,28 @@ export const trainerHyperparametersSchema = z.strictObject({
   klCoef: finite.min(0).optional(),
   ppoEpochs: int(1).optional(),
   miniBatches: int(1).optional(),
+  /** Trajectories per forward pass (memory only; the loss is the mini-batch's token-mean). */
   microBatchSize: int(1).optional(),
+  /**
+   * Micro-batches by token budget instead of count (replaces microBatchSize's rule when set):
+   * consecutive trajectories are packed while the longest one's length × their number (the padded
+   * [B, T] a forward pass costs) stays within it; a longer trajectory is a micro-batch of its own.
+   */
+  microBatchTokens: int(1).optional(),
   maxGradNorm: finite.gt(0).optional(),
   maxLength: int(1).optional(),
   /** The rollouts' sampling temperature: the trainer's log-probs are those of softmax(logits / T). */
   temperature: finite.gt(0).optional(),
   /** Truncated importance-sampling cap: token weights min(exp(old − server log-prob), cap). */
   rolloutIsCap: finite.min(1).nullable().optional(),
+  /**
+   * The dtype the policy (and the reference model) is loaded and trained in; log-probs are taken
+   * in float32 either way. bfloat16: the weights, and for a full update AdamW's state, are bf16 (a
+   * LoRA adapter stays float32); watch the `rollout.logProbDiff*` metrics and rolloutIsCap.
+   */
+  dtype: z.enum(['float32', 'bfloat16']).optional(),
+  /** Recompute activations in the backward pass (less memory, same result, ~1/3 more compute). */
+  gradientCheckpointing: z.boolean().optional(),
   lora: z
     .strictObject({
       rank: int(0),

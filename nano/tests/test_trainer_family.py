@@ -165,6 +165,8 @@ def test_trainer_log_probs_equal_what_the_server_reported(dev):
         item = fam.tokenize(t, 640)
         flat = [x for turn in reported for x in turn]
         assert item.response_tokens == len(flat) and not item.truncated
+        # a token-budget micro-batch counts its positions (each image with its grid)
+        assert fam.sequence_length(item) == item.prompt.positions() > len(item.prompt.ids)
         with torch.no_grad():
             lp, mask, _ = fam.log_probs([item])
         assert mask.sum().item() == len(flat)
@@ -254,3 +256,5 @@ def test_missing_image_and_lora_are_bad_input(dev):
     good = dev.put_batch(batch_doc(dev, dev.run_id + "-y", [(sample_trajectory(dev, 22)[0], 1.0)]), "nano-good.json")
     with pytest.raises(BadInputError, match="LoRA"):
         update_policy(dev.store, good, dev.v0, {**HP, "runId": dev.run_id + "-y", "step": 0, "lora": {"rank": 4}}, dev.work_dir)
+    with pytest.raises(BadInputError, match="it trains in float32 without gradient checkpointing"):
+        update_policy(dev.store, good, dev.v0, {**HP, "runId": dev.run_id + "-y", "step": 0, "dtype": "bfloat16"}, dev.work_dir)

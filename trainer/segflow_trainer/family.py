@@ -40,7 +40,8 @@ class TrainItem(Protocol):
 
 @runtime_checkable
 class PolicyFamily(Protocol):
-    """A loaded policy version that update.py can train."""
+    """A loaded policy version that update.py can train. Optional: `sequence_length(item) -> int`,
+    the item's row length in a forward pass (see `sequence_length` below; token-budget micro-batches)."""
 
     kind: str  # "full" | "lora": what a saved version holds
     base_model: str | None  # the base model's S3 prefix of a LoRA version, else None
@@ -98,6 +99,36 @@ class ModuleFamily:
         return self.model.state_dict()
 
 
+def sequence_length(family: Any, item: Any) -> int:
+    """The tokens `item` puts through the model: its row's length in a padded [B, T] forward pass
+    (what a token-budget micro-batch counts, update.py). A family says so with an optional
+    `sequence_length(item)` method; without one, `width(item) + 1` (a causal LM's log-prob positions
+    are its tokens less one)."""
+    own = getattr(family, "sequence_length", None)
+    return int(own(item)) if callable(own) else int(family.width(item)) + 1
+
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How the step wants the model loaded and run (update.Hyperparameters `dtype`,
+    `gradientCheckpointing`); a family that cannot honour a non-default one refuses it
+    (BadInputError) rather than ignore it."""
+
+    dtype: str = "float32"  # "float32" | "bfloat16": the dtype the policy and its reference load in
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    @property
+    def is_default(self) -> bool:
+        return self == ModelOptions()
+
+
 @dataclass(frozen=True)
 class FamilySource:
     """What a family factory gets: the downloaded version and the means to fetch what it refers to."""
@@ -108,6 +139,7 @@ class FamilySource:
     lora: Any  # update.LoraSettings of this step (rank 0: no fresh adapter)
     fetch_folder: Callable[[str], Path]  # another policy folder by URI (e.g. a LoRA base model)
     fetch_bytes: Callable[[str], bytes]  # an S3 object by URI (e.g. a trajectory image)
+    options: ModelOptions = ModelOptions()  # dtype and gradient checkpointing of this step
 
 
 Factory = Callable[[FamilySource], PolicyFamily]

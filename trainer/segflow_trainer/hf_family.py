@@ -6,6 +6,26 @@ images as the server did (vision.py): pixel values, patch grids and `mm_token_ty
 forward pass (log-probs, reference log-probs, the update). It implements family.py's `PolicyFamily`
 and registers itself as the default family: it takes the model types transformers knows and peft
 adapter folders (a LoRA version).
+
+Model options (family.ModelOptions, from the hyperparameters `dtype` and `gradientCheckpointing`):
+
+- `dtype`: the dtype the policy, a LoRA version's base model and the KL reference model are loaded
+  in (`from_pretrained(dtype=...)`). Log-probs are always taken in float32 (`token_log_probs` casts
+  the logits). With bfloat16 a full update trains bf16 weights with a bf16 AdamW state (no float32
+  master copy: steps below a weight's bf16 resolution are lost; raise `adamEps`), and the version is
+  saved in bf16 (its safetensors and config.json say so; a later float32 step loads it upcast). A LoRA
+  adapter stays float32 on the bf16 base (peft's default), so it trains and is saved in float32.
+  bf16 is where the trainer's log-probs drift from the policy server's: the step's
+  `metrics.rollout.logProbDiff*` measure it and `rolloutIsCap` (truncated importance sampling)
+  corrects for it.
+- `gradient_checkpointing`: `activation_checkpointing_enable(use_reentrant=False)` on the model
+  (transformers 5's name for `gradient_checkpointing_enable`, which it deprecates; on a peft model
+  the call reaches the base model's layers, the adapter's included). Activations are recomputed in
+  the backward pass instead of kept: the same gradients (dropout's RNG state is replayed), less
+  memory, about a third more compute. The non-reentrant form needs no input that requires grad, so
+  LoRA (frozen embeddings) works as it is (transformers still hooks `enable_input_require_grads` on
+  the embeddings, harmless). Only training forward passes checkpoint (the layers check
+  `self.training`); the log-prob passes under no_grad are unchanged.
 """
 
 from __future__ import annotations
@@ -17,7 +37,7 @@ import torch
 
 from .batch import BatchTrajectory, TokenizedTrajectory, tokenize_trajectory
 from .errors import BadInputError
-from .family import FamilySource, ModuleFamily, register_family
+from .family import FamilySource, ModelOptions, ModuleFamily, register_family
 from .vision import VisionRenderer
 
 
@@ -59,9 +79,11 @@ def _model_class(folder: Path):
 
 class HfFamily(ModuleFamily):
     def __init__(self, model: Any, tokenizer: Any, kind: str, base_model: str | None,
-                 renderer: VisionRenderer | None = None) -> None:
+                 renderer: VisionRenderer | None = None, options: ModelOptions = ModelOptions()) -> None:
         self.model, self.tokenizer, self.kind, self.base_model = model, tokenizer, kind, base_model
-        self.renderer = renderer
+        self.renderer, self.options = renderer, options
+        if options.gradient_checkpointing:
+            _enable_gradient_checkpointing(model)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self._reference: Any = None
@@ -69,12 +91,14 @@ class HfFamily(ModuleFamily):
     @classmethod
     def load(
         cls, folder: Path, ref_uri: str, manifest: dict | None, lora: Any, fetch_folder: Callable[[str], Path],
-        fetch_bytes: Callable[[str], bytes] | None = None,
+        fetch_bytes: Callable[[str], bytes] | None = None, options: ModelOptions = ModelOptions(),
     ) -> "HfFamily":
         """Version `ref_uri` (downloaded to `folder`): full weights, or a LoRA adapter whose base model
         the manifest names (fetched with `fetch_folder`); with `lora.rank` a fresh adapter goes on a
-        full model."""
+        full model. `options`: the dtype to load in and gradient checkpointing (module docstring)."""
         from transformers import AutoTokenizer
+
+        dtype = options.torch_dtype
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -83,11 +107,12 @@ class HfFamily(ModuleFamily):
 
                 base_uri = manifest["baseModel"]
                 base_folder = fetch_folder(base_uri)
-                base = _model_class(base_folder).from_pretrained(base_folder, dtype=torch.float32)
+                base = _model_class(base_folder).from_pretrained(base_folder, dtype=dtype)
                 renderer = _renderer(base_folder, tokenizer, base, fetch_bytes)
-                model = PeftModel.from_pretrained(base, folder, is_trainable=True)
-                return cls(model, tokenizer, "lora", base_uri, renderer)
-            model = _model_class(folder).from_pretrained(folder, dtype=torch.float32)
+                # (autocast_adapter_dtype, peft's default: the adapter stays float32 on a bf16 base)
+                model = PeftModel.from_pretrained(base, folder, is_trainable=True, autocast_adapter_dtype=True)
+                return cls(model, tokenizer, "lora", base_uri, renderer, options)
+            model = _model_class(folder).from_pretrained(folder, dtype=dtype)
         except (OSError, ValueError, KeyError) as err:
             raise BadInputError(f"policy {ref_uri} is not a loadable Hugging Face folder: {err}") from err
         renderer = _renderer(folder, tokenizer, model, fetch_bytes)
@@ -105,8 +130,9 @@ class HfFamily(ModuleFamily):
                 target_modules=targets,
                 task_type="CAUSAL_LM",
             )
-            return cls(get_peft_model(model, cfg), tokenizer, "lora", ref_uri, renderer)
-        return cls(model, tokenizer, "full", None, renderer)
+            peft_model = get_peft_model(model, cfg, autocast_adapter_dtype=True)
+            return cls(peft_model, tokenizer, "lora", ref_uri, renderer, options)
+        return cls(model, tokenizer, "full", None, renderer, options)
 
     def tokenize(self, t: BatchTrajectory, max_length: int) -> TokenizedTrajectory:
         return tokenize_trajectory(self.tokenizer, t, max_length, self.renderer)
@@ -119,6 +145,11 @@ class HfFamily(ModuleFamily):
     @staticmethod
     def policy_tokens(item: TokenizedTrajectory) -> int:
         return sum(item.loss_mask)
+
+    @staticmethod
+    def sequence_length(item: TokenizedTrajectory) -> int:
+        """The item's row in a padded forward pass: its tokens, image tokens included."""
+        return len(item.input_ids)
 
     def _pad(self, items: list[TokenizedTrajectory]):
         n = max(len(s.input_ids) for s in items)
@@ -185,7 +216,7 @@ class HfFamily(ModuleFamily):
         inputs = self._inputs(items, ids, attn)
         if self._reference is None:
             folder = reference_folder()
-            m = _model_class(folder).from_pretrained(folder, dtype=torch.float32)
+            m = _model_class(folder).from_pretrained(folder, dtype=self.options.torch_dtype)
             m.eval()
             for p in m.parameters():
                 p.requires_grad_(False)
@@ -205,6 +236,25 @@ class HfFamily(ModuleFamily):
         if self.renderer is not None and self.kind == "full":
             # a full version is a servable model folder: it keeps the image processor and template
             self.renderer.image_processor.save_pretrained(out_dir)
+
+
+def _enable_gradient_checkpointing(model: Any) -> None:
+    """Activation checkpointing of the model's layers, non-reentrant (module docstring)."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise BadInputError(
+            f"gradientCheckpointing: {type(model).__name__} does not support gradient checkpointing"
+        )
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:  # older transformers, before the rename
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    # a KV cache is of no use to the trainer (and transformers warns with checkpointing); a
+    # vision-language model's language model reads its text_config's
+    config = getattr(model, "config", None)
+    for c in (config, getattr(config, "text_config", None)):
+        if c is not None and getattr(c, "use_cache", None):
+            c.use_cache = False
 
 
 def _renderer(folder: Path, tokenizer: Any, model: Any,
@@ -231,7 +281,7 @@ def handles(folder: Path, model_type: str | None) -> bool:
 
 def load(source: FamilySource) -> HfFamily:
     return HfFamily.load(source.folder, source.uri, source.manifest, source.lora, source.fetch_folder,
-                         source.fetch_bytes)
+                         source.fetch_bytes, source.options)
 
 
 register_family(handles, load, name="huggingface", default=True)

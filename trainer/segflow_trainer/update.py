@@ -21,7 +21,7 @@ import shutil
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from . import contracts
 from .batch import parse_batch
 from .distributed import SINGLE_PROCESS, Parallel
 from .errors import BadInputError, PolicyVersionConflictError
-from .family import FamilySource, PolicyFamily, load_family
+from .family import FamilySource, ModelOptions, PolicyFamily, load_family, sequence_length
 from .loss import PpoClipSettings, low_var_kl, ppo_loss
 from .store import Store
 
@@ -64,6 +64,8 @@ class Hyperparameters:
     ppo_epochs: int = 1
     mini_batches: int = 1
     micro_batch_size: int = 8
+    # micro-batches by token budget (token_budget_chunks) instead of micro_batch_size's count; None: off
+    micro_batch_tokens: int | None = None
     max_grad_norm: float = 1.0
     max_length: int = 4096
     # the rollouts' sampling temperature: log-probs are those of softmax(logits / T), the distribution
@@ -73,10 +75,20 @@ class Hyperparameters:
     # min(exp(old log-prob - the server's log-prob), cap) when the server reported one; None: off
     rollout_is_cap: float | None = None
     lora: LoraSettings = field(default_factory=LoraSettings)
+    # the dtype the family loads the policy and its reference in ("float32" | "bfloat16"); log-probs
+    # stay float32. bf16 is where the trainer's log-probs part from the server's: the consistency
+    # metrics (metrics.rollout.logProbDiff*) show it and rollout_is_cap corrects for it (hf_family.py)
+    dtype: str = "float32"
+    # activation checkpointing in the update's forward passes: less memory, the same result (hf_family.py)
+    gradient_checkpointing: bool = False
 
     @property
     def loss_settings(self) -> PpoClipSettings:
         return PpoClipSettings(clip_low=self.clip_low, clip_high=self.clip_high, dual_clip_c=self.dual_clip_c)
+
+    @property
+    def model_options(self) -> ModelOptions:
+        return ModelOptions(dtype=self.dtype, gradient_checkpointing=self.gradient_checkpointing)
 
 
 _FLOAT_FIELDS = {f.name for f in fields(Hyperparameters) if isinstance(f.default, float)}
@@ -189,6 +201,7 @@ def load_policy(store: Store, ref: PolicyRef, hp: Hyperparameters, work_dir: Pat
         lora=hp.lora,
         fetch_folder=lambda uri: fetch_policy(store, uri, work_dir),
         fetch_bytes=store.get_bytes,
+        options=hp.model_options,
     )
     return LoadedPolicy(load_family(source), reference), manifest
 
@@ -208,15 +221,44 @@ class _Step:
     parallel: Parallel = SINGLE_PROCESS  # the processes of a sharded update (distributed.py)
 
 
+def token_budget_chunks(idx: Sequence[int], lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Micro-batches of `idx` by token budget: consecutive indices (in `idx`'s order, never
+    reordered) are packed while what their forward pass costs stays within `budget`. The cost is the
+    padded batch, [B, T]: the longest member's length (`lengths[i]`) × the number of members, not
+    the sum of their lengths, since every row is padded to the longest. An index whose length alone
+    exceeds the budget is a micro-batch of its own (it cannot be split)."""
+    out: list[list[int]] = []
+    cur: list[int] = []
+    longest = 0
+    for i in idx:
+        n = lengths[i]
+        if cur and max(longest, n) * (len(cur) + 1) > budget:
+            out.append(cur)
+            cur, longest = [], 0
+        cur.append(i)
+        longest = max(longest, n)
+    if cur:
+        out.append(cur)
+    return out
+
+
 @dataclass(frozen=True)
 class _Rows:
-    """The batch's tokenised trajectories, their advantages, and micro-batches of their indices."""
+    """The batch's tokenised trajectories, their advantages, and micro-batches of their indices:
+    `micro` trajectories each, or with `token_budget` (micro_batch_tokens) packed by their
+    `lengths` (token_budget_chunks). Every process of a sharded update tokenised the whole batch and
+    cuts the same list, which Parallel.share then deals out."""
 
     toks: list[Any]
     advs: list[float]
     micro: int
+    lengths: Sequence[int] = ()
+    token_budget: int | None = None
 
     def chunks(self, idx: list[int]):
+        if self.token_budget is not None:
+            yield from token_budget_chunks(idx, self.lengths, self.token_budget)
+            return
         for s in range(0, len(idx), self.micro):
             yield idx[s : s + self.micro]
 
@@ -269,7 +311,13 @@ def update_policy(
     fam = loaded.family
     progress("tokenize", 0, len(batch.trajectories))
     toks = [fam.tokenize(t, hp.max_length) for t in batch.trajectories]
-    rows = _Rows(toks, [t.advantage for t in batch.trajectories], hp.micro_batch_size)
+    rows = _Rows(
+        toks,
+        [t.advantage for t in batch.trajectories],
+        hp.micro_batch_size,
+        lengths=[sequence_length(fam, t) for t in toks],
+        token_budget=hp.micro_batch_tokens,
+    )
     old_lp, ref_lp = _old_log_probs(step, fam, rows, lambda: fetch_policy(store, loaded.reference, work_dir))
     rollout_lp = _rollout_log_probs(fam, rows)
     stats, done_updates = _ppo_epochs(step, fam, params, optimizer, rows, old_lp, ref_lp, rollout_lp)

@@ -136,6 +136,19 @@ def test_two_processes_continue_a_lora_run_as_one_does(env):
     assert b2["metrics"]["kl"] == pytest.approx(a2["metrics"]["kl"], rel=1e-4, abs=1e-9)
 
 
+def test_token_budget_micro_batches_and_checkpointing_shard_as_one_process_runs_them(env):
+    # Token-budget micro-batches are dealt out like count ones: with 200 tokens the trajectories (72 to
+    # 172 tokens) go alone or, the two shortest, together, so a mini-batch of 2 is one micro-batch (a
+    # process runs a zero-weight one) or two. Checkpointing recomputes each block under FSDP's hooks.
+    opts = {"microBatchTokens": 200, "gradientCheckpointing": True, "klCoef": 0.05}
+    a = one(env, "mbt-1p", 0, env.v0, **opts)
+    b = two(env, "mbt-2p", 0, env.v0, **opts)
+    d = max_diff(env, a, b)
+    print(f"microBatchTokens + gradientCheckpointing: 1 vs 2 processes {d:.2e}")
+    assert d <= MAX_DIFF
+    assert b["metrics"]["loss"] == pytest.approx(a["metrics"]["loss"], rel=1e-4, abs=1e-7)
+
+
 def test_bad_process_counts_are_named(monkeypatch):
     for raw in ("0", "-2", "two"):
         monkeypatch.setenv("SEGFLOW_TRAINER_NPROC", raw)

@@ -72,12 +72,20 @@ test('sample key segments: injective and one path segment', () => {
 
 test('trainer hyperparameters: bounds and unknown keys are refused with the field named', () => {
   assert.equal(trainerHyperparametersSchema.safeParse({ runId: 'r', step: 0 }).success, true);
+  const opts = { dtype: 'bfloat16', gradientCheckpointing: true, microBatchTokens: 16384 };
+  assert.equal(trainerHyperparametersSchema.safeParse({ runId: 'r', step: 0, ...opts }).success, true);
   const cases: [object, RegExp][] = [
     [{ runId: 'r', step: -1 }, /step/],
     [{ runId: 'r', step: 0, clipLow: 1 }, /clipLow/],
     [{ runId: 'r', step: 0, dualClipC: 1 }, /dualClipC/],
     [{ runId: 'r', step: 0, lr: 1 }, /lr/],
     [{ runId: 'a/b', step: 0 }, /runId/],
+    [
+      { runId: 'r', step: 0, dtype: 'fp8' },
+      /dtype.*Invalid option: expected one of \\"float32\\"\|\\"bfloat16\\"/,
+    ],
+    [{ runId: 'r', step: 0, microBatchTokens: 0 }, /microBatchTokens.*Too small: expected number to be >=1/],
+    [{ runId: 'r', step: 0, gradientCheckpointing: 'yes' }, /gradientCheckpointing/],
   ];
   for (const [raw, field] of cases) {
     const r = trainerHyperparametersSchema.safeParse(raw);

@@ -10,6 +10,8 @@ import {
   policyModelName,
 } from '../../../workflows/training-config.js';
 import { rolloutMetrics } from '../../../workflows/training-metrics.js';
+import { trainerHyperparameters } from '../../../workflows/training-step.js';
+import { trainerHyperparametersSchema } from '../../../core/contracts/training.js';
 import type { RolloutGroupResult } from '../../../workflows/rollout-group.js';
 
 void test('epoch order is a seeded permutation: same seed same order, another seed or epoch another', () => {
@@ -85,6 +87,22 @@ void test('a bad config names every wrong field', () => {
   ]) {
     assert.ok(r.problems.includes(field), `${field} in ${r.problems}`);
   }
+});
+
+void test('trainer options reach the hyperparameters only when set', () => {
+  const plain = parseTrainingConfig(minimal);
+  assert.ok(plain.ok);
+  const hp = trainerHyperparameters(plain.config, 'run-1', 0);
+  for (const k of ['dtype', 'gradientCheckpointing', 'microBatchTokens']) assert.ok(!(k in hp), k);
+  const opts = { dtype: 'bfloat16', gradientCheckpointing: true, microBatchTokens: 16384 } as const;
+  const set = parseTrainingConfig({ ...minimal, trainer: opts });
+  assert.ok(set.ok);
+  const hp2 = trainerHyperparameters(set.config, 'run-1', 0);
+  assert.deepEqual([hp2.dtype, hp2.gradientCheckpointing, hp2.microBatchTokens], ['bfloat16', true, 16384]);
+  assert.ok(trainerHyperparametersSchema.safeParse(hp2).success);
+  const bad = parseTrainingConfig({ ...minimal, trainer: { dtype: 'fp8', microBatchTokens: 0 } });
+  assert.equal(bad.ok, false);
+  if (!bad.ok) for (const f of ['trainer.dtype:', 'trainer.microBatchTokens:']) assert.ok(bad.problems.includes(f), `${f} in ${bad.problems}`);
 });
 
 void test('learning rate warms up linearly, then stays constant', () => {
