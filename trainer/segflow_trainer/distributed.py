@@ -87,7 +87,7 @@ class Parallel:
         """Runs `fn` on process 0 alone and returns its result (or raises its error) on every process."""
         return fn()
 
-    def close(self) -> None:
+    def close(self, together: bool = True) -> None:
         pass
 
 
@@ -269,9 +269,18 @@ class Fsdp(Parallel):
             raise value
         return value
 
-    def close(self) -> None:
+    def close(self, together: bool = True) -> None:
+        """Tears the group down; `together` (after a successful update) first waits for every process:
+        one that destroys its gloo group while another is still at work (process 0 writing the
+        result) can abort in teardown ("terminate called without an active exception"), and torchrun
+        then stops the others before the result exists. A failed process does not wait (the others
+        may be inside another collective)."""
         if self.dist.is_initialized():
-            self.dist.destroy_process_group()
+            try:
+                if together:
+                    self.dist.barrier()
+            finally:
+                self.dist.destroy_process_group()
 
     def _comm_device(self) -> torch.device:
         return self.device

@@ -82,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     parallel = None
+    ok = False
     try:
         import torch
 
@@ -125,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if parallel.is_main:
             _write_json(a.result, {"result": result})
+        ok = True
         return 0
     except Exception as err:  # noqa: BLE001 - reported to the launcher through --result
         rank = os.environ.get("RANK", "0")
@@ -134,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         if parallel is not None:
-            parallel.close()
+            parallel.close(together=ok)
 
 
 # -- the worker's side ------------------------------------------------------------------------------
