@@ -90,6 +90,25 @@ test('infra/k8s manifests validate against the Kubernetes schemas and cover ever
           `${d.metadata!.name} names its host queue`,
         );
       }
+      if (roles.includes('policy')) {
+        // weight sync hands the policy server a path in the worker's cache dir: the server's
+        // container must see that path (the same volume at the same mount path)
+        const cache = c.env?.find((e) => e.name === 'SEGFLOW_TRAINING_POLICY_CACHE_DIR')?.value ?? '';
+        assert.ok(
+          cache?.startsWith('/'),
+          `${d.metadata!.name}: the policy worker's cache dir is an absolute path`,
+        );
+        const volumeAt = (x: typeof c) =>
+          x.volumeMounts?.find((m) => cache === m.mountPath || cache.startsWith(`${m.mountPath}/`));
+        const mine = volumeAt(c);
+        assert.ok(mine && !mine.readOnly, `${d.metadata!.name}: the worker writes its cache dir to a volume`);
+        const server = d.spec!.template.spec!.containers.find((x) => x !== c && x.args?.includes('--port'));
+        const theirs = server && volumeAt(server);
+        assert.ok(
+          theirs && theirs.name === mine.name && theirs.mountPath === mine.mountPath,
+          `${d.metadata!.name}: the policy server sees the synced versions at the same path`,
+        );
+      }
     }
   }
   assert.deepEqual([...served].sort(), [...workerRoles].sort());
