@@ -19,9 +19,10 @@ import type { BatchTrajectory, TrainingBatch, UpdatePolicyResult } from '../../c
 import { PolicyClient, type ChatMessage, type PolicyTurn } from '../../activities/policy/client.js';
 import { policyModelName, type TrainingConfigInput } from '../../workflows/training-config.js';
 import { trainingRun, type TrainingRunResult } from '../../workflows/training-run.js';
+import type { SegmentQueryResult } from '../../workflows/segment-query.js';
 import { startRetrieval } from '../servers/search-servers.js';
 import type { LocalServer } from '../servers/http-server.js';
-import { repoRoot } from '../support/paths.js';
+import { repoRoot, sharedData } from '../support/paths.js';
 import {
   startProcess,
   startWorkerProcess,
@@ -440,6 +441,53 @@ test(
     );
     verify.fullReloadLogprobDiffMax = diff;
     verify.fullReloadBaseLogprobDiffMax = baseDiff;
+  },
+);
+
+test(
+  'segmentQuery on real vLLM (the issue’s first contact): four frames of a video in one request, the budget from the server’s max_model_len, the trajectory keeps the sampled ids',
+  { timeout: 400_000 },
+  async () => {
+    const id = uniqueId('it-real-query');
+    const r = spawnSync(
+      process.execPath,
+      [
+        join(repoRoot, 'bin/segr.js'),
+        '-o',
+        'json',
+        'run',
+        '--media',
+        sharedData('videos', 'bedroom.mp4'),
+        '--frames',
+        '4',
+        '--ability',
+        'in-video',
+        '--query',
+        'the bed',
+        '--policy',
+        SERVED,
+        '--remote',
+        '--id',
+        id,
+      ],
+      { encoding: 'utf8', timeout: 380_000 },
+    );
+    assert.equal(r.status, 0, `segr run failed:\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-3000)}`);
+    const { result } = JSON.parse(r.stdout) as { result: SegmentQueryResult };
+    // a random policy writes no usable answer: the query completes and says why
+    assert.equal(result.kind, 'video');
+    assert.notEqual(result.answer.status, 'ok');
+    assert.ok(result.rollout.turns >= 1);
+    const trajectory = await store.getJson<{ messages: TrainingBatch['trajectories'][number]['messages'] }>(
+      result.rollout.trajectory.uri,
+    );
+    const prompt = trajectory.messages.find((m) => m.role === 'user')!;
+    assert.equal(prompt.images?.length, 4, 'the four frames went to the policy');
+    const turn = trajectory.messages.find((m) => m.role === 'assistant')!;
+    assert.ok(turn.tokenIds?.length, 'the trajectory kept the sampled token ids');
+    // the turn budget came from the server (max_model_len 4096), not the 8192 default
+    assert.ok(result.rollout.promptTokens + result.rollout.completionTokens <= 4096);
+    verify.segmentQueryFrames = prompt.images?.length;
   },
 );
 
