@@ -163,9 +163,11 @@ class HfFamily(ModuleFamily):
         # Token t is predicted from positions < t: log-probs align with tokens 1..n-1.
         return ids, attn, mask[:, 1:]
 
-    def _inputs(self, items: list[TokenizedTrajectory], ids: torch.Tensor, attn: torch.Tensor) -> dict[str, Any]:
+    def _inputs(self, items: list[TokenizedTrajectory], ids: torch.Tensor, attn: torch.Tensor,
+                model: Any = None) -> dict[str, Any]:
         """A vision-language model's other inputs for the padded batch `ids`: every item's images
-        in order, and the token types M-RoPE needs (padding counts as text)."""
+        in order, and the token types M-RoPE needs (padding counts as text). `model`: the model they
+        are for (default: the policy; the KL reference model builds its own embeddings)."""
         if self.renderer is None:
             return {}
         images = [img for s in items for img in s.images]
@@ -180,16 +182,16 @@ class HfFamily(ModuleFamily):
         sampled_placeholder = bool((torch.isin(ids, torch.tensor(sorted(placeholders))) & (types == 0)).any())
         if not sampled_placeholder:
             return {"pixel_values": pixel_values, "image_grid_thw": grid, "mm_token_type_ids": types}
-        return self._embedded(ids, attn, types, pixel_values, grid)
+        return self._embedded(self.model if model is None else model, ids, attn, types, pixel_values, grid)
 
-    def _embedded(self, ids: torch.Tensor, attn: torch.Tensor, types: torch.Tensor, pixel_values: torch.Tensor,
-                  grid: torch.Tensor) -> dict[str, Any]:
+    def _embedded(self, model: Any, ids: torch.Tensor, attn: torch.Tensor, types: torch.Tensor,
+                  pixel_values: torch.Tensor, grid: torch.Tensor) -> dict[str, Any]:
         """The inputs of a batch where the policy sampled an image/video placeholder token as text:
         the model would take every such id for an image slot, so the image features are put at the
         rendered slots (types == 1) by hand, the sampled ones keep their text embedding (as the
         server did), and the M-RoPE positions come from the rendered types. Uses the Qwen-VL model's
         own `get_image_features` and `get_rope_index`."""
-        core = self.model.get_base_model().model if self.kind == "lora" else self.model.model
+        core = model.get_base_model().model if hasattr(model, "get_base_model") else model.model
         embeds = core.get_input_embeddings()(ids)
         features = torch.cat(core.get_image_features(pixel_values, grid).pooler_output).to(embeds.dtype)
         slots = (types == 1).unsqueeze(-1).expand_as(embeds)
@@ -213,7 +215,6 @@ class HfFamily(ModuleFamily):
             with self.model.disable_adapter():
                 inputs = self._inputs(items, ids, attn)
                 return token_log_probs(self.model, ids, attn, temperature=temperature, **inputs)[0]
-        inputs = self._inputs(items, ids, attn)
         if self._reference is None:
             folder = reference_folder()
             m = _model_class(folder).from_pretrained(folder, dtype=self.options.torch_dtype)
@@ -221,6 +222,7 @@ class HfFamily(ModuleFamily):
             for p in m.parameters():
                 p.requires_grad_(False)
             self._reference = m
+        inputs = self._inputs(items, ids, attn, self._reference)
         return token_log_probs(self._reference, ids, attn, temperature=temperature, **inputs)[0]
 
     def weights(self) -> dict[str, torch.Tensor]:

@@ -142,7 +142,7 @@ def test_a_sampled_placeholder_token_is_text_as_the_server_embedded_it(fam):
     grid = torch.stack([i.grid_thw for i in images])
     with torch.no_grad():
         standard, _ = token_log_probs(fam.model, ids, attn, **fam._inputs([normal], ids, attn))
-        by_hand, _ = token_log_probs(fam.model, ids, attn, **fam._embedded(ids, attn, types, pixel_values, grid))
+        by_hand, _ = token_log_probs(fam.model, ids, attn, **fam._embedded(fam.model, ids, attn, types, pixel_values, grid))
     # the hand-built path (image features at the rendered slots, positions from the rendered types)
     # is the model's own forward pass
     assert (standard - by_hand).abs().max() < 1e-5
@@ -237,3 +237,17 @@ def test_update_policy_trains_a_vlm_with_its_images(dev, fam, kind):
     else:
         # a full version is a servable folder: weights, tokenizer, template and image processor
         assert {"model.safetensors", "preprocessor_config.json", "tokenizer.json"} <= files
+
+
+def test_the_kl_reference_builds_its_own_embeddings_for_a_sampled_placeholder(fam, tiny):
+    sampled = [fam.renderer.image_token_id, fam.tokenizer.convert_tokens_to_ids("<")]
+    odd = fam.tokenize(traj(messages({"role": "assistant", "content": "<", "tokenIds": sampled})), 4096)
+    moved = HfFamily.load(tiny, "s3://segflow-test/tiny/", None, LoraSettings(), lambda uri: tiny, IMAGES.__getitem__)
+    moved.eval()
+    with torch.no_grad():
+        for p in moved.model.parameters():
+            p.add_(0.05)
+        expected, _, _ = fam.log_probs([odd])
+        reference = moved.reference_log_probs([odd], lambda: tiny)
+    # the reference (v0) scores the trajectory as v0 itself does, not with the moved policy's embeddings
+    assert (reference - expected).abs().max() < 1e-5
