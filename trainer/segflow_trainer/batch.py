@@ -192,7 +192,7 @@ def tokenize_trajectory(
     if images and truncated:
         from .vision import cut_keeping_whole_images
 
-        cut, images = cut_keeping_whole_images(ids, images, renderer.image_token_id, max_length)
+        cut, images = cut_keeping_whole_images(types, images, max_length)
         if cut <= prompt_length:
             raise BadInputError(
                 f"trajectory {trajectory.trajectory_id}: max_length {max_length} cuts an image of its prompt "

@@ -123,15 +123,17 @@ class VisionRenderer:
         return Rendered(ids, images, types)
 
 
-def cut_keeping_whole_images(ids: list[int], images: list[ImageInput], image_token_id: int, limit: int) -> tuple[int, list[ImageInput]]:
-    """Where to cut `ids` to at most `limit` tokens without splitting an image's tokens (the model
-    needs every image it gets whole), and the images left before the cut."""
-    if len(ids) <= limit:
-        return len(ids), images
+def cut_keeping_whole_images(types: list[int], images: list[ImageInput], limit: int) -> tuple[int, list[ImageInput]]:
+    """Where to cut a sequence whose token `types` (1 where an image's features go) are given to at
+    most `limit` tokens without splitting an image's tokens (the model needs every image it gets
+    whole), and the images left before the cut. The types, not the ids, say where images are: a
+    sampled placeholder token is text."""
+    if len(types) <= limit:
+        return len(types), images
     kept, pos = 0, 0
     for img in images:
         try:
-            start = ids.index(image_token_id, pos)
+            start = types.index(1, pos)
         except ValueError:
             break
         if start + img.tokens > limit:
