@@ -10,7 +10,7 @@ import { nanoTrainerEnv, requireTrainerVenv, trainerPython } from '../../support
 
 const suites = ['trainer/tests', 'nano/tests/test_trainer_family.py'].map((p) => join(repoRoot, p));
 
-void test('trainer pytest suite (loss hand values, tokenisation masks, updates, idempotency, LoRA, policy families, bad input)', { timeout: 300_000 }, () => {
+void test('trainer pytest suite (loss hand values, tokenisation masks, updates, idempotency, LoRA, policy families, VLM images, FSDP, bad input)', { timeout: 600_000 }, () => {
   requireTrainerVenv();
   const r = spawnSync(trainerPython, ['-m', 'pytest', '-q', '-p', 'no:cacheprovider', ...suites], {
     cwd: repoRoot,
