@@ -31,6 +31,9 @@ TRAINER_GAUGES = {
     "gradNorm": "segflow_trainer_grad_norm",
     "learningRate": "segflow_trainer_learning_rate",
     "durationMs": "segflow_trainer_update_ms",
+    # training–inference consistency on the sampled tokens (metrics.rollout)
+    "rollout.logProbDiffMean": "segflow_trainer_rollout_logprob_diff_mean",
+    "rollout.logProbDiffMax": "segflow_trainer_rollout_logprob_diff_max",
 }
 # Values that can be negative. The SDK's gauges take only values >= 0 (they raise otherwise), so these
 # are two series, as in workflows/metrics.ts: sign="positive" holds max(v, 0), sign="negative"
@@ -62,6 +65,14 @@ def tracing_interceptors(settings: TrainerSettings) -> list[Any]:
     return [TracingInterceptor(provider.get_tracer("segflow.trainer"))]
 
 
+def _at(metrics: dict[str, Any], dotted: str) -> Any:
+    """metrics["a"]["b"] for "a.b" (None where a level is missing)."""
+    value: Any = metrics
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 def record_update(run_id: str, metrics: dict[str, Any]) -> None:
     """The update's loss, clip fraction, grad norm, KL, entropy … as gauges tagged with the run.
     Called inside the activity; the SDK adds namespace, task_queue and activity_type. A metric never
@@ -70,7 +81,7 @@ def record_update(run_id: str, metrics: dict[str, Any]) -> None:
         meter = activity.metric_meter()
         run = {"run_id": run_id}
         for key, name in TRAINER_GAUGES.items():
-            value = metrics.get(key)
+            value = _at(metrics, key)
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
             gauge = meter.create_gauge_float(name, f"trainer {key} of the last update")

@@ -59,9 +59,13 @@ def test_update_metrics_take_negative_values(monkeypatch):
     from segflow_trainer import telemetry
 
     monkeypatch.setattr(telemetry.activity, "metric_meter", lambda: Meter())
-    telemetry.record_update("r1", {"loss": -0.25, "gradNorm": 1.5, "kl": None, "reused": False})
+    telemetry.record_update(
+        "r1", {"loss": -0.25, "gradNorm": 1.5, "kl": None, "reused": False, "rollout": {"logProbDiffMax": 3e-6, "logProbDiffMean": None}}
+    )
     run = ("run_id", "r1")
     assert recorded[("segflow_trainer_loss", (run, ("sign", "negative")))] == 0.25
     assert recorded[("segflow_trainer_loss", (run, ("sign", "positive")))] == 0.0
     assert recorded[("segflow_trainer_grad_norm", (run,))] == 1.5
+    assert recorded[("segflow_trainer_rollout_logprob_diff_max", (run,))] == 3e-6
+    assert not any(name == "segflow_trainer_rollout_logprob_diff_mean" for name, _ in recorded)
     assert not any(name == "segflow_trainer_kl" for name, _ in recorded)
