@@ -150,6 +150,8 @@ export const trainerMetricsSchema = z.strictObject({
       sampledTurns: int(0),
       /** Earlier turns whose sampled ids re-render differently: trained as re-rendered, not compared. */
       retokenizedTurns: int(0),
+      /** Turns whose sampled ids are outside the policy's vocabulary (another model served): trained as text. */
+      foreignTurns: int(0),
       /** Images the trainer fed the policy. */
       images: int(0),
       /** Mean truncated importance-sampling weight (null when off). */

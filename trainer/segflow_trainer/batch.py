@@ -107,6 +107,9 @@ class TokenizedTrajectory:
     retokenized_turns: int = 0
     """Assistant turns whose sampled ids differ from their re-rendered text and that later turns read
     as text: trained on the re-rendered tokens, without server log-probs (module doc)."""
+    foreign_turns: int = 0
+    """Assistant turns whose sampled ids lie outside this policy's vocabulary (the server serves
+    another model): trained on their text, without server log-probs."""
 
 
 class _TextRenderer:
@@ -148,9 +151,15 @@ def tokenize_trajectory(
     prompt_length = len(ids)
     mask = [0] * prompt_length
     server: list[float | None] = [None] * prompt_length
-    sampled_turns = retokenized_turns = 0
+    sampled_turns = retokenized_turns = foreign_turns = 0
+    vocab = len(tokenizer)
     for i in range(first_assistant, len(messages)):
         m = messages[i]
+        if m["role"] == "assistant" and m.get("tokenIds") and not all(0 <= t < vocab for t in m["tokenIds"]):
+            # ids this tokenizer cannot have produced: the server serves another model (or is not a
+            # tokenizer-faithful server); the turn is trained on its text, without server log-probs
+            foreign_turns += 1
+            m = {k: v for k, v in m.items() if k not in ("tokenIds", "logprobs")}
         if m["role"] == "assistant":
             header = render(messages[:i], True)
             _check_prefix(ids, header.ids, trajectory, i)
@@ -198,7 +207,7 @@ def tokenize_trajectory(
                 f"trajectory {trajectory.trajectory_id}: max_length {max_length} cuts an image of its prompt "
                 f"({prompt_length} tokens); raise max_length"
             )
-    has_server = any(m.get("logprobs") for m in messages if m["role"] == "assistant")
+    has_server = any(m.get("logprobs") for m in messages if m["role"] == "assistant" and m.get("tokenIds"))
     return TokenizedTrajectory(
         ids[:cut],
         mask[:cut],
@@ -209,6 +218,7 @@ def tokenize_trajectory(
         token_types=types[:cut] if multimodal else None,
         sampled_turns=sampled_turns,
         retokenized_turns=retokenized_turns,
+        foreign_turns=foreign_turns,
     )
 
 

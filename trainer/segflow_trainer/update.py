@@ -644,6 +644,7 @@ def _rollout_metrics(hp: Hyperparameters, rows: _Rows, stats: dict[str, list[flo
         "comparedTokens": int(c[2]) if c else 0,
         "sampledTurns": sum(getattr(t, "sampled_turns", 0) for t in rows.toks),
         "retokenizedTurns": sum(getattr(t, "retokenized_turns", 0) for t in rows.toks),
+        "foreignTurns": sum(getattr(t, "foreign_turns", 0) for t in rows.toks),
         "images": sum(len(getattr(t, "images", []) or []) for t in rows.toks),
         "isWeightMean": _mean(stats["is_weight"]) if hp.rollout_is_cap is not None and c else None,
     }

@@ -251,3 +251,12 @@ def test_the_kl_reference_builds_its_own_embeddings_for_a_sampled_placeholder(fa
         reference = moved.reference_log_probs([odd], lambda: tiny)
     # the reference (v0) scores the trajectory as v0 itself does, not with the moved policy's embeddings
     assert (reference - expected).abs().max() < 1e-5
+
+
+def test_sampled_ids_outside_the_vocabulary_are_not_this_policys(fam):
+    # a server serving another model (here: ids past this tokenizer's vocabulary) is not trained on
+    foreign = fam.tokenize(traj(messages({"role": "assistant", "content": "<answer> 1 </answer>",
+                                          "tokenIds": [len(fam.tokenizer) + 7, 3], "logprobs": [-1.0, -2.0]})), 4096)
+    assert foreign.foreign_turns == 1 and foreign.sampled_turns == 0
+    assert all(x is None for x in foreign.rollout_log_probs or [])
+    assert foreign.input_ids == fam.tokenize(traj(messages({"role": "assistant", "content": "<answer> 1 </answer>"})), 4096).input_ids
