@@ -64,3 +64,20 @@ class Dev:
         return self.store.put_bytes(
             f"test/trainer/{self.run_id}/{name}", json.dumps(doc).encode(), "application/json"
         )
+
+
+class LocalDev:
+    """The tiny model as version 0 in a directory store (segflow_trainer/local_store.py) under
+    `tmp`: for tests that need no S3 server (and torchrun processes that share the folder)."""
+
+    def __init__(self, tmp: Path, key: str = "test/initial/"):
+        from segflow_trainer.local_store import LocalStore
+
+        self.tmp, self.store, self.work = tmp, LocalStore(tmp / "bucket"), tmp / "work"
+        folder = build_tiny_model(tmp / "v0", corpus=[SYSTEM, GOOD, BAD], seed=0, vocab_size=512, n_positions=512)
+        self.v0 = {"uri": self.store.uri_of(key), "version": 0}
+        self.store.upload_folder(folder, self.v0["uri"])
+
+    def batch(self, run: str, step: int = 0) -> dict:
+        """The fixed batch of `run`'s step, stored; its ArtifactRef."""
+        return self.store.put_bytes(f"test/{run}/b{step}.json", json.dumps(fixed_batch(run, step)).encode(), "application/json")

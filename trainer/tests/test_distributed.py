@@ -33,13 +33,11 @@ import torch
 from safetensors.torch import load_file
 
 from segflow_trainer.errors import BadInputError
-from segflow_trainer.local_store import LocalStore
 from segflow_trainer.settings import load_settings
-from segflow_trainer.tiny_model import build_tiny_model
 from segflow_trainer.update import fetch_policy, update_policy
 from segflow_trainer.update_cli import ShardedUpdateError, run_sharded_update
 
-from .helpers import BAD, GOOD, SYSTEM, fixed_batch
+from .helpers import LocalDev
 
 MAX_DIFF = 1e-5
 HP = {
@@ -56,17 +54,7 @@ def env(tmp_path_factory):
     torch.set_num_threads(1)
     mp = pytest.MonkeyPatch()
     mp.setenv("SEGFLOW_TRAINER_THREADS", "1")
-    tmp = tmp_path_factory.mktemp("dist")
-
-    class Env:
-        pass
-
-    e = Env()
-    e.tmp, e.store, e.work = tmp, LocalStore(tmp / "bucket"), tmp / "work"
-    folder = build_tiny_model(tmp / "v0", corpus=[SYSTEM, GOOD, BAD], seed=0, vocab_size=512, n_positions=512)
-    e.v0 = {"uri": e.store.uri_of("test/initial/"), "version": 0}
-    e.store.upload_folder(folder, e.v0["uri"])
-    e.batch = lambda run, step=0: e.store.put_bytes(f"test/{run}/b{step}.json", json.dumps(fixed_batch(run, step)).encode(), "application/json")
+    e = LocalDev(tmp_path_factory.mktemp("dist"))
     yield e
     mp.undo()
     torch.set_num_threads(threads)

@@ -27,12 +27,10 @@ from safetensors.torch import load_file
 from segflow_trainer import update as update_mod
 from segflow_trainer.errors import BadInputError
 from segflow_trainer.hf_family import HfFamily
-from segflow_trainer.local_store import LocalStore
-from segflow_trainer.tiny_model import build_tiny_model
 from segflow_trainer.tiny_qwen_vl import build_tiny_qwen_vl
 from segflow_trainer.update import LoraSettings, fetch_policy, token_budget_chunks, update_policy
 
-from .helpers import BAD, GOOD, SYSTEM, fixed_batch
+from .helpers import LocalDev, fixed_batch
 from .test_vision import IMAGES, batch_doc
 
 SAME = 1e-6
@@ -42,16 +40,7 @@ HP = {"learningRate": 2e-3, "adamEps": 1e-5, "seed": 7, "maxLength": 512, "miniB
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     torch.use_deterministic_algorithms(True)
-    tmp = tmp_path_factory.mktemp("options")
-
-    class Env:
-        pass
-
-    e = Env()
-    e.tmp, e.store, e.work = tmp, LocalStore(tmp / "bucket"), tmp / "work"
-    folder = build_tiny_model(tmp / "v0", corpus=[SYSTEM, GOOD, BAD], seed=0, vocab_size=512, n_positions=512)
-    e.v0 = {"uri": e.store.uri_of("test/gpt2/"), "version": 0}
-    e.store.upload_folder(folder, e.v0["uri"])
+    e = LocalDev(tmp_path_factory.mktemp("options"), "test/gpt2/")
     return e
 
 
