@@ -16,7 +16,14 @@ import { writeFileSync } from 'node:fs';
 import type { Client } from '@temporalio/client';
 import { TaskQueues } from '../../core/queues.js';
 import type { BatchTrajectory, TrainingBatch, UpdatePolicyResult } from '../../core/contracts/index.js';
-import { PolicyClient, type ChatMessage, type PolicyTurn } from '../../activities/policy/client.js';
+import {
+  PolicyClient,
+  type ChatMessage,
+  type ContentPart,
+  type PolicyTurn,
+} from '../../activities/policy/client.js';
+import { toPolicyMessages } from '../../core/rollout/agent-loop.js';
+import type { RolloutMessage } from '../../core/rollout/turn-rules.js';
 import { policyModelName, type TrainingConfigInput } from '../../workflows/training-config.js';
 import { trainingRun, type TrainingRunResult } from '../../workflows/training-run.js';
 import type { SegmentQueryResult } from '../../workflows/segment-query.js';
@@ -544,23 +551,22 @@ function checkBatch(runId: string, prompt: BatchTrajectory['messages'], turn: Po
 async function wireMessages(
   messages: TrainingBatch['trajectories'][number]['messages'],
 ): Promise<ChatMessage[]> {
+  // the rollout's own rule for where images go (toPolicyMessages), then inline, as the policy activity sends them
+  const policy = toPolicyMessages(messages as RolloutMessage[]);
   return Promise.all(
-    messages.map(async (m) => {
-      if (!m.images?.length) return { role: m.role as ChatMessage['role'], content: m.content };
-      const pieces = m.content.split('<image>');
-      const parts: Exclude<ChatMessage['content'], string> = [];
-      for (const [i, text] of pieces.entries()) {
-        if (text) parts.push({ type: 'text', text });
-        const ref = m.images[i];
-        if (i < pieces.length - 1 && ref) {
-          const bytes = await store.getBytes(ref.uri);
-          parts.push({
+    policy.map(async (m) => {
+      if (typeof m.content === 'string') return { role: m.role, content: m.content };
+      const parts = await Promise.all(
+        m.content.map(async (p): Promise<ContentPart> => {
+          if (p.type === 'text') return p;
+          const bytes = await store.getBytes(p.image.uri);
+          return {
             type: 'image_url',
             image_url: { url: `data:image/jpeg;base64,${bytes.toString('base64')}` },
-          });
-        }
-      }
-      return { role: m.role as ChatMessage['role'], content: parts };
+          };
+        }),
+      );
+      return { role: m.role, content: parts };
     }),
   );
 }
