@@ -320,10 +320,10 @@ export function createPolicySyncActivities(deps: PolicySyncDeps) {
         downloaded = true;
       }
       const done = { hostId: deps.hostId, path: folder, files, downloaded };
-      if (existsSync(join(folder, 'adapter_config.json')) || deps.fullWeightSync === 'by-name') {
+      const adapter = existsSync(join(folder, 'adapter_config.json'));
+      if (adapter || deps.fullWeightSync === 'by-name') {
         await deps.policyLoadAdapter({ name: input.name, path: folder, replace: true });
-        const how = existsSync(join(folder, 'adapter_config.json')) ? 'adapter' : 'by-name';
-        return { ...done, served: input.name, how };
+        return { ...done, served: input.name, how: adapter ? 'adapter' : 'by-name' };
       }
       // A full-weight version never goes through the LoRA endpoint: the server reloads in place and
       // keeps its served name.
