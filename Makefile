@@ -6,7 +6,7 @@ export ONNXRUNTIME_NODE_INSTALL := skip
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 SEGR := node bin/segr.js
 
-.PHONY: verify-policy deps-vllm help install install-steps test-portability deps-system deps-node deps-tools deps-models deps-nano deps-nano-data deps-trainer deps-trackers build lint test test-unit test-activity test-integration demo bench dev-up dev-down clean
+.PHONY: verify-policy verify-sam2 deps-sam2 deps-vllm help install install-steps test-portability deps-system deps-node deps-tools deps-models deps-nano deps-nano-data deps-trainer deps-trackers build lint test test-unit test-activity test-integration demo bench dev-up dev-down clean
 
 help:
 	@echo "make test   install everything, build, lint and run the unit, activity and integration tests"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench  run the benchmarks (npm run bench)"
 	@echo "make test-portability  the numerics tests under AVX2 / scalar kernels and 1 / 2 threads"
 	@echo "make verify-policy  the tiny Qwen2.5-VL on real vLLM, trained by the real trainer (VERIFY {json})"
+	@echo "make verify-sam2  the official SAM2.1 hiera-tiny exported, checked against its own predictors (VERIFY {json})"
 
 deps-system:
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
@@ -66,7 +67,13 @@ deps-trackers:
 deps-vllm:
 	bash scripts/setup-vllm.sh
 
-install-steps: deps-system deps-node deps-tools deps-models deps-trainer deps-trackers deps-nano deps-vllm
+# The official SAM2 (`sam2==1.1.0`, torch 2.14.1) and the exporter's tools in .venv/sam2
+# (scripts/setup-sam2.sh); about 2 minutes and 5.5 GB once, then a no-op. test/integration/real-sam2.test.ts
+# exports SAM2.1 hiera-tiny with it and runs the official predictors beside segflow's Node loop.
+deps-sam2:
+	bash scripts/setup-sam2.sh
+
+install-steps: deps-system deps-node deps-tools deps-models deps-trainer deps-trackers deps-nano deps-vllm deps-sam2
 
 # every install step, then a check that they left the work tree as it was (a fresh clone stays clean)
 install:
@@ -85,6 +92,13 @@ lint: deps-node
 verify-policy: install build
 	$(SEGR) dev up
 	node --test --test-reporter=spec dist/test/integration/real-policy.test.js
+
+# The official SAM2 for real (also part of `make test`): SAM2.1 hiera-tiny from the sam2 package's
+# config with seeded random weights, exported by scripts/sam2-export/export_sam2_onnx.py, then the
+# official SAM2VideoPredictor and SAM2ImagePredictor beside segflow's onnxruntime-node loop on frames
+# of bedroom.mp4, compared per frame on logits and masks; ends with one line `VERIFY {json}`.
+verify-sam2: deps-node deps-system deps-sam2 build
+	node --test --test-reporter=spec dist/test/integration/real-sam2.test.js
 
 test: install build lint
 	bash scripts/test-portability.sh

@@ -224,7 +224,7 @@ export function createSegmentActivities(deps: SegmentDeps) {
             input.keyframe,
             input.prompt,
             models.config.model_id,
-            models.config.sam2_commit,
+            models.config.sam2_commit ?? models.config.sam2_version,
           ]),
         )
         .digest('hex');

@@ -110,35 +110,45 @@ export const CONFIG_FILE = 'sam2_config.json';
  * needs, with SAM2's own names. Defaults are the SAM2.1 video predictor's
  * (`sam2/build_sam.py:build_sam2_video_predictor` + `configs/sam2.1/*.yaml`).
  */
-export const sam2ConfigSchema = z.object({
-  contract: z.literal(CONTRACT_VERSION),
-  model_id: z.string().min(1),
-  sam2_commit: z.string().regex(/^[0-9a-f]{7,40}$/, 'a git commit hash'),
-  image_size: z.literal(IMAGE_SIZE).default(IMAGE_SIZE),
-  num_maskmem: z.number().int().min(1).max(7).default(7),
-  max_obj_ptrs_in_encoder: z.number().int().min(1).max(16).default(16),
-  memory_temporal_stride_for_eval: z.number().int().min(1).default(1),
-  max_cond_frames_in_attn: z.number().int().min(-1).default(-1),
-  use_obj_ptrs_in_encoder: z.boolean().default(true),
-  add_tpos_enc_to_obj_ptrs: z.boolean().default(true),
-  use_signed_tpos_enc_to_obj_ptrs: z.boolean().default(true),
-  proj_tpos_enc_in_obj_ptrs: z.boolean().default(true),
-  only_obj_ptrs_in_the_past_for_eval: z.boolean().default(true),
-  multimask_output_in_sam: z.boolean().default(true),
-  multimask_output_for_tracking: z.boolean().default(true),
-  multimask_min_pt_num: z.number().int().min(0).default(0),
-  multimask_max_pt_num: z.number().int().min(0).default(1),
-  use_multimask_token_for_obj_ptr: z.boolean().default(true),
-  dynamic_multimask_via_stability: z.boolean().default(true),
-  dynamic_multimask_stability_delta: z.number().default(0.05),
-  dynamic_multimask_stability_thresh: z.number().default(0.98),
-  binarize_mask_from_pts_for_mem_enc: z.boolean().default(true),
-  fill_hole_area: z.number().int().min(0).default(8),
-  mask_threshold: z.number().default(0),
-  pixel_mean: z.tuple([z.number(), z.number(), z.number()]).default([0.485, 0.456, 0.406]),
-  pixel_std: z.tuple([z.number(), z.number(), z.number()]).default([0.229, 0.224, 0.225]),
-  opset: z.number().int().optional(),
-});
+export const sam2ConfigSchema = z
+  .object({
+    contract: z.literal(CONTRACT_VERSION),
+    model_id: z.string().min(1),
+    /** The facebookresearch/sam2 commit, when the exporter ran on a git checkout. */
+    sam2_commit: z
+      .string()
+      .regex(/^[0-9a-f]{7,40}$/, 'a git commit hash')
+      .optional(),
+    /** The sam2 package release (PyPI `sam2==1.1.0` records "1.1.0"). */
+    sam2_version: z.string().min(1).optional(),
+    image_size: z.literal(IMAGE_SIZE).default(IMAGE_SIZE),
+    num_maskmem: z.number().int().min(1).max(7).default(7),
+    max_obj_ptrs_in_encoder: z.number().int().min(1).max(16).default(16),
+    memory_temporal_stride_for_eval: z.number().int().min(1).default(1),
+    max_cond_frames_in_attn: z.number().int().min(-1).default(-1),
+    use_obj_ptrs_in_encoder: z.boolean().default(true),
+    add_tpos_enc_to_obj_ptrs: z.boolean().default(true),
+    use_signed_tpos_enc_to_obj_ptrs: z.boolean().default(true),
+    proj_tpos_enc_in_obj_ptrs: z.boolean().default(true),
+    only_obj_ptrs_in_the_past_for_eval: z.boolean().default(true),
+    multimask_output_in_sam: z.boolean().default(true),
+    multimask_output_for_tracking: z.boolean().default(true),
+    multimask_min_pt_num: z.number().int().min(0).default(0),
+    multimask_max_pt_num: z.number().int().min(0).default(1),
+    use_multimask_token_for_obj_ptr: z.boolean().default(true),
+    dynamic_multimask_via_stability: z.boolean().default(true),
+    dynamic_multimask_stability_delta: z.number().default(0.05),
+    dynamic_multimask_stability_thresh: z.number().default(0.98),
+    binarize_mask_from_pts_for_mem_enc: z.boolean().default(true),
+    fill_hole_area: z.number().int().min(0).default(8),
+    mask_threshold: z.number().default(0),
+    pixel_mean: z.tuple([z.number(), z.number(), z.number()]).default([0.485, 0.456, 0.406]),
+    pixel_std: z.tuple([z.number(), z.number(), z.number()]).default([0.229, 0.224, 0.225]),
+    opset: z.number().int().optional(),
+  })
+  .refine((c) => c.sam2_commit !== undefined || c.sam2_version !== undefined, {
+    message: 'sam2_config.json names neither sam2_commit nor sam2_version (which SAM2 made these graphs)',
+  });
 
 export type Sam2Config = z.infer<typeof sam2ConfigSchema>;
 

@@ -1,11 +1,12 @@
 /**
- * Image → SAM2 input tensor with sharp: RGB, stretched to exactly 1024×1024 (no aspect kept, no
- * padding), /255, ImageNet mean/std, NCHW float32 (contract §3 "Preprocessing"). The image
- * predictor resizes bilinearly with antialias (sharp `linear`), the video predictor with PIL's
- * bicubic (sharp `cubic`).
+ * Image → SAM2 input tensor: decoded by sharp, RGB, stretched to exactly 1024×1024 (no aspect kept,
+ * no padding), /255, ImageNet mean/std, NCHW float32 (contract §3 "Preprocessing"). The resize is
+ * the official predictor's own (resample.ts): `linear` = the image predictor's torchvision bilinear
+ * with antialias, `cubic` = the video predictor's PIL bicubic.
  */
 import sharp from 'sharp';
 import { IMAGE_SIZE } from './contract.js';
+import { resampleRgb } from './resample.js';
 import { BadInputError } from '../errors.js';
 
 export type ResizeKernel = 'linear' | 'cubic';
@@ -49,17 +50,14 @@ export async function prepareImage(
   let width: number;
   let height: number;
   try {
-    const img = sharp(input.data, { failOn: 'error' });
-    const meta = await img.metadata();
-    if (!meta.width || !meta.height) throw new Error('no width/height in the header');
-    width = meta.width;
-    height = meta.height;
-    pixels = await img
+    const { data, info } = await sharp(input.data, { failOn: 'error' })
       .toColourspace('srgb')
       .removeAlpha()
-      .resize(IMAGE_SIZE, IMAGE_SIZE, { fit: 'fill', kernel })
       .raw()
-      .toBuffer();
+      .toBuffer({ resolveWithObject: true });
+    pixels = data;
+    width = info.width;
+    height = info.height;
   } catch (err) {
     throw new BadInputError(
       `${input.label}: not a readable image (${(err as Error).message})`,
@@ -68,19 +66,20 @@ export async function prepareImage(
     );
   }
   const plane = IMAGE_SIZE * IMAGE_SIZE;
-  if (pixels.length !== plane * 3) {
+  if (pixels.length !== width * height * 3) {
     throw new BadInputError(
-      `${input.label}: decoded to ${pixels.length} bytes, expected ${plane * 3} RGB bytes`,
+      `${input.label}: decoded to ${pixels.length} bytes, expected ${width * height * 3} RGB bytes`,
     );
   }
-  const tensor = new Float32Array(3 * plane);
+  const resampler = kernel === 'cubic' ? 'pil-bicubic' : 'torch-bilinear-aa';
+  const tensor = resampleRgb(pixels, width, height, IMAGE_SIZE, IMAGE_SIZE, resampler);
   const scale = [1 / (255 * std[0]!), 1 / (255 * std[1]!), 1 / (255 * std[2]!)];
   const shift = [mean[0]! / std[0]!, mean[1]! / std[1]!, mean[2]! / std[2]!];
   for (let c = 0; c < 3; c++) {
     const s = scale[c]!;
     const m = shift[c]!;
     const base = c * plane;
-    for (let i = 0, j = c; i < plane; i++, j += 3) tensor[base + i] = pixels[j]! * s - m;
+    for (let i = 0; i < plane; i++) tensor[base + i] = tensor[base + i]! * s - m;
   }
   return { tensor, width, height };
 }

@@ -81,6 +81,8 @@ export interface TrackTraceEntry {
   plan: MemoryPlan | null;
   objectScore: number;
   area: number;
+  /** The frame's output logits [256×256] (hole-filled, before the resize to the video size). */
+  logits: Float32Array;
 }
 
 export interface TrackOptions {
@@ -227,7 +229,7 @@ export async function trackVideo(
     const t = order[pos]!;
     const frame = await encode(t);
     let state: FrameState;
-    let area: number;
+    let logits: Float32Array;
     let plan: MemoryPlan | null = null;
     const reverse = t < k;
     if (t === k) {
@@ -240,7 +242,7 @@ export async function trackVideo(
         score,
       );
       state = { frame: t, isCond: true, maskmem, objPtr: prompted.objPtr!, objectScore: score };
-      area = await emit(t, prompted.logits, score);
+      logits = prompted.logits;
     } else {
       plan = planMemory(cfg, {
         frameIdx: t,
@@ -254,13 +256,14 @@ export async function trackVideo(
       const score = decoded.objectScore!;
       const maskmem = await encodeMemory(frame, decoded.logits, false, score);
       state = { frame: t, isCond: false, maskmem, objPtr: decoded.objPtr!, objectScore: score };
-      area = await emit(t, refine(decoded.logits), score);
+      logits = refine(decoded.logits);
     }
+    const area = await emit(t, logits, state.objectScore);
     await store.saveState(state);
     states.set(t, state);
     framesComputed++;
     if (area === 0) emptyFrames++;
-    opts.trace?.({ frame: t, reverse, plan, objectScore: state.objectScore, area });
+    opts.trace?.({ frame: t, reverse, plan, objectScore: state.objectScore, area, logits });
     for (const f of [...states.keys()]) {
       if (f !== k && Math.abs(f - t) > reach && !(f > k && f <= k + reach)) states.delete(f);
     }

@@ -41,7 +41,6 @@ import torch.nn.functional as F
 from torch import nn
 
 CONTRACT = "sam2-onnx v1"
-SAM2_COMMIT = "2b90b9f"
 OPSET = 17
 NO_OBJ_SCORE = -1024.0
 
@@ -115,6 +114,13 @@ def get_1d_sine_pe(pos: torch.Tensor, dim: int, temperature: float = 10000.0) ->
 # --------------------------------------------------------------------------------------------
 
 
+def feature_sizes(sam):
+    """The backbone's three FPN sizes (strides 4, 8, 16). SAM2ImagePredictor keeps them as
+    `_bb_feat_sizes`; the model (and so SAM2VideoPredictor) does not, so they come from image_size."""
+    s = sam.image_size
+    return [(s // 4, s // 4), (s // 8, s // 8), (s // 16, s // 16)]
+
+
 class ImageEncoder(nn.Module):
     """samexporter's SAM2ImageEncoder: FPN levels after conv_s0/conv_s1, top level + no_mem_embed."""
 
@@ -130,7 +136,7 @@ class ImageEncoder(nn.Module):
             vision_feats[-1] = vision_feats[-1] + sam.no_mem_embed
         feats = [
             feat.permute(1, 2, 0).reshape(1, -1, *size)
-            for feat, size in zip(vision_feats[::-1], sam._bb_feat_sizes[::-1])
+            for feat, size in zip(vision_feats[::-1], feature_sizes(sam)[::-1])
         ][::-1]
         return feats[0], feats[1], feats[2]
 
@@ -286,11 +292,28 @@ def shape_constants(sam, device):
     return vision_pos[-1].detach().clone(), maskmem_pos.detach().clone()
 
 
+def sam2_source() -> dict:
+    """Which sam2 built the graphs: the PyPI release (`sam2_version`), or a git checkout's commit
+    when the package was installed from one (a direct_url.json with vcs_info)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        dist = distribution("sam2")
+    except PackageNotFoundError:
+        return {"sam2_version": "unknown (not installed as a package)"}
+    source = {"sam2_version": dist.version}
+    direct = dist.read_text("direct_url.json")
+    commit = json.loads(direct).get("vcs_info", {}).get("commit_id") if direct else None
+    if commit:
+        source["sam2_commit"] = commit
+    return source
+
+
 def sam2_config(sam, model_id: str) -> dict:
     return {
         "contract": CONTRACT,
         "model_id": model_id,
-        "sam2_commit": SAM2_COMMIT,
+        **sam2_source(),
         "opset": OPSET,
         "image_size": sam.image_size,
         "num_maskmem": sam.num_maskmem,
@@ -329,6 +352,9 @@ def export(module, args, path: Path, inputs, outputs, dynamic_axes):
             dynamic_axes=dynamic_axes,
             opset_version=OPSET,
             do_constant_folding=True,
+            # the TorchScript exporter: torch >= 2.9 defaults to the dynamo exporter (onnxscript),
+            # which cannot trace the predictor's data-dependent pointer and memory axes
+            dynamo=False,
         )
     import onnx
 
