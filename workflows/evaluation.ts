@@ -20,6 +20,7 @@ import {
   defineQuery,
   executeChild,
   isCancellation,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -39,6 +40,10 @@ import type { EvaluationSummary } from '../core/contracts/evaluation.js';
 import type { createSearchActivities } from '../activities/search/activities.js';
 import { rollout, type RolloutInput, type RolloutSummary } from './rollout.js';
 import { segmentAnswer, type SegmentedAnswer } from './segment-answer.js';
+import type { PolicyProtocol } from '../core/contracts/protocol.js';
+import { answerPrompt, QWEN3VL } from '../core/protocol/coordinates.js';
+import { sam2PromptPlan, type SegmentWhen } from '../core/protocol/sam2-prompt.js';
+import type { ImagePromptProtocol } from '../activities/segment/sam2-image.js';
 import type { TrackerBackend } from '../core/tracking.js';
 import { trackMetrics } from './tracking.js';
 
@@ -70,11 +75,12 @@ export interface EvaluationInput {
     latestFrom?: string;
     /** @default temperature 0 (greedy), as evaluation should be */
     sampling?: NonNullable<RolloutInput['policy']>['sampling'];
-  };
+  } & PolicyProtocol;
   search?: RolloutInput['search'];
   settings?: RolloutInput['settings'];
   /** SAM2 ONNX folder on the segment workers. @default segment.modelsDir of the workers */
   modelsDir?: string;
+  segmentation?: EvaluationSegmentation;
   /** Samples evaluated at once. @default 4 */
   concurrency?: number;
   /** Samples per workflow run before continue-as-new. @default 200 */
@@ -93,6 +99,28 @@ export interface EvaluationInput {
   /** Carried across continue-as-new; not for callers. */
   progress?: { offset: number; evaluated: number; skipped: number; policy: ResolvedPolicy };
 }
+
+/** How an evaluation prompts SAM2 with the policy's answer. */
+export interface EvaluationSegmentation {
+  /**
+   * `reference`: whenever the keyframe is a frame of the video and the box (or the point) is
+   * non-zero, coordinates unchecked, as `sam2_okvos.py`; `usable`: only answers `checkAnswer`
+   * accepts (keyframe among the sampled frames, coordinates in range, a box with area).
+   * @default "reference"
+   */
+  when?: SegmentWhen;
+  /**
+   * Images (ReasonSeg): `box`, one box-only single-mask call as the reference's ReasonSeg script;
+   * `box-then-point`, the video protocol's two calls. @default "box"
+   */
+  imagePrompt?: ImagePromptProtocol;
+}
+
+/**
+ * Evaluations recorded before the reference prompting rule segmented only `ok` answers; replaying
+ * them must take the same path, so the reference rule is the default only where this patch is set.
+ */
+export const EVAL_REFERENCE_SAM2_PROMPT_PATCH = 'segflow-eval-reference-sam2-prompt';
 
 interface ResolvedPolicy {
   model: string | null;
@@ -224,10 +252,13 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
       ...(policy.version !== null ? { version: policy.version } : {}),
       sampling:
         sampling.seed !== undefined ? { ...sampling, seed: sampling.seed + position.get(s.id)! } : sampling,
+      ...(input.policy?.systemPrompts ? { systemPrompts: input.policy.systemPrompts } : {}),
+      ...(input.policy?.coordinates ? { coordinates: input.policy.coordinates } : {}),
     },
     ...(input.search ? { search: input.search } : {}),
     ...(input.settings ? { settings: input.settings } : {}),
     ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
+    ...(input.segmentation ? { segmentation: input.segmentation } : {}),
   });
   // Sliding window: the next child starts as soon as one finishes.
   await mapLimit(todo, concurrency, async (s) => {
@@ -288,6 +319,7 @@ export interface EvaluateSampleInput {
   search?: RolloutInput['search'];
   settings?: RolloutInput['settings'];
   modelsDir?: string;
+  segmentation?: EvaluationSegmentation;
 }
 
 /**
@@ -332,23 +364,31 @@ export async function evaluateSample(
         },
       ],
     });
-    const answer = summary.answer;
-    if (answer.status === 'ok') {
-      seg = await segmentAnswer({
-        answer,
-        media:
-          loaded.kind === 'image'
-            ? { kind: 'image', image: loaded.image! }
-            : {
-                kind: 'video',
-                ...(loaded.frameSet ? { frameSet: loaded.frameSet } : {}),
-                ...(loaded.video ? { video: loaded.video } : {}),
-              },
-        prefix,
-        videoMasksPrefix: `${prefix}/seg`,
-        label: `sample ${loaded.id}`,
-        ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
-      });
+    const when =
+      input.segmentation?.when ?? (patched(EVAL_REFERENCE_SAM2_PROMPT_PATCH) ? 'reference' : 'usable');
+    const plan = sam2PromptPlan(summary.answer, when, { image: loaded.kind === 'image' });
+    if (plan) {
+      const prompt = answerPrompt(plan, input.policy.coordinates ?? QWEN3VL);
+      seg =
+        (await segmentAnswer({
+          keyframe: plan.keyframe,
+          prompt: plan.unchecked ? { ...prompt, bounds: 'pass' } : prompt,
+          // The reference prompts nothing when the keyframe is not a frame of the video.
+          keyframeNotInVideo: plan.unchecked ? 'skip' : 'error',
+          imagePrompt: input.segmentation?.imagePrompt ?? 'box',
+          media:
+            loaded.kind === 'image'
+              ? { kind: 'image', image: loaded.image! }
+              : {
+                  kind: 'video',
+                  ...(loaded.frameSet ? { frameSet: loaded.frameSet } : {}),
+                  ...(loaded.video ? { video: loaded.video } : {}),
+                },
+          prefix,
+          videoMasksPrefix: `${prefix}/seg`,
+          label: `sample ${loaded.id}`,
+          ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
+        })) ?? undefined;
     }
   } catch (err) {
     if (isCancellation(err)) throw err;

@@ -18,6 +18,7 @@ import { oneLine } from '../core/monitor/details.js';
 import { ErrorTypes } from '../core/contracts/errors.js';
 import { ArtifactKeys } from '../core/contracts/keys.js';
 import type { RolloutSummary } from '../core/contracts/rollout.js';
+import type { PolicyProtocol } from '../core/contracts/protocol.js';
 import { hostQueue, SearchAttributeKeys, TaskQueues } from '../core/queues.js';
 import { DEFAULT_ROLLOUT_SETTINGS, type RolloutSettings } from '../core/rollout/turn-rules.js';
 import {
@@ -42,7 +43,12 @@ export interface RolloutInput {
   /** Deterministic id: request ids and S3 keys derive from it. */
   trajectoryId: string;
   sample: RolloutSample;
-  policy?: { version?: number; model?: string; sampling?: Sampling; hostId?: string };
+  policy?: {
+    version?: number;
+    model?: string;
+    sampling?: Sampling;
+    hostId?: string;
+  } & PolicyProtocol;
   search?: { backend?: BackendName; topk?: number };
   settings?: Partial<RolloutSettings>;
   /** Where the trajectory is stored: `<prefix>/trajectory.json`. */
@@ -125,48 +131,56 @@ export async function rollout(input: RolloutInput): Promise<RolloutSummary> {
   let hostId = input.policy?.hostId;
   let turn = 0;
 
-  const loop = await runAgentLoop(input.sample, s, {
-    async generate({ messages, contextTokens }) {
-      const queue = hostId ? hostQueue(TaskQueues.policy, hostId) : TaskQueues.policy;
-      turn += 1;
-      const out: PolicyTurnOutput = await policyOn(queue).policyTurn.executeWithOptions(
-        { summary: `turn ${turn} @ ${hostId ?? 'any host'}` },
-        [
-          {
-            messages: toPolicyMessages(messages),
-            ...(contextTokens !== undefined ? { contextTokens } : {}),
-            ...(input.policy?.sampling ? { sampling: input.policy.sampling } : {}),
-            ...(input.policy?.model ? { model: input.policy.model } : {}),
-          },
-        ],
-      );
-      hostId ??= out.hostId;
-      return out;
+  const loop = await runAgentLoop(
+    input.sample,
+    s,
+    {
+      async generate({ messages, contextTokens }) {
+        const queue = hostId ? hostQueue(TaskQueues.policy, hostId) : TaskQueues.policy;
+        turn += 1;
+        const out: PolicyTurnOutput = await policyOn(queue).policyTurn.executeWithOptions(
+          { summary: `turn ${turn} @ ${hostId ?? 'any host'}` },
+          [
+            {
+              messages: toPolicyMessages(messages),
+              ...(contextTokens !== undefined ? { contextTokens } : {}),
+              ...(input.policy?.sampling ? { sampling: input.policy.sampling } : {}),
+              ...(input.policy?.model ? { model: input.policy.model } : {}),
+            },
+          ],
+        );
+        hostId ??= out.hostId;
+        return out;
+      },
+      async search({ tool, query }) {
+        const result = await search.searchTool.executeWithOptions(
+          { summary: `${tool}: "${oneLine(query, 60)}"` },
+          [
+            {
+              tool,
+              query,
+              ...(input.runId ? { runId: input.runId } : {}),
+              ...(input.search?.backend ? { backend: input.search.backend } : {}),
+              ...(input.search?.topk ? { topk: input.search.topk } : {}),
+            },
+          ],
+        );
+        return {
+          observation: result.observation,
+          images: result.tool === 'image_search' ? result.images.map((i) => i.image) : [],
+          backend: result.backend,
+          cached: result.cached,
+        };
+      },
+      keyframe: (frame) =>
+        media.mediaKeyframe.executeWithOptions({ summary: `keyframe of turn ${turn} → 864²` }, [{ frame }]),
+      onProgress: (p) => Object.assign(progress, p),
     },
-    async search({ tool, query }) {
-      const result = await search.searchTool.executeWithOptions(
-        { summary: `${tool}: "${oneLine(query, 60)}"` },
-        [
-          {
-            tool,
-            query,
-            ...(input.runId ? { runId: input.runId } : {}),
-            ...(input.search?.backend ? { backend: input.search.backend } : {}),
-            ...(input.search?.topk ? { topk: input.search.topk } : {}),
-          },
-        ],
-      );
-      return {
-        observation: result.observation,
-        images: result.tool === 'image_search' ? result.images.map((i) => i.image) : [],
-        backend: result.backend,
-        cached: result.cached,
-      };
+    {
+      ...(input.policy?.systemPrompts ? { systemPrompts: input.policy.systemPrompts } : {}),
+      ...(input.policy?.coordinates ? { coordinates: input.policy.coordinates } : {}),
     },
-    keyframe: (frame) =>
-      media.mediaKeyframe.executeWithOptions({ summary: `keyframe of turn ${turn} → 864²` }, [{ frame }]),
-    onProgress: (p) => Object.assign(progress, p),
-  });
+  );
   const { messages, turns, responseText, stopReason, answer, searches, promptTokens, completionTokens } =
     loop;
 

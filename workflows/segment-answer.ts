@@ -1,5 +1,5 @@
 /**
- * Ground and segment: a usable answer (keyframe, box, point in the 0–1000 frame) becomes masks.
+ * Ground and segment: an answer's prompt (keyframe, box and/or point in the policy's frame) becomes masks.
  * An image is segmented once; a video's frames are listed (extracted from the video first when the
  * media has no stored frame list), the keyframe is located in the list, and SAM2 is prompted there
  * and propagated over every frame. Shared by `segmentQuery` and `evaluateSample`.
@@ -8,18 +8,23 @@ import { ApplicationFailure } from '@temporalio/workflow';
 import type { ArtifactRef } from '../core/artifacts.js';
 import { ErrorTypes } from '../core/contracts/errors.js';
 import { ArtifactKeys } from '../core/contracts/keys.js';
-import { answerPrompt } from '../core/protocol/coordinates.js';
-import type { CheckedAnswer } from '../core/rollout/turn-rules.js';
+import type { AnswerPrompt } from '../core/protocol/coordinates.js';
+import type { ImagePromptProtocol } from '../activities/segment/sam2-image.js';
 import { mediaWork, queryGlue, segmenter } from './proxies.js';
-
-export type UsableAnswer = Extract<CheckedAnswer, { status: 'ok' }>;
 
 /** What is segmented: an image, or a video as a stored frame list and/or the stored video. */
 export type AnswerMedia =
   { kind: 'image'; image: ArtifactRef } | { kind: 'video'; frameSet?: ArtifactRef; video?: ArtifactRef };
 
 export interface SegmentAnswerInput {
-  answer: UsableAnswer;
+  /** The frame id the prompt is on (videos). */
+  keyframe: number;
+  /** In the policy's frame (`answerPrompt`); `bounds: "pass"` sends it to SAM2 unchecked. */
+  prompt: AnswerPrompt & { bounds?: 'reject' | 'pass' };
+  /** A keyframe that is not a frame of the video: `error` fails; `skip` segments nothing. @default "error" */
+  keyframeNotInVideo?: 'error' | 'skip';
+  /** How an image is prompted. @default the segment activity's ("box-then-point") */
+  imagePrompt?: ImagePromptProtocol;
   media: AnswerMedia;
   /** An image's mask goes to `<prefix>/mask.png`. */
   prefix: string;
@@ -41,14 +46,14 @@ export type SegmentedAnswer =
       keyframeIndex: number;
     };
 
-export async function segmentAnswer(input: SegmentAnswerInput): Promise<SegmentedAnswer> {
-  const { answer, media } = input;
-  const prompt = answerPrompt(answer);
+export async function segmentAnswer(input: SegmentAnswerInput): Promise<SegmentedAnswer | null> {
+  const { media, prompt } = input;
   const modelsDir = input.modelsDir ? { modelsDir: input.modelsDir } : {};
   if (media.kind === 'image') {
     const seg = await segmenter.segmentImage({
       image: media.image.uri,
       prompt,
+      ...(input.imagePrompt ? { protocol: input.imagePrompt } : {}),
       outputKey: ArtifactKeys.imageMask(input.prefix),
       ...modelsDir,
     });
@@ -56,10 +61,11 @@ export async function segmentAnswer(input: SegmentAnswerInput): Promise<Segmente
   }
   const frameSet = media.frameSet ?? (await extractAllFrames(media.video, input.label));
   const list = await queryGlue.queryFrameList({ frameSet });
-  const keyframeIndex = list.fids.indexOf(answer.keyframe);
+  const keyframeIndex = list.fids.indexOf(input.keyframe);
   if (keyframeIndex < 0) {
+    if (input.keyframeNotInVideo === 'skip') return null;
     throw ApplicationFailure.nonRetryable(
-      `keyframe ${answer.keyframe} is not a frame of ${input.label}`,
+      `keyframe ${input.keyframe} is not a frame of ${input.label}`,
       ErrorTypes.badInput,
     );
   }

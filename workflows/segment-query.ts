@@ -1,10 +1,11 @@
 /**
  * `segmentQuery`: the inference entry. Ingest the media → sample frames → `rollout` (child) →
- * ground the answer (0–1000 → pixels, validated) → segment (image, or keyframe prompt + video
+ * ground the answer (the policy's frame → pixels, validated) → segment (image, or keyframe prompt + video
  * propagation) → masks and overlay in S3 → a small result. A malformed answer ends the query with
  * its reason and no masks; it never fails the workflow.
  */
 import {
+  ApplicationFailure,
   defineQuery,
   executeChild,
   setCurrentDetails,
@@ -14,10 +15,11 @@ import {
 } from '@temporalio/workflow';
 import { oneLine, segmentQueryDetails } from '../core/monitor/details.js';
 import type { ArtifactRef } from '../core/artifacts.js';
+import { ErrorTypes } from '../core/contracts/errors.js';
 import { QueryKeys, WorkflowIds } from '../core/contracts/keys.js';
 import { SearchAttributeKeys, TaskQueues } from '../core/queues.js';
 import type { Ability } from '../core/protocol/prompts.js';
-import { boxToPixels, pointToPixels, QWEN3VL } from '../core/protocol/coordinates.js';
+import { answerPrompt, boxToPixels, pointToPixels, QWEN3VL } from '../core/protocol/coordinates.js';
 import type { CheckedAnswer, RolloutSettings } from '../core/rollout/turn-rules.js';
 import { rollout, type RolloutInput, type RolloutSummary } from './rollout.js';
 import { mediaWork, queryGlue } from './proxies.js';
@@ -144,14 +146,17 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
   }
 
   enter('ground');
-  const box = boxToPixels(answer.box, size, QWEN3VL).map(Math.round) as [number, number, number, number];
+  // Qwen3-VL answers in 0–1000 of the frame; Qwen2.5-VL in pixels of its resized frame.
+  const coordinates = input.policy?.coordinates ?? QWEN3VL;
+  const box = boxToPixels(answer.box, size, coordinates).map(Math.round) as [number, number, number, number];
   const point = answer.point
-    ? (pointToPixels(answer.point, size, QWEN3VL).map(Math.round) as [number, number])
+    ? (pointToPixels(answer.point, size, coordinates).map(Math.round) as [number, number])
     : undefined;
 
   enter('segment');
   const seg = await segmentAnswer({
-    answer,
+    keyframe: answer.keyframe,
+    prompt: answerPrompt(answer, coordinates),
     media:
       ingested.kind === 'image'
         ? { kind: 'image', image: ingested.image }
@@ -162,6 +167,13 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
     label: `query ${queryId}`,
     ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
   });
+  // Only a `skip` rule returns no segmentation; segmentQuery's keyframe errors instead.
+  if (!seg) {
+    throw ApplicationFailure.nonRetryable(
+      `keyframe ${answer.keyframe} was not segmented`,
+      ErrorTypes.badInput,
+    );
+  }
   enter('overlay');
   let overlay: ArtifactRef | undefined;
   if (seg.kind === 'image') {

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { fnv1a32, mulberry32 } from '../core/random.js';
 import { IdSchemas } from '../core/contracts/ids.js';
 import { trackerConfigSchema } from '../core/tracking.js';
+import { policyProtocolSchema } from '../core/contracts/protocol.js';
 
 const s3Uri = z.string().regex(/^s3:\/\/[^/]+\/.+/, 'must be an s3://bucket/key URI');
 const int = (min: number) => z.number().int().min(min);
@@ -145,6 +146,11 @@ export const trainingConfigSchema = z.strictObject({
           topk: int(1).optional(),
         })
         .optional(),
+      /**
+       * The policy's protocol: system prompts used verbatim (a prompt file, `--prompt-file`) and the
+       * coordinate frame of its answers. @default the shipped prompts, 0–1000 (Qwen3-VL)
+       */
+      protocol: policyProtocolSchema.optional(),
       /** Prompt groups rolling out at once. @default promptsPerStep */
       groupConcurrency: int(1).optional(),
       /** Trajectories of one group rolling out at once. @default groupSize */

@@ -222,6 +222,7 @@ function groupInput(
         ...(topK !== undefined ? { topK } : {}),
         seed: groupSeed(config.seed, step, generation, j),
       },
+      ...config.rollout.protocol,
     },
     ...(config.rollout.search ? { search: config.rollout.search } : {}),
     ...(config.rollout.settings ? { settings: config.rollout.settings } : {}),

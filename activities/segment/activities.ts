@@ -21,7 +21,7 @@ import { CONTRACT_VERSION } from './contract.js';
 import { sharedSam2Models, type RuntimeOptions } from './models.js';
 import { imageSize } from './preprocess.js';
 import { promptSchema, promptToPixels } from './prompts.js';
-import { segmentImage } from './sam2-image.js';
+import { IMAGE_PROMPT_PROTOCOLS, segmentImage } from './sam2-image.js';
 import {
   decodeFrameState,
   encodeFrameState,
@@ -36,6 +36,11 @@ export const segmentImageInputSchema = z.strictObject({
   /** s3:// URI (or key in the artifact store) of the image. */
   image: z.string().min(1),
   prompt: promptSchema,
+  /**
+   * `box`: one box-only call with a single mask (Seg-ReSearch's ReasonSeg script); `box-then-point`:
+   * the video protocol's box call then the click with the box mask. @default "box-then-point"
+   */
+  protocol: z.enum(IMAGE_PROMPT_PROTOCOLS).default('box-then-point'),
   /** Key of the 0/255 mask PNG to write. */
   outputKey: z.string().min(1),
   /** Overrides segment.modelsDir. */
@@ -49,6 +54,9 @@ export interface SegmentImageResult {
   height: number;
   area: number;
   iou: number;
+  /** Decoder calls made, and the graph that answered (`decoder` has no single-mask token). */
+  decoderCalls: number;
+  decoder: 'decoder' | 'videoDecoder';
 }
 
 export const segmentVideoInputSchema = z.strictObject({
@@ -159,14 +167,28 @@ export function createSegmentActivities(deps: SegmentDeps) {
       const size = await imageSize(source);
       const prompt = promptToPixels(input.prompt, size, input.image);
       const t0 = performance.now();
-      const result = await segmentImage(models, source, prompt);
+      const result = await segmentImage(models, source, prompt, undefined, input.protocol);
       recordSam2('image', performance.now() - t0, 1);
+      if (input.protocol === 'box' && result.decoder === 'decoder') {
+        logger.warn(
+          { modelsDir: models.dir },
+          'box-only image prompt: no video_decoder.onnx in the models folder, so no single-mask token; the best of the 3 multimask masks was used',
+        );
+      }
       const mask = await store.putBytes(
         input.outputKey,
         await pngOf(result.mask, result.width, result.height),
         'image/png',
       );
-      return { mask, width: result.width, height: result.height, area: result.area, iou: result.iou };
+      return {
+        mask,
+        width: result.width,
+        height: result.height,
+        area: result.area,
+        iou: result.iou,
+        decoderCalls: result.decoderCalls,
+        decoder: result.decoder,
+      };
     },
 
     async segmentVideo(raw: SegmentVideoInput): Promise<SegmentVideoResult> {

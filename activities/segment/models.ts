@@ -245,8 +245,12 @@ export async function loadSam2Models(
   const config = await readSam2Config(root, mode);
   const gate = gateFor(opts);
   const graphs: Partial<Record<GraphKey, Sam2Graph>> = {};
+  // Image mode also takes `video_decoder.onnx` when the folder has it: its token 0 is the
+  // single-mask output that a box-only image prompt uses (samexporter's decoder has no token 0).
+  const optional: GraphKey[] =
+    mode === 'image' && existsSync(join(root, Graphs.videoDecoder.file)) ? ['videoDecoder'] : [];
   try {
-    for (const key of keys) {
+    for (const key of [...keys, ...optional]) {
       const file = join(root, Graphs[key].file);
       const session = await createSession(file, opts);
       graphs[key] = new Sam2Graph(key, file, session, gate);

@@ -1,25 +1,54 @@
 /**
- * Prompts: the policy's `bbox_2d` / `point_2d` (0–1000 of the original frame, Qwen3-VL) or pixel
- * coordinates, mapped into SAM2's 1024×1024 model frame (x·1024/W, y·1024/H; the +0.5 pixel-centre
+ * Prompts: the policy's `bbox_2d` / `point_2d` (0–1000 of the original frame, Qwen3-VL; or pixels
+ * of the resized policy frame, Qwen2.5-VL) or pixel coordinates, mapped into SAM2's 1024×1024 model frame (x·1024/W, y·1024/H; the +0.5 pixel-centre
  * shift and the pad point are inside the decoder graph). A box becomes two points labelled 2 and 3,
  * placed before any click (`add_new_points_or_box`).
  */
-import { boxToPixels, pointToPixels, QWEN3VL } from '../../core/protocol/coordinates.js';
+import {
+  boxToPixels,
+  pointToPixels,
+  QWEN3VL,
+  type CoordinateFrame,
+} from '../../core/protocol/coordinates.js';
 import { z } from 'zod';
 import { IMAGE_SIZE } from './contract.js';
 import { BadInputError } from '../errors.js';
 
 const finite = z.number().finite();
 
-export const promptSchema = z.strictObject({
-  /** `norm1000`: the policy's 0–1000 frame; `pixels`: original-image pixels. */
-  space: z.enum(['norm1000', 'pixels']),
-  /** [x1, y1, x2, y2] */
-  box: z.tuple([finite, finite, finite, finite]).optional(),
-  /** [x, y], a positive click */
-  point: z.tuple([finite, finite]).optional(),
-});
-export type SegmentPrompt = z.infer<typeof promptSchema>;
+export const promptSchema = z
+  .strictObject({
+    /**
+     * `norm1000`: the policy's 0–1000 frame (Qwen3-VL); `resized`: pixels of the policy's resized
+     * frame of size `resized` (Qwen2.5-VL, 448×448); `pixels`: original-image pixels.
+     */
+    space: z.enum(['norm1000', 'resized', 'pixels']),
+    /** [width, height] of the resized frame; required with space `resized`. */
+    resized: z.tuple([z.number().int().min(1), z.number().int().min(1)]).optional(),
+    /** [x1, y1, x2, y2] */
+    box: z.tuple([finite, finite, finite, finite]).optional(),
+    /** [x, y], a positive click */
+    point: z.tuple([finite, finite]).optional(),
+    /**
+     * `reject`: a box or point outside the frame, or an inverted box, is bad input. `pass`: they
+     * reach SAM2 as they are, as `sam2_okvos.py` passes the model's answer unchecked. @default "reject"
+     */
+    bounds: z.enum(['reject', 'pass']).default('reject'),
+  })
+  .refine((p) => p.space !== 'resized' || p.resized !== undefined, {
+    message: 'space "resized" needs resized: [width, height]',
+    path: ['resized'],
+  });
+export type SegmentPrompt = z.input<typeof promptSchema>;
+
+function frameOf(prompt: SegmentPrompt): CoordinateFrame | null {
+  if (prompt.space === 'norm1000') return QWEN3VL;
+  if (prompt.space === 'resized') {
+    const [w, h] = prompt.resized!;
+    return { kind: 'qwen25vl', resizedWidth: w, resizedHeight: h };
+  }
+  return null;
+}
 
 export interface PixelPrompt {
   box?: [number, number, number, number];
@@ -41,13 +70,22 @@ export function promptToPixels(
   label: string,
 ): PixelPrompt {
   const out: PixelPrompt = {};
-  const maxX = prompt.space === 'norm1000' ? 1000 : size.width;
-  const maxY = prompt.space === 'norm1000' ? 1000 : size.height;
-  const inside = (x: number, y: number) => x >= 0 && y >= 0 && x <= maxX && y <= maxY;
-  const frame = `${prompt.space === 'norm1000' ? '0–1000 frame' : `${size.width}×${size.height} pixels`}`;
+  const policyFrame = frameOf(prompt);
+  const maxX =
+    prompt.space === 'norm1000' ? 1000 : prompt.space === 'resized' ? prompt.resized![0] : size.width;
+  const maxY =
+    prompt.space === 'norm1000' ? 1000 : prompt.space === 'resized' ? prompt.resized![1] : size.height;
+  const check = prompt.bounds !== 'pass';
+  const inside = (x: number, y: number) => !check || (x >= 0 && y >= 0 && x <= maxX && y <= maxY);
+  const frame =
+    prompt.space === 'norm1000'
+      ? '0–1000 frame'
+      : prompt.space === 'resized'
+        ? `${maxX}×${maxY} resized policy frame`
+        : `${size.width}×${size.height} pixels`;
   if (prompt.box) {
     const [x1, y1, x2, y2] = prompt.box;
-    if (x2 < x1 || y2 < y1) {
+    if (check && (x2 < x1 || y2 < y1)) {
       throw new BadInputError(`${label}: box [${prompt.box.join(', ')}] must have x1 ≤ x2 and y1 ≤ y2`, {
         box: prompt.box,
       });
@@ -57,7 +95,7 @@ export function promptToPixels(
         box: prompt.box,
       });
     }
-    out.box = [...(prompt.space === 'norm1000' ? boxToPixels(prompt.box, size, QWEN3VL) : prompt.box)];
+    out.box = [...(policyFrame ? boxToPixels(prompt.box, size, policyFrame) : prompt.box)];
   }
   if (prompt.point) {
     const [x, y] = prompt.point;
@@ -69,9 +107,7 @@ export function promptToPixels(
         },
       );
     }
-    out.point = [
-      ...(prompt.space === 'norm1000' ? pointToPixels(prompt.point, size, QWEN3VL) : prompt.point),
-    ];
+    out.point = [...(policyFrame ? pointToPixels(prompt.point, size, policyFrame) : prompt.point)];
   }
   return out;
 }

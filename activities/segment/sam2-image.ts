@@ -1,7 +1,12 @@
 /**
- * SAM2 on one image: encoder, then the decoder prompted as the reference does (box → mask; then the
- * click with that mask's low-res logits as `mask_input`), SAM2's mask choice, and the low-res
- * logits upscaled bilinearly to the original size and thresholded.
+ * SAM2 on one image: encoder, then the decoder prompted in one of two ways, SAM2's mask choice,
+ * and the low-res logits upscaled bilinearly to the original size and thresholded.
+ * - `box`: one call with the box alone and a single mask (`SAM2ImagePredictor.predict(box=…,
+ *   multimask_output=False)`, as Seg-ReSearch's ReasonSeg script did). The single-mask token is
+ *   token 0 of `video_decoder.onnx` (with SAM2's stability fallback); a folder with only the
+ *   samexporter `decoder.onnx` has no token 0, so the best of its 3 multimask tokens is taken.
+ * - `box-then-point`: the video protocol (box → mask; then the click with that mask's low-res
+ *   logits as `mask_input`).
  */
 import { FEAT, HIDDEN_DIM, LOW_RES } from './contract.js';
 import { chooseMask, LOW_RES_AREA, tokenLogits, useMultimask, type MaskChoice } from './mask-choice.js';
@@ -83,6 +88,8 @@ export async function decode(
   call: DecoderCall,
   isInitCondFrame: boolean,
   timer: StageTimer = noTimer,
+  /** Force single-mask output (`multimask_output=False`); default: SAM2's `_use_multimask` rule. */
+  multimaskAllowed = true,
 ): Promise<DecodedMask> {
   const g = graph(models, which);
   const pts = toModelPoints(call.points, frame);
@@ -103,7 +110,8 @@ export async function decode(
   const masks = f32Data(out, 'masks', g.file);
   const iou = f32Data(out, 'iou_predictions', g.file);
   const tokens = which === 'videoDecoder' ? 4 : 3;
-  const multimask = useMultimask(models.config, { isInitCondFrame, numPoints: pts.count });
+  const multimask =
+    multimaskAllowed && useMultimask(models.config, { isInitCondFrame, numPoints: pts.count });
   const choice = chooseMask(masks, iou, tokens, multimask, models.config);
   const result: DecodedMask = { logits: Float32Array.from(tokenLogits(masks, choice.maskToken)), choice };
   if (which === 'videoDecoder') {
@@ -156,6 +164,29 @@ export async function promptFrame(
   return { ...result!, calls };
 }
 
+/** How an image is prompted (see the module comment). */
+export const IMAGE_PROMPT_PROTOCOLS = ['box', 'box-then-point'] as const;
+export type ImagePromptProtocol = (typeof IMAGE_PROMPT_PROTOCOLS)[number];
+
+/**
+ * One decoder call with the box alone (a click only when there is no box), single-mask where the
+ * models offer token 0 (`video_decoder.onnx`).
+ */
+export async function promptBoxOnly(
+  models: Sam2Models,
+  frame: EncodedFrame,
+  prompt: PixelPrompt,
+  timer: StageTimer = noTimer,
+): Promise<DecodedMask & { calls: number }> {
+  if (!prompt.box && !prompt.point) throw new BadInputError('a segment prompt needs a box, a point or both');
+  const which = models.graphs.videoDecoder ? 'videoDecoder' : 'decoder';
+  const points = prompt.box
+    ? boxPoints(prompt.box)
+    : [{ x: prompt.point![0], y: prompt.point![1], label: 1 }];
+  const result = await decode(models, which, frame, frame.imageEmbed, { points }, true, timer, false);
+  return { ...result, calls: 1 };
+}
+
 export interface ImageSegmentation {
   /** 0/255, width×height */
   mask: Uint8Array;
@@ -165,6 +196,8 @@ export interface ImageSegmentation {
   iou: number;
   rule: MaskChoice['rule'];
   decoderCalls: number;
+  /** The decoder graph that answered. */
+  decoder: 'decoder' | 'videoDecoder';
   /** The chosen low-res logits. */
   logits: Float32Array;
 }
@@ -175,9 +208,14 @@ export async function segmentImage(
   input: ImageInput,
   prompt: PixelPrompt,
   timer: StageTimer = noTimer,
+  protocol: ImagePromptProtocol = 'box-then-point',
 ): Promise<ImageSegmentation> {
   const frame = await encodeImage(models, input, 'linear', timer);
-  const decoded = await promptFrame(models, 'decoder', frame, prompt, (l) => l, timer);
+  const decoder = protocol === 'box' && models.graphs.videoDecoder ? 'videoDecoder' : 'decoder';
+  const decoded =
+    protocol === 'box'
+      ? await promptBoxOnly(models, frame, prompt, timer)
+      : await promptFrame(models, 'decoder', frame, prompt, (l) => l, timer);
   const { mask, area } = await timed(timer, 'postprocess', () =>
     logitsToMask(decoded.logits, LOW_RES, frame.width, frame.height, models.config.mask_threshold),
   );
@@ -189,6 +227,7 @@ export async function segmentImage(
     iou: decoded.choice.iou,
     rule: decoded.choice.rule,
     decoderCalls: decoded.calls,
+    decoder,
     logits: decoded.logits,
   };
 }

@@ -4,7 +4,7 @@ import { WorkflowIds } from '../../core/contracts/keys.js';
 import { isSafeId, safeIdProblem } from '../../core/contracts/ids.js';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { priorityFor, SearchAttributeKeys, TaskQueues, type WorkKind } from '../../core/queues.js';
 import type { SegflowConfig } from '../../core/config/schema.js';
 import { BadInputError } from '../../activities/errors.js';
@@ -22,6 +22,7 @@ import {
   type EvaluationResult,
 } from '../../workflows/evaluation.js';
 import { cliContext, withClient } from '../context.js';
+import { policyProtocolFrom } from '../policy-protocol.js';
 import { workflowResult } from '../failure.js';
 import { positiveInt, nonNegativeInt, nonNegativeNumber } from '../option-parsers.js';
 import { emit, outputFormat } from '../output.js';
@@ -50,8 +51,15 @@ export interface EvaluationCliOptions {
   seed?: number;
 }
 
-/** The evaluation workflow input the options describe. */
-export function evaluationInputFrom(opts: EvaluationCliOptions): EvaluationInput {
+/**
+ * The evaluation workflow input the options describe; `config` adds the policy protocol
+ * (`policy.promptFile`, `policy.coordinates`) and the SAM2 prompting (`segment.evalPromptRule`,
+ * `segment.imagePrompt`).
+ */
+export function evaluationInputFrom(
+  opts: EvaluationCliOptions,
+  config?: Pick<SegflowConfig, 'policy' | 'segment'>,
+): EvaluationInput {
   if (!/^s3:\/\//.test(opts.dataset) && !/^datasets\/indexes\//.test(opts.dataset)) {
     throw new InvalidArgumentError(
       `--dataset "${opts.dataset}" must be the index \`segr dataset prepare\` printed (an s3://… URI or a datasets/indexes/… key)`,
@@ -67,7 +75,11 @@ export function evaluationInputFrom(opts: EvaluationCliOptions): EvaluationInput
         temperature: opts.temperature ?? 0,
         ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
       },
+      ...(config ? policyProtocolFrom(config.policy) : {}),
     },
+    ...(config
+      ? { segmentation: { when: config.segment.evalPromptRule, imagePrompt: config.segment.imagePrompt } }
+      : {}),
     ...(opts.search ? { search: { backend: opts.search as 'local' } } : {}),
     ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
     ...(opts.limit ? { limit: opts.limit } : {}),
@@ -154,6 +166,9 @@ interface EvalOptions extends EvaluationCliOptions {
   policyUrl?: string;
   models?: string;
   remote?: boolean;
+  promptFile?: string;
+  sam2Prompt?: string;
+  imagePrompt?: string;
 }
 
 /**
@@ -199,6 +214,22 @@ export function register(program: Command): void {
     )
     .option('--search <backend>', 'search backend: local, serper, duckduckgo, retrieval, searxng')
     .option(
+      '--prompt-file <path>',
+      'YAML/JSON {search, nonSearch} system prompts used verbatim (default: policy.promptFile, else the shipped paraphrase)',
+    )
+    .addOption(
+      new Option(
+        '--sam2-prompt <rule>',
+        'when SAM2 is prompted: reference (keyframe in the video, non-zero box, as sam2_okvos.py) or usable (only answers the rollout check accepts) (default: segment.evalPromptRule)',
+      ).choices(['reference', 'usable']),
+    )
+    .addOption(
+      new Option(
+        '--image-prompt <protocol>',
+        'images (ReasonSeg): box (one box-only single-mask call) or box-then-point (default: segment.imagePrompt)',
+      ).choices(['box', 'box-then-point']),
+    )
+    .option(
       '--temperature <t>',
       'sampling temperature (default 0: greedy, as evaluation should be; > 0 with --seed measures sampling noise)',
       nonNegativeNumber('--temperature'),
@@ -229,13 +260,16 @@ export function register(program: Command): void {
       if (opts.id !== undefined && !isSafeId('eval', opts.id)) {
         throw new InvalidArgumentError(safeIdProblem('eval', '--id', opts.id));
       }
-      const input = evaluationInputFrom(opts);
       const ctx = cliContext(cmd, {
         'policy.baseUrl': opts.policyUrl,
         'segment.modelsDir': opts.models,
         'search.backend': opts.search,
+        'policy.promptFile': opts.promptFile,
+        'segment.evalPromptRule': opts.sam2Prompt,
+        'segment.imagePrompt': opts.imagePrompt,
       });
       const { config } = ctx;
+      const input = evaluationInputFrom(opts, config);
       let workers: RunningWorkers | undefined;
       if (!opts.remote) workers = await startWorkers(config, ctx.logger.child({ component: 'worker' }));
       try {

@@ -14,6 +14,7 @@ import {
 } from '../../workflows/segment-query.js';
 import { rolloutProgressQuery } from '../../workflows/rollout.js';
 import { cliContext, withClient } from '../context.js';
+import { policyProtocolFrom } from '../policy-protocol.js';
 import { workflowResult } from '../failure.js';
 import { nonNegativeInt, positiveInt } from '../option-parsers.js';
 import { jsonDocument, outputFormat } from '../output.js';
@@ -31,6 +32,7 @@ interface RunOptions {
   out?: string;
   id?: string;
   remote?: boolean;
+  promptFile?: string;
 }
 
 async function watchProgress(
@@ -82,6 +84,10 @@ export function register(program: Command): void {
       nonNegativeInt('--policy-version'),
     )
     .option('--search <backend>', 'search backend: local, serper, duckduckgo, retrieval, searxng')
+    .option(
+      '--prompt-file <path>',
+      'YAML/JSON {search, nonSearch} system prompts used verbatim (default: policy.promptFile, else the shipped paraphrase)',
+    )
     .option('--models <dir>', 'SAM2 ONNX folder (sam2-onnx v1) for the local worker')
     .option('--out <dir>', 'write the mask PNG(s) and the overlay here')
     .option('--id <workflowId>', 'workflow id (default: query-<timestamp>)')
@@ -96,8 +102,10 @@ export function register(program: Command): void {
         'policy.baseUrl': opts.policyUrl,
         'segment.modelsDir': opts.models,
         'search.backend': opts.search,
+        'policy.promptFile': opts.promptFile,
       });
       const { config } = ctx;
+      const protocol = policyProtocolFrom(config.policy);
       if (!opts.remote) {
         // The local worker needs a policy server and SAM2 files: say exactly what to pass.
         const missing: string[] = [];
@@ -131,11 +139,12 @@ export function register(program: Command): void {
             query: opts.query,
             ability: opts.ability as SegmentQueryInput['ability'],
             frames: opts.frames,
-            ...(opts.policy || opts.policyVersion !== undefined
+            ...(opts.policy || opts.policyVersion !== undefined || Object.keys(protocol).length > 0
               ? {
                   policy: {
                     ...(opts.policy ? { model: opts.policy } : {}),
                     ...(opts.policyVersion !== undefined ? { version: opts.policyVersion } : {}),
+                    ...protocol,
                   },
                 }
               : {}),

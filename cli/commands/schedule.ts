@@ -38,6 +38,8 @@ interface ScheduleEvalOptions {
 export function evaluationSchedule(
   opts: ScheduleEvalOptions,
   priority: SegflowConfig['priority'] = configSchema.parse({}).priority,
+  /** Adds the policy protocol and SAM2 prompting of the config (see `evaluationInputFrom`). */
+  config?: Pick<SegflowConfig, 'policy' | 'segment'>,
 ): ScheduleOptions {
   if (!isSafeId('schedule', opts.id))
     throw new InvalidArgumentError(safeIdProblem('schedule', '--id', opts.id));
@@ -47,7 +49,7 @@ export function evaluationSchedule(
     throw new InvalidArgumentError(`--every "${opts.every}" must be a duration like 30m, 6h or 1d`);
   }
   const input: EvaluationInput = {
-    ...evaluationInputFrom({ ...opts }),
+    ...evaluationInputFrom({ ...opts }, config),
     evalIdPrefix: opts.id,
   };
   return {
@@ -169,7 +171,7 @@ export function register(program: Command): void {
       ),
   ).action(async (opts: ScheduleEvalOptions, cmd: Command) => {
     const { config } = cliContext(cmd);
-    const options = evaluationSchedule(opts, config.priority);
+    const options = evaluationSchedule(opts, config.priority, config);
     await withClient(config, async ({ client }) => {
       const updated = await updateSchedule(client, options);
       if (updated) console.error(`replacing schedule ${opts.id}`);
@@ -188,7 +190,7 @@ export function register(program: Command): void {
       .description('change an existing `schedule eval` schedule in place (handle.update); it must exist'),
   ).action(async (opts: ScheduleEvalOptions, cmd: Command) => {
     const { config } = cliContext(cmd);
-    const options = evaluationSchedule(opts, config.priority);
+    const options = evaluationSchedule(opts, config.priority, config);
     await withClient(config, async ({ client }) => {
       if (!(await updateSchedule(client, options)))
         throw new Error(`no schedule ${opts.id}: create it with segr schedule eval`);

@@ -34,6 +34,8 @@ import {
 import { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from '../option-parsers.js';
 import { watchDecision } from '../watch.js';
 import { emit, jsonDocument, outputFormat } from '../output.js';
+import { policyProtocolFrom } from '../policy-protocol.js';
+import type { PolicyProtocol } from '../../core/contracts/protocol.js';
 
 interface StartOptions {
   dataset: string;
@@ -55,12 +57,17 @@ interface StartOptions {
   configJson?: string;
   id?: string;
   watch?: boolean;
+  promptFile?: string;
 }
 
-/** The run's config from the flags (over an optional JSON file), validated before anything starts. */
+/**
+ * The run's config from the flags (over an optional JSON file), validated before anything starts.
+ * `protocol` (the config's `policy.promptFile` / `policy.coordinates`) becomes `rollout.protocol`.
+ */
 export async function trainingConfigFromOptions(
   opts: StartOptions,
   initialPolicyUri: string,
+  protocol: PolicyProtocol = {},
 ): Promise<TrainingConfigInput> {
   let base: Record<string, unknown> = {};
   if (opts.configJson) {
@@ -83,6 +90,9 @@ export async function trainingConfigFromOptions(
   if (opts.loraRank !== undefined) trainer.loraRank = opts.loraRank;
   const reward = sub('reward');
   if (opts.rewardPreset !== undefined) reward.preset = opts.rewardPreset;
+  const rollout = sub('rollout');
+  if (Object.keys(protocol).length > 0)
+    rollout.protocol = { ...((rollout.protocol as object | undefined) ?? {}), ...protocol };
   const cfg: Record<string, unknown> = {
     ...base,
     dataset: opts.dataset,
@@ -92,6 +102,7 @@ export async function trainingConfigFromOptions(
     dapo,
     trainer,
     reward,
+    ...(Object.keys(rollout).length > 0 ? { rollout } : {}),
     ...(opts.groupSize !== undefined ? { groupSize: opts.groupSize } : {}),
     ...(opts.promptsPerStep !== undefined ? { promptsPerStep: opts.promptsPerStep } : {}),
     ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
@@ -389,6 +400,10 @@ export function register(program: Command): void {
     .option('--hosts <ids>', 'policy hosts that receive every version, comma-separated (default local)')
     .option('--config-json <file>', 'the full trainingRun config as JSON (flags override it)')
     .option(
+      '--prompt-file <path>',
+      'YAML/JSON {search, nonSearch} system prompts the rollouts use verbatim (default: policy.promptFile, else the shipped paraphrase)',
+    )
+    .option(
       '--id <runId>',
       'run id (default train-<timestamp>); if that run is running with the same config, attach to it',
     )
@@ -396,18 +411,20 @@ export function register(program: Command): void {
     .action(async (opts: StartOptions, cmd: Command) => {
       const runId = opts.id ?? `train-${new Date().toISOString().replace(/[:.]/g, '-').replace(/Z$/, '')}`;
       if (!isSafeId('run', runId)) throw new Error(safeIdProblem('run', '--id', runId));
-      const { config: cliConfig } = cliContext(cmd);
+      const { config: cliConfig } = cliContext(cmd, { 'policy.promptFile': opts.promptFile });
+      const protocol = policyProtocolFrom(cliConfig.policy);
       await withClient(cliConfig, async (session) => {
         const { client, store, ui } = session;
         // Validate everything before uploading or starting anything.
         await trainingConfigFromOptions(
           opts,
           /^s3:\/\//.test(opts.initialPolicy) ? opts.initialPolicy : 's3://placeholder/validated-later/',
+          protocol,
         );
         const local = !/^s3:\/\//.test(opts.initialPolicy);
         // A local folder goes to a deterministic key: the same flags give the same config.
         const initialUri = local ? store.uriOf(PolicyKeys.version(runId, 0)) : opts.initialPolicy;
-        const config = await trainingConfigFromOptions(opts, initialUri);
+        const config = await trainingConfigFromOptions(opts, initialUri, protocol);
         // Idempotent start: a run with this id that is still running is attached to when its config
         // is the same, and refused with the difference otherwise.
         const existing = await runningConfig(client, runId);

@@ -187,6 +187,19 @@ export const configSchema = z.strictObject({
       fullWeightSync: z.enum(['reload', 'by-name']).default('reload'),
       /** How images reach the server: inline data URLs, or presigned S3 URLs the server fetches. @default "data-url" */
       imageTransport: z.enum(['data-url', 'presigned-url']).default('data-url'),
+      /**
+       * A YAML or JSON file `{search, nonSearch}` of system-prompt texts used verbatim instead of
+       * segflow's paraphrase (the search text holds the tool JSON). Read by the CLI when it starts
+       * a run, evaluation or query; the text travels in the workflow input. @default none
+       */
+      promptFile: z.string().min(1).optional(),
+      /**
+       * The frame of the policy's answers: `norm1000` (Qwen3-VL, 0–1000 of the original frame) or
+       * `pixels` (Qwen2.5-VL, absolute pixels of the pixelFrameSize² resized frame). @default "norm1000"
+       */
+      coordinates: z.enum(['norm1000', 'pixels']).default('norm1000'),
+      /** Side of the square resized policy frame that `pixels` coordinates refer to (spec §2). @default 448 */
+      pixelFrameSize: positiveInt.default(448),
     })
     .prefault({}),
   search: z
@@ -329,6 +342,18 @@ export const configSchema = z.strictObject({
       intraOpThreads: z.coerce.number().int().min(0).default(0),
       /** Concurrent onnxruntime runs per device in one worker process (fixed: no tuner sees GPU memory). @default 1 */
       runsPerDevice: positiveInt.default(1),
+      /**
+       * When an evaluation prompts SAM2: `reference` (keyframe a frame of the video and a non-zero
+       * box or point, unchecked, as sam2_okvos.py) or `usable` (only answers the rollout's check
+       * accepts). Read by `segr eval`. @default "reference"
+       */
+      evalPromptRule: z.enum(['reference', 'usable']).default('reference'),
+      /**
+       * How an evaluation prompts SAM2 on an image (ReasonSeg): `box` (one box-only call, single
+       * mask, as the reference's script) or `box-then-point` (the video protocol). Read by
+       * `segr eval`. @default "box"
+       */
+      imagePrompt: z.enum(['box', 'box-then-point']).default('box'),
     })
     .prefault({}),
   priority: z
@@ -410,6 +435,11 @@ export const envBindings: Readonly<Record<string, string>> = {
   SEGFLOW_POLICY_URL: 'policy.baseUrl',
   SEGFLOW_POLICY_MODEL: 'policy.model',
   SEGFLOW_POLICY_API_KEY: 'policy.apiKey',
+  SEGFLOW_PROMPT_FILE: 'policy.promptFile',
+  SEGFLOW_POLICY_COORDINATES: 'policy.coordinates',
+  SEGFLOW_POLICY_PIXEL_FRAME_SIZE: 'policy.pixelFrameSize',
+  SEGFLOW_SEGMENT_EVAL_PROMPT_RULE: 'segment.evalPromptRule',
+  SEGFLOW_SEGMENT_IMAGE_PROMPT: 'segment.imagePrompt',
   SEGFLOW_SEGMENT_MODELS_DIR: 'segment.modelsDir',
   SEGFLOW_SEGMENT_EXECUTION_PROVIDERS: 'segment.executionProviders',
   SEGFLOW_SEGMENT_DEVICE_ID: 'segment.deviceId',

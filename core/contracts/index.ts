@@ -5,3 +5,4 @@ export * from './errors.js';
 export * from './training.js';
 export * from './rollout.js';
 export * from './evaluation.js';
+export * from './protocol.js';

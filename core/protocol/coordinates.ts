@@ -76,15 +76,36 @@ export function clampPoint(p: Point, image: ImageSize): Point {
   return [Math.min(Math.max(p[0], 0), image.width - 1), Math.min(Math.max(p[1], 0), image.height - 1)];
 }
 
-/** The SAM2 prompt of a checked answer: its box and point in the policy's 0–1000 frame. */
-export function answerPrompt(answer: { box: Box; point: Point | null }): {
-  space: 'norm1000';
-  box: [number, number, number, number];
+/**
+ * The extent of a policy's answer frame: 1000×1000 for Qwen3-VL, the resized frame's pixels for
+ * Qwen2.5-VL (what `checkAnswer` accepts as "in range").
+ */
+export function answerExtent(frame: CoordinateFrame = QWEN3VL): { x: number; y: number } {
+  const { sx, sy } = frameExtent(frame);
+  return { x: sx, y: sy };
+}
+
+/** A policy-frame prompt as the segment activities take it. */
+export type AnswerPrompt = {
+  box?: [number, number, number, number];
   point?: [number, number];
-} {
-  return {
-    space: 'norm1000',
-    box: [...answer.box] as [number, number, number, number],
+} & ({ space: 'norm1000' } | { space: 'resized'; resized: [number, number] });
+
+/**
+ * The SAM2 prompt of an answer in the policy's frame: 0–1000 (`norm1000`) for Qwen3-VL, pixels of
+ * the resized frame (`resized`) for Qwen2.5-VL. The segment activity maps it to the image's pixels.
+ */
+export function answerPrompt(
+  answer: { box: Box | null; point: Point | null },
+  frame: CoordinateFrame = QWEN3VL,
+): AnswerPrompt {
+  const parts = {
+    ...(answer.box ? { box: [...answer.box] as [number, number, number, number] } : {}),
     ...(answer.point ? { point: [...answer.point] as [number, number] } : {}),
   };
+  if (frame.kind === 'qwen25vl')
+    return { space: 'resized', resized: [frame.resizedWidth, frame.resizedHeight], ...parts };
+  if (frame.kind === 'segzero')
+    return { space: 'resized', resized: [frame.size ?? 840, frame.size ?? 840], ...parts };
+  return { space: 'norm1000', ...parts };
 }

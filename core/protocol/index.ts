@@ -5,3 +5,4 @@ export * from './actions.js';
 export * from './observations.js';
 export * from './coordinates.js';
 export * as segZero from './segzero.js';
+export * from './sam2-prompt.js';

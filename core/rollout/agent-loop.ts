@@ -9,6 +9,8 @@ import { routeAction, ToolMessages } from '../protocol/actions.js';
 import { buildPromptMessages, type Ability } from '../protocol/prompts.js';
 import type { SearchToolName } from '../protocol/tags.js';
 import type { SearchRecord } from '../contracts/rollout.js';
+import type { PolicyProtocol } from '../contracts/protocol.js';
+import { answerExtent } from '../protocol/coordinates.js';
 import {
   checkAnswer,
   classifyGeneration,
@@ -125,15 +127,25 @@ function sampledTokens(out: Generation): Pick<RolloutMessage, 'tokenIds' | 'logp
   return { tokenIds: out.tokenIds, ...logprobs };
 }
 
+/**
+ * Runs one trajectory. `protocol` carries what differs for this policy: system prompts from a
+ * prompt file (used verbatim) and the coordinate frame its answers are checked in.
+ */
 export async function runAgentLoop(
   sample: RolloutSample,
   s: RolloutSettings,
   ops: RolloutOps,
+  protocol: PolicyProtocol = {},
 ): Promise<AgentLoopResult> {
   const frameIds = sample.frames.map((f) => f.fid);
   const progress: RolloutProgress = { turn: 0, step: 'think' };
   const report = () => ops.onProgress?.({ ...progress });
-  const prompt = buildPromptMessages({ ability: sample.ability, frameIds, question: sample.question });
+  const prompt = buildPromptMessages({
+    ability: sample.ability,
+    frameIds,
+    question: sample.question,
+    ...(protocol.systemPrompts ? { systemPromptOverride: protocol.systemPrompts } : {}),
+  });
   const messages: RolloutMessage[] = [
     prompt[0]!,
     { ...prompt[1]!, images: sample.frames.map((f) => f.policy) },
@@ -235,7 +247,7 @@ export async function runAgentLoop(
     turns,
     responseText,
     stopReason,
-    answer: checkAnswer(responseText, frameIds),
+    answer: checkAnswer(responseText, frameIds, answerExtent(protocol.coordinates)),
     searches,
     promptTokens,
     completionTokens,

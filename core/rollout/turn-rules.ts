@@ -127,14 +127,17 @@ export type CheckedAnswer =
     };
 
 /**
- * Validates the final answer (0–1000 coordinates) against the sampled frames. A malformed answer
- * is a status with reasons, never an exception: the rollout ends normally with zero outcome reward.
+ * Validates the final answer against the sampled frames. Coordinates must lie in the policy's
+ * frame: `extent` is 1000 (Qwen3-VL, 0–1000) or the resized frame's pixels (Qwen2.5-VL; see
+ * `answerExtent`). A malformed answer is a status with reasons, never an exception: the rollout
+ * ends normally with zero outcome reward.
  */
 export function checkAnswer(
   response: string,
   sampledFrameIds: readonly number[],
-  scale = 1000,
+  extent: number | { x: number; y: number } = 1000,
 ): CheckedAnswer {
+  const ex = typeof extent === 'number' ? { x: extent, y: extent } : extent;
   const a = parseFinalAnswer(response);
   const fail = (status: Exclude<AnswerStatus, 'ok'>, why: string): CheckedAnswer => ({
     status,
@@ -151,11 +154,14 @@ export function checkAnswer(
     );
   }
   if (a.box === null) return fail('no_answer', 'no usable bbox_2d');
-  const inRange = (v: number) => Number.isFinite(v) && v >= 0 && v <= scale;
-  if (![...a.box, ...(a.point ?? [])].every(inRange)) {
+  const inRange = (v: number, max: number) => Number.isFinite(v) && v >= 0 && v <= max;
+  const xs = [a.box[0], a.box[2], ...(a.point ? [a.point[0]] : [])];
+  const ys = [a.box[1], a.box[3], ...(a.point ? [a.point[1]] : [])];
+  if (!xs.every((v) => inRange(v, ex.x)) || !ys.every((v) => inRange(v, ex.y))) {
+    const range = ex.x === ex.y ? `[0, ${ex.x}]` : `x in [0, ${ex.x}] and y in [0, ${ex.y}]`;
     return fail(
       'coordinates_out_of_range',
-      `coordinates must lie in [0, ${scale}]: box ${JSON.stringify(a.box)}, point ${JSON.stringify(a.point)}`,
+      `coordinates must lie in ${range}: box ${JSON.stringify(a.box)}, point ${JSON.stringify(a.point)}`,
     );
   }
   if (a.box[2] <= a.box[0] || a.box[3] <= a.box[1]) {
