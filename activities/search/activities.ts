@@ -13,6 +13,7 @@ import type { PinoLogger } from '../runtime/logger.js';
 import { recordSearch } from '../runtime/metrics.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { LocalCorpus } from './local-corpus.js';
+import { fetchPageText } from './page-text.js';
 import { SearchService, type ImageSearchOutcome, type TextSearchOutcome } from './service.js';
 import { BackendNames, type BackendName, type SearchBackend } from './types.js';
 import { DuckDuckGoBackend, RetrievalServerBackend, SearxngBackend, SerperBackend } from './web-backends.js';
@@ -56,7 +57,24 @@ export function backendFactory(
           onWarning: (w) => opts.logger?.warn(w, `corpus ${w.file}:${w.line}: ${w.problem}`),
         });
       case 'serper':
-        return new SerperBackend(config.serper.url, config.serper.apiKey, http);
+        return new SerperBackend(
+          config.serper.url,
+          config.serper.apiKey,
+          http,
+          config.serper.fetchPages
+            ? {
+                fetchText: (url, signal) =>
+                  fetchPageText(url, {
+                    allow: config.fetch.allow,
+                    maxBytes: config.fetch.maxBytes,
+                    timeoutMs: config.fetch.timeoutMs,
+                    maxRedirects: config.fetch.maxRedirects,
+                    ...(signal ? { signal } : {}),
+                  }),
+                contextChars: config.maxBodyChars,
+              }
+            : undefined,
+        );
       case 'duckduckgo':
         return new DuckDuckGoBackend(config.duckduckgo.htmlUrl, config.duckduckgo.url, http);
       case 'retrieval':

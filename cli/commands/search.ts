@@ -1,10 +1,10 @@
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
-import { formatImageInformation, formatInformation } from '../../core/protocol/observations.js';
+import { formatImageInformation } from '../../core/protocol/observations.js';
 import { encoderFromConfig } from '../../activities/embeddings/activities.js';
 import { BadInputError } from '../../activities/errors.js';
 import { backendFactory } from '../../activities/search/activities.js';
-import { sanitiseQuery } from '../../activities/search/service.js';
+import { defaultTextTopk, sanitiseQuery, textObservation } from '../../activities/search/service.js';
 import { BackendNames, type BackendName } from '../../activities/search/types.js';
 import { cliContext } from '../context.js';
 import { intInRange } from '../option-parsers.js';
@@ -37,7 +37,7 @@ export function register(program: Command): void {
     .option('--image-dir <dir>', 'folder of the image corpus files (default: images/ beside --image-corpus)')
     .option(
       '--topk <n>',
-      'number of results, 1-1000 (default: search.textTopk / imageTopk)',
+      'number of results, 1-1000 (default: search.textTopk, Serper search.serper.textTopk / imageTopk)',
       intInRange('--topk', 1, 1000),
     )
     .option('--image', 'image search instead of text search')
@@ -85,7 +85,8 @@ export function register(program: Command): void {
         }
         return;
       }
-      const hits = await backend.searchText(q, topk ?? config.search.textTopk);
+      const textTopk = topk ?? defaultTextTopk(config.search, name);
+      const hits = await backend.searchText(q, textTopk);
       if (json) {
         console.log(
           JSON.stringify({
@@ -93,12 +94,7 @@ export function register(program: Command): void {
           }),
         );
       } else {
-        process.stdout.write(
-          formatInformation(
-            hits.map((h) => ({ title: h.title, body: h.text })),
-            { maxLength: config.search.maxBodyChars },
-          ),
-        );
+        process.stdout.write(textObservation(config.search, name, hits, textTopk));
       }
     });
 }

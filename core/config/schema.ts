@@ -260,6 +260,19 @@ export const configSchema = z.strictObject({
           url: z.string().url().default('https://google.serper.dev'),
           /** Secret; from SERPER_API_KEY. @default none */
           apiKey: z.string().optional(),
+          /**
+           * Results per Serper text search. The reference's Google tool uses 3 (the training
+           * retriever's 2 is search.textTopk, which the other backends keep). @default 3
+           */
+          textTopk: positiveInt.default(3),
+          /**
+           * Page-fetch mode, the reference tool's default (`process_snippets=True`, spec §7.2): fetch
+           * each result page through the request-forgery guard (search.fetch limits), keep the text
+           * around the snippet (search.maxBodyChars code points on each side) and write
+           * `**Web Page i:**` + JSON, cut to maxBodyChars × topk. A page that cannot be fetched keeps
+           * its snippet. Off: the reference's basic mode, `{i}. (Title: …) snippet`. @default true
+           */
+          fetchPages: flag.default(true),
         })
         .prefault({}),
       duckduckgo: z
@@ -428,6 +441,8 @@ export const envBindings: Readonly<Record<string, string>> = {
   SEGFLOW_SEARCH_CACHE_TTL_SECONDS: 'search.cache.ttlSeconds',
   SERPER_API_KEY: 'search.serper.apiKey',
   SEGFLOW_SERPER_URL: 'search.serper.url',
+  SEGFLOW_SERPER_TOPK: 'search.serper.textTopk',
+  SEGFLOW_SERPER_FETCH_PAGES: 'search.serper.fetchPages',
   RETRIEVER_URL: 'search.retrieval.textUrl',
   IMG_RETRIEVER_URL: 'search.retrieval.imageUrl',
   SEGFLOW_SEARXNG_URL: 'search.searxng.url',

@@ -3,5 +3,6 @@ export * from './tags.js';
 export * from './prompts.js';
 export * from './actions.js';
 export * from './observations.js';
+export * from './web-pages.js';
 export * from './coordinates.js';
 export * as segZero from './segzero.js';
