@@ -69,6 +69,17 @@ export function defaultTextTopk(config: SegflowConfig['search'], backend: Backen
   return backend === 'serper' ? config.serper.textTopk : config.textTopk;
 }
 
+/**
+ * What else decides the local corpus' ranking, for the cache key: results found by one retriever
+ * are not served for another.
+ */
+function rankingVariant(config: SegflowConfig['search'], backend: BackendName): string {
+  if (backend !== 'local') return '';
+  const l = config.local;
+  if (l.retriever !== 'bm25') return `retriever=${l.retriever};e5=${l.e5.model}`;
+  return l.hybrid ? `retriever=bm25+dense;w=${l.denseWeight}` : '';
+}
+
 /** True when text searches on this backend build the page-fetch observation (spec §7.2). */
 export function usesPageFetch(config: SegflowConfig['search'], backend: BackendName): boolean {
   return backend === 'serper' && config.serper.fetchPages;
@@ -217,7 +228,7 @@ export class SearchService {
       'text',
       checked.query,
       topk,
-      pageMode ? 'pages' : '',
+      [pageMode ? 'pages' : '', rankingVariant(cfg, backendName)].filter(Boolean).join(';'),
       req.runId,
       (b) => b.searchText(checked.query, topk),
       req.signal,
@@ -245,7 +256,7 @@ export class SearchService {
       'image',
       checked.query,
       topk,
-      `size=${size}`,
+      [`size=${size}`, rankingVariant(this.deps.config, backendName)].filter(Boolean).join(';'),
       req.runId,
       async (b) => this.materialise(await b.searchImages(checked.query, topk), topk),
       req.signal,

@@ -19,6 +19,7 @@ interface SearchOptions {
   json?: boolean;
   image?: boolean;
   hybrid?: boolean;
+  retriever?: string;
 }
 
 export function register(program: Command): void {
@@ -41,7 +42,11 @@ export function register(program: Command): void {
       intInRange('--topk', 1, 1000),
     )
     .option('--image', 'image search instead of text search')
-    .option('--hybrid', 'local backend: blend BM25 with dense embeddings (needs the ONNX encoder)')
+    .option(
+      '--retriever <name>',
+      'local backend: bm25, e5 (dense, needs search.local.e5.url) or hybrid (BM25 + e5 fused by rank) (default: search.local.retriever)',
+    )
+    .option('--hybrid', 'local backend, BM25 retriever: blend in dense scores of the ONNX encoder')
     .option('--json', 'same as --output json: print {"results":[{"id","title","text","score"}]}')
     .action(async (query: string, opts: SearchOptions, cmd: Command) => {
       if (opts.backend !== undefined && !(BackendNames as readonly string[]).includes(opts.backend)) {
@@ -58,6 +63,7 @@ export function register(program: Command): void {
         'search.local.imageDir':
           opts.imageDir ?? (opts.imageCorpus ? join(dirname(opts.imageCorpus), 'images') : undefined),
         'search.local.hybrid': opts.hybrid,
+        'search.local.retriever': opts.retriever,
       });
       const name = config.search.backend as BackendName;
       const backend = await backendFactory(config.search, {
