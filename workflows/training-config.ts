@@ -36,7 +36,12 @@ export const trainingConfigSchema = z.strictObject({
     .strictObject({
       /** @default "hierarchical" */
       preset: z.enum(['hierarchical', 'outcomeOnly', 'stepwise']).default('hierarchical'),
-      /** Zero the outcome of trajectories whose answer did not parse. @default true */
+      /**
+       * Zero the outcome terms (R_frame, R_box, R_point) of trajectories whose answer the rollout
+       * check rejects: unparsable, keyframe outside the sampled frames, coordinates out of range, a
+       * degenerate box. The reference scores each term on its own: `false` (README "Where segflow
+       * differs from the reference"). @default true
+       */
       gate: z.boolean().default(true),
     })
     .prefault({}),

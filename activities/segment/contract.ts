@@ -161,7 +161,7 @@ export const DEFAULT_IMAGE_CONFIG: Sam2Config = sam2ConfigSchema.parse({
 
 /** What to tell a person who has no model files. */
 export const EXPORT_HINT =
-  'export them with `python scripts/sam2-export/export_sam2_onnx.py --checkpoint sam2.1_hiera_large.pt ' +
+  'export them with `make deps-sam2` then `.venv/sam2/bin/python scripts/sam2-export/export_sam2_onnx.py --checkpoint sam2.1_hiera_large.pt ' +
   "--model-cfg configs/sam2.1/sam2.1_hiera_l.yaml --out DIR` (image mode also accepts samexporter's " +
   'encoder.onnx/decoder.onnx unchanged; see scripts/sam2-export/README.md), then pass --models DIR ' +
   'or set SEGFLOW_SEGMENT_MODELS_DIR';

@@ -23,8 +23,8 @@ Tensor names, dtypes and shapes are those of ../../activities/segment/contract.t
 frames k, k+-1, k+-7 to OUT/golden/ (npz: chosen low-res logits, object score, pointer, memory plan)
 so the TypeScript loop can be checked against real weights.
 
-Environment: requirements.txt beside this file (torch, onnx, onnxruntime, the sam2 package pinned
-to facebookresearch/sam2@2b90b9f). Runs on CPU; a GPU only speeds up --verify.
+Environment: .venv/sam2 from scripts/setup-sam2.sh (`make deps-sam2`: torch 2.14.1, sam2==1.1.0,
+requirements.txt beside this file). Runs on CPU; a GPU only speeds up --verify.
 """
 
 from __future__ import annotations

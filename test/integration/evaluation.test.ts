@@ -76,6 +76,12 @@ const byMarker = new Map<string, { clip: Clip; behaviour: Behaviour }>([
   ...reasonSegRows.map((r, i) => [`r${i + 1}`, r] as const),
 ]);
 
+/**
+ * Near-miss mode: every answer's box reaches x = 1004, past the 0–1000 range, so the rollout's
+ * answer check rejects it while the reference (`sam2_okvos.py`) still segments it.
+ */
+let nearMiss = false;
+
 /** The scripted policy: search (search prompt only) → keyframe → answer, as the sample's marker says. */
 function evalScript(messages: WireMessage[]): string {
   const system = textOf(messages[0]);
@@ -97,6 +103,7 @@ function evalScript(messages: WireMessage[]): string {
       let box = expectedBox(row.clip, key);
       if (row.behaviour === 'shifted')
         box = [box[0] + 120, box[1] + 80, Math.min(1000, box[2] + 120), Math.min(1000, box[3] + 80)];
+      if (nearMiss) box = [box[0], box[1], 1004, box[3]];
       const point = [Math.round((box[0] + box[2]) / 2), Math.round((box[1] + box[3]) / 2)];
       return `<thinking>Found it.</thinking>\n<answer> {"bbox_2d": [${box.join(', ')}], "point_2d": [${point.join(', ')}]} </answer>`;
     }
@@ -287,6 +294,38 @@ test(
     );
     assert.equal(json.samples.length, 4);
     assert.equal(json.gallery.best.length + json.gallery.worst.length, 4);
+  },
+);
+
+test(
+  'a near-miss answer (coordinates past 1000) is segmented as the reference does; the stricter rule is an option',
+  { timeout: 240_000 },
+  async () => {
+    nearMiss = true;
+    try {
+      const run = async (extra: Partial<EvaluationInput>) => {
+        const evalId = uniqueId('it-eval-near-miss');
+        await client.workflow.execute('evaluation', {
+          taskQueue: TaskQueues.orchestrator,
+          workflowId: evalId,
+          args: [evalInput(evalId, okvosIndex, extra)],
+          workflowExecutionTimeout: '5 minutes',
+        });
+        return new Map((await sampleResults(evalId)).map((s) => [s.sampleId, s]));
+      };
+      const reference = await run({});
+      const usable = await run({ segmentation: { when: 'usable' } });
+      for (const id of ['q1', 'q2', 'q4']) {
+        const r = reference.get(id)!;
+        const u = usable.get(id)!;
+        assert.notEqual(r.answerStatus, 'ok', `${id}: the rollout check rejects the answer`);
+        assert.ok(r.prediction, `${id}: the reference rule segments the near miss`);
+        assert.ok(r.JF > 0, `${id}: J&F ${r.JF} > 0 under the reference rule`);
+        assert.equal(u.JF, 0, `${id}: the usable-only rule leaves it unsegmented`);
+      }
+    } finally {
+      nearMiss = false;
+    }
   },
 );
 
