@@ -3,8 +3,13 @@
  * (`<groupId>/traj-<i>`), at most `concurrency` at a time; then each trajectory's hierarchical
  * reward (IGR similarity on the search role) and the group-normalised GRPO advantages. Children
  * are durable: a crash mid-group resumes the unfinished ones and keeps the finished ones.
+ *
+ * A trajectory that fails after its retries (an outage longer than its tolerance, a lost host) is
+ * a failed trajectory of the group: no reward, no advantage, not trained on, listed in `failed`.
+ * The group itself fails only when it is cancelled; the training step decides how many failed
+ * trajectories it accepts (`rollout.maxFailedFraction`).
  */
-import { executeChild, proxyActivities } from '@temporalio/workflow';
+import { executeChild, isCancellation, log, patched, proxyActivities } from '@temporalio/workflow';
 import { mapLimit } from '../core/concurrency.js';
 import { ArtifactKeys, WorkflowIds } from '../core/contracts/keys.js';
 import { trajectorySummary } from '../core/monitor/details.js';
@@ -15,7 +20,14 @@ import type { RewardPresetName } from '../core/rewards/settings.js';
 import type { SampleGroundTruth } from '../core/rewards/terms.js';
 import type { RewardActivities } from '../activities/rewards/activities.js';
 import type { createEmbeddingActivities } from '../activities/embeddings/activities.js';
+import { describeFailure } from './failures.js';
 import { rollout, type RolloutInput, type RolloutSummary } from './rollout.js';
+
+/**
+ * Histories recorded before failure isolation failed the group with its first failed child;
+ * replaying them must do the same, so a failed child is caught only where this patch is set.
+ */
+export const TRAJECTORY_FAILURE_ISOLATION_PATCH = 'segflow-group-trajectory-failure-isolation';
 
 type EmbeddingActivities = ReturnType<typeof createEmbeddingActivities>;
 
@@ -36,6 +48,15 @@ export interface RolloutGroupInput {
   runId?: string;
   /** The training step the group belongs to: the `SegflowStep` search attribute of its rollouts. */
   step?: number;
+  /** Each rollout's outage tolerance (RolloutInput.outageToleranceSeconds). */
+  outageToleranceSeconds?: number;
+}
+
+export interface FailedTrajectory {
+  index: number;
+  trajectoryId: string;
+  /** The failure with its causes. */
+  error: string;
 }
 
 export interface GroupTrajectory {
@@ -47,7 +68,10 @@ export interface GroupTrajectory {
 export interface RolloutGroupResult {
   groupId: string;
   sampleId: string;
+  /** The trajectories that finished, with their rewards and advantages (among themselves). */
   trajectories: GroupTrajectory[];
+  /** Trajectories that failed after their retries (absent in results recorded before isolation). */
+  failed?: FailedTrajectory[];
   meanReward: number;
   /** Reward standard deviation (unbiased); 0 marks a group DAPO's filter drops. */
   rewardStd: number;
@@ -70,7 +94,8 @@ const embeddings = proxyActivities<EmbeddingActivities>({
 export async function rolloutGroup(input: RolloutGroupInput): Promise<RolloutGroupResult> {
   const n = input.n ?? 8;
   const concurrency = Math.max(1, input.concurrency ?? n);
-  const summaries: RolloutSummary[] = new Array<RolloutSummary>(n);
+  const summaries: (RolloutSummary | undefined)[] = new Array<RolloutSummary | undefined>(n);
+  const failed: FailedTrajectory[] = [];
   const baseSeed = input.policy?.sampling?.seed;
 
   const runChild = async (i: number): Promise<void> => {
@@ -78,35 +103,49 @@ export async function rolloutGroup(input: RolloutGroupInput): Promise<RolloutGro
     const sampling = input.policy?.sampling
       ? { ...input.policy.sampling, ...(baseSeed !== undefined ? { seed: baseSeed + i } : {}) }
       : undefined;
-    summaries[i] = await executeChild(rollout, {
-      workflowId: trajectoryId,
-      taskQueue: TaskQueues.orchestrator,
-      staticSummary: trajectorySummary({
-        index: i,
-        temperature: sampling?.temperature,
-        seed: sampling?.seed,
-      }),
-      typedSearchAttributes: [
-        ...(input.runId ? [{ key: SearchAttributeKeys.runId, value: input.runId }] : []),
-        ...(input.step !== undefined ? [{ key: SearchAttributeKeys.step, value: input.step }] : []),
-      ],
-      args: [
-        {
-          trajectoryId,
-          sample: {
-            id: input.sample.id,
-            question: input.sample.question,
-            ability: input.sample.ability,
-            frames: input.sample.frames,
+    try {
+      summaries[i] = await executeChild(rollout, {
+        workflowId: trajectoryId,
+        taskQueue: TaskQueues.orchestrator,
+        staticSummary: trajectorySummary({
+          index: i,
+          temperature: sampling?.temperature,
+          seed: sampling?.seed,
+        }),
+        typedSearchAttributes: [
+          ...(input.runId ? [{ key: SearchAttributeKeys.runId, value: input.runId }] : []),
+          ...(input.step !== undefined ? [{ key: SearchAttributeKeys.step, value: input.step }] : []),
+        ],
+        args: [
+          {
+            trajectoryId,
+            sample: {
+              id: input.sample.id,
+              question: input.sample.question,
+              ability: input.sample.ability,
+              frames: input.sample.frames,
+            },
+            artifactPrefix: ArtifactKeys.groupTrajectory(input.artifactPrefix, i),
+            ...(input.policy ? { policy: { ...input.policy, ...(sampling ? { sampling } : {}) } } : {}),
+            ...(input.search ? { search: input.search } : {}),
+            ...(input.settings ? { settings: input.settings } : {}),
+            ...(input.runId ? { runId: input.runId } : {}),
+            ...(input.outageToleranceSeconds !== undefined
+              ? { outageToleranceSeconds: input.outageToleranceSeconds }
+              : {}),
           },
-          artifactPrefix: ArtifactKeys.groupTrajectory(input.artifactPrefix, i),
-          ...(input.policy ? { policy: { ...input.policy, ...(sampling ? { sampling } : {}) } } : {}),
-          ...(input.search ? { search: input.search } : {}),
-          ...(input.settings ? { settings: input.settings } : {}),
-          ...(input.runId ? { runId: input.runId } : {}),
-        },
-      ],
-    });
+        ],
+      });
+    } catch (err) {
+      if (isCancellation(err) || !patched(TRAJECTORY_FAILURE_ISOLATION_PATCH)) throw err;
+      const error = describeFailure(err);
+      log.warn('trajectory failed after its retries; the group goes on without it', {
+        groupId: input.groupId,
+        trajectoryId,
+        error,
+      });
+      failed.push({ index: i, trajectoryId, error });
+    }
   };
 
   // Sliding window: start the next child as soon as one finishes.
@@ -116,8 +155,10 @@ export async function rolloutGroup(input: RolloutGroupInput): Promise<RolloutGro
     runChild,
   );
 
+  failed.sort((a, b) => a.index - b.index);
+  const finished = summaries.filter((x): x is RolloutSummary => x !== undefined);
   const breakdowns: RewardBreakdown[] = [];
-  for (const summary of summaries) {
+  for (const summary of finished) {
     const context = {
       trajectory: summary.trajectory,
       groundTruth: input.sample.groundTruth,
@@ -141,6 +182,16 @@ export async function rolloutGroup(input: RolloutGroupInput): Promise<RolloutGro
     );
   }
   const totals = breakdowns.map((b) => b.total ?? 0);
+  if (totals.length === 0) {
+    return {
+      groupId: input.groupId,
+      sampleId: input.sample.id,
+      trajectories: [],
+      failed,
+      meanReward: 0,
+      rewardStd: 0,
+    };
+  }
   const { advantages, groups } = groupAdvantages(
     totals.map((reward) => ({ groupId: input.groupId, reward })),
   );
@@ -152,11 +203,12 @@ export async function rolloutGroup(input: RolloutGroupInput): Promise<RolloutGro
   return {
     groupId: input.groupId,
     sampleId: input.sample.id,
-    trajectories: summaries.map((summary, i) => ({
+    trajectories: finished.map((summary, i) => ({
       summary,
       reward: breakdowns[i]!,
       advantage: advantages[i]!,
     })),
+    ...(failed.length > 0 ? { failed } : {}),
     meanReward: mean,
     rewardStd: std,
   };

@@ -55,7 +55,17 @@ export interface RolloutInput {
   artifactPrefix: string;
   /** Run id for per-run paid-call accounting. */
   runId?: string;
+  /**
+   * How long the idempotent infrastructure calls of this trajectory (policy server, search
+   * backend, S3 writes) keep retrying an outage (connection refused, 5xx, timeouts) before the
+   * trajectory fails: they retry until the waits between attempts add up to this.
+   * @default 900 (15 minutes: a vLLM restart reloads its model in minutes)
+   */
+  outageToleranceSeconds?: number;
 }
+
+/** @see RolloutInput.outageToleranceSeconds */
+export const DEFAULT_OUTAGE_TOLERANCE_SECONDS = 900;
 
 /** The full trajectory as stored in S3: the agent loop's result with its ids, version and settings. */
 export type Trajectory = Omit<AgentLoopResult, 'promptTokens' | 'completionTokens'> & {
@@ -75,30 +85,37 @@ export const rolloutProgressQuery = defineQuery<RolloutProgress>('progress');
  */
 export const OUTCOME_SEARCH_ATTRIBUTES_PATCH = 'segflow-rollout-outcome-search-attributes';
 
-// Policy calls: one generation can take minutes on a loaded GPU; the activity heartbeats while it
-// waits so a dead host is noticed in 30 s and the call is retried (as a fresh request) elsewhere.
-const policyOptions = {
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '30 seconds',
-  retry: {
+// Retries: exponential backoff from 1 s, capped at `maximumInterval`, for as many attempts as it
+// takes the waits between them to add up to the trajectory's outage tolerance, so a server that is
+// down for minutes delays the trajectory instead of failing it. Non-retryable errors (bad input,
+// config) still fail at once.
+export function outageAttempts(toleranceSeconds: number, maximumIntervalSeconds: number): number {
+  let waited = 0;
+  let interval = 1;
+  let attempts = 1;
+  while (waited < toleranceSeconds) {
+    waited += Math.min(interval, maximumIntervalSeconds);
+    interval *= 2;
+    attempts += 1;
+  }
+  return attempts;
+}
+
+function outageRetry(toleranceSeconds: number, maximumIntervalSeconds: number) {
+  return {
     initialInterval: '1 second',
     backoffCoefficient: 2,
-    maximumInterval: '30 seconds',
-    maximumAttempts: 5,
-  },
-} as const;
+    maximumInterval: `${maximumIntervalSeconds} seconds`,
+    maximumAttempts: outageAttempts(toleranceSeconds, maximumIntervalSeconds),
+  };
+}
+
+// Policy calls: one generation can take minutes on a loaded GPU; the activity heartbeats while it
+// waits so a dead host is noticed in 30 s and the call is retried (as a fresh request) elsewhere.
+const POLICY_ATTEMPT_SECONDS = 600;
 
 // Search: network-bound and rate-limited; 429s come back with their Retry-After as the next delay.
-const search = proxyActivities<SearchActivities>({
-  taskQueue: TaskQueues.search,
-  startToCloseTimeout: '2 minutes',
-  retry: {
-    initialInterval: '2 seconds',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    maximumAttempts: 6,
-  },
-});
+const SEARCH_ATTEMPT_SECONDS = 120;
 
 // Keyframe resize: CPU work on the media queue, seconds at most; bad media fails fast (non-retryable).
 const media = proxyActivities<MediaActivities>({
@@ -108,14 +125,29 @@ const media = proxyActivities<MediaActivities>({
 });
 
 // Trajectory write: small S3 put with a deterministic key, idempotent, so retries are free.
-const bookkeeping = proxyActivities<RolloutActivities>({
-  taskQueue: TaskQueues.orchestrator,
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', maximumAttempts: 10 },
-});
+const BOOKKEEPING_ATTEMPT_SECONDS = 60;
 
-function policyOn(queue: string) {
-  return proxyActivities<RolloutActivities>({ taskQueue: queue, ...policyOptions });
+function infrastructure(toleranceSeconds: number) {
+  return {
+    search: proxyActivities<SearchActivities>({
+      taskQueue: TaskQueues.search,
+      startToCloseTimeout: `${SEARCH_ATTEMPT_SECONDS} seconds`,
+      retry: outageRetry(toleranceSeconds, 60),
+    }),
+    bookkeeping: proxyActivities<RolloutActivities>({
+      taskQueue: TaskQueues.orchestrator,
+      startToCloseTimeout: `${BOOKKEEPING_ATTEMPT_SECONDS} seconds`,
+      retry: outageRetry(toleranceSeconds, 30),
+    }),
+    policyOn(queue: string) {
+      return proxyActivities<RolloutActivities>({
+        taskQueue: queue,
+        startToCloseTimeout: `${POLICY_ATTEMPT_SECONDS} seconds`,
+        heartbeatTimeout: '30 seconds',
+        retry: outageRetry(toleranceSeconds, 30),
+      });
+    },
+  };
 }
 
 export async function rollout(input: RolloutInput): Promise<RolloutSummary> {
@@ -124,6 +156,9 @@ export async function rollout(input: RolloutInput): Promise<RolloutSummary> {
   if (frameIds.length === 0) {
     throw ApplicationFailure.nonRetryable(`sample ${input.sample.id} has no frames`, ErrorTypes.badInput);
   }
+  const { search, bookkeeping, policyOn } = infrastructure(
+    input.outageToleranceSeconds ?? DEFAULT_OUTAGE_TOLERANCE_SECONDS,
+  );
   const progress: RolloutProgress = { turn: 0, step: 'think' };
   setHandler(rolloutProgressQuery, () => progress, {
     description: 'the turn in progress and its step (think, search, keyframe, answer, done)',

@@ -160,6 +160,16 @@ export const trainingConfigSchema = z.strictObject({
       groupConcurrency: int(1).optional(),
       /** Trajectories of one group rolling out at once. @default groupSize */
       trajectoryConcurrency: int(1).optional(),
+      /**
+       * How long a trajectory's policy, search and S3 calls keep retrying an outage (connection
+       * refused, 5xx, timeouts) before the trajectory fails. @default 900 (the rollout's default)
+       */
+      outageToleranceSeconds: int(1).optional(),
+      /**
+       * The share of a step's trajectories that may fail (after their retries) and the step still
+       * trains on the rest; past it the step fails, naming the first errors. @default 0.2
+       */
+      maxFailedFraction: z.number().min(0).max(1).default(0.2),
     })
     .prefault({}),
   /** Policy hosts (`segflow-policy@<host>`) that receive every new version. @default ["local"] */

@@ -12,7 +12,10 @@ export interface Distribution {
 }
 
 export interface RolloutMetrics {
+  /** Trajectories that finished (the ones scored and trained on). */
   trajectories: number;
+  /** Trajectories that failed after their retries (not scored, not trained on). */
+  failedTrajectories: number;
   groups: number;
   reward: {
     total: Distribution;
@@ -69,6 +72,7 @@ export function rolloutMetrics(groups: readonly RolloutGroupResult[]): RolloutMe
   const rewards = trajectories.map((t) => t.reward);
   return {
     trajectories: trajectories.length,
+    failedTrajectories: groups.reduce((n, g) => n + (g.failed?.length ?? 0), 0),
     groups: groups.length,
     reward: {
       total: dist(rewards.map((r) => r.total ?? 0)),

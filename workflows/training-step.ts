@@ -230,7 +230,43 @@ function groupInput(
     artifactPrefix: RunKeys.group(runId, step, generation, j),
     runId,
     step,
+    ...(config.rollout.outageToleranceSeconds !== undefined
+      ? { outageToleranceSeconds: config.rollout.outageToleranceSeconds }
+      : {}),
   };
+}
+
+/**
+ * Fails the step when more than `maxFailedFraction` of this generation's trajectories failed after
+ * their retries (a systematic fault: a bad key, a dead backend), naming the first errors; below it
+ * the step trains on the trajectories that finished.
+ */
+function checkFailedTrajectories(
+  ctx: TrainingContext,
+  groups: readonly RolloutGroupResult[],
+  step: number,
+): void {
+  const failed = groups.flatMap((g) => g.failed ?? []);
+  if (failed.length === 0) return;
+  const total = failed.length + groups.reduce((n, g) => n + g.trajectories.length, 0);
+  const limit = ctx.config.rollout.maxFailedFraction;
+  log.warn('trajectories failed after their retries', {
+    runId: ctx.runId,
+    step,
+    failed: failed.length,
+    total,
+  });
+  if (failed.length / total > limit) {
+    const first = failed
+      .slice(0, 3)
+      .map((f) => `${f.trajectoryId}: ${f.error}`)
+      .join('\n');
+    throw ApplicationFailure.nonRetryable(
+      `step ${step}: ${failed.length} of ${total} trajectories failed after their retries, more than ` +
+        `rollout.maxFailedFraction = ${limit}. First errors:\n${first}`,
+      ErrorTypes.trajectoriesFailed,
+    );
+  }
 }
 
 /** One `rolloutGroup` child per sample, at most `groupConcurrency` at a time; results in order. */
@@ -295,10 +331,13 @@ export async function generateGroups(ctx: TrainingContext): Promise<GeneratedGro
     state.cursor = sampled.cursor;
     enterPhase(ctx, 'rollouts');
     const groups = await runGroups(ctx, sampled.samples, step, generation);
+    checkFailedTrajectories(ctx, groups, step);
     generated.push(...groups);
     generation += 1;
-    const fresh = groups.filter((g) =>
-      g.trajectories.every((t) => t.summary.policyVersion >= state.policy.version - config.maxStaleness),
+    const fresh = groups.filter(
+      (g) =>
+        g.trajectories.length > 0 &&
+        g.trajectories.every((t) => t.summary.policyVersion >= state.policy.version - config.maxStaleness),
     );
     stale += groups.length - fresh.length;
     if (!config.dapo.enabled) {
@@ -488,7 +527,17 @@ export async function recordStep(
   ].slice(-RECENT_STEPS);
   state.step = step + 1;
   showDetails(ctx);
+  // Runs recorded before this existed have no state write at the end of a step.
+  if (patched(SAVE_STATE_PATCH)) {
+    await training.trainingSaveState.executeWithOptions(
+      { summary: `save the run's state after step ${step}` },
+      [{ runId, config: config as unknown as Record<string, unknown>, state: { ...state } }],
+    );
+  }
 }
+
+/** The end-of-step state write (`runs/<run>/state.json`, what `segr train resume` continues from). */
+export const SAVE_STATE_PATCH = 'segflow-training-save-state';
 
 /** One step: generate → (update → sync, when any group has a learning signal) → record. */
 export async function runTrainingStep(ctx: TrainingContext): Promise<void> {

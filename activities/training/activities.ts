@@ -10,6 +10,8 @@
  *   rollout sent them to the policy), advantage and reward. The trainer tokenises them with the
  *   policy's own tokenizer and derives the masks from the turns (trainer/README.md); a multimodal
  *   policy (the nano policy) reads the images from the refs.
+ * - `trainingSaveState`: the run's config and state after each finished step
+ *   (`runs/<run>/state.json`), from which `segr train resume` continues a run that ended.
  * - `trainingWriteMetrics`: the step's metrics (`runs/<run>/steps/<k>/metrics.json`) and the
  *   run's newest-version pointer (`policies/<run>/latest.json`, read by scheduled evaluations).
  * - `policySyncWeights`: downloads a policy version from S3 into this host's cache folder and
@@ -71,6 +73,13 @@ export const trainingInputs = {
       .strictObject({ version: z.number().int().min(0), model: z.string().min(1), uri: z.string() })
       .optional(),
   }),
+  state: z.strictObject({
+    runId,
+    /** The run's parsed config. */
+    config: z.record(z.string(), z.unknown()),
+    /** TrainingState after the last finished step. */
+    state: z.looseObject({ step: z.number().int().min(0) }),
+  }),
   sync: z.strictObject({
     policy: z.strictObject({
       uri: z.string().regex(/^s3:\/\/[^/]+\/.+\/$/, 'must be an s3:// prefix ending in "/"'),
@@ -84,6 +93,7 @@ export const trainingInputs = {
 export type SamplePromptsInput = z.input<typeof trainingInputs.sample>;
 export type AssembleBatchInput = z.input<typeof trainingInputs.assemble>;
 export type WriteMetricsInput = z.input<typeof trainingInputs.metrics>;
+export type SaveStateInput = z.input<typeof trainingInputs.state>;
 export type SyncWeightsInput = z.input<typeof trainingInputs.sync>;
 
 /** A rolloutGroup's `sample` built from a prepared record. */
@@ -246,6 +256,17 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
       });
       if (input.latest) await store.putJson(PolicyKeys.latest(input.runId), input.latest);
       return ref;
+    },
+
+    /** `runs/<run>/state.json`: the config and the state after the last finished step. */
+    async trainingSaveState(raw: SaveStateInput): Promise<ArtifactRef> {
+      const input = parseActivityInput(trainingInputs.state, raw, 'trainingSaveState');
+      return store.putJson(RunKeys.state(input.runId), {
+        schema: 'segflow.training-state/1',
+        runId: input.runId,
+        config: input.config,
+        state: input.state,
+      });
     },
   };
 }

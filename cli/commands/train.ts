@@ -1,7 +1,7 @@
 // `segr train start|status|pause|resume|stop`: the client side of the trainingRun workflow. Workers
 // run elsewhere: `segr worker` (orchestrator, search, media, policy roles) and the Python trainer
 // (`python -m segflow_trainer.worker`, trainer/README.md).
-import { PolicyKeys, isSafeId, safeIdProblem } from '../../core/contracts/index.js';
+import { PolicyKeys, RunKeys, isSafeId, safeIdProblem } from '../../core/contracts/index.js';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -22,6 +22,8 @@ import {
   trainingRun,
   trainingStatusQuery,
   type TrainingRunInput,
+  type TrainingRunResult,
+  type TrainingState,
   type TrainingStatus,
 } from '../../workflows/training-run.js';
 import { cliContext, withClient, type ClientSession } from '../context.js';
@@ -350,6 +352,51 @@ export function statusDocument(
   return { status: s ?? null, lastStep: lastStep ?? null, execution };
 }
 
+/** The input of a closed run's latest execution (its config, and its state when it continued-as-new). */
+async function closedRunInput(client: Client, runId: string): Promise<TrainingRunInput> {
+  const history = await client.workflow.getHandle(runId).fetchHistory();
+  const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  const input = payload ? defaultPayloadConverter.fromPayload<TrainingRunInput>(payload) : undefined;
+  if (!input?.config)
+    throw new Error(`training run ${runId}: its last execution's input has no readable config`);
+  return input;
+}
+
+/**
+ * `segr train resume` of a run that ended without completing (failed, terminated, timed out, or
+ * stopped): a new execution under the same id that continues from the state saved after the last
+ * finished step (`runs/<run>/state.json`: policy version, dataset cursor; the trainer keeps that
+ * version's optimizer and RNG state), or from the last execution's own input when no step finished
+ * since it started. The step that was in flight starts again.
+ */
+export async function resumeEndedRun(
+  { client, store }: Pick<ClientSession, 'client' | 'store'>,
+  runId: string,
+  status: string,
+  priority: SegflowConfig['priority'],
+): Promise<TrainingRunInput> {
+  const handle = client.workflow.getHandle<typeof trainingRun>(runId);
+  if (status === 'COMPLETED') {
+    const result = (await handle.result()) as TrainingRunResult;
+    if (result.status === 'completed')
+      throw new Error(`training run ${runId} completed all its ${result.steps} steps: nothing to resume`);
+  }
+  const last = await closedRunInput(client, runId);
+  const saved = (await store.head(RunKeys.state(runId)))
+    ? await store.getJson<{ config: TrainingConfigInput; state: TrainingState }>(RunKeys.state(runId))
+    : undefined;
+  const from = saved && saved.state.step >= (last.state?.step ?? 0) ? saved : last;
+  const state = from.state ? { ...from.state, paused: false, stopRequested: false } : undefined;
+  const input: TrainingRunInput = { runId, config: from.config, ...(state ? { state } : {}) };
+  await client.workflow.start(trainingRun, {
+    taskQueue: TaskQueues.orchestrator,
+    workflowId: runId,
+    args: [input],
+    ...trainingMetadata(runId, from.config, priority),
+  });
+  return input;
+}
+
 /** The updates `segr train pause|resume|stop` send. */
 const controlUpdates = {
   pause: pauseTrainingUpdate,
@@ -471,15 +518,33 @@ export function register(program: Command): void {
 
   for (const [name, what] of [
     ['pause', 'pause after the current step'],
-    ['resume', 'resume a paused run'],
+    [
+      'resume',
+      'resume a paused run, or continue a run that ended (failed, terminated, stopped) from its last finished step',
+    ],
     ['stop', 'stop after the current step (the run completes with status "stopped")'],
   ] as const) {
     train
       .command(`${name} <runId>`)
       .description(what)
       .action(async (runId: string, _opts: unknown, cmd: Command) => {
-        await withClient(cliContext(cmd).config, async ({ client }) => {
-          const s = await client.workflow.getHandle(runId).executeUpdate(controlUpdates[name]);
+        const { config } = cliContext(cmd);
+        await withClient(config, async (session) => {
+          const handle = session.client.workflow.getHandle(runId);
+          const status = (await handle.describe()).status.name;
+          if (name === 'resume' && status !== 'RUNNING') {
+            const input = await resumeEndedRun(session, runId, status, config.priority);
+            const from = input.state
+              ? `step ${input.state.step} on policy v${input.state.policy.version}`
+              : 'step 0 (no step had finished)';
+            emit(
+              cmd,
+              { action: 'resume', runId, ended: status, from: input.state ?? null, ui: session.ui(runId) },
+              `trainingRun ${runId} had ended (${status}); continuing from ${from}: ${session.ui(runId)}`,
+            );
+            return;
+          }
+          const s = await handle.executeUpdate(controlUpdates[name]);
           emit(cmd, { action: name, runId, status: s }, formatStatus(s));
         });
       });

@@ -24,6 +24,8 @@ export const ErrorTypes = {
   modelContractMismatch: 'ModelContractMismatch',
   /** The trainer found version v+1 already made from other inputs (Python trainer). */
   policyVersionConflict: 'PolicyVersionConflict',
+  /** More of a training step's trajectories failed after their retries than the step accepts. */
+  trajectoriesFailed: 'TrajectoriesFailed',
 } as const;
 
 export type ErrorType = (typeof ErrorTypes)[keyof typeof ErrorTypes];

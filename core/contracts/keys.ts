@@ -35,6 +35,8 @@ export const RunKeys = {
   searchUsage: (runId: string) => `runs/${runId}/search-usage/`,
   batch: (runId: string, step: number) => `runs/${runId}/steps/${step}/batch.json`,
   metrics: (runId: string, step: number) => `runs/${runId}/steps/${step}/metrics.json`,
+  /** The run's config and its state after the last finished step: what `segr train resume` continues from. */
+  state: (runId: string) => `runs/${runId}/state.json`,
   /** A rolloutGroup's artifacts (its trajectories under `traj/<i>`). */
   group: (runId: string, step: number, generation: number, j: number) =>
     `runs/${runId}/steps/${step}/groups/gen-${generation}-group-${j}`,

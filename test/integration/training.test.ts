@@ -13,9 +13,14 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { TaskQueues } from '../../core/queues.js';
 import type { TrainingConfigInput } from '../../workflows/training-config.js';
 import type { TrainingRunResult, TrainingStatus } from '../../workflows/training-run.js';
-import { startFakePolicyServer, type FakePolicyServer, type WireMessage } from '../servers/openai-server.js';
+import {
+  error as policyError,
+  startFakePolicyServer,
+  type FakePolicyServer,
+  type WireMessage,
+} from '../servers/openai-server.js';
 import { startRetrieval } from '../servers/search-servers.js';
-import type { LocalServer } from '../servers/http-server.js';
+import type { LocalServer, Reply } from '../servers/http-server.js';
 import { repoRoot } from '../support/paths.js';
 import {
   startWorkerProcess,
@@ -40,6 +45,8 @@ let dataset: string;
 let initialPolicy: string;
 let workerEnv: NodeJS.ProcessEnv;
 let trainerEnv: NodeJS.ProcessEnv;
+/** Fault injection: a reply in place of the policy server's normal one (an outage, a broken trajectory). */
+let refuse: ((path: string, body: Record<string, unknown>) => Reply | undefined) | undefined;
 
 /** Runs the CLI in this namespace and returns its stdout. */
 function segr(...args: string[]): string {
@@ -90,7 +97,11 @@ async function restartTrainer(): Promise<void> {
 
 before(async () => {
   client = await testClient(config);
-  policy = await startFakePolicyServer({ flavor: 'vllm', script: trainingScript });
+  policy = await startFakePolicyServer({
+    flavor: 'vllm',
+    script: trainingScript,
+    refuse: (path, body) => refuse?.(path, body),
+  });
   retrieval = await startRetrieval({
     documents: [{ id: '1', contents: 'Winning car\nThe orange car won the race.' }],
     text: (d) => String(d.contents),
@@ -181,6 +192,7 @@ interface StepMetricsDoc {
   weightsSha256: string;
   rollouts: {
     trajectories: number;
+    failedTrajectories: number;
     reward: { total: { mean: number } };
     searchesPerTrajectory: { mean: number };
     stopReasons: Record<string, number>;
@@ -370,6 +382,132 @@ test(
     assert.equal(result.steps, 1);
     assert.equal(result.policy.version, 1);
     assert.match(segr('train', 'status', runId), /step 1\/4 · stopped/);
+  },
+);
+
+test(
+  'a policy server outage of 20 s during rollouts delays the run and fails nothing (retries span the outage tolerance)',
+  { timeout: 240_000 },
+  async () => {
+    const runId = uniqueId('it-train-outage');
+    const cfg = runConfig({ steps: 2, groupSize: 2, promptsPerStep: 2, dapo: { enabled: false } });
+    const handle = await startRun(runId, cfg);
+    await waitStatus(runId, (s) => s.step === 1 && s.phase === 'rollouts', 'step 1 rollouts');
+    const started = Date.now();
+    refuse = (path) =>
+      path === '/v1/chat/completions' || path === '/tokenize'
+        ? policyError(503, 'ServiceUnavailableError', 'the engine is restarting')
+        : undefined;
+    try {
+      await new Promise((r) => setTimeout(r, 20_000));
+    } finally {
+      refuse = undefined;
+    }
+    const result = (await handle.result()) as TrainingRunResult;
+    console.log(`# the run finished ${((Date.now() - started) / 1000).toFixed(0)} s after the outage began`);
+    assert.equal(result.steps, 2);
+    assert.equal(result.policy.version, 2);
+    const metrics = await stepMetrics(runId, 2);
+    assert.deepEqual(
+      metrics.map((m) => [m.rollouts.trajectories, m.rollouts.failedTrajectories]),
+      [
+        [4, 0],
+        [4, 0],
+      ],
+    );
+  },
+);
+
+test(
+  'a trajectory that keeps failing is a failed trajectory of its group, and the step trains on the rest; past rollout.maxFailedFraction the step fails naming the errors',
+  { timeout: 240_000 },
+  async () => {
+    // Every trajectory whose sampling seed is 3 mod 4 gets a 500 from the server, always: one of
+    // the four trajectories of each group.
+    refuse = (path, body) =>
+      path === '/v1/chat/completions' && typeof body.seed === 'number' && body.seed % 4 === 3
+        ? policyError(500, 'InternalServerError', 'CUDA error: an illegal memory access was encountered')
+        : undefined;
+    try {
+      const runId = uniqueId('it-train-broken-traj');
+      const cfg = runConfig({
+        steps: 2,
+        groupSize: 4,
+        promptsPerStep: 2,
+        dapo: { enabled: false },
+        rollout: { search: { backend: 'retrieval' }, outageToleranceSeconds: 3, maxFailedFraction: 0.5 },
+      });
+      const result = (await (await startRun(runId, cfg)).result()) as TrainingRunResult;
+      assert.equal(result.policy.version, 2, 'both steps trained');
+      const metrics = await stepMetrics(runId, 2);
+      for (const m of metrics) {
+        assert.equal(m.rollouts.trajectories + m.rollouts.failedTrajectories, 8);
+        assert.equal(m.rollouts.failedTrajectories, 2, 'one of four trajectories per group');
+      }
+
+      // The same fault with the default fraction (0.2 < 2/8): the first step fails and says why.
+      const strict = uniqueId('it-train-too-many-failed');
+      const handle = await startRun(strict, {
+        ...cfg,
+        rollout: { search: { backend: 'retrieval' }, outageToleranceSeconds: 3 },
+      });
+      await assert.rejects(
+        handle.result(),
+        (err: Error & { cause?: { message?: string; type?: string } }) => {
+          assert.equal(err.cause?.type, 'TrajectoriesFailed');
+          assert.match(
+            err.cause?.message ?? '',
+            /step 0: 2 of 8 trajectories failed after their retries, more than rollout.maxFailedFraction = 0.2/,
+          );
+          assert.match(err.cause?.message ?? '', /CUDA error: an illegal memory access/);
+          return true;
+        },
+      );
+    } finally {
+      refuse = undefined;
+    }
+  },
+);
+
+test(
+  '`segr train resume` continues a failed run from its last finished step (policy version, cursor, trainer state); a completed run has nothing to resume',
+  { timeout: 240_000 },
+  async () => {
+    const runId = uniqueId('it-train-resume-failed');
+    const cfg = runConfig({
+      steps: 3,
+      groupSize: 2,
+      promptsPerStep: 2,
+      dapo: { enabled: false },
+      rollout: { search: { backend: 'retrieval' }, outageToleranceSeconds: 3 },
+    });
+    const handle = await startRun(runId, cfg);
+    await waitStatus(runId, (s) => s.step === 1 && s.phase === 'rollouts', 'step 1 rollouts');
+    // The policy server breaks for good during step 1: every trajectory fails, so does the step.
+    refuse = (path) =>
+      path === '/v1/chat/completions' ? policyError(500, 'InternalServerError', 'engine dead') : undefined;
+    try {
+      await assert.rejects(handle.result(), (err: Error & { cause?: { type?: string } }) => {
+        assert.equal(err.cause?.type, 'TrajectoriesFailed');
+        return true;
+      });
+    } finally {
+      refuse = undefined;
+    }
+    const step0 = await store.head(`runs/${runId}/steps/0/metrics.json`);
+    assert.ok(step0, 'step 0 finished before the failure');
+    const out = segr('train', 'resume', runId);
+    assert.match(out, /had ended \(FAILED\); continuing from step 1 on policy v1/);
+    const result = (await client.workflow.getHandle(runId).result()) as TrainingRunResult;
+    assert.equal(result.status, 'completed');
+    assert.equal(result.steps, 3);
+    assert.equal(result.policy.version, 3, 'v1 was continued from, never remade (no PolicyVersionConflict)');
+    assert.equal(
+      (await store.head(`runs/${runId}/steps/0/metrics.json`))?.sha256,
+      step0.sha256,
+      'step 0 was not run again',
+    );
+    assert.throws(() => segr('train', 'resume', runId), /completed all its 3 steps: nothing to resume/);
   },
 );
 

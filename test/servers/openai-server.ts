@@ -20,6 +20,11 @@ export interface FakePolicyOptions {
   apiKey?: string;
   /** Replies served before normal ones (429, 500, slow answers). */
   faults?: Reply[];
+  /**
+   * A reply in place of the normal one for chosen requests (an outage: every request gets 503 for a
+   * while; a broken trajectory: its seed always gets 500), or undefined to answer normally.
+   */
+  refuse?: (path: string, body: Record<string, unknown>) => Reply | undefined;
   /** Base model name. @default "policy" */
   model?: string;
   /** Serve vLLM's dev-mode `/collective_rpc` (VLLM_SERVER_DEV_MODE=1): full-weight reloads. */
@@ -55,7 +60,7 @@ function promptTokens(messages: WireMessage[]): number {
   return n + 3;
 }
 
-function error(status: number, type: string, message: string): Reply {
+export function error(status: number, type: string, message: string): Reply {
   return json({ object: 'error', message, type, param: null, code: status }, status);
 }
 
@@ -88,6 +93,8 @@ export async function startFakePolicyServer(opts: FakePolicyOptions): Promise<Fa
         return error(400, 'BadRequestError', 'Invalid JSON body');
       }
     }
+    const refused = opts.refuse?.(req.path, body);
+    if (refused) return refused;
 
     if (req.path === '/v1/load_lora_adapter' && opts.flavor === 'vllm') {
       const name = String(body.lora_name ?? '');
