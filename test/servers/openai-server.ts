@@ -20,6 +20,11 @@ export interface FakePolicyOptions {
   apiKey?: string;
   /** Replies served before normal ones (429, 500, slow answers). */
   faults?: Reply[];
+  /**
+   * An outage chosen per request: a status (503, …) to answer `/tokenize` and
+   * `/v1/chat/completions` with, as vLLM's error JSON, or undefined to serve it normally.
+   */
+  outage?: (path: string, messages: WireMessage[]) => number | undefined;
   /** Base model name. @default "policy" */
   model?: string;
   /** Serve vLLM's dev-mode `/collective_rpc` (VLLM_SERVER_DEV_MODE=1): full-weight reloads. */
@@ -89,6 +94,13 @@ export async function startFakePolicyServer(opts: FakePolicyOptions): Promise<Fa
       }
     }
 
+    if (opts.outage && (req.path === '/tokenize' || req.path === '/v1/chat/completions')) {
+      const status = opts.outage(
+        req.path,
+        Array.isArray(body.messages) ? (body.messages as WireMessage[]) : [],
+      );
+      if (status !== undefined) return error(status, 'ServiceUnavailableError', `outage (HTTP ${status})`);
+    }
     if (req.path === '/v1/load_lora_adapter' && opts.flavor === 'vllm') {
       const name = String(body.lora_name ?? '');
       if (!name || !body.lora_path)
