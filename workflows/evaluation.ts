@@ -3,10 +3,14 @@
  * backend × a segmenter. One child `evaluateSample` per sample (`<evalId>/sample-<id>`), at most
  * `concurrency` at a time (a sliding window), a page of `pageSize` samples per run and
  * continue-as-new between pages so the history stays bounded on any dataset size. Each child
- * stores its result under a deterministic S3 key; the plan skips samples whose result is stored,
- * so an evaluation re-run with the same id (after termination, or to re-aggregate) resumes. The
- * aggregates are computed from the stored results, never from in-memory counters, so a worker
- * crash cannot lose a sample or count one twice.
+ * stores its result under a deterministic S3 key; the plan skips samples whose score is stored,
+ * so an evaluation re-run with the same id (after termination, or to re-aggregate) resumes. A
+ * sample whose rollout or segmentation failed for an infrastructure reason (an outage, after its
+ * retries) is stored as failed, not scored: the metrics leave it out, the summary counts it, and a
+ * re-run with the same id evaluates it again. A re-run must use the same settings (the plan checks
+ * the fingerprint stored with the results) unless it starts afresh (`fresh`). The aggregates are
+ * computed from the stored results, never from in-memory counters, so a worker crash cannot lose a
+ * sample or count one twice.
  *
  * `evaluateSample` starts from the prepared record's already-sampled frames rather than reusing
  * `segmentQuery`: segmentQuery ingests and samples media itself (an OK-VOS row names a subset of
@@ -30,13 +34,14 @@ import {
 import { evaluationDetails, sampleSummary } from '../core/monitor/details.js';
 import type { ArtifactRef } from '../core/artifacts.js';
 import { ErrorTypes } from '../core/contracts/errors.js';
+import { classifySampleFailure } from '../core/evaluation/rerun.js';
 import { isSafeId, safeIdProblem, toSafeId } from '../core/contracts/ids.js';
 import { EvalKeys, WorkflowIds } from '../core/contracts/keys.js';
 import { mapLimit } from '../core/concurrency.js';
 import { recordSampleEvaluated } from './metrics.js';
 import { SearchAttributeKeys, TaskQueues } from '../core/queues.js';
 import type { EvaluationActivities, EvalPlanSample } from '../activities/evaluation/activities.js';
-import type { EvaluationSummary } from '../core/contracts/evaluation.js';
+import type { EvaluationFingerprint, EvaluationSummary } from '../core/contracts/evaluation.js';
 import type { createSearchActivities } from '../activities/search/activities.js';
 import { rollout, type RolloutInput, type RolloutSummary } from './rollout.js';
 import { segmentAnswer, type SegmentedAnswer } from './segment-answer.js';
@@ -92,12 +97,24 @@ export interface EvaluationInput {
   /** Best and worst samples shown in the report. @default 4 */
   gallery?: number;
   /**
+   * How long each sample's policy, search and S3 calls keep retrying an outage before the sample
+   * is stored as failed (RolloutInput.outageToleranceSeconds). Not part of the evaluation's
+   * settings: it changes when a sample gives up, not its result. @default 900
+   */
+  outageToleranceSeconds?: number;
+  /**
+   * Start afresh: evaluate every sample again even where results of this id are stored (needed
+   * to reuse an id with another policy, search backend, segmenter or settings, which is refused
+   * otherwise). @default false
+   */
+  fresh?: boolean;
+  /**
    * The summary also to these experiment trackers: run = the evaluation id, step = the policy
    * version (0 without one). Absent or no backends: S3 only.
    */
   tracker?: { backends: TrackerBackend[]; experiment?: string };
   /** Carried across continue-as-new; not for callers. */
-  progress?: { offset: number; evaluated: number; skipped: number; policy: ResolvedPolicy };
+  progress?: { offset: number; evaluated: number; skipped: number; failed?: number; policy: ResolvedPolicy };
 }
 
 /** How an evaluation prompts SAM2 with the policy's answer. */
@@ -135,6 +152,11 @@ export interface EvaluationResult {
   /** Samples run by this evaluation (all runs) and skipped because their result was stored. */
   evaluated: number;
   skipped: number;
+  /**
+   * Samples of this run that failed for an infrastructure reason (counted in `evaluated`; the
+   * metrics' `samples.failed` counts every failed sample of the evaluation).
+   */
+  failed?: number;
 }
 
 export interface EvaluationProgress {
@@ -143,6 +165,8 @@ export interface EvaluationProgress {
   offset: number;
   evaluated: number;
   skipped: number;
+  /** Evaluated samples that failed for an infrastructure reason (stored as failed, not scored). */
+  failed: number;
   running: number;
   step: 'plan' | 'samples' | 'aggregate' | 'report' | 'done';
 }
@@ -171,17 +195,6 @@ const search = proxyActivities<SearchActivities>({
   retry: { initialInterval: '2 seconds', maximumAttempts: 10 },
 });
 
-/** A failure's message with its causes ("Activity task failed: …: the real reason"). */
-function describeFailure(err: unknown): string {
-  const parts: string[] = [];
-  let e: unknown = err;
-  for (let depth = 0; e instanceof Error && depth < 5; depth++) {
-    parts.push(e.message);
-    e = e.cause;
-  }
-  return parts.length ? parts.join(': ') : String(err);
-}
-
 export async function evaluation(input: EvaluationInput): Promise<EvaluationResult> {
   const info = workflowInfo();
   let policy = input.progress?.policy;
@@ -209,11 +222,13 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
     offset: input.progress?.offset ?? 0,
     evaluated: input.progress?.evaluated ?? 0,
     skipped: input.progress?.skipped ?? 0,
+    failed: input.progress?.failed ?? 0,
     running: 0,
     step: 'plan',
   };
   setHandler(evaluationProgressQuery, () => progress, {
-    description: 'samples total / evaluated / skipped (already stored) / running, and the step in progress',
+    description:
+      'samples total / evaluated / skipped (already stored) / failed (outage, evaluated again on a re-run) / running, and the step in progress',
   });
   const page = Math.floor(progress.offset / pageSize) + 1;
   const resolved = policy;
@@ -226,12 +241,27 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
     ...(policy.version !== null ? [{ key: SearchAttributeKeys.policyVersion, value: policy.version }] : []),
   ]);
 
+  const sampling = input.policy?.sampling ?? { temperature: 0 };
+  const fingerprint: EvaluationFingerprint = {
+    dataset: input.dataset,
+    policy,
+    sampling,
+    systemPrompts: input.policy?.systemPrompts ?? null,
+    coordinates: input.policy?.coordinates ?? null,
+    search: input.search ?? null,
+    settings: input.settings ?? null,
+    modelsDir: input.modelsDir ?? null,
+    segmentation: input.segmentation ?? null,
+  };
   const plan = await evaluationActivities.evalPlan({
     evalId,
     dataset: input.dataset,
     offset: progress.offset,
     pageSize,
     ...(input.limit ? { limit: input.limit } : {}),
+    fingerprint,
+    // One generation per start (every page and retry of it), so a fresh start happens once.
+    ...(input.fresh ? { freshGeneration: info.firstExecutionRunId } : {}),
   });
   progress.total = plan.total;
   progress.step = 'samples';
@@ -242,10 +272,10 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
   // A sampling seed is offset by the sample's position in the dataset (as rolloutGroup offsets it
   // per trajectory): one seed for every sample would give every sample the same random draws, and
   // evaluations at different seeds would differ far more than sampling noise does.
-  const sampling = input.policy?.sampling ?? { temperature: 0 };
   const position = new Map(plan.samples.map((s, i) => [s.id, progress.offset + i]));
   const childInput = (s: EvalPlanSample): EvaluateSampleInput => ({
     evalId,
+    ...(plan.generation ? { generation: plan.generation } : {}),
     sample: { id: s.id, record: s.ref },
     policy: {
       ...(policy.model !== null ? { model: policy.model } : {}),
@@ -257,6 +287,9 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
     },
     ...(input.search ? { search: input.search } : {}),
     ...(input.settings ? { settings: input.settings } : {}),
+    ...(input.outageToleranceSeconds !== undefined
+      ? { outageToleranceSeconds: input.outageToleranceSeconds }
+      : {}),
     ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
     ...(input.segmentation ? { segmentation: input.segmentation } : {}),
   });
@@ -264,8 +297,9 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
   await mapLimit(todo, concurrency, async (s) => {
     progress.running++;
     show();
+    let outcome;
     try {
-      await executeChild(evaluateSample, {
+      outcome = await executeChild(evaluateSample, {
         workflowId: WorkflowIds.evaluateSample(evalId, s.id),
         taskQueue: TaskQueues.orchestrator,
         args: [childInput(s)],
@@ -276,6 +310,7 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
       progress.running--;
     }
     progress.evaluated++;
+    if (outcome.failed) progress.failed++;
     recordSampleEvaluated(evalId);
     show();
   });
@@ -285,7 +320,13 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
     await continueAsNew<typeof evaluation>({
       ...input,
       evalId,
-      progress: { offset: progress.offset, evaluated: progress.evaluated, skipped: progress.skipped, policy },
+      progress: {
+        offset: progress.offset,
+        evaluated: progress.evaluated,
+        skipped: progress.skipped,
+        failed: progress.failed,
+        policy,
+      },
     });
   }
 
@@ -309,30 +350,46 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
   progress.step = 'report';
   const report = await evaluationActivities.evalReport({ evalId, gallery: input.gallery ?? 4 });
   progress.step = 'done';
-  return { evalId, summary, metrics, report, evaluated: progress.evaluated, skipped: progress.skipped };
+  return {
+    evalId,
+    summary,
+    metrics,
+    report,
+    evaluated: progress.evaluated,
+    skipped: progress.skipped,
+    failed: progress.failed,
+  };
 }
 
 export interface EvaluateSampleInput {
   evalId: string;
+  /** The evaluation's generation, recorded with the result. @default "initial" */
+  generation?: string;
   sample: { id: string; record: ArtifactRef };
   policy: NonNullable<RolloutInput['policy']>;
   search?: RolloutInput['search'];
   settings?: RolloutInput['settings'];
   modelsDir?: string;
   segmentation?: EvaluationSegmentation;
+  /** @see EvaluationInput.outageToleranceSeconds */
+  outageToleranceSeconds?: number;
 }
 
 /**
  * One sample: load its record → `rollout` child on its sampled frames → segment with the answer
  * (image, or keyframe prompt + propagation over every frame) → score against the ground-truth
- * masks and store the result. A rollout or segmentation that fails after its retries is scored as
- * an empty prediction with the error recorded (the reference counts a missing prediction as empty
- * masks), so one bad sample never stops an evaluation; a sample that cannot be loaded or scored
- * (bad dataset) fails it, with the sample named.
+ * masks and store the result. A rollout or segmentation that fails after its retries:
+ * - for a legitimate reason (the sample's data or the request built from it rejected, see
+ *   `classifySampleFailure`) is scored as an empty prediction with the error recorded (the
+ *   reference counts a missing prediction as empty masks);
+ * - for an infrastructure reason (an outage) is stored as failed, not scored (`failed: true`), so
+ *   the metrics leave it out and a re-run evaluates it again.
+ * Either way one sample never stops an evaluation; a sample that cannot be loaded or scored (bad
+ * dataset) fails it, with the sample named.
  */
 export async function evaluateSample(
   input: EvaluateSampleInput,
-): Promise<{ sampleId: string; JF: number; iou: number | null }> {
+): Promise<{ sampleId: string; JF: number | null; iou: number | null; failed?: boolean }> {
   const id = workflowInfo().workflowId;
   const prefix = EvalKeys.samplePrefix(input.evalId, input.sample.id);
   const loaded = await evaluationActivities.evalLoadSample({ record: input.sample.record });
@@ -340,6 +397,7 @@ export async function evaluateSample(
   let summary: RolloutSummary | null = null;
   let seg: SegmentedAnswer | undefined;
   let error: string | null = null;
+  let failure: { type: string; message: string } | undefined;
   try {
     const rolloutId = WorkflowIds.rolloutOf(id);
     summary = await executeChild(rollout, {
@@ -361,6 +419,9 @@ export async function evaluateSample(
           runId: input.evalId,
           ...(input.search ? { search: input.search } : {}),
           ...(input.settings ? { settings: input.settings } : {}),
+          ...(input.outageToleranceSeconds !== undefined
+            ? { outageToleranceSeconds: input.outageToleranceSeconds }
+            : {}),
         },
       ],
     });
@@ -392,8 +453,10 @@ export async function evaluateSample(
     }
   } catch (err) {
     if (isCancellation(err)) throw err;
-    error = describeFailure(err);
+    const c = classifySampleFailure(err);
+    error = c.message;
     seg = undefined;
+    if (c.infrastructure) failure = { type: c.type, message: c.message };
   }
 
   const scored = await evaluationActivities.evalScoreSample({
@@ -410,6 +473,13 @@ export async function evaluateSample(
     rollout: summary,
     requestedPolicyVersion: input.policy.version ?? 0,
     error,
+    ...(input.generation ? { generation: input.generation } : {}),
+    ...(failure ? { failure } : {}),
   });
-  return { sampleId: scored.sampleId, JF: scored.JF, iou: scored.iou };
+  return {
+    sampleId: scored.sampleId,
+    JF: scored.JF,
+    iou: scored.iou,
+    ...(scored.failed ? { failed: true } : {}),
+  };
 }

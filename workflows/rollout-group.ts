@@ -20,7 +20,7 @@ import type { RewardPresetName } from '../core/rewards/settings.js';
 import type { SampleGroundTruth } from '../core/rewards/terms.js';
 import type { RewardActivities } from '../activities/rewards/activities.js';
 import type { createEmbeddingActivities } from '../activities/embeddings/activities.js';
-import { describeFailure } from './failures.js';
+import { describeFailure } from '../core/evaluation/rerun.js';
 import { rollout, type RolloutInput, type RolloutSummary } from './rollout.js';
 
 /**

@@ -16,11 +16,13 @@ import {
   SEGZERO_CONVENTION,
   summariseByAbility,
 } from '../../core/metrics/summary.js';
-import type {
-  EvaluationSummary,
-  OutcomeReward,
-  OutcomeRewardAggregate,
-  SampleEvaluation,
+import {
+  FAILED_SAMPLES_LISTED,
+  type EvaluationSummary,
+  type FailedSample,
+  type OutcomeReward,
+  type OutcomeRewardAggregate,
+  type SampleEvaluation,
 } from '../../core/contracts/index.js';
 
 /** The abilities the report tabulates: OK-VOS's three knowledge types and `in-video`. */
@@ -120,19 +122,23 @@ export interface AggregateContext {
   prices?: Record<string, number>;
 }
 
+const bySampleId = (a: { sampleId: string }, b: { sampleId: string }) =>
+  a.sampleId < b.sampleId ? -1 : a.sampleId > b.sampleId ? 1 : 0;
+
 /**
  * The evaluation's aggregates from its per-sample results. Results are sorted by sample id first,
- * so the numbers do not depend on the order they were read in.
+ * so the numbers do not depend on the order they were read in. `failed` samples (infrastructure
+ * failures) enter no metric: they are counted and the first {@link FAILED_SAMPLES_LISTED} listed.
  */
 export function aggregateEvaluation(
   samples: readonly SampleEvaluation[],
   ctx: AggregateContext,
+  failed: readonly FailedSample[] = [],
 ): EvaluationSummary {
-  const sorted = [...samples].sort((a, b) =>
-    a.sampleId < b.sampleId ? -1 : a.sampleId > b.sampleId ? 1 : 0,
-  );
+  const sorted = [...samples].sort(bySampleId);
+  const failedSorted = [...failed].sort(bySampleId);
   const ids = new Set<string>();
-  for (const s of sorted) {
+  for (const s of [...sorted, ...failedSorted]) {
     if (ids.has(s.sampleId)) throw new RangeError(`sample ${s.sampleId} appears twice among the results`);
     ids.add(s.sampleId);
   }
@@ -174,6 +180,13 @@ export function aggregateEvaluation(
       video: video.length,
       image: image.length,
       errors: sorted.filter((s) => s.error !== null).length,
+      failed: failedSorted.length,
+      failedSamples: failedSorted.slice(0, FAILED_SAMPLES_LISTED).map((f) => ({
+        sampleId: f.sampleId,
+        ability: f.ability,
+        type: f.failure.type,
+        message: f.failure.message.slice(0, 300),
+      })),
     },
     vos,
     reasonSeg,
@@ -197,4 +210,19 @@ export function aggregateEvaluation(
       completionPerSample: sorted.length === 0 ? 0 : completion / sorted.length,
     },
   };
+}
+
+/**
+ * The sentence a person reads about the samples that failed for an infrastructure reason (CLI
+ * output, report); null when none failed.
+ */
+export function failedSamplesLine(s: Pick<EvaluationSummary, 'evalId' | 'samples'>): string | null {
+  const n = s.samples.failed ?? 0;
+  if (n === 0) return null;
+  const listed = (s.samples.failedSamples ?? []).slice(0, 5).map((f) => `${f.sampleId} (${f.type})`);
+  return (
+    `${n} sample${n === 1 ? '' : 's'} failed for an infrastructure reason after ${n === 1 ? 'its' : 'their'} retries and ` +
+    `${n === 1 ? 'is' : 'are'} left out of the metrics: ${listed.join(', ')}${n > listed.length ? ', …' : ''}; ` +
+    `re-run the evaluation with the same id (segr eval --id ${s.evalId}, same settings) to evaluate ${n === 1 ? 'it' : 'them'} again`
+  );
 }

@@ -7,8 +7,9 @@ import type { ArtifactRef } from '../../core/artifacts.js';
 import {
   EvalKeys,
   IdSchemas,
-  sampleEvaluationSchema,
+  storedSampleSchema,
   type EvaluationPointer,
+  type FailedSample,
   type EvaluationSummary,
   type SampleEvaluation,
 } from '../../core/contracts/index.js';
@@ -43,17 +44,20 @@ export const reportInputs = {
 
 export type EvalAggregateInput = z.input<typeof reportInputs.aggregate>;
 
-/** Every listed sample's stored result, in dataset order; a missing one is an error naming it. */
+/**
+ * Every listed sample's stored result, in dataset order, split into scores and infrastructure
+ * failures; a missing one is an error naming it.
+ */
 async function readResults(
   store: ArtifactStore,
   evalId: string,
   ids: readonly string[],
-): Promise<SampleEvaluation[]> {
+): Promise<{ scored: SampleEvaluation[]; failed: FailedSample[] }> {
   let done = 0;
   const results = await mapLimit(ids, 16, async (id) => {
     const key = EvalKeys.sampleResult(evalId, id);
     if (!(await store.head(key))) return undefined;
-    const r = sampleEvaluationSchema.safeParse(await store.getJson(key));
+    const r = storedSampleSchema.safeParse(await store.getJson(key));
     if (!r.success)
       throw new BadInputError(`result ${key} is malformed: ${r.error.issues[0]?.message ?? ''}`, { key });
     if (++done % 50 === 0) heartbeat({ read: done });
@@ -66,7 +70,13 @@ async function readResults(
       { missing: missing.slice(0, 100) },
     );
   }
-  return results.filter((r): r is SampleEvaluation => r !== undefined);
+  const scored: SampleEvaluation[] = [];
+  const failed: FailedSample[] = [];
+  for (const r of results) {
+    if (r?.schema === 'segflow.eval-sample/1') scored.push(r);
+    else if (r) failed.push(r);
+  }
+  return { scored, failed };
 }
 
 export function createReportActivities(store: ArtifactStore, now: () => Date) {
@@ -80,16 +90,25 @@ export function createReportActivities(store: ArtifactStore, now: () => Date) {
       const ids = index.samples
         .slice(0, Math.min(index.samples.length, input.limit ?? Infinity))
         .map((s) => s.id);
-      const results = await readResults(store, input.evalId, ids);
+      const { scored, failed } = await readResults(store, input.evalId, ids);
       const datasetUri = input.dataset.startsWith('s3://') ? input.dataset : store.uriOf(input.dataset);
-      const metrics = aggregateEvaluation(results, {
-        evalId: input.evalId,
-        dataset: { uri: datasetUri, format: index.format, split: index.split, samples: index.samples.length },
-        policy: input.policy,
-        expected: ids.length,
-        paid: input.paid,
-        ...(input.prices ? { prices: input.prices } : {}),
-      });
+      const metrics = aggregateEvaluation(
+        scored,
+        {
+          evalId: input.evalId,
+          dataset: {
+            uri: datasetUri,
+            format: index.format,
+            split: index.split,
+            samples: index.samples.length,
+          },
+          policy: input.policy,
+          expected: ids.length,
+          paid: input.paid,
+          ...(input.prices ? { prices: input.prices } : {}),
+        },
+        failed,
+      );
       const summary = await store.putJson(EvalKeys.summary(input.evalId), metrics);
       const pointer: EvaluationPointer = {
         evalId: input.evalId,
@@ -118,7 +137,7 @@ export function createReportActivities(store: ArtifactStore, now: () => Date) {
       );
       const index = await readDatasetIndex(store, summary.dataset.uri);
       const ids = index.samples.slice(0, summary.samples.expected).map((s) => s.id);
-      const samples = await readResults(store, input.evalId, ids);
+      const { scored: samples } = await readResults(store, input.evalId, ids);
       const history: EvaluationPointer[] = [];
       for await (const o of store.list(EvalKeys.byDatasetPrefix(datasetKeyOf(summary.dataset.uri)))) {
         history.push(await store.getJson<EvaluationPointer>(o.key));

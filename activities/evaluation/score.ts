@@ -10,7 +10,9 @@ import { artifactRefSchema, type ArtifactRef } from '../../core/artifacts.js';
 import {
   EvalKeys,
   IdSchemas,
+  INITIAL_EVAL_GENERATION,
   rolloutSummarySchema,
+  type FailedSample,
   type OutcomeReward,
   type SampleEvaluation,
 } from '../../core/contracts/index.js';
@@ -44,6 +46,14 @@ export const scoreInput = z.strictObject({
   /** The policy version the evaluation asked for (recorded when there is no rollout). */
   requestedPolicyVersion: z.number().int().min(0),
   error: z.string().nullable(),
+  /** The evaluation's generation (recorded with the result). @default "initial" */
+  generation: z.string().min(1).optional(),
+  /**
+   * The rollout or segmentation failed for an infrastructure reason: nothing is scored; the
+   * failure is stored at the result key so the metrics leave the sample out and a re-run evaluates
+   * it again. (One activity for both outcomes keeps the command sequence of recorded histories.)
+   */
+  failure: z.strictObject({ type: z.string().min(1), message: z.string() }).optional(),
 });
 export type EvalScoreInput = z.input<typeof scoreInput>;
 type ScoreInput = z.output<typeof scoreInput>;
@@ -223,16 +233,51 @@ function sampleResult(
     overlay: overlay.ref,
     overlayFrame: overlay.frame,
     reward,
+    ...(input.generation ? { generation: input.generation } : {}),
   };
+}
+
+/** Stores an infrastructure failure at the sample's result key, in place of a score. */
+async function storeFailure(
+  store: ArtifactStore,
+  input: ScoreInput,
+  failure: NonNullable<ScoreInput['failure']>,
+): Promise<ArtifactRef> {
+  const rec = await store.getInputJson<PreparedSample>(input.record.uri, 'sample record');
+  const failed: FailedSample = {
+    schema: 'segflow.eval-sample-failed/1',
+    evalId: input.evalId,
+    sampleId: input.sampleId,
+    generation: input.generation ?? INITIAL_EVAL_GENERATION,
+    format: rec.format,
+    kind: rec.media.kind === 'image' ? 'image' : 'video',
+    ability: rec.ability ?? 'unknown',
+    question: rec.question,
+    failure: { type: failure.type, message: failure.message.slice(0, 2000) },
+    policyVersion: input.rollout?.policyVersion ?? input.requestedPolicyVersion,
+    record: input.record,
+  };
+  return store.putJson(EvalKeys.sampleResult(input.evalId, input.sampleId), failed);
 }
 
 export function createScoreActivities(store: ArtifactStore) {
   return {
-    /** Scores the prediction and the trajectory, renders the overlay, stores the sample's result. */
-    async evalScoreSample(
-      raw: EvalScoreInput,
-    ): Promise<{ sampleId: string; JF: number; iou: number | null; result: ArtifactRef }> {
+    /**
+     * Scores the prediction and the trajectory, renders the overlay, stores the sample's result;
+     * with `failure`, stores the failure instead (`failed: true`, no scores).
+     */
+    async evalScoreSample(raw: EvalScoreInput): Promise<{
+      sampleId: string;
+      JF: number | null;
+      iou: number | null;
+      result: ArtifactRef;
+      failed?: true;
+    }> {
       const input = parseActivityInput(scoreInput, raw, 'evalScoreSample');
+      if (input.failure) {
+        const result = await storeFailure(store, input, input.failure);
+        return { sampleId: input.sampleId, JF: null, iou: null, result, failed: true };
+      }
       const gt = await loadGroundTruth(store, input.record);
       const predicted = await loadPrediction(store, input.prediction, gt);
       heartbeat({ stage: 'masks loaded' });

@@ -10,6 +10,7 @@ import type {
   OutcomeReward,
   SampleEvaluation,
 } from '../../core/contracts/index.js';
+import { failedSamplesLine } from '../evaluation/aggregate.js';
 import { cell, escapeHtml, kpi, page, table } from './html.js';
 import { barChart, lineChart } from './svg.js';
 
@@ -119,10 +120,28 @@ export function renderEvaluationReport(input: EvaluationReportInput): {
   if (reward) figures.push(kpi('outcome reward (0–4)', cell(reward.outcome, 3)));
   figures.push(
     kpi('samples scored', `${s.samples.scored}/${s.samples.expected}`),
+    ...(s.samples.failed ? [kpi('samples failed (outage)', String(s.samples.failed))] : []),
     kpi('searches / sample', cell(s.search.perSample, 2)),
     kpi('search cost', s.search.costUsd === null ? 'n/a' : `$${s.search.costUsd.toFixed(4)}`),
   );
   body.push(`<div id="kpis">${figures.join('')}</div>`);
+  const failedLine = failedSamplesLine(s);
+  if (failedLine) {
+    body.push('<h2>Failed samples (not scored)</h2>');
+    body.push(`<p class="meta" id="failed-note">${escapeHtml(failedLine)}.</p>`);
+    body.push(
+      table(
+        ['sample', 'ability', 'failure', 'message'],
+        (s.samples.failedSamples ?? []).map((f) => [
+          escapeHtml(f.sampleId),
+          escapeHtml(f.ability),
+          escapeHtml(f.type),
+          escapeHtml(f.message),
+        ]),
+        { id: 'failed-table' },
+      ),
+    );
+  }
 
   if (s.vos) {
     body.push('<h2>OK-VOS: J, F and J&amp;F per ability</h2>');

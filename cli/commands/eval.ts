@@ -13,6 +13,7 @@ import {
   renderTrainingDashboard,
 } from '../../activities/reports/training-dashboard.js';
 import type { EvaluationSummary } from '../../core/contracts/evaluation.js';
+import { failedSamplesLine } from '../../activities/evaluation/aggregate.js';
 import { ArtifactStore } from '../../activities/storage/artifact-store.js';
 import { startWorkers, type RunningWorkers } from '../../workers/run.js';
 import {
@@ -49,6 +50,8 @@ export interface EvaluationCliOptions {
   gallery?: number;
   temperature?: number;
   seed?: number;
+  fresh?: boolean;
+  outageTolerance?: number;
 }
 
 /**
@@ -88,6 +91,8 @@ export function evaluationInputFrom(
       ? { searchPrices: opts.searchPrice }
       : {}),
     ...(opts.gallery !== undefined ? { gallery: opts.gallery } : {}),
+    ...(opts.fresh ? { fresh: true } : {}),
+    ...(opts.outageTolerance !== undefined ? { outageToleranceSeconds: opts.outageTolerance } : {}),
   };
 }
 
@@ -244,10 +249,22 @@ export function register(program: Command): void {
     .option('--page-size <n>', 'samples per workflow run before continue-as-new', positiveInt('--page-size'))
     .option('--search-price <backend=usd>', 'price of one paid search call (repeatable)', parsePrice, {})
     .option('--gallery <n>', 'best and worst samples shown in the report', nonNegativeInt('--gallery'))
+    .option(
+      '--outage-tolerance <seconds>',
+      "how long a sample's policy, search and S3 calls retry an outage before it is stored as failed (default 900)",
+      nonNegativeInt('--outage-tolerance'),
+    )
     .option('--report <file>', 'write the HTML report here')
     .option('--report-json <file>', 'write the JSON report here')
     .option('--json <file>', 'old spelling of --report-json (for JSON on stdout use --output json)')
-    .option('--id <evalId>', 'evaluation id (workflow id; letters, digits, . _ -); re-using one resumes it')
+    .option(
+      '--id <evalId>',
+      'evaluation id (workflow id; letters, digits, . _ -); re-using one resumes it and evaluates the samples that failed for an infrastructure reason again (same policy, search, segmenter and settings only; see --fresh)',
+    )
+    .option(
+      '--fresh',
+      'evaluate every sample again even where results of this --id are stored (needed to reuse an id with another policy, search backend, segmenter or settings)',
+    )
     .option('--policy-url <url>', 'OpenAI-compatible policy server for the local worker')
     .option('--models <dir>', 'SAM2 ONNX folder for the local worker')
     .option('--remote', 'do not start a local worker: rely on deployed workers')
@@ -289,7 +306,7 @@ export function register(program: Command): void {
             while (!finished) {
               try {
                 const p = await handle.query(evaluationProgressQuery);
-                const line = `${p.step}: ${p.offset}/${p.total ?? '?'} planned, ${p.evaluated} evaluated, ${p.skipped} already done, ${p.running} running`;
+                const line = `${p.step}: ${p.offset}/${p.total ?? '?'} planned, ${p.evaluated} evaluated${p.failed ? ` (${p.failed} failed: outage)` : ''}, ${p.skipped} already done, ${p.running} running`;
                 if (line !== last) console.error(`  ${new Date().toISOString().slice(11, 19)}  ${line}`);
                 last = line;
               } catch {
@@ -325,6 +342,9 @@ export function register(program: Command): void {
           say(
             `searches ${m.search.calls} (${m.search.cached} cached), paid ${m.search.paidCalls}${m.search.costUsd !== null ? `, cost $${m.search.costUsd.toFixed(4)}` : ''}; stop reasons ${JSON.stringify(m.stopReasons)}`,
           );
+          const failedLine = failedSamplesLine(m);
+          // On stderr too, so a person reading `--output json` still sees it.
+          if (failedLine) console.error(`warning: ${failedLine}`);
           if (opts.report) await store.downloadToFile(result.report.html, opts.report);
           if (reportJson) await store.downloadToFile(result.report.json, reportJson);
           if (opts.report) say(`report: ${opts.report}`);
@@ -334,6 +354,7 @@ export function register(program: Command): void {
               evalId: workflowId,
               ui,
               metrics: m,
+              failed: m.samples.failed ?? 0,
               summary: result.summary.uri,
               report: { html: result.report.html.uri, json: result.report.json.uri },
               ...(opts.report ? { reportFile: opts.report } : {}),

@@ -72,8 +72,78 @@ export const sampleEvaluationSchema = z.object({
    * without ground truth in the record; absent in results stored before it was recorded.
    */
   reward: outcomeRewardSchema.nullable().optional(),
+  /**
+   * The evaluation's generation this result belongs to ({@link EvaluationRecord}); absent in
+   * results stored before generations were kept, which count as the first one.
+   */
+  generation: z.string().optional(),
 });
 export type SampleEvaluation = z.infer<typeof sampleEvaluationSchema>;
+
+/** The generation of an evaluation that was never started afresh. */
+export const INITIAL_EVAL_GENERATION = 'initial';
+
+/**
+ * A sample whose rollout or segmentation failed for an infrastructure reason after its retries
+ * (policy server down or 5xx, a timeout, S3 or a search API unreachable, a missing segmenter): it
+ * has no score, is left out of every metric, is counted and listed in the summary and the report,
+ * and is evaluated again when the evaluation is re-run with the same id. Stored at the sample's
+ * result key (`EvalKeys.sampleResult`), so a successful re-run replaces it.
+ */
+export const failedSampleSchema = z.object({
+  schema: z.literal('segflow.eval-sample-failed/1'),
+  evalId: z.string(),
+  sampleId: z.string(),
+  generation: z.string(),
+  format: z.string(),
+  kind: z.enum(['image', 'video']),
+  ability: z.string(),
+  question: z.string(),
+  /** The failure's Temporal type (`TransientError`, a timeout, …) and its message with its causes. */
+  failure: z.object({ type: z.string(), message: z.string() }),
+  policyVersion: num,
+  record: artifactRefSchema,
+});
+export type FailedSample = z.infer<typeof failedSampleSchema>;
+
+/** What a sample's result key holds: a score, or an infrastructure failure to retry. */
+export const storedSampleSchema = z.discriminatedUnion('schema', [
+  sampleEvaluationSchema,
+  failedSampleSchema,
+]);
+export type StoredSample = z.infer<typeof storedSampleSchema>;
+
+/**
+ * What makes two runs of one evaluation id comparable: a re-run reuses stored results only when
+ * every field is equal. `null` is the workers' default (policy.model, segment.modelsDir, the
+ * search role's backend), recorded as such: a change of a worker's configuration under a default
+ * is not seen here.
+ */
+export const evaluationFingerprintSchema = z.object({
+  dataset: z.string(),
+  policy: z.object({ model: z.string().nullable(), version: num.nullable() }),
+  sampling: z.unknown(),
+  systemPrompts: z.unknown(),
+  coordinates: z.unknown(),
+  search: z.unknown(),
+  settings: z.unknown(),
+  modelsDir: z.string().nullable(),
+  segmentation: z.unknown(),
+});
+export type EvaluationFingerprint = z.infer<typeof evaluationFingerprintSchema>;
+
+/**
+ * The evaluation's own record (`EvalKeys.record`): the fingerprint its stored results were made
+ * with and their generation. Starting afresh (`fresh`) writes a new generation, and results of
+ * any other generation are then evaluated again.
+ */
+export const evaluationRecordSchema = z.object({
+  schema: z.literal('segflow.eval/1'),
+  evalId: z.string(),
+  generation: z.string(),
+  fingerprint: evaluationFingerprintSchema,
+});
+export type EvaluationRecord = z.infer<typeof evaluationRecordSchema>;
 
 export interface ReasonSegAggregate {
   gIoU: number;
@@ -101,7 +171,22 @@ export interface EvaluationSummary {
   evalId: string;
   dataset: { uri: string; format: string; split: string; samples: number };
   policy: { model: string | null; version: number | null };
-  samples: { expected: number; scored: number; video: number; image: number; errors: number };
+  /**
+   * `scored`: samples in the metrics (`errors` of them with a legitimate failure recorded, scored as
+   * an empty prediction); `failed`: samples that failed for an infrastructure reason, left out of
+   * every metric (re-running the evaluation with the same id evaluates them again), the first
+   * {@link FAILED_SAMPLES_LISTED} listed in `failedSamples`. Both absent in summaries written
+   * before failures were kept apart.
+   */
+  samples: {
+    expected: number;
+    scored: number;
+    video: number;
+    image: number;
+    errors: number;
+    failed?: number;
+    failedSamples?: { sampleId: string; ability: string; type: string; message: string }[];
+  };
   /** OK-VOS (and any video sample): J, F, J&F per ability and overall, each query weighted equally. */
   vos: { perAbility: Record<string, JFSummary>; overall: JFSummary } | null;
   /**
@@ -132,6 +217,9 @@ export interface EvaluationSummary {
   reward: OutcomeRewardAggregate | null;
   tokens: { prompt: number; completion: number; completionPerSample: number };
 }
+
+/** How many failed samples a summary lists by name (all are counted). */
+export const FAILED_SAMPLES_LISTED = 50;
 
 /** One evaluation of a dataset, for curves across checkpoints (`evals/by-dataset/…`). */
 export interface EvaluationPointer {

@@ -10,6 +10,7 @@
  * policies/<run>/v<k>/                                 a policy version (written by the Python trainer)
  * policies/<run>/latest.json                           the run's newest version
  * evals/<eval>/samples/<sample>.json | <sample>/…      one sample's result and its artifacts
+ * evals/<eval>/evaluation.json                         its fingerprint and generation (what re-runs may reuse)
  * evals/<eval>/summary.json | report.html | report.json
  * evals/by-dataset/<datasetSha>/<eval>.json            one line per evaluation of a dataset
  * queries/<query>/…                                    a segmentQuery's masks, overlay and result
@@ -54,6 +55,7 @@ export const EvalKeys = {
   sampleResult: (evalId: string, sampleId: string) =>
     `evals/${evalId}/samples/${sampleKeySegment(sampleId)}.json`,
   samplePrefix: (evalId: string, sampleId: string) => `evals/${evalId}/samples/${sampleKeySegment(sampleId)}`,
+  record: (evalId: string) => `evals/${evalId}/evaluation.json`,
   summary: (evalId: string) => `evals/${evalId}/summary.json`,
   reportHtml: (evalId: string) => `evals/${evalId}/report.html`,
   reportJson: (evalId: string) => `evals/${evalId}/report.json`,

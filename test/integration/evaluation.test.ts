@@ -2,8 +2,10 @@
 // folder made here, prepared with `segr dataset prepare`'s code, evaluated by a real worker process
 // against a scripted OpenAI-compatible policy, a local Serper (paid backend, so the ledger counts),
 // and SAM2-contract ONNX test models. Checks: metrics equal `segr eval-masks` on the same masks;
-// a SIGKILLed worker mid-evaluation loses nothing and counts nothing twice; a schedule evaluates
-// the newest checkpoint once; the report renders in headless Chromium with tables and plots.
+// a SIGKILLed worker mid-evaluation loses nothing and counts nothing twice; a policy outage on some
+// samples stores them as failed (not scored) and a re-run with the same id evaluates them; an id
+// reused with other settings is refused unless started afresh; a schedule evaluates the newest
+// checkpoint once; the report renders in headless Chromium with tables and plots.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -15,7 +17,13 @@ import { readOkVos } from '../../activities/datasets/okvos.js';
 import { prepareDataset } from '../../activities/datasets/prepare.js';
 import { readReasonSeg } from '../../activities/datasets/reasonseg.js';
 import { createEvaluationActivities } from '../../activities/evaluation/activities.js';
-import { EvalKeys, type EvaluationSummary, type SampleEvaluation } from '../../core/contracts/index.js';
+import {
+  EvalKeys,
+  type EvaluationSummary,
+  type SampleEvaluation,
+  type StoredSample,
+} from '../../core/contracts/index.js';
+import { describeFailure } from '../../core/evaluation/rerun.js';
 import { decodeMaskPng } from '../../activities/media/mask-png.js';
 import { encodeMaskPng, maskSequenceLookup, type MaskSequence } from '../../activities/media/masks.js';
 import {
@@ -27,7 +35,12 @@ import { summariseByAbility } from '../../core/metrics/summary.js';
 import { TaskQueues } from '../../core/queues.js';
 import { evaluationSchedule } from '../../cli/commands/schedule.js';
 import type { EvaluationInput, EvaluationResult } from '../../workflows/evaluation.js';
-import { startFakePolicyServer, type FakePolicyServer, type WireMessage } from '../servers/openai-server.js';
+import {
+  error as policyError,
+  startFakePolicyServer,
+  type FakePolicyServer,
+  type WireMessage,
+} from '../servers/openai-server.js';
 import { startSerper } from '../servers/search-servers.js';
 import type { LocalServer } from '../servers/http-server.js';
 import { writeSam2TestModels } from '../support/onnx-models.js';
@@ -81,6 +94,9 @@ const byMarker = new Map<string, { clip: Clip; behaviour: Behaviour }>([
  * answer check rejects it while the reference (`sam2_okvos.py`) still segments it.
  */
 let nearMiss = false;
+
+/** Outage mode: the policy server answers 503 to every request of these samples (by marker). */
+const outage = new Set<string>();
 
 /** The scripted policy: search (search prompt only) → keyframe → answer, as the sample's marker says. */
 function evalScript(messages: WireMessage[]): string {
@@ -136,7 +152,19 @@ before(async () => {
       source: reasonSegDir,
     })
   ).index;
-  policy = await startFakePolicyServer({ flavor: 'vllm', script: evalScript });
+  policy = await startFakePolicyServer({
+    flavor: 'vllm',
+    script: evalScript,
+    // an outage chosen per sample: its policy calls get vLLM's 503 while its marker is listed
+    refuse: (path, body) => {
+      if (path !== '/tokenize' && path !== '/v1/chat/completions') return undefined;
+      const messages = Array.isArray(body.messages) ? (body.messages as WireMessage[]) : [];
+      const marker = /\[([qr]\d+)\]/.exec(textOf(messages[1]))?.[1];
+      return marker !== undefined && outage.has(marker)
+        ? policyError(503, 'ServiceUnavailableError', 'outage (HTTP 503)')
+        : undefined;
+    },
+  });
   serper = await startSerper({
     apiKey: 'serper-test-key',
     docs: [
@@ -529,6 +557,130 @@ test(
       okvosRows.map((row) => `${evalId}/sample-${row.id}`),
     );
     console.log(`# killed after ${before} of ${okvosRows.length} samples; resumed to ${keys.length}`);
+  },
+);
+
+test(
+  'a policy outage (503) on some samples: stored as failed, not scored 0, left out of the metrics and reported; a re-run with the same id evaluates them and ends with the undisturbed metrics',
+  { timeout: 300_000 },
+  async () => {
+    assert.ok(runs.okvos, 'needs the undisturbed run');
+    const evalId = uniqueId('it-eval-outage');
+    const run = async () =>
+      (await client.workflow.execute('evaluation', {
+        taskQueue: TaskQueues.orchestrator,
+        workflowId: evalId,
+        // the down samples give up after 3 s of retries instead of the default 15 minutes
+        args: [evalInput(evalId, okvosIndex, { outageToleranceSeconds: 3 })],
+        workflowExecutionTimeout: '5 minutes',
+      })) as EvaluationResult;
+    let started = Date.now();
+    outage.add('q1').add('q4');
+    let first: EvaluationResult;
+    try {
+      first = await run();
+    } finally {
+      outage.clear();
+    }
+    console.log(`# evaluation with q1, q4 down took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    assert.equal(first.evaluated, 4);
+    assert.equal(first.failed, 2);
+    const m = first.metrics;
+    assert.equal(m.samples.scored, 2);
+    assert.equal(m.samples.failed, 2);
+    assert.equal(m.samples.errors, 0, 'an outage is not a scored error');
+    assert.deepEqual(
+      m.samples.failedSamples?.map((f) => [f.sampleId, f.ability, f.type]),
+      [
+        ['q1', 'one-hop', 'TransientError'],
+        ['q4', 'in-video', 'TransientError'],
+      ],
+    );
+    assert.match(m.samples.failedSamples![0]!.message, /HTTP 503/);
+    const stored = new Map(
+      (await Promise.all((await resultKeys(evalId)).map((k) => store.getJson<StoredSample>(k)))).map((x) => [
+        x.sampleId,
+        x,
+      ]),
+    );
+    assert.equal(stored.get('q1')!.schema, 'segflow.eval-sample-failed/1', 'stored as failed, not as J&F 0');
+    assert.equal(stored.get('q4')!.schema, 'segflow.eval-sample-failed/1');
+    // The metrics hold only the two scored samples, each with its undisturbed score.
+    const undisturbed = runs.okvos!.metrics.vos!;
+    assert.equal(m.vos!.overall.count, 2);
+    assert.equal(m.vos!.perAbility['one-hop']!.count, 0);
+    assert.equal(m.vos!.perAbility['multi-hop']!.JF, undisturbed.perAbility['multi-hop']!.JF);
+    assert.equal(m.vos!.perAbility.relational!.JF, undisturbed.perAbility.relational!.JF);
+    assert.equal(
+      m.vos!.overall.JF,
+      (undisturbed.perAbility['multi-hop']!.JF + undisturbed.perAbility.relational!.JF) / 2,
+    );
+    const html = (await store.getBytes(first.report.html.uri)).toString('utf8');
+    assert.match(html, /id="failed-note">2 samples failed for an infrastructure reason/);
+    assert.ok(
+      html.includes(`re-run the evaluation with the same id (segr eval --id ${evalId}, same settings)`),
+      'the report says how to retry them',
+    );
+
+    started = Date.now();
+    const second = await run();
+    console.log(`# the re-run took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    assert.equal(second.evaluated, 2, 'the failed samples were evaluated again');
+    assert.equal(second.skipped, 2, 'the scored ones were not');
+    assert.equal(second.failed, 0);
+    const strip = (x: EvaluationSummary) => ({ ...x, evalId: '' });
+    assert.deepEqual(strip(second.metrics), strip(runs.okvos!.metrics), "the undisturbed run's metrics");
+    runs.outage = second;
+  },
+);
+
+test(
+  'an id reused with another policy version or search backend is refused, naming what differs; `fresh` evaluates afresh',
+  { timeout: 240_000 },
+  async () => {
+    assert.ok(runs.outage, 'needs the evaluation of the outage test (policy v1, serper)');
+    const evalId = runs.outage.evalId;
+    const run = async (extra: Partial<EvaluationInput>) =>
+      (await client.workflow.execute('evaluation', {
+        taskQueue: TaskQueues.orchestrator,
+        workflowId: evalId,
+        args: [evalInput(evalId, okvosIndex, extra)],
+        workflowExecutionTimeout: '5 minutes',
+      })) as EvaluationResult;
+    const refusal = async (extra: Partial<EvaluationInput>) => {
+      const err = await run(extra).then(
+        () => assert.fail('the evaluation ran'),
+        (e: unknown) => e,
+      );
+      return describeFailure(err);
+    };
+    const v2 = { policy: { model: 'policy', version: 2 } };
+    const byVersion = await refusal(v2);
+    assert.match(
+      byVersion,
+      new RegExp(`evaluation ${evalId} already holds results made with other settings`),
+    );
+    assert.match(byVersion, /policy\.version: 1 → 2/);
+    assert.match(byVersion, /--fresh/);
+    const bySearch = await refusal({ search: { backend: 'local' } });
+    assert.match(bySearch, /search\.backend: "serper" → "local"/);
+    assert.doesNotMatch(bySearch, /policy\.version/);
+
+    const fresh = await run({ ...v2, fresh: true, limit: 1 });
+    assert.equal(fresh.evaluated, 1, 'evaluated afresh although a score was stored');
+    assert.equal(fresh.skipped, 0);
+    assert.equal(fresh.metrics.policy.version, 2);
+    const q1 = await store.getJson<SampleEvaluation>(EvalKeys.sampleResult(evalId, 'q1'));
+    assert.equal(q1.policyVersion, 2);
+    // The id now belongs to v2: its re-run reuses the fresh score and evaluates the rest again.
+    const next = await run({ ...v2, limit: 2 });
+    assert.equal(next.skipped, 1);
+    assert.equal(next.evaluated, 1, 'the v1 score of q2 is not reused for v2');
+    assert.equal(
+      (await store.getJson<SampleEvaluation>(EvalKeys.sampleResult(evalId, 'q2'))).policyVersion,
+      2,
+    );
+    assert.match(await refusal({}), /policy\.version: 2 → 1/);
   },
 );
 

@@ -1,5 +1,6 @@
 // The evaluation activities on the real dev S3, with datasets prepared here: planning marks stored
-// samples done, scoring writes one deterministic object per sample (a retry rewrites it) with the
+// scores done (not stored infrastructure failures, not scores of another generation) and refuses a
+// re-run with other settings unless fresh, scoring writes one deterministic object per sample (a retry rewrites it) with the
 // trajectory's outcome reward, the aggregate means it and refuses missing results, and every bad input fails non-retryably, naming the input.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +16,13 @@ import {
   type EvalPlanInput,
   type EvalScoreInput,
 } from '../../../activities/evaluation/activities.js';
-import { EvalKeys, type SampleEvaluation } from '../../../core/contracts/index.js';
+import {
+  EvalKeys,
+  type EvaluationFingerprint,
+  type EvaluationRecord,
+  type SampleEvaluation,
+  type StoredSample,
+} from '../../../core/contracts/index.js';
 import { encodeMaskPng, maskSequenceLookup, type MaskSequence } from '../../../activities/media/masks.js';
 import { ArtifactStore } from '../../../activities/storage/artifact-store.js';
 import type { ArtifactRef } from '../../../core/artifacts.js';
@@ -99,12 +106,127 @@ test('evalPlan pages the index, honours limit, and marks samples whose result is
   const p2 = await acts.evalPlan({ evalId, dataset: index.uri, offset: 2, pageSize: 2, limit: 2 });
   assert.equal(p2.total, 2);
   assert.equal(p2.samples.length, 0);
-  await store.putJson(EvalKeys.sampleResult(evalId, 'img_b'), { stored: true });
+  await acts.evalScoreSample(scoreInputFor(evalId, 1, {}));
   const p3 = await acts.evalPlan({ evalId, dataset: index.uri, offset: 0, pageSize: 10 });
   assert.deepEqual(
     p3.samples.map((s) => s.done),
     [false, true, false],
   );
+});
+
+/** A no-prediction score input for records[i] (or, with `failure`, an infrastructure failure). */
+function scoreInputFor(evalId: string, i: number, extra: Partial<EvalScoreInput>): EvalScoreInput {
+  return {
+    evalId,
+    sampleId: records[i]!.id,
+    record: records[i]!.ref,
+    prediction: { kind: 'none' },
+    keyframeIndex: null,
+    rollout: null,
+    requestedPolicyVersion: 1,
+    error: null,
+    ...extra,
+  };
+}
+
+const fingerprint = (version: number, backend = 'serper'): EvaluationFingerprint => ({
+  dataset: 'd',
+  policy: { model: 'policy', version },
+  sampling: { temperature: 0 },
+  systemPrompts: null,
+  coordinates: null,
+  search: { backend },
+  settings: null,
+  modelsDir: null,
+  segmentation: null,
+});
+
+test('evalPlan: a stored infrastructure failure is not done; another fingerprint is refused naming what differs; fresh starts a new generation', async () => {
+  const evalId = uniqueId('plan-fp');
+  const plan = (extra: Partial<EvalPlanInput>) =>
+    acts.evalPlan({ evalId, dataset: index.uri, offset: 0, pageSize: 10, ...extra });
+  const first = await plan({ fingerprint: fingerprint(1) });
+  assert.equal(first.generation, 'initial');
+  assert.equal(
+    (await store.getJson<EvaluationRecord>(EvalKeys.record(evalId))).fingerprint.policy.version,
+    1,
+  );
+  await acts.evalScoreSample(scoreInputFor(evalId, 0, { generation: 'initial' }));
+  const failed = await acts.evalScoreSample(
+    scoreInputFor(evalId, 1, {
+      generation: 'initial',
+      error: 'policy chat completion was rate limited or unavailable (HTTP 503 from …)',
+      failure: { type: 'TransientError', message: 'policy … (HTTP 503 from …)' },
+    }),
+  );
+  assert.equal(failed.failed, true);
+  assert.equal(failed.JF, null);
+  const stored = await store.getJson<StoredSample>(failed.result.uri);
+  assert.equal(stored.schema, 'segflow.eval-sample-failed/1');
+  const again = await plan({ fingerprint: fingerprint(1) });
+  assert.deepEqual(
+    again.samples.map((s) => [s.id, s.done, s.retry ?? false]),
+    [
+      ['img_a', true, false],
+      ['img_b', false, true],
+      ['img_c', false, false],
+    ],
+  );
+
+  await rejectsBadInput(
+    plan({ fingerprint: fingerprint(2, 'local') }),
+    new RegExp(
+      `evaluation ${evalId} already holds results made with other settings \\(policy\\.version: 1 → 2; search\\.backend: "serper" → "local"\\).*--fresh`,
+    ),
+  );
+  // Fresh: a new generation, idempotent for a retry or the next page of the same start.
+  const fresh = await plan({ fingerprint: fingerprint(2), freshGeneration: 'run-2' });
+  const retried = await plan({ fingerprint: fingerprint(2), freshGeneration: 'run-2' });
+  assert.equal(fresh.generation, 'run-2');
+  assert.deepEqual(retried, fresh);
+  assert.deepEqual(
+    fresh.samples.map((s) => s.done),
+    [false, false, false],
+    'the first generation is evaluated again',
+  );
+  await acts.evalScoreSample(scoreInputFor(evalId, 2, { generation: 'run-2' }));
+  assert.deepEqual(
+    (await plan({ fingerprint: fingerprint(2) })).samples.map((s) => s.done),
+    [false, false, true],
+  );
+  await rejectsBadInput(plan({ fingerprint: fingerprint(1) }), /policy\.version: 2 → 1/);
+});
+
+test('evalAggregate leaves infrastructure failures out of every metric, counts and lists them', async () => {
+  const evalId = uniqueId('agg-failed');
+  await acts.evalScoreSample(scoreInputFor(evalId, 0, {}));
+  await acts.evalScoreSample(scoreInputFor(evalId, 1, { error: 'keyframe 9 is not a frame of the video' }));
+  await acts.evalScoreSample(
+    scoreInputFor(evalId, 2, { failure: { type: 'Timeout(HEARTBEAT)', message: 'activity timed out' } }),
+  );
+  const { metrics } = await acts.evalAggregate({
+    evalId,
+    dataset: index.uri,
+    policy: { model: null, version: 1 },
+    paid: { total: 0, byBackend: {} },
+  });
+  assert.equal(metrics.samples.expected, 3);
+  assert.equal(metrics.samples.scored, 2);
+  assert.equal(metrics.samples.errors, 1, 'a legitimate failure is scored, with its error');
+  assert.equal(metrics.samples.failed, 1);
+  assert.deepEqual(
+    metrics.samples.failedSamples?.map((f) => [f.sampleId, f.type, f.message]),
+    [['img_c', 'Timeout(HEARTBEAT)', 'activity timed out']],
+  );
+  assert.equal(metrics.reasonSeg!.lisa.counted, 2, 'only the two scored samples are in gIoU');
+  assert.equal(metrics.reasonSeg!.lisa.gIoU, 0, 'no prediction: IoU 0 each');
+  const report = await acts.evalReport({ evalId, gallery: 0 });
+  const html = (await store.getBytes(report.html.uri)).toString('utf8');
+  assert.match(
+    html,
+    /1 sample failed for an infrastructure reason after its retries and is left out of the metrics: img_c \(Timeout\(HEARTBEAT\)\)/,
+  );
+  assert.match(html, /<table id="failed-table">/);
 });
 
 test('evalScoreSample: the ground truth itself scores 1; a retry rewrites the same single object', async () => {

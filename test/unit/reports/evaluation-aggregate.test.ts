@@ -1,13 +1,23 @@
 // Scoring and aggregation of an evaluation: per-frame J/F from core/metrics, per-query means over
 // all annotated frames, per-ability J&F with every query weighted equally, gIoU/cIoU under each
 // empty-union convention, search and stop-reason counts, the mean outcome reward (and the CLI's line
-// for it); plus the workflow/activity key agreement.
+// for it); infrastructure failures left out of the metrics, counted and listed; plus the
+// workflow/activity key agreement.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { aggregateEvaluation, scoreFrames } from '../../../activities/evaluation/aggregate.js';
-import { sampleEvaluationSchema, type SampleEvaluation } from '../../../core/contracts/index.js';
-import { outcomeRewardLine } from '../../../cli/commands/eval.js';
+import {
+  aggregateEvaluation,
+  failedSamplesLine,
+  scoreFrames,
+} from '../../../activities/evaluation/aggregate.js';
+import {
+  sampleEvaluationSchema,
+  storedSampleSchema,
+  type FailedSample,
+  type SampleEvaluation,
+} from '../../../core/contracts/index.js';
+import { evaluationInputFrom, outcomeRewardLine } from '../../../cli/commands/eval.js';
 import { evaluateFrame } from '../../../core/metrics/davis.js';
 import { maskFrom } from '../../../core/metrics/mask.js';
 
@@ -248,4 +258,54 @@ test('aggregate does not depend on the order results are read in', () => {
     ),
     { numRuns: 50 },
   );
+});
+
+test('aggregate: samples that failed for an infrastructure reason enter no metric; they are counted, listed and named in a line that says how to retry them', () => {
+  const failed = (id: string, ability: string): FailedSample => ({
+    schema: 'segflow.eval-sample-failed/1',
+    evalId: 'e',
+    sampleId: id,
+    generation: 'initial',
+    format: 'okvos',
+    kind: 'video',
+    ability,
+    question: `q ${id}`,
+    failure: { type: 'TransientError', message: `policy server down (HTTP 503) for ${id}` },
+    policyVersion: 3,
+    record: ref,
+  });
+  const scored = [
+    sample('a', { kind: 'video', ability: 'one-hop', J: 0.8, F: 0.6 }),
+    sample('b', { kind: 'video', ability: 'relational', J: 0.4, F: 0.2, error: 'keyframe 9 is not a frame' }),
+  ];
+  const m = aggregateEvaluation(scored, ctx, [failed('d', 'multi-hop'), failed('c', 'one-hop')]);
+  const without = aggregateEvaluation(scored, ctx);
+  assert.deepEqual(m.vos, without.vos, 'the failed samples change no metric');
+  assert.equal(m.vos!.perAbility['multi-hop']!.count, 0);
+  assert.deepEqual(
+    { scored: m.samples.scored, errors: m.samples.errors, failed: m.samples.failed },
+    { scored: 2, errors: 1, failed: 2 },
+  );
+  assert.deepEqual(
+    m.samples.failedSamples?.map((f) => [f.sampleId, f.ability, f.type]),
+    [
+      ['c', 'one-hop', 'TransientError'],
+      ['d', 'multi-hop', 'TransientError'],
+    ],
+  );
+  assert.equal(
+    failedSamplesLine(m),
+    '2 samples failed for an infrastructure reason after their retries and are left out of the metrics: c (TransientError), d (TransientError); re-run the evaluation with the same id (segr eval --id e, same settings) to evaluate them again',
+  );
+  assert.equal(failedSamplesLine(without), null);
+  assert.equal(without.samples.failed, 0);
+  assert.throws(() => aggregateEvaluation(scored, ctx, [failed('a', 'one-hop')]), /sample a appears twice/);
+  // Both kinds of stored result parse as what the result key holds.
+  assert.equal(storedSampleSchema.parse(failed('c', 'one-hop')).schema, 'segflow.eval-sample-failed/1');
+  assert.equal(storedSampleSchema.parse(scored[0]).schema, 'segflow.eval-sample/1');
+});
+
+test('`segr eval --fresh` asks the workflow to start afresh; without it a re-run reuses what is stored', () => {
+  assert.equal(evaluationInputFrom({ dataset: 's3://segflow/d.json', fresh: true }).fresh, true);
+  assert.equal('fresh' in evaluationInputFrom({ dataset: 's3://segflow/d.json' }), false);
 });
