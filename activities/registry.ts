@@ -51,11 +51,6 @@ export function activitiesForRole(role: WorkerRole, deps: ActivityDeps): Activit
     }
     case 'policy': {
       const policy = createPolicyActivities(deps);
-      const rollout = createRolloutActivities({
-        store: deps.store,
-        hostId: deps.config.worker.hostId,
-        policyGenerate: policy.policyGenerate,
-      });
       const sync = createPolicySyncActivities({
         store: deps.store,
         cacheDir: deps.config.training.policyCacheDir,
@@ -64,6 +59,12 @@ export function activitiesForRole(role: WorkerRole, deps: ActivityDeps): Activit
         policyReloadWeights: policy.policyReloadWeights,
         fullWeightSync: deps.config.policy.fullWeightSync,
         servedModel: deps.config.policy.model,
+      });
+      const rollout = createRolloutActivities({
+        store: deps.store,
+        hostId: deps.config.worker.hostId,
+        policyGenerate: policy.policyGenerate,
+        policySyncWeights: sync.policySyncWeights,
       });
       return { ...common, ...policy, ...sync, policyTurn: rollout.policyTurn };
     }

@@ -48,6 +48,11 @@ export interface RolloutInput {
     model?: string;
     sampling?: Sampling;
     hostId?: string;
+    /**
+     * The version's S3 folder (a trained version of a run): a policy server that lost the adapter
+     * `model` names (a restart) gets it loaded again instead of failing the turn.
+     */
+    uri?: string;
   } & PolicyProtocol;
   search?: { backend?: BackendName; topk?: number };
   settings?: Partial<RolloutSettings>;
@@ -181,6 +186,9 @@ export async function rollout(input: RolloutInput): Promise<RolloutSummary> {
               ...(contextTokens !== undefined ? { contextTokens } : {}),
               ...(input.policy?.sampling ? { sampling: input.policy.sampling } : {}),
               ...(input.policy?.model ? { model: input.policy.model } : {}),
+              ...(input.policy?.uri && input.policy.version
+                ? { adapter: { uri: input.policy.uri, version: input.policy.version } }
+                : {}),
             },
           ],
         );

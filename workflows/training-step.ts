@@ -216,6 +216,8 @@ function groupInput(
     policy: {
       version: state.policy.version,
       model: state.policy.model,
+      // a trained version's folder: a policy server that lost its adapter loads it again
+      ...(state.policy.version > 0 ? { uri: state.policy.uri } : {}),
       sampling: {
         temperature,
         ...(topP !== undefined ? { topP } : {}),

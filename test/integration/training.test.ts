@@ -419,6 +419,31 @@ test(
 );
 
 test(
+  'the policy server restarted and lost its adapters mid-run: the run loads the version again and completes, nothing failed',
+  { timeout: 240_000 },
+  async () => {
+    const runId = uniqueId('it-train-lost-adapter');
+    const cfg = runConfig({ steps: 2, groupSize: 2, promptsPerStep: 2, dapo: { enabled: false } });
+    const handle = await startRun(runId, cfg);
+    // step 1 begins once v1 is synced: lose the adapters before (or as) its rollouts start
+    await waitStatus(runId, (s) => s.step === 1, 'step 1');
+    const v1 = `${runId}-v1`;
+    const loads = () =>
+      policy.requests.filter((r) => r.path === '/v1/load_lora_adapter' && r.body.includes(`"${v1}"`)).length;
+    const before = loads();
+    assert.ok(policy.adapters.has(v1), 'v1 was synced before step 1');
+    // a restart of vLLM: the adapters loaded at runtime are gone
+    policy.adapters.clear();
+    const result = (await handle.result()) as TrainingRunResult;
+    assert.equal(result.policy.version, 2);
+    const metrics = await stepMetrics(runId, 2);
+    assert.equal(metrics[1]!.rollouts.failedTrajectories, 0);
+    assert.equal(metrics[1]!.rollouts.trajectories, 4);
+    assert.ok(loads() > before, 'a rollout turn loaded v1 again on the server');
+  },
+);
+
+test(
   'a trajectory that keeps failing is a failed trajectory of its group, and the step trains on the rest; past rollout.maxFailedFraction the step fails naming the errors',
   { timeout: 240_000 },
   async () => {
