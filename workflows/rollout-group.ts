@@ -50,6 +50,8 @@ export interface RolloutGroupInput {
   step?: number;
   /** Each rollout's outage tolerance (RolloutInput.outageToleranceSeconds). */
   outageToleranceSeconds?: number;
+  /** Each rollout's host affinity (RolloutInput.hostAffinitySeconds). */
+  hostAffinitySeconds?: number;
 }
 
 export interface FailedTrajectory {
@@ -132,6 +134,9 @@ export async function rolloutGroup(input: RolloutGroupInput): Promise<RolloutGro
             ...(input.runId ? { runId: input.runId } : {}),
             ...(input.outageToleranceSeconds !== undefined
               ? { outageToleranceSeconds: input.outageToleranceSeconds }
+              : {}),
+            ...(input.hostAffinitySeconds !== undefined
+              ? { hostAffinitySeconds: input.hostAffinitySeconds }
               : {}),
           },
         ],

@@ -5,7 +5,9 @@
  * The full trajectory goes to S3; the workflow returns a small summary and its reference.
  */
 import {
+  ActivityFailure,
   ApplicationFailure,
+  TimeoutFailure,
   defineQuery,
   log,
   patched,
@@ -14,6 +16,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { TimeoutType } from '@temporalio/common';
 import { oneLine } from '../core/monitor/details.js';
 import { ErrorTypes } from '../core/contracts/errors.js';
 import { ArtifactKeys } from '../core/contracts/keys.js';
@@ -61,6 +64,13 @@ export interface RolloutInput {
   /** Run id for per-run paid-call accounting. */
   runId?: string;
   /**
+   * How long a turn pinned to the host that answered the first one (its KV/prefix cache) waits for
+   * that host to pick it up before it goes to any host of the shared queue, with the whole context
+   * (host affinity is a preference: a replaced or dead host never traps a trajectory).
+   * @default 120
+   */
+  hostAffinitySeconds?: number;
+  /**
    * How long the idempotent infrastructure calls of this trajectory (policy server, search
    * backend, S3 writes) keep retrying an outage (connection refused, 5xx, timeouts) before the
    * trajectory fails: they retry until the waits between attempts add up to this.
@@ -71,6 +81,17 @@ export interface RolloutInput {
 
 /** @see RolloutInput.outageToleranceSeconds */
 export const DEFAULT_OUTAGE_TOLERANCE_SECONDS = 900;
+/** @see RolloutInput.hostAffinitySeconds */
+export const DEFAULT_HOST_AFFINITY_SECONDS = 120;
+
+/** A call that no worker of its task queue picked up within its schedule-to-start timeout. */
+function notPickedUp(err: unknown): boolean {
+  return (
+    err instanceof ActivityFailure &&
+    err.cause instanceof TimeoutFailure &&
+    err.cause.timeoutType === TimeoutType.SCHEDULE_TO_START
+  );
+}
 
 /** The full trajectory as stored in S3: the agent loop's result with its ids, version and settings. */
 export type Trajectory = Omit<AgentLoopResult, 'promptTokens' | 'completionTokens'> & {
@@ -78,7 +99,23 @@ export type Trajectory = Omit<AgentLoopResult, 'promptTokens' | 'completionToken
   sampleId: string;
   policyVersion: number;
   settings: RolloutSettings;
+  /** Turns whose pinned host did not pick the call up in time and that ran on another host. */
+  hostFallbacks?: HostFallback[];
 };
+
+export interface HostFallback {
+  turn: number;
+  /** The host the trajectory was pinned to. */
+  from: string;
+  /** The host that answered instead. */
+  to: string;
+}
+
+/**
+ * Histories recorded before the host fallback waited on the pinned queue for ever; a call that
+ * timed out there is re-sent to the shared queue only where this patch is set.
+ */
+export const HOST_FALLBACK_PATCH = 'segflow-rollout-host-fallback';
 
 export type { RolloutSummary } from '../core/contracts/rollout.js';
 
@@ -144,9 +181,12 @@ function infrastructure(toleranceSeconds: number) {
       startToCloseTimeout: `${BOOKKEEPING_ATTEMPT_SECONDS} seconds`,
       retry: outageRetry(toleranceSeconds, 30),
     }),
-    policyOn(queue: string) {
+    policyOn(queue: string, scheduleToStartSeconds?: number) {
       return proxyActivities<RolloutActivities>({
         taskQueue: queue,
+        ...(scheduleToStartSeconds !== undefined
+          ? { scheduleToStartTimeout: `${scheduleToStartSeconds} seconds` }
+          : {}),
         startToCloseTimeout: `${POLICY_ATTEMPT_SECONDS} seconds`,
         heartbeatTimeout: '30 seconds',
         retry: outageRetry(toleranceSeconds, 30),
@@ -170,29 +210,55 @@ export async function rollout(input: RolloutInput): Promise<RolloutSummary> {
   });
   let hostId = input.policy?.hostId;
   let turn = 0;
+  const affinitySeconds = input.hostAffinitySeconds ?? DEFAULT_HOST_AFFINITY_SECONDS;
+  const hostFallbacks: HostFallback[] = [];
 
   const loop = await runAgentLoop(
     input.sample,
     s,
     {
       async generate({ messages, contextTokens }) {
-        const queue = hostId ? hostQueue(TaskQueues.policy, hostId) : TaskQueues.policy;
         turn += 1;
-        const out: PolicyTurnOutput = await policyOn(queue).policyTurn.executeWithOptions(
-          { summary: `turn ${turn} @ ${hostId ?? 'any host'}` },
-          [
-            {
-              messages: toPolicyMessages(messages),
-              ...(contextTokens !== undefined ? { contextTokens } : {}),
-              ...(input.policy?.sampling ? { sampling: input.policy.sampling } : {}),
-              ...(input.policy?.model ? { model: input.policy.model } : {}),
-              ...(input.policy?.uri && input.policy.version
-                ? { adapter: { uri: input.policy.uri, version: input.policy.version } }
-                : {}),
-            },
-          ],
-        );
-        hostId ??= out.hostId;
+        const request = {
+          messages: toPolicyMessages(messages),
+          ...(contextTokens !== undefined ? { contextTokens } : {}),
+          ...(input.policy?.sampling ? { sampling: input.policy.sampling } : {}),
+          ...(input.policy?.model ? { model: input.policy.model } : {}),
+          ...(input.policy?.uri && input.policy.version
+            ? { adapter: { uri: input.policy.uri, version: input.policy.version } }
+            : {}),
+        };
+        let out: PolicyTurnOutput;
+        if (hostId === undefined) {
+          out = await policyOn(TaskQueues.policy).policyTurn.executeWithOptions(
+            { summary: `turn ${turn} @ any host` },
+            [request],
+          );
+        } else {
+          const pinned = hostId;
+          try {
+            out = await policyOn(
+              hostQueue(TaskQueues.policy, pinned),
+              affinitySeconds,
+            ).policyTurn.executeWithOptions({ summary: `turn ${turn} @ ${pinned}` }, [request]);
+          } catch (err) {
+            if (!notPickedUp(err) || !patched(HOST_FALLBACK_PATCH)) throw err;
+            out = await policyOn(TaskQueues.policy).policyTurn.executeWithOptions(
+              {
+                summary: `turn ${turn} @ any host (host ${pinned} did not pick it up in ${affinitySeconds} s)`,
+              },
+              [request],
+            );
+            hostFallbacks.push({ turn, from: pinned, to: out.hostId });
+            log.warn('the pinned policy host did not pick up the turn; it ran on another host', {
+              trajectoryId: input.trajectoryId,
+              turn,
+              from: pinned,
+              to: out.hostId,
+            });
+          }
+        }
+        hostId = out.hostId;
         return out;
       },
       async search({ tool, query }) {
@@ -239,6 +305,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutSummary> {
     answer,
     searches,
     settings: s,
+    ...(hostFallbacks.length > 0 ? { hostFallbacks } : {}),
   };
   const ref = await bookkeeping.saveTrajectory.executeWithOptions(
     { summary: `save trajectory · ${stopReason} · answer ${answer.status}` },

@@ -37,6 +37,9 @@ export interface SegmentQueryInput {
   policy?: RolloutInput['policy'];
   search?: RolloutInput['search'];
   settings?: Partial<RolloutSettings>;
+  /** The rollout's host affinity and outage tolerance (RolloutInput). @default 120 / 900 */
+  hostAffinitySeconds?: number;
+  outageToleranceSeconds?: number;
   /** Overrides segment.modelsDir on the segment workers. */
   modelsDir?: string;
 }
@@ -129,6 +132,12 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
         ...(input.policy ? { policy: input.policy } : {}),
         ...(input.search ? { search: input.search } : {}),
         ...(input.settings ? { settings: input.settings } : {}),
+        ...(input.hostAffinitySeconds !== undefined
+          ? { hostAffinitySeconds: input.hostAffinitySeconds }
+          : {}),
+        ...(input.outageToleranceSeconds !== undefined
+          ? { outageToleranceSeconds: input.outageToleranceSeconds }
+          : {}),
       },
     ],
   });

@@ -166,6 +166,11 @@ export const trainingConfigSchema = z.strictObject({
        */
       outageToleranceSeconds: int(1).optional(),
       /**
+       * How long a turn pinned to its trajectory's host waits for that host before it runs on any
+       * host (a replaced GPU pod never traps a trajectory). @default 120 (the rollout's default)
+       */
+      hostAffinitySeconds: int(1).optional(),
+      /**
        * The share of a step's trajectories that may fail (after their retries) and the step still
        * trains on the rest; past it the step fails, naming the first errors. @default 0.2
        */

@@ -235,6 +235,9 @@ function groupInput(
     ...(config.rollout.outageToleranceSeconds !== undefined
       ? { outageToleranceSeconds: config.rollout.outageToleranceSeconds }
       : {}),
+    ...(config.rollout.hostAffinitySeconds !== undefined
+      ? { hostAffinitySeconds: config.rollout.hostAffinitySeconds }
+      : {}),
   };
 }
 

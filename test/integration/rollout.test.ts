@@ -277,6 +277,54 @@ test(
 );
 
 test(
+  'the host a trajectory is pinned to is replaced mid-trajectory: the next turn runs on another host and the trajectory says so',
+  { timeout: 240_000 },
+  async () => {
+    const env = { SEGFLOW_SEARCH_BACKEND: 'retrieval', SEGFLOW_SEARCH_CACHE: 'false' };
+    await restartWorker({ ...env, SEGFLOW_WORKER_HOST_ID: 'gpu-a' });
+    const retrievalBefore = retrieval.requests.length;
+    const workflowId = uniqueId('it-host-fallback');
+    const handle = await client.workflow.start('segmentQuery', {
+      taskQueue: TaskQueues.orchestrator,
+      workflowId,
+      args: [
+        {
+          media: sharedData('images', 'groceries.jpg'),
+          query: 'the orange car driver',
+          frames: 6,
+          hostAffinitySeconds: 5,
+        },
+      ],
+      workflowExecutionTimeout: '5 minutes',
+    });
+    // Turn 1 (policy, answered by gpu-a) and the search are done: the next turn is pinned to gpu-a.
+    const deadline = Date.now() + 120_000;
+    while (retrieval.requests.length === retrievalBefore) {
+      assert.ok(Date.now() < deadline, 'the search step never ran');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // gpu-a's pod is replaced by one with another host id
+    worker!.child.kill('SIGKILL');
+    await worker!.exited;
+    worker = undefined;
+    await restartWorker({ ...env, SEGFLOW_WORKER_HOST_ID: 'gpu-b' });
+    const r = (await handle.result()) as SegmentQueryResult;
+    assert.equal(r.answer.status, 'ok');
+    const store = testStore(config);
+    const trajectory = await store.getJson<{ hostFallbacks?: { turn: number; from: string; to: string }[] }>(
+      `queries/${workflowId}/trajectory.json`,
+    );
+    store.client.destroy();
+    // the first turn gpu-a had not answered before it died (turn 2 or 3: the scripted server is fast)
+    assert.equal(trajectory.hostFallbacks?.length, 1, JSON.stringify(trajectory.hostFallbacks));
+    const [fallback] = trajectory.hostFallbacks!;
+    assert.deepEqual([fallback!.from, fallback!.to], ['gpu-a', 'gpu-b']);
+    assert.ok(fallback!.turn >= 2, `a pinned turn fell back (turn ${fallback!.turn})`);
+    await restartWorker();
+  },
+);
+
+test(
   'rolloutGroup: n child rollouts with deterministic ids, hierarchical rewards with real IGR, GRPO advantages',
   { timeout: 240_000 },
   async () => {
