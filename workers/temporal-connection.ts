@@ -3,20 +3,39 @@ import { readFileSync } from 'node:fs';
 import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
 import type { SegflowConfig } from '../core/config/schema.js';
+import { ConfigError } from '../activities/errors.js';
 
 type TlsOption = ConnectionOptions['tls'];
 
-function tlsOptions(t: SegflowConfig['temporal']): TlsOption {
+/** A PEM given inline or as a file (inline wins), read with the file named on failure. */
+function pem(what: string, data: string | undefined, path: string | undefined): Buffer | undefined {
+  if (data) return Buffer.from(data);
+  if (!path) return undefined;
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(`cannot read the Temporal TLS ${what} ${path}: ${(err as Error).message}`, {
+      path,
+    });
+  }
+}
+
+export function tlsOptions(t: SegflowConfig['temporal']): TlsOption {
   if (!t.tls.enabled && !t.apiKey) return undefined;
   if (!t.tls.enabled && t.apiKey) return true;
+  const ca = pem('CA certificate', t.tls.caCertData, t.tls.caCertPath);
+  const crt = pem('client certificate', t.tls.clientCertData, t.tls.clientCertPath);
+  const key = pem('client key', t.tls.clientKeyData, t.tls.clientKeyPath);
+  if ((crt === undefined) !== (key === undefined)) {
+    throw new ConfigError(
+      `mTLS needs both a client certificate and its key; only the ${crt ? 'certificate' : 'key'} is set ` +
+        '(temporal.tls.clientCertPath/clientKeyPath, TEMPORAL_TLS_CLIENT_CERT_PATH/TEMPORAL_TLS_CLIENT_KEY_PATH, or a profile)',
+    );
+  }
   return {
     ...(t.tls.serverName ? { serverNameOverride: t.tls.serverName } : {}),
-    ...(t.tls.caCertPath ? { serverRootCACertificate: readFileSync(t.tls.caCertPath) } : {}),
-    ...(t.tls.clientCertPath && t.tls.clientKeyPath
-      ? {
-          clientCertPair: { crt: readFileSync(t.tls.clientCertPath), key: readFileSync(t.tls.clientKeyPath) },
-        }
-      : {}),
+    ...(ca ? { serverRootCACertificate: ca } : {}),
+    ...(crt && key ? { clientCertPair: { crt, key } } : {}),
   };
 }
 

@@ -1,5 +1,6 @@
 /**
- * Loads the one segflow config: defaults < file (YAML or JSON) < environment < explicit overrides.
+ * Loads the one segflow config: defaults < the Temporal client profile (temporal.* only:
+ * temporal-profile.ts) < file (YAML or JSON) < environment < explicit overrides.
  * An invalid value fails with the key, the value, where it came from and what is allowed.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -7,6 +8,7 @@ import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { configSchema, envBindings, secretKeys, type SegflowConfig } from '../../core/config/schema.js';
 import { ConfigError } from '../errors.js';
+import { temporalProfileValues } from './temporal-profile.js';
 
 export interface LoadConfigOptions {
   /** Config file path; else `SEGFLOW_CONFIG`; else `./segflow.config.yaml` if present. */
@@ -80,6 +82,11 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const raw: Tree = {};
   const sources: Record<string, string> = {};
 
+  const profile = temporalProfileValues(env);
+  for (const [key, value] of profile.values) {
+    setPath(raw, key, value);
+    sources[key] = profile.source;
+  }
   const defaultFile = resolve('segflow.config.yaml');
   const file = options.file ?? env.SEGFLOW_CONFIG ?? (existsSync(defaultFile) ? defaultFile : undefined);
   if (file) {

@@ -38,6 +38,10 @@ export const configSchema = z.strictObject({
           caCertPath: z.string().optional(),
           clientCertPath: z.string().optional(),
           clientKeyPath: z.string().optional(),
+          /** PEM contents instead of a path (a Temporal profile's `*_data`, a mounted secret's value). */
+          caCertData: z.string().optional(),
+          clientCertData: z.string().optional(),
+          clientKeyData: z.string().optional(),
         })
         .prefault({}),
       /** API key (secret; from TEMPORAL_API_KEY). Implies TLS. @default none */
@@ -438,6 +442,7 @@ export type SegflowConfigInput = z.input<typeof configSchema>;
 /** Keys whose values are secrets: redacted by `segr config` and in logs. */
 export const secretKeys = [
   'temporal.apiKey',
+  'temporal.tls.clientKeyData',
   's3.accessKeyId',
   's3.secretAccessKey',
   'policy.apiKey',
@@ -460,6 +465,16 @@ export const envBindings: Readonly<Record<string, string>> = {
   TEMPORAL_TLS_CA: 'temporal.tls.caCertPath',
   TEMPORAL_TLS_CERT: 'temporal.tls.clientCertPath',
   TEMPORAL_TLS_KEY: 'temporal.tls.clientKeyPath',
+  // The Temporal SDKs' environment configuration names (also read, with profiles, by
+  // activities/runtime/temporal-profile.ts and by the Python trainer's temporalio.envconfig)
+  TEMPORAL_TLS: 'temporal.tls.enabled',
+  TEMPORAL_TLS_SERVER_NAME: 'temporal.tls.serverName',
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: 'temporal.tls.caCertPath',
+  TEMPORAL_TLS_CLIENT_CERT_PATH: 'temporal.tls.clientCertPath',
+  TEMPORAL_TLS_CLIENT_KEY_PATH: 'temporal.tls.clientKeyPath',
+  TEMPORAL_TLS_SERVER_CA_CERT_DATA: 'temporal.tls.caCertData',
+  TEMPORAL_TLS_CLIENT_CERT_DATA: 'temporal.tls.clientCertData',
+  TEMPORAL_TLS_CLIENT_KEY_DATA: 'temporal.tls.clientKeyData',
   TEMPORAL_API_KEY: 'temporal.apiKey',
   SEGFLOW_S3_ENDPOINT: 's3.endpoint',
   AWS_ENDPOINT_URL_S3: 's3.endpoint',
