@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
+import { Service } from 'kubernetes-models/v1/Service';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
@@ -47,10 +49,21 @@ test('infra/compose/compose.yaml validates against the Compose specification', (
     .filter((c) => c[0] === 'worker')
     .flatMap((c) => (c[c.indexOf('--roles') + 1] ?? '').split(','));
   assert.deepEqual([...roles].sort(), [...workerRoles].sort(), 'every worker role runs somewhere');
+  // the Python trainer reads its own SEGFLOW_TRAINER_* settings (trainer/segflow_trainer/settings.py)
+  const trainerSettings = new Set(
+    [
+      ...readFileSync(join(repoRoot, 'trainer/segflow_trainer/settings.py'), 'utf8').matchAll(
+        /"(SEGFLOW_[A-Z0-9_]+)"/g,
+      ),
+    ].map((m) => m[1]!),
+  );
   for (const [name, svc] of Object.entries(compose.services)) {
     for (const key of Object.keys(svc.environment ?? {})) {
       if (key.startsWith('SEGFLOW_'))
-        assert.ok(key in envBindings, `${name}: ${key} is not a segflow setting`);
+        assert.ok(
+          key in envBindings || (name === 'trainer' && trainerSettings.has(key)),
+          `${name}: ${key} is not a segflow setting`,
+        );
     }
   }
 });
@@ -63,6 +76,8 @@ test('infra/k8s manifests validate against the Kubernetes schemas and cover ever
     Namespace: Namespace as never,
     ConfigMap: ConfigMap as never,
     Deployment: Deployment as never,
+    StatefulSet: StatefulSet as never,
+    Service: Service as never,
     HorizontalPodAutoscaler: HorizontalPodAutoscaler as never,
   };
   const served = new Set<string>();
@@ -70,7 +85,7 @@ test('infra/k8s manifests validate against the Kubernetes schemas and cover ever
     const Model = models[doc.kind];
     assert.ok(Model, `unexpected kind ${doc.kind}`);
     assert.doesNotThrow(() => new Model(doc as never).validate(), `${doc.kind}/${doc.metadata.name}`);
-    if (doc.kind !== 'Deployment') continue;
+    if (doc.kind !== 'Deployment' && doc.kind !== 'StatefulSet') continue;
     const d = doc as unknown as Deployment;
     for (const c of d.spec!.template.spec!.containers) {
       const args = c.args ?? [];
@@ -85,10 +100,19 @@ test('infra/k8s manifests validate against the Kubernetes schemas and cover ever
           pod.some((x) => x.resources?.limits?.['nvidia.com/gpu'] !== undefined),
           `${d.metadata!.name} requests a GPU`,
         );
-        assert.ok(
-          c.env?.some((e) => e.name === 'SEGFLOW_WORKER_HOST_ID'),
-          `${d.metadata!.name} names its host queue`,
-        );
+        const hostId = c.env?.find((e) => e.name === 'SEGFLOW_WORKER_HOST_ID');
+        assert.ok(hostId, `${d.metadata!.name} names its host queue`);
+        // a host id from the pod name is stable only for a StatefulSet's ordinal names (a
+        // Deployment's pods get new names on every reschedule, and runs list their hosts by name)
+        if (hostId.valueFrom?.fieldRef?.fieldPath === 'metadata.name')
+          assert.equal(doc.kind, 'StatefulSet', `${d.metadata!.name}: stable host ids need a StatefulSet`);
+        const server = pod.find((x) => x !== c && x.args?.includes('--port'));
+        if (server) {
+          assert.ok(
+            server.startupProbe && server.readinessProbe,
+            `${d.metadata!.name}: the policy server has health probes`,
+          );
+        }
       }
       if (roles.includes('policy')) {
         // weight sync hands the policy server a path in the worker's cache dir: the server's
@@ -112,6 +136,21 @@ test('infra/k8s manifests validate against the Kubernetes schemas and cover ever
     }
   }
   assert.deepEqual([...served].sort(), [...workerRoles].sort());
+  // the trainer runs one update process per GPU it asks for
+  const trainer = docs.find((d) => d.metadata.name === 'segflow-trainer') as unknown as Deployment;
+  const tc = trainer.spec!.template.spec!.containers[0]!;
+  assert.equal(
+    tc.env?.find((e) => e.name === 'SEGFLOW_TRAINER_NPROC')?.value,
+    String(tc.resources?.limits?.['nvidia.com/gpu']),
+    'SEGFLOW_TRAINER_NPROC equals the GPUs the trainer asks for',
+  );
+  const work = tc.env?.find((e) => e.name === 'SEGFLOW_TRAINER_WORK_DIR')?.value;
+  assert.ok(work && tc.volumeMounts?.some((m) => m.mountPath === work), 'the trainer works on a volume');
+  assert.match(
+    readFileSync(join(repoRoot, 'infra/Dockerfile.trainer'), 'utf8'),
+    /COPY trainer\/requirements\.txt[\s\S]*segflow_trainer\.worker/,
+    'the trainer image the manifest names is built by infra/Dockerfile.trainer',
+  );
 });
 
 test('a manifest with a wrong field type is rejected (the validator is not a no-op)', () => {
