@@ -3,7 +3,10 @@ serves `tracker_log` (tracker.py), apart so that logging a step never waits behi
 
     python -m segflow_trainer.worker          (from trainer/, or with trainer/ on PYTHONPATH)
 
-Environment: SEGFLOW_TEMPORAL_ADDRESS, SEGFLOW_TEMPORAL_NAMESPACE (default "default"), the S3
+Environment: the Temporal connection (settings.py: the SDK's environment configuration, i.e.
+TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS*, TEMPORAL_PROFILE and
+TEMPORAL_CONFIG_FILE, with segflow's SEGFLOW_TEMPORAL_ADDRESS, SEGFLOW_TEMPORAL_NAMESPACE (default
+"default"), SEGFLOW_TEMPORAL_TLS, SEGFLOW_TEMPORAL_TLS_SERVER_NAME, TEMPORAL_TLS_CA/CERT/KEY on top), the S3
 variables (SEGFLOW_S3_ENDPOINT, SEGFLOW_S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY),
 SEGFLOW_TRAINER_WORK_DIR, SEGFLOW_TRAINER_THREADS, SEGFLOW_TRAINER_HEARTBEAT_SECONDS,
 SEGFLOW_TRAINER_NPROC (1: updates run in this process; N > 1: each update runs sharded with FSDP
@@ -144,7 +147,8 @@ async def main() -> None:
     if settings.threads > 0:
         torch.set_num_threads(settings.threads)
     torch.use_deterministic_algorithms(True)
-    client = await Client.connect(settings.temporal_address, namespace=settings.namespace, runtime=runtime_for(settings))
+    log.info("connecting to Temporal at %s", settings.temporal.describe())
+    client = await Client.connect(**settings.temporal.connect_kwargs(), runtime=runtime_for(settings))
     acts = TrainerActivities(settings)
     worker = Worker(
         client,
