@@ -122,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             a.work_dir or Path(settings.work_dir),
             progress,
             parallel=parallel,
+            keep_versions=settings.keep_versions,
         )
         if parallel.is_main:
             _write_json(a.result, {"result": result})

@@ -42,7 +42,7 @@ from .settings import TrainerSettings, load_settings
 from .store import Store
 from .tracker import Tracking, load_tracker_settings
 from .telemetry import record_update, runtime_for, tracing_interceptors
-from .update import update_policy
+from .update import clean_work_dir, update_policy
 from .update_cli import run_sharded_update
 
 log = logging.getLogger("segflow.trainer")
@@ -64,7 +64,13 @@ class TrainerActivities:
 
         def run() -> dict:
             return update_policy(
-                self.store, batch_ref, policy_ref, hyperparameters, Path(self.settings.work_dir), report
+                self.store,
+                batch_ref,
+                policy_ref,
+                hyperparameters,
+                Path(self.settings.work_dir),
+                report,
+                keep_versions=self.settings.keep_versions,
             )
 
         log.info("update_policy %s step %s attempt %d", hyperparameters.get("runId"), hyperparameters.get("step"), info.attempt)
@@ -149,6 +155,9 @@ async def main() -> None:
     torch.use_deterministic_algorithms(True)
     log.info("connecting to Temporal at %s", settings.temporal.describe())
     client = await Client.connect(**settings.temporal.connect_kwargs(), runtime=runtime_for(settings))
+    leftovers = clean_work_dir(Path(settings.work_dir))  # before any update: this worker owns the work dir
+    if leftovers:
+        log.info("removed %d leftovers of an earlier crash from %s", len(leftovers), settings.work_dir)
     acts = TrainerActivities(settings)
     worker = Worker(
         client,
