@@ -92,7 +92,9 @@ const training = proxyActivities<TrainingActivities>({
 // The trainer: one step can take long on a big model; it heartbeats every few seconds, so a dead
 // trainer is noticed after the heartbeat timeout and the step is retried (reused or redone from
 // the parent version, never applied twice). Retries are unlimited: a trainer host may be down for
-// a while and the run should wait for it, not fail.
+// a while and the run should wait for it, not fail. What a retry cannot fix fails the step at once:
+// bad input, a version conflict, a configuration S3 refuses, an update that runs out of memory or
+// disk (the trainer raises these non-retryable anyway; listed so the policy says so too).
 function trainerFor(config: TrainingConfig) {
   return proxyActivities<TrainerActivities>({
     taskQueue: TaskQueues.trainer,
@@ -102,7 +104,12 @@ function trainerFor(config: TrainingConfig) {
       initialInterval: '2 seconds',
       backoffCoefficient: 2,
       maximumInterval: '1 minute',
-      nonRetryableErrorTypes: [ErrorTypes.badInput, ErrorTypes.policyVersionConflict],
+      nonRetryableErrorTypes: [
+        ErrorTypes.badInput,
+        ErrorTypes.policyVersionConflict,
+        ErrorTypes.config,
+        ErrorTypes.resourceExhausted,
+      ],
     },
   });
 }

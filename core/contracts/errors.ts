@@ -24,6 +24,11 @@ export const ErrorTypes = {
   modelContractMismatch: 'ModelContractMismatch',
   /** The trainer found version v+1 already made from other inputs (Python trainer). */
   policyVersionConflict: 'PolicyVersionConflict',
+  /**
+   * The work does not fit the host: out of GPU/CPU memory, disk full (Python trainer). The same work
+   * fails the same way again; it needs smaller settings or a bigger host.
+   */
+  resourceExhausted: 'ResourceExhausted',
   /** More of a training step's trajectories failed after their retries than the step accepts. */
   trajectoriesFailed: 'TrajectoriesFailed',
 } as const;

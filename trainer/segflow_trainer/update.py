@@ -12,11 +12,13 @@ one with it is reused when it was made from the same parent and the same batch, 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import math
 import random
+import re
 import shutil
 import time
 from dataclasses import dataclass, field, fields
@@ -174,6 +176,81 @@ def fetch_policy(store: Store, uri: str, work_dir: Path) -> Path:
     return dest
 
 
+def _locked(work_dir: Path, uri: str):
+    dest = _cache_dir(work_dir, uri)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(dest.parent / f"{dest.name}.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return dest, lock
+
+
+def keep_as_cached(folder: Path, uri: str, work_dir: Path) -> Path:
+    """Makes `folder` (just uploaded to `uri`) the cached copy of `uri`, as if fetch_policy had
+    downloaded it: the next step, whose parent it is, needs no download."""
+    dest, lock = _locked(work_dir, uri)
+    with lock:
+        if dest.exists():
+            shutil.rmtree(dest)
+        folder.rename(dest)
+        (dest / ".complete").write_text(uri)
+    return dest
+
+
+def _version_pattern(uri_template: str) -> re.Pattern[str]:
+    head, _, tail = uri_template.partition("{version}")
+    return re.compile(re.escape(head) + r"(\d+)" + re.escape(tail) + "$")
+
+
+def evict_versions(
+    store: Store, work_dir: Path, run_id: str, newest: int, keep: int, protect: frozenset[str] = frozenset()
+) -> list[str]:
+    """Removes the cached folders of run `run_id`'s policy versions and trainer states older than
+    the `keep` newest up to version `newest` (keep 0: all of them up to `newest`). Other runs'
+    folders, base models, and the URIs in `protect` (the run's reference and base model, needed by
+    every step) stay. Returns the URIs removed."""
+    cache = work_dir / "policies"
+    if not cache.is_dir():
+        return []
+    patterns = [
+        _version_pattern(store.uri_of(contracts.key(name, runId=run_id, version="{version}")))
+        for name in ("policyVersion", "trainerState")
+    ]
+    protected = {u.rstrip("/") for u in protect if u}
+    removed = []
+    for done in sorted(cache.glob("*/.complete")):
+        uri = done.read_text()
+        versions = [int(m.group(1)) for p in patterns if (m := p.match(uri))]
+        if versions and versions[0] <= newest - keep and uri.rstrip("/") not in protected:
+            dest, lock = _locked(work_dir, uri)
+            with lock:
+                shutil.rmtree(dest, ignore_errors=True)
+            Path(lock.name).unlink(missing_ok=True)
+            removed.append(uri)
+    return removed
+
+
+def clean_work_dir(work_dir: Path) -> list[Path]:
+    """What a crash leaves in the work dir, removed when the worker starts (it alone uses the work
+    dir then): staging folders of unfinished versions (out/), cache folders whose download did not
+    finish (no `.complete`) and `.part` files of interrupted downloads. Returns what it removed."""
+    removed: list[Path] = []
+    out = work_dir / "out"
+    if out.exists():
+        shutil.rmtree(out, ignore_errors=True)
+        removed.append(out)
+    cache = work_dir / "policies"
+    if cache.is_dir():
+        for folder in sorted(p for p in cache.iterdir() if p.is_dir()):
+            if not (folder / ".complete").exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        for part in sorted(cache.rglob("*.part*")):
+            if part.is_file():
+                part.unlink(missing_ok=True)
+                removed.append(part)
+    return removed
+
+
 def read_manifest(store: Store, uri: str) -> dict | None:
     key = uri.rstrip("/") + "/" + MANIFEST
     if not store.exists(key):
@@ -219,6 +296,7 @@ class _Step:
     out_uri: str  # policies/<R>/v<version>/
     state_uri: str  # runs/<R>/trainer/v<version>/
     parallel: Parallel = SINGLE_PROCESS  # the processes of a sharded update (distributed.py)
+    keep_versions: int = 1  # finished versions of the run kept in the work dir's cache (evict_versions)
 
 
 def token_budget_chunks(idx: Sequence[int], lengths: Sequence[int], budget: int) -> list[list[int]]:
@@ -281,9 +359,13 @@ def update_policy(
     work_dir: Path,
     progress: Progress = lambda phase, done, total: None,
     parallel: Parallel = SINGLE_PROCESS,
+    keep_versions: int = 1,
 ) -> dict:
     """One policy update. `parallel`: this process's part of a sharded update (distributed.py,
-    run by update_cli.py under torchrun); by default the whole update runs in this process."""
+    run by update_cli.py under torchrun); by default the whole update runs in this process.
+    `keep_versions`: how many of the run's newest finished versions stay in `work_dir` after the
+    upload (SEGFLOW_TRAINER_KEEP_VERSIONS; the newest is the next step's parent), older ones and
+    their trainer state are removed, so the work dir does not grow with the run."""
     t0 = time.monotonic()
     hp = parse_hyperparameters(hyperparameters)
     ref = parse_policy_ref(policy_ref_raw)
@@ -300,6 +382,7 @@ def update_policy(
         out_uri=store.uri_of(contracts.key("policyVersion", runId=hp.run_id, version=version)),
         state_uri=store.uri_of(contracts.key("trainerState", runId=hp.run_id, version=version)),
         parallel=parallel,
+        keep_versions=keep_versions,
     )
     batch, batch_sha = _read_batch(step, batch_ref)
     existing = _reuse_or_conflict(step, batch_sha)
@@ -603,9 +686,33 @@ def _save_version(
     # What the TypeScript side and the next step read: checked before it is written (a bug here fails the
     # update with the field named instead of storing a version nobody can read).
     contracts.validate("policy-manifest", manifest, f"the manifest of {step.out_uri}")
-    store.put_bytes(step.out_uri + MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode(), "application/json")
-    shutil.rmtree(state_dir, ignore_errors=True)
+    body = json.dumps(manifest, indent=1, sort_keys=True).encode()
+    store.put_bytes(step.out_uri + MANIFEST, body, "application/json")
+    _retire_outputs(step, loaded, out_dir, state_dir, body)
     return manifest
+
+
+def _retire_outputs(step: _Step, loaded: LoadedPolicy, out_dir: Path, state_dir: Path, manifest: bytes) -> None:
+    """The version is finished (its manifest is stored): its staging folders become the cached copy
+    of the new version (the next step's parent) or go, and the run's older cached versions go, so
+    the work dir holds `keep_versions` versions of a run however long it runs."""
+    if step.keep_versions > 0:
+        (out_dir / MANIFEST).write_bytes(manifest)  # as a download of the version would have it
+        keep_as_cached(out_dir, step.out_uri, step.work_dir)
+        keep_as_cached(state_dir, step.state_uri, step.work_dir)
+    else:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        shutil.rmtree(state_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        out_dir.parent.rmdir()  # out/<run>/, when nothing else is staged there
+    evict_versions(
+        step.store,
+        step.work_dir,
+        step.hp.run_id,
+        step.version,
+        step.keep_versions,
+        protect=frozenset({loaded.reference, loaded.family.base_model or ""}),
+    )
 
 
 def _metrics(

@@ -30,12 +30,11 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import BadInputError, PolicyVersionConflictError
+from .errors import TYPED, BadInputError, classify
 
-ERROR_TYPES: dict[str, type[Exception]] = {
-    BadInputError.type: BadInputError,
-    PolicyVersionConflictError.type: PolicyVersionConflictError,
-}
+# The typed errors a process reports keep their type through the launcher (errors.classify: bad
+# input, conflicts, configuration, exhausted memory or disk).
+ERROR_TYPES: dict[str, type[Exception]] = {cls.type: cls for cls in TYPED}  # type: ignore[attr-defined]
 
 
 class ShardedUpdateError(RuntimeError):
@@ -123,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             a.work_dir or Path(settings.work_dir),
             progress,
             parallel=parallel,
+            keep_versions=settings.keep_versions,
         )
         if parallel.is_main:
             _write_json(a.result, {"result": result})
@@ -131,8 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - reported to the launcher through --result
         rank = os.environ.get("RANK", "0")
         traceback.print_exc()
-        kind = getattr(err, "type", None) or type(err).__name__
-        _write_json(a.result, {"error": {"type": kind, "message": str(err), "rank": int(rank)}}, exclusive=True)
+        typed = classify(err) or err
+        kind = getattr(typed, "type", None) or type(err).__name__
+        _write_json(a.result, {"error": {"type": kind, "message": str(typed), "rank": int(rank)}}, exclusive=True)
         return 1
     finally:
         if parallel is not None:
@@ -163,7 +164,7 @@ async def run_sharded_update(
     """Runs one update under `torchrun --nproc-per-node nproc` and returns its result. Calls
     `heartbeat({phase, done, total})` every `heartbeat_seconds` while it runs; cancelling the call
     stops the processes (SIGTERM, then SIGKILL after `stop_grace_seconds`). Errors: the update's own
-    (BadInputError and PolicyVersionConflictError keep their types), else ShardedUpdateError with the
+    (the typed ones of errors.classify keep their types), else ShardedUpdateError with the
     tail of the processes' log."""
     if nproc < 1:
         raise ValueError(f"nproc must be >= 1, got {nproc}")

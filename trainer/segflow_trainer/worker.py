@@ -3,7 +3,10 @@ serves `tracker_log` (tracker.py), apart so that logging a step never waits behi
 
     python -m segflow_trainer.worker          (from trainer/, or with trainer/ on PYTHONPATH)
 
-Environment: SEGFLOW_TEMPORAL_ADDRESS, SEGFLOW_TEMPORAL_NAMESPACE (default "default"), the S3
+Environment: the Temporal connection (settings.py: the SDK's environment configuration, i.e.
+TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS*, TEMPORAL_PROFILE and
+TEMPORAL_CONFIG_FILE, with segflow's SEGFLOW_TEMPORAL_ADDRESS, SEGFLOW_TEMPORAL_NAMESPACE (default
+"default"), SEGFLOW_TEMPORAL_TLS, SEGFLOW_TEMPORAL_TLS_SERVER_NAME, TEMPORAL_TLS_CA/CERT/KEY on top), the S3
 variables (SEGFLOW_S3_ENDPOINT, SEGFLOW_S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY),
 SEGFLOW_TRAINER_WORK_DIR, SEGFLOW_TRAINER_THREADS, SEGFLOW_TRAINER_HEARTBEAT_SECONDS,
 SEGFLOW_TRAINER_NPROC (1: updates run in this process; N > 1: each update runs sharded with FSDP
@@ -39,7 +42,7 @@ from .settings import TrainerSettings, load_settings
 from .store import Store
 from .tracker import Tracking, load_tracker_settings
 from .telemetry import record_update, runtime_for, tracing_interceptors
-from .update import update_policy
+from .update import clean_work_dir, update_policy
 from .update_cli import run_sharded_update
 
 log = logging.getLogger("segflow.trainer")
@@ -61,7 +64,13 @@ class TrainerActivities:
 
         def run() -> dict:
             return update_policy(
-                self.store, batch_ref, policy_ref, hyperparameters, Path(self.settings.work_dir), report
+                self.store,
+                batch_ref,
+                policy_ref,
+                hyperparameters,
+                Path(self.settings.work_dir),
+                report,
+                keep_versions=self.settings.keep_versions,
             )
 
         log.info("update_policy %s step %s attempt %d", hyperparameters.get("runId"), hyperparameters.get("step"), info.attempt)
@@ -144,7 +153,11 @@ async def main() -> None:
     if settings.threads > 0:
         torch.set_num_threads(settings.threads)
     torch.use_deterministic_algorithms(True)
-    client = await Client.connect(settings.temporal_address, namespace=settings.namespace, runtime=runtime_for(settings))
+    log.info("connecting to Temporal at %s", settings.temporal.describe())
+    client = await Client.connect(**settings.temporal.connect_kwargs(), runtime=runtime_for(settings))
+    leftovers = clean_work_dir(Path(settings.work_dir))  # before any update: this worker owns the work dir
+    if leftovers:
+        log.info("removed %d leftovers of an earlier crash from %s", len(leftovers), settings.work_dir)
     acts = TrainerActivities(settings)
     worker = Worker(
         client,
