@@ -21,8 +21,18 @@ function pem(what: string, data: string | undefined, path: string | undefined): 
 }
 
 export function tlsOptions(t: SegflowConfig['temporal']): TlsOption {
-  if (!t.tls.enabled && !t.apiKey) return undefined;
-  if (!t.tls.enabled && t.apiKey) return true;
+  // TLS is on when asked for, or implied by an API key or by TLS material (as the Python trainer
+  // decides: trainer/segflow_trainer/settings.py)
+  const material =
+    t.tls.serverName ||
+    t.tls.caCertPath ||
+    t.tls.caCertData ||
+    t.tls.clientCertPath ||
+    t.tls.clientCertData ||
+    t.tls.clientKeyPath ||
+    t.tls.clientKeyData;
+  if (!t.tls.enabled && !material && !t.apiKey) return undefined;
+  if (!t.tls.enabled && !material && t.apiKey) return true;
   const ca = pem('CA certificate', t.tls.caCertData, t.tls.caCertPath);
   const crt = pem('client certificate', t.tls.clientCertData, t.tls.clientCertPath);
   const key = pem('client key', t.tls.clientKeyData, t.tls.clientKeyPath);
