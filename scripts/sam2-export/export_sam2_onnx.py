@@ -352,8 +352,9 @@ def export(module, args, path: Path, inputs, outputs, dynamic_axes):
             dynamic_axes=dynamic_axes,
             opset_version=OPSET,
             do_constant_folding=True,
-            # the TorchScript exporter: torch >= 2.9 defaults to the dynamo exporter (onnxscript),
-            # which cannot trace the predictor's data-dependent pointer and memory axes
+            # the TorchScript exporter, which these graphs were written for and verified with
+            # (make verify-sam2); torch >= 2.9 defaults to the dynamo exporter, which needs
+            # onnxscript and was not tried on them
             dynamo=False,
         )
     import onnx
