@@ -43,7 +43,7 @@ import { SearchAttributeKeys, TaskQueues } from '../core/queues.js';
 import type { EvaluationActivities, EvalPlanSample } from '../activities/evaluation/activities.js';
 import type { EvaluationFingerprint, EvaluationSummary } from '../core/contracts/evaluation.js';
 import type { createSearchActivities } from '../activities/search/activities.js';
-import { rollout, type RolloutInput, type RolloutSummary } from './rollout.js';
+import { rollout, rolloutFaultSettings, type RolloutInput, type RolloutSummary } from './rollout.js';
 import { segmentAnswer, type SegmentedAnswer } from './segment-answer.js';
 import type { PolicyProtocol } from '../core/contracts/protocol.js';
 import { answerPrompt, QWEN3VL } from '../core/protocol/coordinates.js';
@@ -287,9 +287,7 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
     },
     ...(input.search ? { search: input.search } : {}),
     ...(input.settings ? { settings: input.settings } : {}),
-    ...(input.outageToleranceSeconds !== undefined
-      ? { outageToleranceSeconds: input.outageToleranceSeconds }
-      : {}),
+    ...rolloutFaultSettings(input),
     ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
     ...(input.segmentation ? { segmentation: input.segmentation } : {}),
   });
@@ -419,9 +417,7 @@ export async function evaluateSample(
           runId: input.evalId,
           ...(input.search ? { search: input.search } : {}),
           ...(input.settings ? { settings: input.settings } : {}),
-          ...(input.outageToleranceSeconds !== undefined
-            ? { outageToleranceSeconds: input.outageToleranceSeconds }
-            : {}),
+          ...rolloutFaultSettings(input),
         },
       ],
     });

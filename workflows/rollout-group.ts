@@ -21,7 +21,7 @@ import type { SampleGroundTruth } from '../core/rewards/terms.js';
 import type { RewardActivities } from '../activities/rewards/activities.js';
 import type { createEmbeddingActivities } from '../activities/embeddings/activities.js';
 import { describeFailure } from '../core/evaluation/rerun.js';
-import { rollout, type RolloutInput, type RolloutSummary } from './rollout.js';
+import { rollout, rolloutFaultSettings, type RolloutInput, type RolloutSummary } from './rollout.js';
 
 /**
  * Histories recorded before failure isolation failed the group with its first failed child;
@@ -132,12 +132,7 @@ export async function rolloutGroup(input: RolloutGroupInput): Promise<RolloutGro
             ...(input.search ? { search: input.search } : {}),
             ...(input.settings ? { settings: input.settings } : {}),
             ...(input.runId ? { runId: input.runId } : {}),
-            ...(input.outageToleranceSeconds !== undefined
-              ? { outageToleranceSeconds: input.outageToleranceSeconds }
-              : {}),
-            ...(input.hostAffinitySeconds !== undefined
-              ? { hostAffinitySeconds: input.hostAffinitySeconds }
-              : {}),
+            ...rolloutFaultSettings(input),
           },
         ],
       });

@@ -79,6 +79,19 @@ export interface RolloutInput {
   outageToleranceSeconds?: number;
 }
 
+/** The rollout's fault handling settings, as callers pass them through. */
+export type RolloutFaultSettings = Pick<RolloutInput, 'outageToleranceSeconds' | 'hostAffinitySeconds'>;
+
+/** The fault settings `from` sets (unset ones stay out, so a child's input carries only what was chosen). */
+export function rolloutFaultSettings(from: RolloutFaultSettings): RolloutFaultSettings {
+  return {
+    ...(from.outageToleranceSeconds !== undefined
+      ? { outageToleranceSeconds: from.outageToleranceSeconds }
+      : {}),
+    ...(from.hostAffinitySeconds !== undefined ? { hostAffinitySeconds: from.hostAffinitySeconds } : {}),
+  };
+}
+
 /** @see RolloutInput.outageToleranceSeconds */
 export const DEFAULT_OUTAGE_TOLERANCE_SECONDS = 900;
 /** @see RolloutInput.hostAffinitySeconds */

@@ -21,7 +21,7 @@ import { SearchAttributeKeys, TaskQueues } from '../core/queues.js';
 import type { Ability } from '../core/protocol/prompts.js';
 import { answerPrompt, boxToPixels, pointToPixels, QWEN3VL } from '../core/protocol/coordinates.js';
 import type { CheckedAnswer, RolloutSettings } from '../core/rollout/turn-rules.js';
-import { rollout, type RolloutInput, type RolloutSummary } from './rollout.js';
+import { rollout, rolloutFaultSettings, type RolloutInput, type RolloutSummary } from './rollout.js';
 import { mediaWork, queryGlue } from './proxies.js';
 import { segmentAnswer } from './segment-answer.js';
 
@@ -132,12 +132,7 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
         ...(input.policy ? { policy: input.policy } : {}),
         ...(input.search ? { search: input.search } : {}),
         ...(input.settings ? { settings: input.settings } : {}),
-        ...(input.hostAffinitySeconds !== undefined
-          ? { hostAffinitySeconds: input.hostAffinitySeconds }
-          : {}),
-        ...(input.outageToleranceSeconds !== undefined
-          ? { outageToleranceSeconds: input.outageToleranceSeconds }
-          : {}),
+        ...rolloutFaultSettings(input),
       },
     ],
   });

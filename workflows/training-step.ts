@@ -31,6 +31,7 @@ import type {
   TrainingSample,
 } from '../activities/training/activities.js';
 import { rolloutGroup, type RolloutGroupInput, type RolloutGroupResult } from './rollout-group.js';
+import { rolloutFaultSettings } from './rollout.js';
 import { groupSeed, learningRateAt, policyModelName, type TrainingConfig } from './training-config.js';
 import { recordStepSeries } from './metrics.js';
 import { rolloutMetrics } from './training-metrics.js';
@@ -239,12 +240,7 @@ function groupInput(
     artifactPrefix: RunKeys.group(runId, step, generation, j),
     runId,
     step,
-    ...(config.rollout.outageToleranceSeconds !== undefined
-      ? { outageToleranceSeconds: config.rollout.outageToleranceSeconds }
-      : {}),
-    ...(config.rollout.hostAffinitySeconds !== undefined
-      ? { hostAffinitySeconds: config.rollout.hostAffinitySeconds }
-      : {}),
+    ...rolloutFaultSettings(config.rollout),
   };
 }
 

@@ -117,6 +117,13 @@ export async function trainingConfigFromOptions(
   return cfg as TrainingConfigInput;
 }
 
+/** The input the run's latest execution started with (its config; its state after a continue-as-new). */
+async function latestExecutionInput(client: Client, runId: string): Promise<TrainingRunInput | undefined> {
+  const history = await client.workflow.getHandle(runId).fetchHistory();
+  const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  return payload ? defaultPayloadConverter.fromPayload<TrainingRunInput>(payload) : undefined;
+}
+
 /** The config of the run with this id when it is running (from its current run's input), else undefined. */
 async function runningConfig(client: Client, runId: string): Promise<TrainingConfig | undefined> {
   const handle = client.workflow.getHandle<typeof trainingRun>(runId);
@@ -126,9 +133,7 @@ async function runningConfig(client: Client, runId: string): Promise<TrainingCon
     if (err instanceof WorkflowNotFoundError) return undefined;
     throw err;
   }
-  const history = await handle.fetchHistory();
-  const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-  const input = payload ? defaultPayloadConverter.fromPayload<TrainingRunInput>(payload) : undefined;
+  const input = await latestExecutionInput(client, runId);
   const parsed = input ? parseTrainingConfig(input.config) : undefined;
   if (!parsed?.ok) throw new Error(`training run ${runId} is running but its input has no readable config`);
   return parsed.config;
@@ -354,9 +359,7 @@ export function statusDocument(
 
 /** The input of a closed run's latest execution (its config, and its state when it continued-as-new). */
 async function closedRunInput(client: Client, runId: string): Promise<TrainingRunInput> {
-  const history = await client.workflow.getHandle(runId).fetchHistory();
-  const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-  const input = payload ? defaultPayloadConverter.fromPayload<TrainingRunInput>(payload) : undefined;
+  const input = await latestExecutionInput(client, runId);
   if (!input?.config)
     throw new Error(`training run ${runId}: its last execution's input has no readable config`);
   return input;
