@@ -6,12 +6,13 @@ export ONNXRUNTIME_NODE_INSTALL := skip
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 SEGR := node bin/segr.js
 
-.PHONY: verify-policy verify-sam2 deps-sam2 deps-vllm help install install-steps test-portability deps-system deps-node deps-tools deps-models deps-nano deps-nano-data deps-trainer deps-trackers build lint test test-unit test-activity test-integration demo bench dev-up dev-down clean
+.PHONY: verify-policy verify-sam2 deps-sam2 deps-vllm help install install-steps test-portability deps-system deps-node deps-tools deps-models deps-nano deps-nano-data deps-trainer deps-trackers build lint test test-unit test-activity test-integration chaos demo bench dev-up dev-down clean
 
 help:
 	@echo "make test   install everything, build, lint and run the unit, activity and integration tests"
 	@echo "make demo   install what it needs, then the nano world end to end (scripts/nano-demo.sh)"
 	@echo "make bench  run the benchmarks (npm run bench)"
+	@echo "make chaos  the chaos suite: faults mid-run, each compared with an undisturbed run (chaos-report.json)"
 	@echo "make test-portability  the numerics tests under AVX2 / scalar kernels and 1 / 2 threads"
 	@echo "make verify-policy  the tiny Qwen2.5-VL on real vLLM, trained by the real trainer (VERIFY {json})"
 	@echo "make verify-sam2  the official SAM2.1 hiera-tiny exported, checked against its own predictors (VERIFY {json})"
@@ -103,6 +104,15 @@ verify-sam2: deps-node deps-system deps-sam2 build
 test: install build lint
 	bash scripts/test-portability.sh
 	node scripts/run-tests.js all
+	node scripts/chaos.js
+
+# The chaos suite (test/chaos, also part of `make test`) on a dev stack of its own: the Temporal server
+# killed and restarted mid-step and mid-evaluation, S3 down for 60 s, the policy server restarted
+# without its adapters, a policy host replaced by one with another id, the trainer and workers
+# killed, new workflow code deployed mid-run; each compared with an undisturbed run. Ends with
+# `chaos: N scenarios, N passed, 0 failed` and writes chaos-report.json.
+chaos: install build
+	node scripts/chaos.js
 
 # the numerics-sensitive tests (nano and trainer pytest, the J&F and metric goldens) under other
 # CPUs' kernels (AVX2, scalar) and 1 and 2 threads; scripts/test-portability.sh lists the settings

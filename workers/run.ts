@@ -8,6 +8,7 @@ import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporal
 import type { SegflowConfig } from '../core/config/schema.js';
 import { hostQueue, TaskQueues, type WorkerRole } from '../core/queues.js';
 import { activityErrorInterceptors } from '../activities/error-interceptor.js';
+import { ConfigError } from '../activities/errors.js';
 import { activitiesForRole } from '../activities/registry.js';
 import { PinoTemporalLogger, type PinoLogger } from '../activities/runtime/logger.js';
 import { ArtifactStore } from '../activities/storage/artifact-store.js';
@@ -80,7 +81,14 @@ export async function startWorkers(
           : {}),
       };
       if (role === 'orchestrator') {
-        if (existsSync(workflowBundlePath)) {
+        if (config.worker.workflowBundle) {
+          if (!existsSync(config.worker.workflowBundle)) {
+            throw new ConfigError(
+              `worker.workflowBundle ${config.worker.workflowBundle} does not exist: give the path of a bundle bundleWorkflowCode wrote, or unset SEGFLOW_WORKER_WORKFLOW_BUNDLE`,
+            );
+          }
+          options.workflowBundle = { codePath: config.worker.workflowBundle };
+        } else if (existsSync(workflowBundlePath)) {
           options.workflowBundle = { codePath: workflowBundlePath };
         } else {
           options.workflowsPath = workflowsPath;

@@ -98,7 +98,7 @@ export const DEFAULT_OUTAGE_TOLERANCE_SECONDS = 900;
 export const DEFAULT_HOST_AFFINITY_SECONDS = 120;
 
 /** A call that no worker of its task queue picked up within its schedule-to-start timeout. */
-function notPickedUp(err: unknown): boolean {
+export function notPickedUp(err: unknown): boolean {
   return (
     err instanceof ActivityFailure &&
     err.cause instanceof TimeoutFailure &&

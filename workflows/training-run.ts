@@ -80,6 +80,11 @@ export interface TrainingState {
   runs: number;
   /** The last finished step as the Web UI's current details show it (absent before the first). */
   last?: LastStepDetails;
+  /**
+   * The policy hosts weight syncs go to, once the `policyHosts` update changed them (absent: the
+   * config's `policyHosts`).
+   */
+  policyHosts?: string[];
 }
 
 export interface TrainingRunInput {
@@ -100,6 +105,8 @@ export interface TrainingStatus {
   paused: boolean;
   stopRequested: boolean;
   policy: PolicyVersionRef;
+  /** The hosts the next weight sync goes to (absent from workers older than the update). */
+  policyHosts?: string[];
   /** Within the current step. */
   generation: number;
   groupsDone: number;
@@ -121,6 +128,23 @@ export const trainingStatusQuery = defineQuery<TrainingStatus>('status');
 export const pauseTrainingUpdate = defineUpdate<TrainingStatus>('pause');
 export const resumeTrainingUpdate = defineUpdate<TrainingStatus>('resume');
 export const stopTrainingUpdate = defineUpdate<TrainingStatus>('stop');
+/**
+ * Replaces the set of policy hosts the run's weight syncs go to (pods replaced with other ids, hosts
+ * added or removed) from the next sync on. A host that joins serves the current version after
+ * loading it on its first turn (an unknown adapter is synced, then the turn retried).
+ */
+export const policyHostsUpdate = defineUpdate<TrainingStatus, [string[]]>('policyHosts');
+
+/** Why a new set of policy hosts is refused, or undefined when it is accepted. */
+export function policyHostsProblem(hosts: unknown): string | undefined {
+  if (!Array.isArray(hosts) || hosts.length === 0) return 'policyHosts must be a non-empty list of host ids';
+  for (const h of hosts) {
+    if (typeof h !== 'string' || !isSafeId('host', h))
+      return safeIdProblem('host', 'policy host id', String(h));
+  }
+  if (new Set(hosts).size !== hosts.length) return `policyHosts lists a host twice: ${hosts.join(', ')}`;
+  return undefined;
+}
 
 /**
  * Why an update is refused, or undefined when it is accepted. A refused update is rejected by its
@@ -215,6 +239,7 @@ function registerHandlers(ctx: TrainingContext): void {
     paused: state.paused,
     stopRequested: state.stopRequested,
     policy: state.policy,
+    policyHosts: state.policyHosts ?? config.policyHosts,
     generation: progress.generation,
     groupsDone: progress.groupsDone,
     groupsStarted: progress.groupsStarted,
@@ -252,6 +277,20 @@ function registerHandlers(ctx: TrainingContext): void {
     {
       validator: validator('resume'),
       description: 'resume a paused run (refused when it is not paused or is stopping); returns the status',
+    },
+  );
+  setHandler(
+    policyHostsUpdate,
+    (hosts) => {
+      state.policyHosts = [...hosts];
+      return status();
+    },
+    {
+      validator: (hosts) => {
+        const problem = policyHostsProblem(hosts);
+        if (problem) throw new Error(`run ${runId}: ${problem}`);
+      },
+      description: 'replace the policy hosts weight syncs go to, from the next sync on; returns the status',
     },
   );
   setHandler(

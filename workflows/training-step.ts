@@ -31,7 +31,7 @@ import type {
   TrainingSample,
 } from '../activities/training/activities.js';
 import { rolloutGroup, type RolloutGroupInput, type RolloutGroupResult } from './rollout-group.js';
-import { rolloutFaultSettings } from './rollout.js';
+import { DEFAULT_HOST_AFFINITY_SECONDS, notPickedUp, rolloutFaultSettings } from './rollout.js';
 import { groupSeed, learningRateAt, policyModelName, type TrainingConfig } from './training-config.js';
 import { recordStepSeries } from './metrics.js';
 import { rolloutMetrics } from './training-metrics.js';
@@ -116,10 +116,16 @@ function trainerFor(config: TrainingConfig) {
 }
 
 // Weight sync: a download of the version (seconds to minutes) and a load call on the host's policy
-// server; heartbeats during the download. Pinned to the host queue, so every host gets it.
-function syncOn(hostId: string) {
+// server; heartbeats during the download. Pinned to the host queue, so every host gets it; with a
+// schedule-to-start bound (the run's host affinity), after which a host that is gone (replaced by a
+// pod with another id, or down) is skipped for the shared queue: some live host gets the version now,
+// and the missing host loads it on its first turn (an unknown adapter means sync, then retry).
+function syncOn(queue: string, scheduleToStartSeconds?: number) {
   return proxyActivities<PolicySyncActivities>({
-    taskQueue: hostQueue(TaskQueues.policy, hostId),
+    taskQueue: queue,
+    ...(scheduleToStartSeconds !== undefined
+      ? { scheduleToStartTimeout: `${scheduleToStartSeconds} seconds` }
+      : {}),
     startToCloseTimeout: '15 minutes',
     heartbeatTimeout: '2 minutes',
     retry: {
@@ -129,6 +135,15 @@ function syncOn(hostId: string) {
       maximumAttempts: 20,
     },
   });
+}
+
+/** Weight syncs with a schedule-to-start bound and the shared-queue fallback (histories before it have neither). */
+export const SYNC_HOST_FALLBACK_PATCH = 'segflow-sync-host-fallback';
+
+/** A policy host that did not pick up its weight sync in time, and the host that synced instead. */
+export interface SyncFallback {
+  host: string;
+  to: string;
 }
 
 export function badInput(message: string): ApplicationFailure {
@@ -387,7 +402,7 @@ export async function generateGroups(ctx: TrainingContext): Promise<GeneratedGro
 export async function updateAndSync(
   ctx: TrainingContext,
   surviving: RolloutGroupResult[],
-): Promise<{ update: UpdatePolicyResult; updateMs: number; syncMs: number }> {
+): Promise<{ update: UpdatePolicyResult; updateMs: number; syncMs: number; syncFallbacks?: SyncFallback[] }> {
   const { config, state, runId } = ctx;
   const step = state.step;
   enterPhase(ctx, 'batch');
@@ -420,12 +435,39 @@ export async function updateAndSync(
   const t1 = Date.now();
   const name = policyModelName(runId, update.policy.version);
   const policy = { uri: update.policy.uri, version: update.policy.version };
+  const hosts = state.policyHosts ?? config.policyHosts;
+  const bounded = patched(SYNC_HOST_FALLBACK_PATCH);
+  const affinity = config.rollout.hostAffinitySeconds ?? DEFAULT_HOST_AFFINITY_SECONDS;
+  const fallbacks: SyncFallback[] = [];
+  const input = [{ policy, name }] as const;
   const synced = await Promise.all(
-    config.policyHosts.map((h) =>
-      syncOn(h).policySyncWeights.executeWithOptions({ summary: `sync v${policy.version} → host ${h}` }, [
-        { policy, name },
-      ]),
-    ),
+    hosts.map(async (h) => {
+      try {
+        return await syncOn(
+          hostQueue(TaskQueues.policy, h),
+          bounded ? affinity : undefined,
+        ).policySyncWeights.executeWithOptions({ summary: `sync v${policy.version} → host ${h}` }, [
+          ...input,
+        ]);
+      } catch (err) {
+        if (!bounded || !notPickedUp(err)) throw err;
+        const out = await syncOn(TaskQueues.policy).policySyncWeights.executeWithOptions(
+          { summary: `sync v${policy.version} → any host (host ${h} did not pick it up in ${affinity} s)` },
+          [...input],
+        );
+        fallbacks.push({ host: h, to: out.hostId });
+        log.warn(
+          'a policy host did not pick up its weight sync; another host synced, it loads on first use',
+          {
+            runId,
+            version: policy.version,
+            host: h,
+            to: out.hostId,
+          },
+        );
+        return out;
+      }
+    }),
   );
   // A LoRA version is served under its own name; a full-weight version reloaded in place under the
   // server's (histories from before `served` existed: the version's name).
@@ -439,14 +481,16 @@ export async function updateAndSync(
   const model = [...served][0] ?? name;
   const syncMs = Date.now() - t1;
   state.policy = { ...policy, model, weightsSha256: update.policy.weightsSha256 };
-  return { update, updateMs, syncMs };
+  return { update, updateMs, syncMs, ...(fallbacks.length > 0 ? { syncFallbacks: fallbacks } : {}) };
 }
 
 /** The step's metrics (S3 + search attributes) and its summary in the state; advances the step. */
 export async function recordStep(
   ctx: TrainingContext,
   groups: GeneratedGroups,
-  trained: { update: UpdatePolicyResult; updateMs: number; syncMs: number } | undefined,
+  trained:
+    | { update: UpdatePolicyResult; updateMs: number; syncMs: number; syncFallbacks?: SyncFallback[] }
+    | undefined,
   timings: { started: number; rolloutMs: number },
 ): Promise<void> {
   const { state, runId, config } = ctx;
@@ -466,6 +510,7 @@ export async function recordStep(
     trained: rolloutMetrics(groups.surviving),
     trainer: trained?.update.metrics ?? null,
     weightsSha256: state.policy.weightsSha256 ?? null,
+    ...(trained?.syncFallbacks ? { syncFallbacks: trained.syncFallbacks } : {}),
     timings: {
       rolloutMs: timings.rolloutMs,
       updateMs: trained?.updateMs ?? 0,

@@ -293,6 +293,10 @@ export class PolicyClient {
       await this.unloadLoraAdapter(name, opts.signal ? { signal: opts.signal } : {});
       const again = await load();
       if (again.ok) return { loaded: true, alreadyLoaded: true };
+      // Another caller loaded the name between our unload and load (concurrent syncs of one
+      // version: names are per version, so it loaded the same folder): it is loaded.
+      if (/already been loaded|already loaded/i.test(again.text))
+        return { loaded: false, alreadyLoaded: true };
       throw this.adapterError('load', name, again);
     }
     throw this.adapterError('load', name, first);

@@ -291,66 +291,92 @@ export interface PolicySyncDeps {
   servedModel: string;
 }
 
+/** What one weight sync did on its host. */
+export interface SyncWeightsResult {
+  hostId: string;
+  path: string;
+  files: number;
+  downloaded: boolean;
+  /** The model name the next rollouts ask this host's server for. */
+  served: string;
+  how: 'adapter' | 'reload' | 'by-name';
+}
+
 /** Weight sync on one policy host. */
 export function createPolicySyncActivities(deps: PolicySyncDeps) {
+  /**
+   * Syncs in flight in this process, by version and name: concurrent callers (the step's sync and
+   * turns that found the version missing after a server restart, all at once) share one download
+   * into one folder and one load, instead of racing on the same files and adapter name.
+   */
+  const inFlight = new Map<string, Promise<SyncWeightsResult>>();
+
+  async function syncOnce(input: z.output<typeof trainingInputs.sync>): Promise<SyncWeightsResult> {
+    const { key } = splitUri(input.policy.uri);
+    const prefixKey = key.startsWith(deps.store.prefix) ? key.slice(deps.store.prefix.length) : key;
+    const folder = resolve(
+      deps.cacheDir,
+      createHash('sha256').update(input.policy.uri).digest('hex').slice(0, 24),
+    );
+    const marker = join(folder, '.complete');
+    let files = 0;
+    let downloaded = false;
+    if (!existsSync(marker)) {
+      const tmp = `${folder}.part-${process.pid}`;
+      await rm(tmp, { recursive: true, force: true });
+      await mkdir(tmp, { recursive: true });
+      for await (const o of deps.store.list(prefixKey)) {
+        const rel = o.key.slice(prefixKey.length);
+        if (!rel || rel.endsWith('/')) continue;
+        if (rel.includes('..')) throw new BadInputError(`policy object ${o.key} has an unsafe name`);
+        await deps.store.downloadToFile(o.key, join(tmp, rel));
+        files += 1;
+        heartbeat({ files });
+      }
+      if (files === 0) {
+        throw new BadInputError(
+          `policy version ${input.policy.version} at ${input.policy.uri} has no files`,
+          { uri: input.policy.uri },
+        );
+      }
+      await writeFile(join(tmp, '.complete'), input.policy.uri);
+      await rm(folder, { recursive: true, force: true });
+      await rename(tmp, folder);
+      downloaded = true;
+    }
+    const done = { hostId: deps.hostId, path: folder, files, downloaded };
+    const adapter = existsSync(join(folder, 'adapter_config.json'));
+    if (adapter || deps.fullWeightSync === 'by-name') {
+      await deps.policyLoadAdapter({ name: input.name, path: folder, replace: true });
+      return { ...done, served: input.name, how: adapter ? 'adapter' : 'by-name' };
+    }
+    // A full-weight version never goes through the LoRA endpoint: the server reloads in place and
+    // keeps its served name.
+    await refuseTiedReload(folder, input.policy.uri);
+    await deps.policyReloadWeights({ path: folder });
+    return { ...done, served: deps.servedModel, how: 'reload' };
+  }
+
   return {
     /**
      * Downloads the version's folder (once per host: a `.complete` marker) and loads it into the
      * host's policy server under `name`, replacing an adapter of that name (retries are safe).
      */
-    async policySyncWeights(raw: SyncWeightsInput): Promise<{
-      hostId: string;
-      path: string;
-      files: number;
-      downloaded: boolean;
-      /** The model name the next rollouts ask this host's server for. */
-      served: string;
-      how: 'adapter' | 'reload' | 'by-name';
-    }> {
+    async policySyncWeights(raw: SyncWeightsInput): Promise<SyncWeightsResult> {
       const input = parseActivityInput(trainingInputs.sync, raw, 'policySyncWeights');
-      const { key } = splitUri(input.policy.uri);
-      const prefixKey = key.startsWith(deps.store.prefix) ? key.slice(deps.store.prefix.length) : key;
-      const folder = resolve(
-        deps.cacheDir,
-        createHash('sha256').update(input.policy.uri).digest('hex').slice(0, 24),
-      );
-      const marker = join(folder, '.complete');
-      let files = 0;
-      let downloaded = false;
-      if (!existsSync(marker)) {
-        const tmp = `${folder}.part-${process.pid}`;
-        await rm(tmp, { recursive: true, force: true });
-        await mkdir(tmp, { recursive: true });
-        for await (const o of deps.store.list(prefixKey)) {
-          const rel = o.key.slice(prefixKey.length);
-          if (!rel || rel.endsWith('/')) continue;
-          if (rel.includes('..')) throw new BadInputError(`policy object ${o.key} has an unsafe name`);
-          await deps.store.downloadToFile(o.key, join(tmp, rel));
-          files += 1;
-          heartbeat({ files });
-        }
-        if (files === 0) {
-          throw new BadInputError(
-            `policy version ${input.policy.version} at ${input.policy.uri} has no files`,
-            { uri: input.policy.uri },
-          );
-        }
-        await writeFile(join(tmp, '.complete'), input.policy.uri);
-        await rm(folder, { recursive: true, force: true });
-        await rename(tmp, folder);
-        downloaded = true;
+      const key = `${input.policy.uri}\n${input.name}`;
+      let sync = inFlight.get(key);
+      if (!sync) {
+        sync = syncOnce(input).finally(() => inFlight.delete(key));
+        inFlight.set(key, sync);
       }
-      const done = { hostId: deps.hostId, path: folder, files, downloaded };
-      const adapter = existsSync(join(folder, 'adapter_config.json'));
-      if (adapter || deps.fullWeightSync === 'by-name') {
-        await deps.policyLoadAdapter({ name: input.name, path: folder, replace: true });
-        return { ...done, served: input.name, how: adapter ? 'adapter' : 'by-name' };
+      // A caller that waits on another's download keeps its own activity alive meanwhile.
+      for (;;) {
+        const tick = new Promise<'tick'>((r) => setTimeout(() => r('tick'), 5000).unref());
+        const done = await Promise.race([sync, tick]);
+        if (done !== 'tick') return done;
+        heartbeat({ waiting: 'weight sync in progress' });
       }
-      // A full-weight version never goes through the LoRA endpoint: the server reloads in place and
-      // keeps its served name.
-      await refuseTiedReload(folder, input.policy.uri);
-      await deps.policyReloadWeights({ path: folder });
-      return { ...done, served: deps.servedModel, how: 'reload' };
     },
   };
 }

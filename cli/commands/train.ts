@@ -19,6 +19,8 @@ import {
   pauseTrainingUpdate,
   resumeTrainingUpdate,
   stopTrainingUpdate,
+  policyHostsProblem,
+  policyHostsUpdate,
   trainingRun,
   trainingStatusQuery,
   type TrainingRunInput,
@@ -552,4 +554,29 @@ export function register(program: Command): void {
         });
       });
   }
+
+  train
+    .command('hosts <runId> <hosts>')
+    .description(
+      'replace the policy hosts a running run syncs weights to (comma-separated host ids), from the next sync on',
+    )
+    .action(async (runId: string, hosts: string, _opts: unknown, cmd: Command) => {
+      const { config } = cliContext(cmd);
+      const list = hosts
+        .split(',')
+        .map((h) => h.trim())
+        .filter(Boolean);
+      const problem = policyHostsProblem(list);
+      if (problem) throw new Error(`<hosts> ${JSON.stringify(hosts)}: ${problem}`);
+      await withClient(config, async (session) => {
+        const s = await session.client.workflow
+          .getHandle(runId)
+          .executeUpdate(policyHostsUpdate, { args: [list] });
+        emit(
+          cmd,
+          { action: 'hosts', runId, status: s },
+          `policy hosts of ${runId}: ${(s.policyHosts ?? list).join(', ')}\n${formatStatus(s)}`,
+        );
+      });
+    });
 }

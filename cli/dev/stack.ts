@@ -317,6 +317,24 @@ export class DevStack {
     }
   }
 
+  /**
+   * Stops one service with `signal` (SIGKILL: a crash, as the chaos suite does it; SIGTERM: an
+   * orderly stop) and waits until it is gone; its data stays, and `up()` starts it again. Returns
+   * the pid it stopped, or undefined when the service was not running.
+   */
+  async stop(name: ServiceSpec['name'], signal: NodeJS.Signals): Promise<number | undefined> {
+    const spec = this.services().find((s) => s.name === name)!;
+    const pid = this.livePid(spec);
+    if (pid === undefined) return undefined;
+    signalGroup(pid, signal);
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline && alive(pid)) await sleep(100);
+    if (alive(pid)) signalGroup(pid, 'SIGKILL');
+    while (alive(pid)) await sleep(100);
+    rmSync(this.pidFile(spec.name), { force: true });
+    return pid;
+  }
+
   async down(log: (line: string) => void = console.log): Promise<void> {
     for (const spec of this.services()) {
       const pid = this.livePid(spec);

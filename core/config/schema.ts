@@ -101,6 +101,12 @@ export const configSchema = z.strictObject({
        * every search worker (a paid API's quota). @default none
        */
       searchActivitiesPerSecond: z.coerce.number().positive().optional(),
+      /**
+       * A prebuilt workflow bundle (`bundleWorkflowCode`'s output) this worker runs instead of the
+       * one `npm run build` made: a canary of new workflow code on some workers, or a build shipped
+       * apart from the image (README "Deploying new code during a run"). @default dist's bundle
+       */
+      workflowBundle: z.string().min(1).optional(),
       /** How long SIGTERM waits for in-flight activities before cancelling them. @default 30000 */
       shutdownGraceMs: z.coerce.number().int().min(0).default(30_000),
       /** Concurrent activities per queue. GPU queues are fixed, since no tuner sees GPU memory. */
@@ -495,6 +501,7 @@ export const envBindings: Readonly<Record<string, string>> = {
   SEGFLOW_WORKER_ROLES: 'worker.roles',
   SEGFLOW_WORKER_HOST_ID: 'worker.hostId',
   SEGFLOW_WORKER_SHUTDOWN_GRACE_MS: 'worker.shutdownGraceMs',
+  SEGFLOW_WORKER_WORKFLOW_BUNDLE: 'worker.workflowBundle',
   SEGFLOW_SEARCH_ACTIVITIES_PER_SECOND: 'worker.searchActivitiesPerSecond',
   SEGFLOW_LOG_LEVEL: 'log.level',
   SEGFLOW_METRICS_BIND_ADDRESS: 'observability.metrics.bindAddress',

@@ -31,7 +31,8 @@ export function json(value: unknown, status = 200, headers: Record<string, strin
   return { status, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(value) };
 }
 
-export async function startServer(handler: Handler): Promise<LocalServer> {
+/** `port`: listen there (a server restarted where its clients expect it); default a free one. */
+export async function startServer(handler: Handler, port = 0): Promise<LocalServer> {
   const requests: RecordedRequest[] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -49,7 +50,8 @@ export async function startServer(handler: Handler): Promise<LocalServer> {
       void Promise.resolve()
         .then(() => handler(rec))
         .then(async (reply) => {
-          if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));
+          // unref: a reply still delayed when the test ends does not keep its process alive
+          if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs).unref());
           if (res.destroyed) return;
           res.writeHead(reply.status ?? 200, reply.headers ?? {});
           res.end(reply.body ?? '');
@@ -60,10 +62,10 @@ export async function startServer(handler: Handler): Promise<LocalServer> {
         });
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const bound = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${bound}`,
     requests,
     close: () =>
       new Promise<void>((resolve) => {

@@ -29,6 +29,8 @@ export interface FakePolicyOptions {
   model?: string;
   /** Serve vLLM's dev-mode `/collective_rpc` (VLLM_SERVER_DEV_MODE=1): full-weight reloads. */
   devMode?: boolean;
+  /** Listen on this port (a restarted server where its clients expect it). @default a free port */
+  port?: number;
 }
 
 export interface FakePolicyServer extends LocalServer {
@@ -236,6 +238,6 @@ export async function startFakePolicyServer(opts: FakePolicyOptions): Promise<Fa
     if (opts.flavor === 'vllm' && body.return_token_ids === true)
       result.prompt_token_ids = Array.from({ length: prompt }, (_, i) => i);
     return json(result);
-  });
+  }, opts.port);
   return Object.assign(server, { adapters, reloads, resets });
 }

@@ -14,7 +14,7 @@ import {
 } from '../../../core/monitor/details.js';
 import { priorityFor, SearchAttributeKeys, SearchAttributes } from '../../../core/queues.js';
 import { configSchema } from '../../../core/config/schema.js';
-import { controlProblem } from '../../../workflows/training-run.js';
+import { controlProblem, policyHostsProblem } from '../../../workflows/training-run.js';
 import { repoRoot } from '../../support/paths.js';
 
 test('training details name the step, phase, groups, last reward components, trainer loss and the metrics key', () => {
@@ -103,6 +103,16 @@ test('control updates: resume only when paused, nothing but stop once stopping',
   );
   assert.match(controlProblem('resume', { paused: true, stopRequested: true }, 'r1')!, /cannot be resumed/);
   assert.equal(controlProblem('stop', { paused: true, stopRequested: true }, 'r1'), undefined);
+});
+
+test('the policyHosts update: a non-empty list of distinct, safe host ids', () => {
+  assert.equal(policyHostsProblem(['gpu-0', 'gpu-1']), undefined);
+  assert.match(policyHostsProblem([])!, /non-empty list/);
+  assert.match(policyHostsProblem('gpu-0')!, /non-empty list/);
+  assert.match(policyHostsProblem(['gpu-0', 'gpu-0'])!, /lists a host twice: gpu-0, gpu-0/);
+  assert.match(policyHostsProblem(['gpu/0'])!, /policy host id/);
+  assert.match(policyHostsProblem(['../x'])!, /policy host id/);
+  assert.match(policyHostsProblem([7])!, /policy host id/);
 });
 
 test('search attributes: typed keys match the registered set, within the SQL visibility caps, registered by compose', () => {

@@ -1,0 +1,196 @@
+// Chaos on an evaluation: the world of test/integration/evaluation.test.ts (a tiny OK-VOS-layout
+// dataset, a scripted vLLM-compatible policy, a local Serper — a paid backend, so the ledger counts —
+// and SAM2-contract ONNX models) on the chaos dev stack. The Temporal server is killed (SIGKILL)
+// while samples are being evaluated and restarted; the evaluation must end with the per-sample
+// results of the undisturbed evaluation, the same summary, each paid search counted once, and the
+// same S3 objects (none written twice).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import { readOkVos } from '../../activities/datasets/okvos.js';
+import { prepareDataset } from '../../activities/datasets/prepare.js';
+import { EvalKeys, type SampleEvaluation } from '../../core/contracts/index.js';
+import type { ArtifactRef } from '../../core/artifacts.js';
+import { TaskQueues } from '../../core/queues.js';
+import type { EvaluationInput, EvaluationResult } from '../../workflows/evaluation.js';
+import { startFakePolicyServer, type FakePolicyServer, type WireMessage } from '../servers/openai-server.js';
+import { startSerper } from '../servers/search-servers.js';
+import type { LocalServer } from '../servers/http-server.js';
+import { writeSam2TestModels } from '../support/onnx-models.js';
+import {
+  startWorkerProcess,
+  stopProcesses,
+  testClient,
+  testConfig,
+  testStore,
+  uniqueId,
+  type WorkerProcess,
+} from '../support/stack.js';
+import { expectedBox, okvosRows, writeOkvos } from '../activity/evaluation/fixtures.js';
+import { objectsUnder, recordScenario, restartServers, resultOf, sleep, stopServer } from './support.js';
+
+const config = testConfig();
+const store = testStore(config);
+const tmp = mkdtempSync(join(tmpdir(), 'segflow-chaos-eval-'));
+let client: Client;
+let policy: FakePolicyServer;
+let serper: LocalServer;
+let worker: WorkerProcess | undefined;
+let dataset: ArtifactRef;
+
+function textOf(m: WireMessage | undefined): string {
+  if (!m) return '';
+  return typeof m.content === 'string' ? m.content : m.content.map((p) => p.text ?? '').join('');
+}
+
+/** Search (with the search prompt), keyframe, then the sample's box, as its fixture row says. */
+function script(messages: WireMessage[]): string {
+  const system = textOf(messages[0]);
+  const user = textOf(messages[1]);
+  const fids = [...user.matchAll(/frame (\d+) /g)].map((m) => Number(m[1]));
+  const marker = /\[(q\d+)\]/.exec(user)?.[1] ?? '';
+  const row = okvosRows.find((r) => r.id === marker);
+  if (!row) return '<thinking>unknown sample</thinking>';
+  if (row.behaviour === 'no-tags') return 'I believe it is the one on the left.';
+  const steps = system.includes('text_search') ? ['search', 'keyframe', 'answer'] : ['keyframe', 'answer'];
+  const turn = messages.filter((m) => m.role === 'assistant').length;
+  const key = fids[2] ?? fids[0] ?? 0;
+  switch (steps[Math.min(turn, steps.length - 1)]) {
+    case 'search':
+      return `<thinking>I need to know more.</thinking>\n<search> {"name": "text_search", "query": "champion car ${marker}"} </search>`;
+    case 'keyframe':
+      return `<thinking>Frame ${key} shows it well.</thinking>\n<keyframe> ${key} </keyframe>`;
+    default: {
+      let box = expectedBox(row.clip, key);
+      if (row.behaviour === 'shifted')
+        box = [box[0] + 120, box[1] + 80, Math.min(1000, box[2] + 120), Math.min(1000, box[3] + 80)];
+      const point = [Math.round((box[0] + box[2]) / 2), Math.round((box[1] + box[3]) / 2)];
+      return `<thinking>Found it.</thinking>\n<answer> {"bbox_2d": [${box.join(', ')}], "point_2d": [${point.join(', ')}]} </answer>`;
+    }
+  }
+}
+
+before(async () => {
+  client = await testClient(config);
+  const parquet = await writeOkvos(join(tmp, 'okvos'));
+  dataset = (
+    await prepareDataset(store, await readOkVos(parquet), { format: 'okvos', split: 'test', source: parquet })
+  ).index;
+  policy = await startFakePolicyServer({ flavor: 'vllm', script });
+  serper = await startSerper({
+    apiKey: 'serper-test-key',
+    docs: [
+      { title: 'Champion car', snippet: 'The champion drove the red car.', link: 'https://example.com/c' },
+    ],
+  });
+  worker = await startWorkerProcess([], {
+    SEGFLOW_POLICY_URL: `${policy.url}/v1`,
+    SEGFLOW_SEGMENT_MODELS_DIR: await writeSam2TestModels(join(tmp, 'models')),
+    SEGFLOW_SERPER_URL: serper.url,
+    SERPER_API_KEY: 'serper-test-key',
+    // every search reaches the paid backend, so the ledger has something to count
+    SEGFLOW_SEARCH_CACHE: 'false',
+  });
+});
+
+after(async () => {
+  await stopProcesses([worker]);
+  await Promise.all([policy.close(), serper.close()]);
+  await client.connection.close();
+  store.client.destroy();
+});
+
+function input(evalId: string): EvaluationInput {
+  return {
+    evalId,
+    dataset: dataset.uri,
+    policy: { model: 'policy', version: 1 },
+    search: { backend: 'serper' },
+    concurrency: 2,
+    searchPrices: { serper: 0.001 },
+    gallery: 2,
+  };
+}
+
+interface Outcome {
+  result: EvaluationResult;
+  samples: string[];
+  objects: string[];
+}
+
+async function outcome(evalId: string): Promise<Outcome> {
+  const result = await resultOf<EvaluationResult>(client, evalId);
+  const samples: string[] = [];
+  for await (const o of store.list(EvalKeys.samplesPrefix(evalId))) {
+    if (!/\/samples\/[^/]+\.json$/.test(o.key)) continue;
+    const s = await store.getJson<SampleEvaluation>(o.key);
+    samples.push(JSON.stringify([s.sampleId, s.J, s.F, s.JF, s.answerStatus, s.frames.length]));
+  }
+  const objects = [
+    ...(await objectsUnder(store, `evals/${evalId}/`, evalId)),
+    ...(await objectsUnder(store, `runs/${evalId}/`, evalId)),
+  ];
+  return { result, samples: samples.sort(), objects };
+}
+
+let undisturbed: Outcome | undefined;
+
+test('undisturbed: an OK-VOS evaluation (the reference)', { timeout: 300_000 }, async () => {
+  const evalId = uniqueId('chaos-eval-ref');
+  await client.workflow.start('evaluation', {
+    taskQueue: TaskQueues.orchestrator,
+    workflowId: evalId,
+    args: [input(evalId)],
+  });
+  undisturbed = await outcome(evalId);
+  assert.equal(undisturbed.samples.length, okvosRows.length);
+  assert.equal(undisturbed.result.metrics.search.paidCalls, 2);
+  recordScenario('undisturbed: an OK-VOS evaluation (the reference)', [
+    `${undisturbed.samples.length} samples, J&F ${undisturbed.result.metrics.vos?.overall.JF}`,
+  ]);
+});
+
+test(
+  'the Temporal server killed (SIGKILL) in the middle of an evaluation and restarted',
+  { timeout: 400_000 },
+  async () => {
+    assert.ok(undisturbed, 'needs the undisturbed evaluation');
+    const evalId = uniqueId('chaos-eval');
+    await client.workflow.start('evaluation', {
+      taskQueue: TaskQueues.orchestrator,
+      workflowId: evalId,
+      args: [input(evalId)],
+    });
+    // in the middle: some samples are stored, not all
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const n = await objectsUnder(store, EvalKeys.samplesPrefix(evalId), evalId);
+      if (n.some((k) => /\/samples\/[^/]+\.json$/.test(k))) break;
+      assert.ok(Date.now() < deadline, 'no sample result appeared');
+      await sleep(100);
+    }
+    await stopServer('temporal', 'SIGKILL');
+    await sleep(5000);
+    await restartServers();
+    const got = await outcome(evalId);
+    assert.deepEqual(got.samples, undisturbed.samples, 'per-sample J, F, J&F, answer status, frames');
+    const m = got.result.metrics;
+    const want = undisturbed.result.metrics;
+    assert.deepEqual(m.vos, want.vos, 'per-ability and overall J/F/J&F');
+    assert.deepEqual(
+      [m.search.calls, m.search.paidCalls, m.search.costUsd, m.samples.errors],
+      [want.search.calls, want.search.paidCalls, want.search.costUsd, want.samples.errors],
+      'searches and the paid-call ledger: nothing counted twice',
+    );
+    assert.deepEqual(got.objects, undisturbed.objects, 'the same S3 objects, none twice');
+    recordScenario('the Temporal server killed (SIGKILL) in the middle of an evaluation and restarted', [
+      `${got.samples.length} per-sample results (J, F, J&F, answer status, frames) = undisturbed`,
+      'per-ability and overall metrics = undisturbed',
+      `search calls ${m.search.calls}, paid ${m.search.paidCalls}, cost $${m.search.costUsd} = undisturbed`,
+      `${got.objects.length} S3 objects under evals/<id>/ and runs/<id>/ = undisturbed`,
+    ]);
+  },
+);
