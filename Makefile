@@ -101,10 +101,10 @@ verify-policy: install build
 verify-sam2: deps-node deps-system deps-sam2 build
 	node --test --test-reporter=spec dist/test/integration/real-sam2.test.js
 
+# scripts/test-all.sh: the chaos suite (mostly waiting, on its own dev stack) runs beside the
+# portability settings, the unit and the activity layers; then the integration layer alone
 test: install build lint
-	bash scripts/test-portability.sh
-	node scripts/run-tests.js all
-	node scripts/chaos.js
+	bash scripts/test-all.sh
 
 # The chaos suite (test/chaos, also part of `make test`) on a dev stack of its own: the Temporal server
 # killed and restarted mid-step and mid-evaluation, S3 down for 60 s, the policy server restarted
