@@ -438,6 +438,11 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Where a policy host keeps the policy versions it downloads for its policy server (weight sync). @default ".segflow/policies" */
       policyCacheDir: z.string().min(1).default('.segflow/policies'),
+      /**
+       * Versions of a run a policy host keeps after a weight sync (folders and loaded adapters);
+       * older ones are removed, and loaded again on demand. @default 2
+       */
+      policyCacheKeepVersions: positiveInt.default(2),
     })
     .prefault({}),
 });
@@ -549,4 +554,5 @@ export const envBindings: Readonly<Record<string, string>> = {
   SEGFLOW_SEARXNG_URL: 'search.searxng.url',
   SEGFLOW_EMBEDDINGS_MODEL_DIR: 'embeddings.modelDir',
   SEGFLOW_TRAINING_POLICY_CACHE_DIR: 'training.policyCacheDir',
+  SEGFLOW_TRAINING_POLICY_CACHE_KEEP: 'training.policyCacheKeepVersions',
 };
