@@ -17,13 +17,25 @@
  * - `policySyncWeights`: downloads a policy version from S3 into this host's cache folder and
  *   loads it into the co-located policy server: a LoRA adapter through vLLM's
  *   `/v1/load_lora_adapter` under the version's name; full weights by an in-place reload
- *   (`policy.fullWeightSync`), after which the server serves them under its own model name.
+ *   (`policy.fullWeightSync`), after which the server serves them under its own model name. What
+ *   it downloads is what the version's manifest lists, from the folder the manifest names (the
+ *   update attempt that committed it; trainer/segflow_trainer/update.py "Attempts"), each file
+ *   checked against its sha256: the folders of other attempts (a timed-out attempt still running)
+ *   are never read.
  *
  * All keys are deterministic and the contents are functions of the inputs, so a retried activity
  * rewrites the same bytes.
  */
 import { existsSync } from 'node:fs';
-import { IdSchemas, PolicyKeys, RunKeys } from '../../core/contracts/index.js';
+import {
+  IdSchemas,
+  POLICY_ATTEMPTS_DIR,
+  POLICY_MANIFEST_FILE,
+  PolicyKeys,
+  RunKeys,
+  policyFilesPrefix,
+  policyManifestFilesSchema,
+} from '../../core/contracts/index.js';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -35,7 +47,7 @@ import type { PreparedDatasetIndex, PreparedSample } from '../datasets/prepare.j
 import { BadInputError, ConfigError } from '../errors.js';
 import { heartbeat, parseActivityInput } from '../edge.js';
 import { mulberry32 } from '../../core/random.js';
-import type { ArtifactStore } from '../storage/artifact-store.js';
+import { ArtifactNotFoundError, type ArtifactStore } from '../storage/artifact-store.js';
 
 const runId = IdSchemas.run;
 const cursorSchema = z.strictObject({ epoch: z.number().int().min(0), position: z.number().int().min(0) });
@@ -295,8 +307,9 @@ export interface PolicySyncDeps {
 export function createPolicySyncActivities(deps: PolicySyncDeps) {
   return {
     /**
-     * Downloads the version's folder (once per host: a `.complete` marker) and loads it into the
-     * host's policy server under `name`, replacing an adapter of that name (retries are safe).
+     * Downloads the version (once per host: a `.complete` marker; downloadVersion says which files)
+     * and loads it into the host's policy server under `name`, replacing an adapter of that name
+     * (retries are safe).
      */
     async policySyncWeights(raw: SyncWeightsInput): Promise<{
       hostId: string;
@@ -321,14 +334,7 @@ export function createPolicySyncActivities(deps: PolicySyncDeps) {
         const tmp = `${folder}.part-${process.pid}`;
         await rm(tmp, { recursive: true, force: true });
         await mkdir(tmp, { recursive: true });
-        for await (const o of deps.store.list(prefixKey)) {
-          const rel = o.key.slice(prefixKey.length);
-          if (!rel || rel.endsWith('/')) continue;
-          if (rel.includes('..')) throw new BadInputError(`policy object ${o.key} has an unsafe name`);
-          await deps.store.downloadToFile(o.key, join(tmp, rel));
-          files += 1;
-          heartbeat({ files });
-        }
+        files = await downloadVersion(deps.store, input.policy.uri, prefixKey, tmp);
         if (files === 0) {
           throw new BadInputError(
             `policy version ${input.policy.version} at ${input.policy.uri} has no files`,
@@ -356,6 +362,70 @@ export function createPolicySyncActivities(deps: PolicySyncDeps) {
 }
 
 export type PolicySyncActivities = ReturnType<typeof createPolicySyncActivities>;
+
+/**
+ * Downloads a policy version into `dest`; returns the number of files. A version with a manifest:
+ * exactly the files it lists, from the folder it names (`filesDir`: the committed attempt's; the
+ * version folder for versions written before attempts had folders), each checked against its
+ * sha256, and the manifest beside them. A folder without one (a run's initial policy, a base
+ * model): every object under it but an `attempts/` folder (what unfinished update attempts left).
+ */
+async function downloadVersion(
+  store: ArtifactStore,
+  uri: string,
+  prefixKey: string,
+  dest: string,
+): Promise<number> {
+  let raw: Buffer | undefined;
+  try {
+    raw = await store.getBytes(`${prefixKey}${POLICY_MANIFEST_FILE}`);
+  } catch (err) {
+    if (!(err instanceof ArtifactNotFoundError)) throw err;
+  }
+  let files = 0;
+  if (raw) {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(raw.toString('utf8'));
+    } catch (err) {
+      throw new BadInputError(
+        `the manifest of policy version ${uri} is not JSON: ${(err as Error).message}`,
+        {
+          uri,
+        },
+      );
+    }
+    const parsed = policyManifestFilesSchema.safeParse(doc);
+    if (!parsed.success) {
+      throw new BadInputError(
+        `the manifest of policy version ${uri} does not list its files: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+        { uri },
+      );
+    }
+    const from = policyFilesPrefix(prefixKey, parsed.data);
+    for (const [rel, f] of Object.entries(parsed.data.files)) {
+      // checked against the manifest's sha256 as it streams (a mismatch is retried, then fails)
+      await store.downloadToFile(
+        { uri: store.uriOf(`${from}${rel}`), sha256: f.sha256, bytes: f.bytes, contentType: '' },
+        join(dest, rel),
+      );
+      files += 1;
+      heartbeat({ files });
+    }
+    await writeFile(join(dest, POLICY_MANIFEST_FILE), raw);
+    return files;
+  }
+  for await (const o of store.list(prefixKey)) {
+    const rel = o.key.slice(prefixKey.length);
+    if (!rel || rel.endsWith('/') || rel.startsWith(POLICY_ATTEMPTS_DIR)) continue;
+    if (rel.split('/').some((p) => p === '..' || p === '.'))
+      throw new BadInputError(`policy object ${o.key} has an unsafe name`);
+    await store.downloadToFile(o.key, join(dest, rel));
+    files += 1;
+    heartbeat({ files });
+  }
+  return files;
+}
 
 /**
  * vLLM 0.32's in-place reload (`reload_weights`) of a model whose LM head is tied to its input
