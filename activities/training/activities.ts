@@ -321,8 +321,6 @@ export function createPolicySyncActivities(deps: PolicySyncDeps) {
       how: 'adapter' | 'reload' | 'by-name';
     }> {
       const input = parseActivityInput(trainingInputs.sync, raw, 'policySyncWeights');
-      const { key } = splitUri(input.policy.uri);
-      const prefixKey = key.startsWith(deps.store.prefix) ? key.slice(deps.store.prefix.length) : key;
       const folder = resolve(
         deps.cacheDir,
         createHash('sha256').update(input.policy.uri).digest('hex').slice(0, 24),
@@ -334,7 +332,7 @@ export function createPolicySyncActivities(deps: PolicySyncDeps) {
         const tmp = `${folder}.part-${process.pid}`;
         await rm(tmp, { recursive: true, force: true });
         await mkdir(tmp, { recursive: true });
-        files = await downloadVersion(deps.store, input.policy.uri, prefixKey, tmp);
+        files = await downloadPolicyVersion(deps.store, input.policy.uri, tmp);
         if (files === 0) {
           throw new BadInputError(
             `policy version ${input.policy.version} at ${input.policy.uri} has no files`,
@@ -364,18 +362,19 @@ export function createPolicySyncActivities(deps: PolicySyncDeps) {
 export type PolicySyncActivities = ReturnType<typeof createPolicySyncActivities>;
 
 /**
- * Downloads a policy version into `dest`; returns the number of files. A version with a manifest:
+ * Downloads a policy version (an s3:// prefix) into `dest`; returns the number of files. A version with a manifest:
  * exactly the files it lists, from the folder it names (`filesDir`: the committed attempt's; the
  * version folder for versions written before attempts had folders), each checked against its
  * sha256, and the manifest beside them. A folder without one (a run's initial policy, a base
  * model): every object under it but an `attempts/` folder (what unfinished update attempts left).
  */
-async function downloadVersion(
+export async function downloadPolicyVersion(
   store: ArtifactStore,
   uri: string,
-  prefixKey: string,
   dest: string,
 ): Promise<number> {
+  const { key } = splitUri(uri);
+  const prefixKey = key.startsWith(store.prefix) ? key.slice(store.prefix.length) : key;
   let raw: Buffer | undefined;
   try {
     raw = await store.getBytes(`${prefixKey}${POLICY_MANIFEST_FILE}`);
