@@ -101,7 +101,11 @@ class TrainerActivities:
                 # Timed out (the server answered a heartbeat with "not found"), cancelled, or the worker
                 # is shutting down: the thread cannot be killed, it stops at its next progress call.
                 cancelled.set()
-                fut.add_done_callback(lambda f: log.info("cancelled update_policy attempt %d stopped: %r", info.attempt, f.exception()))
+                fut.add_done_callback(
+                    lambda f: log.info(
+                        "cancelled update_policy attempt %d stopped: %r", info.attempt, None if f.cancelled() else f.exception()
+                    )
+                )
                 log.warning(
                     "update_policy %s step %s attempt %d cancelled (%s) in phase %s; stopping it",
                     hyperparameters.get("runId"),
