@@ -57,6 +57,8 @@ export function activitiesForRole(role: WorkerRole, deps: ActivityDeps): Activit
         hostId: deps.config.worker.hostId,
         policyLoadAdapter: policy.policyLoadAdapter,
         policyReloadWeights: policy.policyReloadWeights,
+        policyUnloadAdapter: policy.policyUnloadAdapter,
+        keepVersions: deps.config.training.policyCacheKeepVersions,
         fullWeightSync: deps.config.policy.fullWeightSync,
         servedModel: deps.config.policy.model,
       });

@@ -54,17 +54,55 @@ def _text_of(message: dict) -> str:
     return "".join(p.get("text", "") for p in content or [] if isinstance(p, dict) and p.get("type") == "text")
 
 
-def fetch_s3_folder(uri: str) -> str:
-    """Copies an s3://bucket/prefix/ checkpoint into a temp folder (S3 endpoint from the env)."""
-    import boto3  # optional: only for s3:// adapters
+CHECKPOINT_FILES = ("config.json", "model.safetensors", "tokenizer.json")
+# a policy version's manifest (core/contracts/training.ts POLICY_MANIFEST_FILE)
+MANIFEST = "segflow-policy.json"
+# a manifest's `filesDir` (core/contracts/training.ts): the committed update attempt's folder
+FILES_DIR = re.compile(r"^attempts/[A-Za-z0-9][A-Za-z0-9_-]*/$")
+
+
+def fetch_s3_folder(uri: str, client=None) -> str:
+    """Copies an s3://bucket/prefix/ checkpoint into a temp folder (S3 endpoint from the env). A
+    policy version (a folder with a manifest) is read through its manifest: the checkpoint files
+    from the folder it names (`filesDir`, the update attempt that committed the version; the
+    version folder for older versions), checked against the sha256 it lists, so what other
+    attempts of the update wrote is never read."""
+    import hashlib
+
+    from botocore.exceptions import ClientError
 
     bucket, _, prefix = uri[len("s3://"):].partition("/")
     prefix = prefix.rstrip("/") + "/"
-    endpoint = os.environ.get("SEGFLOW_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL") or None
-    s3 = boto3.client("s3", endpoint_url=endpoint)
+    if client is None:
+        import boto3  # optional: only for s3:// adapters
+
+        endpoint = os.environ.get("SEGFLOW_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL") or None
+        client = boto3.client("s3", endpoint_url=endpoint)
+    try:
+        manifest = json.loads(client.get_object(Bucket=bucket, Key=prefix + MANIFEST)["Body"].read())
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        manifest = None
+    listed: dict = {}
+    if manifest is not None:
+        files_dir = manifest.get("filesDir", "")
+        if files_dir and not FILES_DIR.match(files_dir):
+            raise ValueError(f"the manifest of {uri} names the folder {files_dir!r}, not attempts/<attempt>/")
+        prefix += files_dir
+        listed = manifest.get("files") or {}
+        missing = [f for f in CHECKPOINT_FILES if f not in listed]
+        if missing:
+            raise ValueError(f"policy version {uri} has no {', '.join(missing)} in its manifest")
     out = tempfile.mkdtemp(prefix="nano-policy-")
-    for f in ("config.json", "model.safetensors", "tokenizer.json"):
-        s3.download_file(bucket, prefix + f, os.path.join(out, f))
+    for f in CHECKPOINT_FILES:
+        path = os.path.join(out, f)
+        client.download_file(bucket, prefix + f, path)
+        if f in listed:
+            with open(path, "rb") as fh:
+                got = hashlib.file_digest(fh, "sha256").hexdigest()
+            if got != listed[f]["sha256"]:
+                raise ValueError(f"s3://{bucket}/{prefix}{f} has sha256 {got}, the manifest of {uri} lists {listed[f]['sha256']}")
     return out
 
 
@@ -167,9 +205,8 @@ def load_adapter(state: State, body: dict) -> str:
         raise ApiError(400, "BadRequestError", "Both lora_name and lora_path must be provided.")
     if name in state.models:
         raise ApiError(400, "BadRequestError", f"The lora adapter '{name}' has already been loaded.")
-    local = fetch_s3_folder(path) if path.startswith("s3://") else path
     try:
-        m = pm.load(local)
+        m = pm.load(fetch_s3_folder(path) if path.startswith("s3://") else path)
     except (FileNotFoundError, ValueError) as e:
         raise ApiError(400, "BadRequestError", f"Loading lora {name} failed: {e}") from e
     with state.lock:

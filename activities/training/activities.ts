@@ -17,13 +17,25 @@
  * - `policySyncWeights`: downloads a policy version from S3 into this host's cache folder and
  *   loads it into the co-located policy server: a LoRA adapter through vLLM's
  *   `/v1/load_lora_adapter` under the version's name; full weights by an in-place reload
- *   (`policy.fullWeightSync`), after which the server serves them under its own model name.
+ *   (`policy.fullWeightSync`), after which the server serves them under its own model name. What
+ *   it downloads is what the version's manifest lists, from the folder the manifest names (the
+ *   update attempt that committed it; trainer/segflow_trainer/update.py "Attempts"), each file
+ *   checked against its sha256: the folders of other attempts (a timed-out attempt still running)
+ *   are never read.
  *
  * All keys are deterministic and the contents are functions of the inputs, so a retried activity
  * rewrites the same bytes.
  */
 import { existsSync } from 'node:fs';
-import { IdSchemas, PolicyKeys, RunKeys } from '../../core/contracts/index.js';
+import {
+  IdSchemas,
+  POLICY_ATTEMPTS_DIR,
+  POLICY_MANIFEST_FILE,
+  PolicyKeys,
+  RunKeys,
+  policyFilesPrefix,
+  policyManifestFilesSchema,
+} from '../../core/contracts/index.js';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -33,9 +45,10 @@ import { ABILITIES, type Ability } from '../../core/protocol/prompts.js';
 import type { SampleGroundTruth } from '../../core/rewards/terms.js';
 import type { PreparedDatasetIndex, PreparedSample } from '../datasets/prepare.js';
 import { BadInputError, ConfigError } from '../errors.js';
-import { heartbeat, parseActivityInput } from '../edge.js';
+import { currentActivity, heartbeat, parseActivityInput } from '../edge.js';
+import { evictOlderVersions } from './policy-cache.js';
 import { mulberry32 } from '../../core/random.js';
-import type { ArtifactStore } from '../storage/artifact-store.js';
+import { ArtifactNotFoundError, type ArtifactStore } from '../storage/artifact-store.js';
 
 const runId = IdSchemas.run;
 const cursorSchema = z.strictObject({ epoch: z.number().int().min(0), position: z.number().int().min(0) });
@@ -289,6 +302,10 @@ export interface PolicySyncDeps {
   fullWeightSync: 'reload' | 'by-name';
   /** The model name the server serves its base weights under (policy.model). */
   servedModel: string;
+  /** The policy role's adapter unloader (vLLM `/v1/unload_lora_adapter`): evicted versions go. */
+  policyUnloadAdapter?: (input: { name: string }) => Promise<{ unloaded: boolean }>;
+  /** Versions of a run kept after a sync (training.policyCacheKeepVersions); absent: all. */
+  keepVersions?: number;
 }
 
 /** What one weight sync did on its host. */
@@ -312,8 +329,6 @@ export function createPolicySyncActivities(deps: PolicySyncDeps) {
   const inFlight = new Map<string, Promise<SyncWeightsResult>>();
 
   async function syncOnce(input: z.output<typeof trainingInputs.sync>): Promise<SyncWeightsResult> {
-    const { key } = splitUri(input.policy.uri);
-    const prefixKey = key.startsWith(deps.store.prefix) ? key.slice(deps.store.prefix.length) : key;
     const folder = resolve(
       deps.cacheDir,
       createHash('sha256').update(input.policy.uri).digest('hex').slice(0, 24),
@@ -325,14 +340,7 @@ export function createPolicySyncActivities(deps: PolicySyncDeps) {
       const tmp = `${folder}.part-${process.pid}`;
       await rm(tmp, { recursive: true, force: true });
       await mkdir(tmp, { recursive: true });
-      for await (const o of deps.store.list(prefixKey)) {
-        const rel = o.key.slice(prefixKey.length);
-        if (!rel || rel.endsWith('/')) continue;
-        if (rel.includes('..')) throw new BadInputError(`policy object ${o.key} has an unsafe name`);
-        await deps.store.downloadToFile(o.key, join(tmp, rel));
-        files += 1;
-        heartbeat({ files });
-      }
+      files = await downloadPolicyVersion(deps.store, input.policy.uri, tmp);
       if (files === 0) {
         throw new BadInputError(
           `policy version ${input.policy.version} at ${input.policy.uri} has no files`,
@@ -348,19 +356,46 @@ export function createPolicySyncActivities(deps: PolicySyncDeps) {
     const adapter = existsSync(join(folder, 'adapter_config.json'));
     if (adapter || deps.fullWeightSync === 'by-name') {
       await deps.policyLoadAdapter({ name: input.name, path: folder, replace: true });
+      await evictOlder(input, true);
       return { ...done, served: input.name, how: adapter ? 'adapter' : 'by-name' };
     }
     // A full-weight version never goes through the LoRA endpoint: the server reloads in place and
     // keeps its served name.
     await refuseTiedReload(folder, input.policy.uri);
     await deps.policyReloadWeights({ path: folder });
+    await evictOlder(input, false);
     return { ...done, served: deps.servedModel, how: 'reload' };
+  }
+
+  /**
+   * The run's versions older than the newest `keepVersions` leave this host once a newer one is
+   * loaded: their folders, and (loaded by name) their adapters on the server. Best effort: a failed
+   * unload is logged, never fails the sync.
+   */
+  async function evictOlder(input: z.output<typeof trainingInputs.sync>, byName: boolean): Promise<void> {
+    if (!deps.keepVersions) return;
+    const evicted = await evictOlderVersions(deps.cacheDir, input.policy.uri, deps.keepVersions);
+    // version names are `<run>-v<k>` (policyModelName): the evicted versions' names follow
+    const suffix = `-v${input.policy.version}`;
+    if (!byName || !deps.policyUnloadAdapter || !input.name.endsWith(suffix)) return;
+    for (const e of evicted) {
+      const name = `${input.name.slice(0, -suffix.length)}-v${e.version}`;
+      await deps
+        .policyUnloadAdapter({ name })
+        .catch((err: unknown) =>
+          currentActivity()?.log.warn('could not unload an evicted policy version', {
+            name,
+            error: String(err),
+          }),
+        );
+    }
   }
 
   return {
     /**
-     * Downloads the version's folder (once per host: a `.complete` marker) and loads it into the
-     * host's policy server under `name`, replacing an adapter of that name (retries are safe).
+     * Downloads the version (once per host: a `.complete` marker; downloadVersion says which files)
+     * and loads it into the host's policy server under `name`, replacing an adapter of that name
+     * (retries are safe).
      */
     async policySyncWeights(raw: SyncWeightsInput): Promise<SyncWeightsResult> {
       const input = parseActivityInput(trainingInputs.sync, raw, 'policySyncWeights');
@@ -382,6 +417,71 @@ export function createPolicySyncActivities(deps: PolicySyncDeps) {
 }
 
 export type PolicySyncActivities = ReturnType<typeof createPolicySyncActivities>;
+
+/**
+ * Downloads a policy version (an s3:// prefix) into `dest`; returns the number of files. A version with a manifest:
+ * exactly the files it lists, from the folder it names (`filesDir`: the committed attempt's; the
+ * version folder for versions written before attempts had folders), each checked against its
+ * sha256, and the manifest beside them. A folder without one (a run's initial policy, a base
+ * model): every object under it but an `attempts/` folder (what unfinished update attempts left).
+ */
+export async function downloadPolicyVersion(
+  store: ArtifactStore,
+  uri: string,
+  dest: string,
+): Promise<number> {
+  const { key } = splitUri(uri);
+  const prefixKey = key.startsWith(store.prefix) ? key.slice(store.prefix.length) : key;
+  let raw: Buffer | undefined;
+  try {
+    raw = await store.getBytes(`${prefixKey}${POLICY_MANIFEST_FILE}`);
+  } catch (err) {
+    if (!(err instanceof ArtifactNotFoundError)) throw err;
+  }
+  let files = 0;
+  if (raw) {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(raw.toString('utf8'));
+    } catch (err) {
+      throw new BadInputError(
+        `the manifest of policy version ${uri} is not JSON: ${(err as Error).message}`,
+        {
+          uri,
+        },
+      );
+    }
+    const parsed = policyManifestFilesSchema.safeParse(doc);
+    if (!parsed.success) {
+      throw new BadInputError(
+        `the manifest of policy version ${uri} does not list its files: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+        { uri },
+      );
+    }
+    const from = policyFilesPrefix(prefixKey, parsed.data);
+    for (const [rel, f] of Object.entries(parsed.data.files)) {
+      // checked against the manifest's sha256 as it streams (a mismatch is retried, then fails)
+      await store.downloadToFile(
+        { uri: store.uriOf(`${from}${rel}`), sha256: f.sha256, bytes: f.bytes, contentType: '' },
+        join(dest, rel),
+      );
+      files += 1;
+      heartbeat({ files });
+    }
+    await writeFile(join(dest, POLICY_MANIFEST_FILE), raw);
+    return files;
+  }
+  for await (const o of store.list(prefixKey)) {
+    const rel = o.key.slice(prefixKey.length);
+    if (!rel || rel.endsWith('/') || rel.startsWith(POLICY_ATTEMPTS_DIR)) continue;
+    if (rel.split('/').some((p) => p === '..' || p === '.'))
+      throw new BadInputError(`policy object ${o.key} has an unsafe name`);
+    await store.downloadToFile(o.key, join(dest, rel));
+    files += 1;
+    heartbeat({ files });
+  }
+  return files;
+}
 
 /**
  * vLLM 0.32's in-place reload (`reload_weights`) of a model whose LM head is tied to its input

@@ -25,8 +25,8 @@ export interface EvictedVersion {
 }
 
 /**
- * Removes the cached folders of `uri`'s run older than its newest `keep` versions (the synced one
- * included) and returns what went. A folder is known by the `.complete` marker a finished download
+ * Removes the cached folders of `uri`'s run other than its newest `keep` versions and the synced
+ * one, and returns what went. A folder is known by the `.complete` marker a finished download
  * leaves (it holds the version's uri); anything else in the cache (downloads in progress, other
  * runs) is left alone.
  */
@@ -45,7 +45,8 @@ export async function evictOlderVersions(
     if (v && v.runId === synced.runId) cached.push({ uri: marked!.trim(), version: v.version, folder });
   }
   const newest = [...new Set([synced.version, ...cached.map((c) => c.version)])].sort((a, b) => b - a);
-  const kept = new Set(newest.slice(0, keep));
+  // the synced version always stays (an old checkpoint synced for an evaluation evicts nothing newer)
+  const kept = new Set([...newest.slice(0, keep), synced.version]);
   const evicted = cached.filter((c) => !kept.has(c.version));
   for (const e of evicted) await rm(e.folder, { recursive: true, force: true });
   return evicted;

@@ -7,7 +7,11 @@
  * runs/<run>/steps/<k>/batch.json | metrics.json       a training step's batch and metrics
  * runs/<run>/search-usage/<call>.json                  the paid-call ledger (also keyed by evaluation ids)
  * runs/<run>/steps/<k>/groups/gen-<g>-group-<j>/traj/<i>/trajectory.json
- * policies/<run>/v<k>/                                 a policy version (written by the Python trainer)
+ * policies/<run>/v<k>/                                 a policy version (written by the Python trainer):
+ *   segflow-policy.json                                its manifest, created once (the commit point)
+ *   attempts/<attempt>/…                               one update attempt's files; the manifest names the
+ *                                                      committed attempt (`filesDir`), the others are orphans
+ * runs/<run>/trainer/v<k>/attempts/<attempt>/          that attempt's optimizer and RNG state
  * policies/<run>/latest.json                           the run's newest version
  * evals/<eval>/samples/<sample>.json | <sample>/…      one sample's result and its artifacts
  * evals/<eval>/evaluation.json                         its fingerprint and generation (what re-runs may reuse)
@@ -22,9 +26,19 @@
 /** Templates shared with the Python trainer (`{name}` placeholders, Python `str.format` syntax). */
 export const KeyTemplates = {
   policyVersion: 'policies/{runId}/v{version}/',
-  /** The optimizer and RNG state the trainer saved with a version. */
+  /** The optimizer and RNG state the trainer saved with a version (each attempt in its own folder below). */
   trainerState: 'runs/{runId}/trainer/v{version}/',
+  /**
+   * One update attempt's files of a version, and its trainer state: a folder per attempt (`attempt`:
+   * the Temporal attempt number and random hex), so an attempt that timed out but still runs (a
+   * zombie) never writes where its retry did. Only the attempt whose manifest was created is read.
+   */
+  policyAttempt: 'policies/{runId}/v{version}/attempts/{attempt}/',
+  trainerStateAttempt: 'runs/{runId}/trainer/v{version}/attempts/{attempt}/',
 } as const;
+
+/** The folder of a version (and of its trainer state) that holds one folder per update attempt. */
+export const POLICY_ATTEMPTS_DIR = 'attempts/';
 
 /** A sample id as one path segment: injective (percent-encoding), so two ids never share a key. */
 export function sampleKeySegment(sampleId: string): string {

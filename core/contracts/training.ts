@@ -180,6 +180,23 @@ export const POLICY_MANIFEST_SCHEMA = 'segflow.policy/1';
 /** The manifest's file name in a version's folder; written last (a folder without it is unfinished). */
 export const POLICY_MANIFEST_FILE = 'segflow-policy.json';
 
+/**
+ * A file's name inside a version: a relative path without `.`/`..` segments or backslashes, so a
+ * reader that joins it to its folder never leaves that folder.
+ */
+const policyFileName = z
+  .string()
+  .regex(/^(?!\/)(?!.*(?:^|\/)\.{1,2}(?:\/|$))[^\\]+$/, 'a relative path without "." or ".." segments');
+const policyFilesSchema = z.record(policyFileName, z.strictObject({ sha256: z.string(), bytes: int(0) }));
+/**
+ * The folder, relative to the version's, that holds `files`: the update attempt that created the
+ * manifest (`attempts/<attempt>/`, keys.ts `policyAttempt`). Absent in versions written before
+ * attempts had folders: their files are in the version folder itself.
+ */
+const policyFilesDirSchema = z
+  .string()
+  .regex(/^attempts\/[A-Za-z0-9][A-Za-z0-9_-]*\/$/, '"attempts/<attempt>/" (letters, digits, "-", "_")');
+
 export const policyManifestSchema = z.strictObject({
   schema: z.literal(POLICY_MANIFEST_SCHEMA),
   runId: IdSchemas.run,
@@ -194,13 +211,29 @@ export const policyManifestSchema = z.strictObject({
   parent: policyRefSchema,
   batchSha256: z.string(),
   weightsSha256: z.string(),
-  /** Optimizer and RNG state, for the next step. */
+  /** Optimizer and RNG state, for the next step (the committed attempt's folder). */
   trainerState: z.string(),
-  /** Every file of the version's folder: its sha256 and size. */
-  files: z.record(z.string(), z.strictObject({ sha256: z.string(), bytes: int(0) })),
+  /** Every file of the version: its sha256 and size, by its name relative to `filesDir`. */
+  files: policyFilesSchema,
+  filesDir: policyFilesDirSchema.optional(),
   metrics: trainerMetricsSchema,
 });
 export type PolicyManifest = z.infer<typeof policyManifestSchema>;
+
+/**
+ * What a reader of a version needs from its manifest (which files, where), without the rest: a
+ * version written by an older trainer still reads when other fields have changed since.
+ */
+export const policyManifestFilesSchema = z.object({
+  files: policyFilesSchema,
+  filesDir: policyFilesDirSchema.optional(),
+});
+export type PolicyManifestFiles = z.infer<typeof policyManifestFilesSchema>;
+
+/** Where a version's files are: `<version folder><filesDir>` (the folder itself without filesDir). */
+export function policyFilesPrefix(versionPrefix: string, manifest: PolicyManifestFiles): string {
+  return `${versionPrefix.replace(/\/?$/, '/')}${manifest.filesDir ?? ''}`;
+}
 
 /** The schemas the Python trainer reads or writes, by the file name they are exported under. */
 export const trainerSchemas = {

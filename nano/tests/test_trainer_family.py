@@ -245,6 +245,25 @@ def test_update_moves_nano_log_probs_and_writes_a_loadable_version(dev):
     # the same step again: the stored version is returned, not applied twice
     again = update_policy(dev.store, batch, dev.v0, {**HP, "runId": dev.run_id, "step": 0}, dev.tmp / "work2")
     assert again["metrics"]["reused"] is True and again["policy"]["weightsSha256"] == r["policy"]["weightsSha256"]
+    dev.v1 = r
+
+
+def test_the_policy_server_loads_a_version_from_s3_through_its_manifest(dev):
+    # an s3:// lora_path (nano/policy_server.py): the committed attempt's files, never another
+    # attempt's folder (here: a timed-out attempt that wrote other weights after the commit)
+    from nano.policy_server import fetch_s3_folder
+
+    uri = dev.v1["policy"]["uri"]
+    manifest = json.loads(dev.store.get_bytes(uri + MANIFEST))
+    v0 = fetch_policy(dev.store, dev.v0["uri"], dev.tmp / "v0")
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        dev.store.put_file(uri + f"attempts/1-zombie/{name}", v0 / name, "application/octet-stream")
+    folder = Path(fetch_s3_folder(uri, client=dev.store.client))
+    committed = fetch_policy(dev.store, uri, dev.tmp / "committed")
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        assert (folder / name).read_bytes() == (committed / name).read_bytes(), name
+    assert manifest["filesDir"] != "attempts/1-zombie/"
+    assert pm.load(str(folder)).config.model_type == "segflow-nano-policy"
 
 
 def test_missing_image_and_lora_are_bad_input(dev):

@@ -34,6 +34,7 @@ import { after, before, test } from 'node:test';
 import type { ChildProcess } from 'node:child_process';
 import type { Client } from '@temporalio/client';
 import { TaskQueues } from '../../core/queues.js';
+import { policyFilesPrefix, type PolicyManifestFiles } from '../../core/contracts/index.js';
 import { publishNanoWorld, type NanoPublished } from '../../cli/commands/nano.js';
 import type { EvaluationResult } from '../../workflows/evaluation.js';
 import type { TrainingRunResult } from '../../workflows/training-run.js';
@@ -203,14 +204,16 @@ async function train(
   );
   for (const [k, m] of steps.entries()) {
     // every version is a nano checkpoint the trainer made from its parent, back to the published v0
-    const manifest = await store.getJson<{ kind: string; reference: string; parent: { version: number } }>(
-      store.uriOf(`policies/${runId}/v${k + 1}/segflow-policy.json`),
-    );
+    const version = `policies/${runId}/v${k + 1}/`;
+    const manifest = await store.getJson<
+      PolicyManifestFiles & { kind: string; reference: string; parent: { version: number } }
+    >(store.uriOf(`${version}segflow-policy.json`));
     assert.equal(manifest.kind, 'full');
     assert.equal(manifest.reference, world.policy);
     assert.equal(manifest.parent.version, k);
+    // its files are in the folder of the update attempt that committed it
     const config = await store.getJson<{ model_type: string }>(
-      store.uriOf(`policies/${runId}/v${k + 1}/config.json`),
+      store.uriOf(`${policyFilesPrefix(version, manifest)}config.json`),
     );
     assert.equal(config.model_type, 'segflow-nano-policy');
     assert.equal(m.trainer.trajectories, m.rollouts.trajectories);

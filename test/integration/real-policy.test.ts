@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import type { Client } from '@temporalio/client';
 import { TaskQueues } from '../../core/queues.js';
+import { downloadPolicyVersion } from '../../activities/training/activities.js';
 import type { BatchTrajectory, TrainingBatch, UpdatePolicyResult } from '../../core/contracts/index.js';
 import {
   PolicyClient,
@@ -514,10 +515,7 @@ function policyClient(): PolicyClient {
 
 /** A version's folder on this host, as policySyncWeights downloads it. */
 async function downloadVersion(uri: string, folder: string): Promise<string> {
-  const relative = uri.replace(/^s3:\/\/[^/]+\//, '').slice(store.prefix.length);
-  for await (const o of store.list(relative)) {
-    await store.downloadToFile(o.key, join(folder, o.key.slice(relative.length)));
-  }
+  await downloadPolicyVersion(store, uri, folder);
   return folder;
 }
 

@@ -59,6 +59,28 @@ def validate(name: str, doc: Any, what: str) -> None:
 
 
 @lru_cache(maxsize=None)
+def _part_validator(name: str, props: tuple[str, ...]) -> Draft202012Validator:
+    whole = schema(name)
+    part = {
+        "type": "object",
+        "properties": {p: whole["properties"][p] for p in props},
+        "required": [p for p in props if p in whole.get("required", [])],
+    }
+    if "$defs" in whole:
+        part["$defs"] = whole["$defs"]
+    return Draft202012Validator(part)
+
+
+def validate_part(name: str, doc: Any, props: tuple[str, ...], what: str) -> None:
+    """As validate, for the properties `props` of contract `name` alone (other fields may be absent,
+    unknown or of an older version): what a reader needs of a record written by an older writer."""
+    errors = sorted(_part_validator(name, props).iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        found = [f"{_where(e)}: {e.message}" for e in errors]
+        raise BadInputError(f"{what} does not match the {name} contract: {'; '.join(found[:10])}")
+
+
+@lru_cache(maxsize=None)
 def _keys() -> dict[str, Any]:
     return json.loads((SCHEMA_DIR / "keys.json").read_text())
 

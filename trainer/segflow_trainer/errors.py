@@ -38,6 +38,14 @@ class ResourceExhaustedError(RuntimeError):
     type = "ResourceExhausted"
 
 
+class UpdateCancelledError(RuntimeError):
+    """The update's activity was cancelled (timed out, or the worker is stopping): raised inside the
+    update at its next phase or optimizer step, so a timed-out attempt stops instead of racing its
+    retry to the end. Nobody waits for its result; the retry does the step."""
+
+    type = "UpdateCancelled"
+
+
 TYPED: tuple[type[Exception], ...] = (BadInputError, PolicyVersionConflictError, ConfigError, ResourceExhaustedError)
 
 # botocore ClientError codes that mean the credentials, the bucket or its policy are wrong: the same

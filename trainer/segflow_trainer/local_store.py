@@ -7,11 +7,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Iterator
 
 from .errors import BadInputError
-from .store import Store, sha256_file
+from .store import Store, check_file, safe_relative, sha256_file
 
 
 class LocalStore(Store):
@@ -60,6 +61,41 @@ class LocalStore(Store):
             "contentType": content_type,
         }
 
+    def put_bytes_if_absent(self, key_or_uri: str, body: bytes, content_type: str) -> bool:
+        """A hard link of a written temporary file: it fails when the name exists, so of several
+        writers exactly one creates the object (as S3's `If-None-Match: *`)."""
+        path = self._path(key_or_uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.part{os.getpid()}-{threading.get_ident()}")
+        tmp.write_bytes(body)
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def delete_prefix(self, prefix_key_or_uri: str) -> int:
+        keys = list(self.list(prefix_key_or_uri))
+        for key in keys:
+            (self.root / key).unlink(missing_ok=True)
+        return len(keys)
+
+    def download_files(self, prefix_uri: str, files: dict[str, dict], dest: Path, what: str) -> list[str]:
+        prefix = self.key_of(prefix_uri.rstrip("/") + "/")
+        for rel in sorted(files):
+            target = dest / safe_relative(rel, what)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = self._path(prefix + rel)
+            if not source.is_file():
+                raise BadInputError(f"artifact s3://{self.bucket}/{prefix}{rel} does not exist")
+            tmp = target.with_name(target.name + f".part{os.getpid()}")
+            shutil.copyfile(source, tmp)
+            check_file(tmp, files[rel], f"{what}: file {rel} (s3://{self.bucket}/{prefix}{rel})")
+            tmp.replace(target)
+        return sorted(files)
+
     def list(self, prefix_key_or_uri: str) -> Iterator[str]:
         prefix = self.key_of(prefix_key_or_uri)
         base = self.root / prefix if prefix.endswith("/") else (self.root / prefix).parent
@@ -70,11 +106,13 @@ class LocalStore(Store):
             if key.startswith(prefix):
                 yield key
 
-    def download_prefix(self, prefix_uri: str, dest: Path) -> list[str]:
+    def download_prefix(self, prefix_uri: str, dest: Path, skip_dirs: tuple[str, ...] = ()) -> list[str]:
         prefix = self.key_of(prefix_uri.rstrip("/") + "/")
         names = []
         for key in self.list(f"s3://{self.bucket}/{prefix}"):
             rel = key[len(prefix) :]
+            if rel.startswith(skip_dirs):
+                continue
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(self.root / key, target)

@@ -1,12 +1,15 @@
 """S3 access for the trainer (boto3), compatible with activities/storage/artifact-store.ts: objects
 carry their SHA-256 in the `sha256` metadata field, URIs are `s3://bucket/key`, and a put of the
-same bytes to the same key is a no-op."""
+same bytes to the same key is a no-op. `put_bytes_if_absent` is S3's conditional create
+(`If-None-Match: *`, supported by AWS S3, MinIO and SeaweedFS): of several writers of one key exactly
+one creates it; it is how an update commits a policy version (update.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -18,6 +21,25 @@ from .errors import BadInputError
 from .settings import S3Settings
 
 _URI = re.compile(r"^s3://([^/]+)/(.*)$")
+
+
+def safe_relative(name: str, where: str) -> str:
+    """`name` as a path inside a folder: refused when absolute or with "." / ".." segments (a manifest's
+    file names are checked by its contract too; this guards every join)."""
+    parts = name.split("/")
+    if not name or name.startswith("/") or "\\" in name or any(p in (".", "..") for p in parts):
+        raise BadInputError(f"{where} names the file {name!r}, which would leave its folder")
+    return name
+
+
+def check_file(path: Path, expected: dict, what: str) -> None:
+    """Raises BadInputError when the file at `path` is not the `{sha256, bytes}` a manifest lists for it."""
+    size = path.stat().st_size
+    if size != expected["bytes"]:
+        raise BadInputError(f"{what} has {size} bytes, its manifest lists {expected['bytes']}: the stored file is not the committed one")
+    sha = sha256_file(path)
+    if sha != expected["sha256"]:
+        raise BadInputError(f"{what} has sha256 {sha}, its manifest lists {expected['sha256']}: the stored file is not the committed one")
 
 
 def sha256_file(path: Path) -> str:
@@ -96,6 +118,66 @@ class Store:
             "contentType": content_type,
         }
 
+    def put_bytes_if_absent(self, key_or_uri: str, body: bytes, content_type: str) -> bool:
+        """Creates the object only if no object has the key (`If-None-Match: *`): True when this call
+        created it, False when one existed (HTTP 412). A 409 (a concurrent conditional write in
+        flight, AWS's ConditionalRequestConflict) is retried until one of the two answers comes."""
+        key = self.key_of(key_or_uri)
+        sha = hashlib.sha256(body).hexdigest()
+        for attempt in range(8):
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=body,
+                    ContentType=content_type,
+                    Metadata={"sha256": sha},
+                    IfNoneMatch="*",
+                )
+                return True
+            except ClientError as err:
+                status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                code = err.response.get("Error", {}).get("Code")
+                if status == 412 or code == "PreconditionFailed":
+                    return False
+                if status == 409 or code == "ConditionalRequestConflict":
+                    time.sleep(0.2 * 2**attempt)
+                    continue
+                raise
+        raise RuntimeError(f"s3://{self.bucket}/{key}: conditional create kept conflicting (HTTP 409); try again")
+
+    def delete_prefix(self, prefix_key_or_uri: str) -> int:
+        """Deletes every object under the prefix; returns how many."""
+        keys = list(self.list(prefix_key_or_uri))
+        for i in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+            chunk = [{"Key": k} for k in keys[i : i + 1000]]
+            out = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+            if out.get("Errors"):
+                e = out["Errors"][0]
+                raise RuntimeError(f"could not delete {len(out['Errors'])} objects under {prefix_key_or_uri}: {e.get('Key')}: {e.get('Message')}")
+        return len(keys)
+
+    def download_files(self, prefix_uri: str, files: dict[str, dict], dest: Path, what: str) -> list[str]:
+        """Downloads the files a manifest lists (`{name: {sha256, bytes}}`) from under the prefix into
+        dest, each checked against its size and sha256 (BadInputError when it is not the file listed)."""
+        prefix = self.key_of(prefix_uri.rstrip("/") + "/")
+        for rel in sorted(files):
+            target = dest / safe_relative(rel, what)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + f".part{os.getpid()}")
+            self._download(prefix + rel, tmp)
+            check_file(tmp, files[rel], f"{what}: file {rel} (s3://{self.bucket}/{prefix}{rel})")
+            tmp.replace(target)
+        return sorted(files)
+
+    def _download(self, key: str, path: Path) -> None:
+        try:
+            self.client.download_file(self.bucket, key, str(path))
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise BadInputError(f"artifact s3://{self.bucket}/{key} does not exist") from err
+            raise
+
     def list(self, prefix_key_or_uri: str) -> Iterator[str]:
         prefix = self.key_of(prefix_key_or_uri)
         paginator = self.client.get_paginator("list_objects_v2")
@@ -103,14 +185,16 @@ class Store:
             for obj in page.get("Contents", []):
                 yield obj["Key"]
 
-    def download_prefix(self, prefix_uri: str, dest: Path) -> list[str]:
-        """Downloads every object under the prefix into dest (relative names kept); returns the names."""
+    def download_prefix(self, prefix_uri: str, dest: Path, skip_dirs: tuple[str, ...] = ()) -> list[str]:
+        """Downloads every object under the prefix into dest (relative names kept), except those under
+        the sub-folders `skip_dirs` (e.g. "attempts/"); returns the names."""
         prefix = self.key_of(prefix_uri.rstrip("/") + "/")
         names = []
         for key in self.list(f"s3://{self.bucket}/{prefix}"):
             rel = key[len(prefix) :]
-            if not rel or rel.endswith("/"):
+            if not rel or rel.endswith("/") or rel.startswith(skip_dirs):
                 continue
+            safe_relative(rel, f"policy folder s3://{self.bucket}/{prefix}")
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(target.name + f".part{os.getpid()}")

@@ -8,6 +8,17 @@ redoing a step gives the same bytes and can never apply the step on top of itsel
 manifest (`segflow-policy.json`) is written last: a version without it is unfinished and is redone;
 one with it is reused when it was made from the same parent and the same batch, and refused
 (PolicyVersionConflict) when it was not.
+
+Attempts. An attempt that timed out may still be running (a zombie) while its retry runs on another
+trainer, and the two need not produce the same bytes (other GPUs). So no two attempts ever write the
+same object: each uploads its files to its own folder, `policies/<R>/v<v+1>/attempts/<attempt>/`
+(and its trainer state to `runs/<R>/trainer/v<v+1>/attempts/<attempt>/`), `<attempt>` being the
+Temporal attempt number and random hex, and commits by *creating* the manifest (S3 conditional
+create, `If-None-Match: *`), which names its folder (`filesDir`) and trainer state. Exactly one
+attempt creates it; one that finds it made (before its upload, or when its create is refused) returns
+that version as reused (same parent and batch) or raises PolicyVersionConflict, and deletes its own
+folders. Readers take the files the manifest lists from the folder it names (fetch_policy;
+policySyncWeights on the TypeScript side), so whatever a zombie writes later is never read.
 """
 
 from __future__ import annotations
@@ -16,9 +27,11 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import math
 import random
 import re
+import secrets
 import shutil
 import time
 from dataclasses import dataclass, field, fields
@@ -38,6 +51,18 @@ from .store import Store
 
 MANIFEST = "segflow-policy.json"
 MANIFEST_SCHEMA = "segflow.policy/1"
+
+log = logging.getLogger("segflow.trainer")
+
+
+def _attempts_dir() -> str:
+    """The sub-folder of a version (and of its trainer state) holding one folder per attempt:
+    "attempts/" (keys.ts `policyAttempt`, read from the exported template)."""
+    version = contracts.key("policyVersion", runId="r", version=0)
+    return contracts.key("policyAttempt", runId="r", version=0, attempt="a")[len(version) :].removesuffix("a/")
+
+
+ATTEMPTS_DIR = _attempts_dir()
 
 Progress = Callable[[str, int, int], None]
 
@@ -158,8 +183,9 @@ def _cache_dir(work_dir: Path, uri: str) -> Path:
 
 
 def fetch_policy(store: Store, uri: str, work_dir: Path) -> Path:
-    """Downloads a policy folder once (complete folders are kept, keyed by URI). The processes of a
-    sharded update share the work dir: a lock lets one download while the others wait."""
+    """Downloads a policy folder once (complete folders are kept, keyed by URI; download_policy says
+    what is downloaded). The processes of a sharded update share the work dir: a lock lets one
+    download while the others wait."""
     dest = _cache_dir(work_dir, uri)
     done = dest / ".complete"
     if done.exists():
@@ -171,9 +197,31 @@ def fetch_policy(store: Store, uri: str, work_dir: Path) -> Path:
             return dest
         if dest.exists():
             shutil.rmtree(dest)
-        store.download_prefix(uri, dest)
+        download_policy(store, uri, dest)
         done.write_text(uri)
     return dest
+
+
+def download_policy(store: Store, uri: str, dest: Path) -> list[str]:
+    """A version through its manifest: exactly the files it lists, from the folder it names
+    (`filesDir`, the committed attempt's; the version folder itself for versions written before
+    attempts had folders), each checked against its size and sha256, and the manifest beside them.
+    A folder without a manifest (a base model, a run's initial policy, a trainer state) is downloaded
+    whole, less an `attempts/` folder (what unfinished attempts left). Returns the names."""
+    raw = _manifest_bytes(store, uri)
+    if raw is None:
+        return store.download_prefix(uri, dest, skip_dirs=(ATTEMPTS_DIR,))
+    manifest = json.loads(raw)
+    what = f"the manifest of policy version {uri}"
+    contracts.validate_part("policy-manifest", manifest, ("files", "filesDir"), what)
+    names = store.download_files(files_prefix(uri, manifest), manifest["files"], dest, f"policy version {uri}")
+    (dest / MANIFEST).write_bytes(raw)
+    return names
+
+
+def files_prefix(uri: str, manifest: dict) -> str:
+    """Where a version's files are: its folder plus the manifest's `filesDir` (absent: the folder)."""
+    return uri.rstrip("/") + "/" + manifest.get("filesDir", "")
 
 
 def _locked(work_dir: Path, uri: str):
@@ -197,8 +245,9 @@ def keep_as_cached(folder: Path, uri: str, work_dir: Path) -> Path:
 
 
 def _version_pattern(uri_template: str) -> re.Pattern[str]:
+    """The template's URIs and those of its attempts' folders; group 1: the version."""
     head, _, tail = uri_template.partition("{version}")
-    return re.compile(re.escape(head) + r"(\d+)" + re.escape(tail) + "$")
+    return re.compile(re.escape(head) + r"(\d+)" + re.escape(tail) + f"(?:{re.escape(ATTEMPTS_DIR)}[^/]+/)?$")
 
 
 def evict_versions(
@@ -251,11 +300,16 @@ def clean_work_dir(work_dir: Path) -> list[Path]:
     return removed
 
 
-def read_manifest(store: Store, uri: str) -> dict | None:
+def _manifest_bytes(store: Store, uri: str) -> bytes | None:
     key = uri.rstrip("/") + "/" + MANIFEST
     if not store.exists(key):
         return None
-    return json.loads(store.get_bytes(key))
+    return store.get_bytes(key)
+
+
+def read_manifest(store: Store, uri: str) -> dict | None:
+    raw = _manifest_bytes(store, uri)
+    return None if raw is None else json.loads(raw)
 
 
 @dataclass
@@ -293,8 +347,10 @@ class _Step:
     work_dir: Path
     progress: Progress
     version: int  # the version this step writes (the parent's + 1)
-    out_uri: str  # policies/<R>/v<version>/
-    state_uri: str  # runs/<R>/trainer/v<version>/
+    out_uri: str  # policies/<R>/v<version>/ (its manifest)
+    attempt: str  # this attempt's folder name: the Temporal attempt number and random hex
+    files_uri: str  # policies/<R>/v<version>/attempts/<attempt>/ (its files)
+    state_uri: str  # runs/<R>/trainer/v<version>/attempts/<attempt>/
     parallel: Parallel = SINGLE_PROCESS  # the processes of a sharded update (distributed.py)
     keep_versions: int = 1  # finished versions of the run kept in the work dir's cache (evict_versions)
 
@@ -360,18 +416,25 @@ def update_policy(
     progress: Progress = lambda phase, done, total: None,
     parallel: Parallel = SINGLE_PROCESS,
     keep_versions: int = 1,
+    attempt: int = 0,
 ) -> dict:
     """One policy update. `parallel`: this process's part of a sharded update (distributed.py,
     run by update_cli.py under torchrun); by default the whole update runs in this process.
     `keep_versions`: how many of the run's newest finished versions stay in `work_dir` after the
     upload (SEGFLOW_TRAINER_KEEP_VERSIONS; the newest is the next step's parent), older ones and
-    their trainer state are removed, so the work dir does not grow with the run."""
+    their trainer state are removed, so the work dir does not grow with the run. `attempt`: the
+    Temporal attempt number (0 outside Temporal), part of this attempt's folder name. `progress`
+    is called at every phase and optimizer step; an exception it raises (the worker's, when the
+    activity is cancelled) stops the update there, and an attempt stopped before its commit deletes
+    what it uploaded."""
     t0 = time.monotonic()
     hp = parse_hyperparameters(hyperparameters)
     ref = parse_policy_ref(policy_ref_raw)
     if not isinstance(batch_ref, dict) or not isinstance(batch_ref.get("uri"), str):
         raise BadInputError(f"batch_ref must be an ArtifactRef {{uri, sha256, ...}}, got {batch_ref!r}")
     version = ref.version + 1
+    # unique per attempt (os.urandom: no training RNG is touched); only process 0 writes with it
+    token = f"{attempt}-{secrets.token_hex(6)}"
     step = _Step(
         store=store,
         hp=hp,
@@ -380,7 +443,9 @@ def update_policy(
         progress=progress,
         version=version,
         out_uri=store.uri_of(contracts.key("policyVersion", runId=hp.run_id, version=version)),
-        state_uri=store.uri_of(contracts.key("trainerState", runId=hp.run_id, version=version)),
+        attempt=token,
+        files_uri=store.uri_of(contracts.key("policyAttempt", runId=hp.run_id, version=version, attempt=token)),
+        state_uri=store.uri_of(contracts.key("trainerStateAttempt", runId=hp.run_id, version=version, attempt=token)),
         parallel=parallel,
         keep_versions=keep_versions,
     )
@@ -407,11 +472,11 @@ def update_policy(
     shift = _log_prob_shift(step, fam, rows, old_lp)
     stats["consistency"] = _consistency(old_lp, rollout_lp)
     optimizer_state = parallel.gather_for_save(fam, optimizer)
-    manifest = parallel.from_main(
+    manifest, reused = parallel.from_main(
         lambda: _save_version(step, loaded, optimizer_state, rows, batch_sha, stats, done_updates, shift)
     )
-    progress("done", 1, 1)
-    return _result(manifest, reused=False, duration_ms=(time.monotonic() - t0) * 1000)
+    progress("reused" if reused else "done", 1, 1)
+    return _result(manifest, reused=reused, duration_ms=(time.monotonic() - t0) * 1000)
 
 
 def _read_batch(step: _Step, batch_ref: dict) -> tuple[Any, str]:
@@ -653,8 +718,10 @@ def _save_version(
     stats: dict[str, list[float]],
     done_updates: int,
     shift: dict[str, list[float]],
-) -> dict:
-    """Saves the version and its trainer state, uploads both, and writes the manifest last."""
+) -> tuple[dict, bool]:
+    """Saves the version and its trainer state, uploads both to this attempt's folders and commits
+    them by creating the manifest. Returns the version's manifest and whether it is another
+    attempt's (reused: made from the same parent and batch while this attempt ran)."""
     store, hp, fam = step.store, step.hp, loaded.family
     step.progress("save", 0, 1)
     out_dir = _staging_dir(step.work_dir / "out" / hp.run_id / f"v{step.version}")
@@ -664,32 +731,122 @@ def _save_version(
     torch.save(optimizer_state, state_dir / "optimizer.pt")
     torch.save(rng_state(), state_dir / "rng.pt")
 
-    step.progress("upload", 0, 1)
-    files = store.upload_folder(out_dir, step.out_uri)
-    store.upload_folder(state_dir, step.state_uri)
-    manifest = {
-        "schema": MANIFEST_SCHEMA,
-        "runId": hp.run_id,
-        "step": hp.step,
-        "version": step.version,
-        "uri": step.out_uri,
-        "kind": fam.kind,
-        "baseModel": fam.base_model,
-        "reference": loaded.reference,
-        "parent": {"uri": step.ref.uri, "version": step.ref.version},
-        "batchSha256": batch_sha,
-        "weightsSha256": wsha,
-        "trainerState": step.state_uri,
-        "files": files,
-        "metrics": _metrics(hp, fam, rows, stats, done_updates, shift),
-    }
-    # What the TypeScript side and the next step read: checked before it is written (a bug here fails the
-    # update with the field named instead of storing a version nobody can read).
-    contracts.validate("policy-manifest", manifest, f"the manifest of {step.out_uri}")
-    body = json.dumps(manifest, indent=1, sort_keys=True).encode()
-    store.put_bytes(step.out_uri + MANIFEST, body, "application/json")
+    # Another attempt of this step (a retry while this one stalled) may have committed meanwhile:
+    # then there is nothing to upload.
+    try:
+        existing = _reuse_or_conflict(step, batch_sha)
+    except PolicyVersionConflictError:
+        _discard(out_dir, state_dir)
+        raise
+    if existing is not None:
+        _discard(out_dir, state_dir)
+        return existing, True
+
+    outcome = "failed"  # then "unknown" once the create is sent, "committed" or "lost" once answered
+    try:
+        files = _upload(step, out_dir, step.files_uri)
+        _upload(step, state_dir, step.state_uri)
+        manifest = {
+            "schema": MANIFEST_SCHEMA,
+            "runId": hp.run_id,
+            "step": hp.step,
+            "version": step.version,
+            "uri": step.out_uri,
+            "kind": fam.kind,
+            "baseModel": fam.base_model,
+            "reference": loaded.reference,
+            "parent": {"uri": step.ref.uri, "version": step.ref.version},
+            "batchSha256": batch_sha,
+            "weightsSha256": wsha,
+            "trainerState": step.state_uri,
+            "files": files,
+            "filesDir": step.files_uri[len(step.out_uri) :],
+            "metrics": _metrics(hp, fam, rows, stats, done_updates, shift),
+        }
+        # What the TypeScript side and the next step read: checked before it is written (a bug here fails the
+        # update with the field named instead of storing a version nobody can read).
+        contracts.validate("policy-manifest", manifest, f"the manifest of {step.out_uri}")
+        body = json.dumps(manifest, indent=1, sort_keys=True).encode()
+        step.progress("commit", 0, 1)
+        outcome = "unknown"
+        outcome = "committed" if _commit(step, manifest, body) else "lost"
+    finally:
+        if outcome != "committed":
+            _discard(out_dir, state_dir)
+        if outcome in ("failed", "lost"):  # failed, cancelled or beaten: what this attempt uploaded is an orphan
+            _delete_attempt(step, step.files_uri, step.state_uri)
+        # "unknown" (the create raised): the manifest may exist and name these files; they stay
+    if outcome == "lost":
+        existing = _reuse_or_conflict(step, batch_sha)
+        if existing is None:
+            raise RuntimeError(f"the manifest of {step.out_uri} existed a moment ago and is gone; retry the update")
+        return existing, True
     _retire_outputs(step, loaded, out_dir, state_dir, body)
-    return manifest
+    _delete_other_attempts(step)
+    return manifest, False
+
+
+def _upload(step: _Step, folder: Path, prefix_uri: str) -> dict[str, dict]:
+    """Uploads a staged folder file by file (progress between files: a cancelled update stops there)."""
+    out: dict[str, dict] = {}
+    paths = sorted(p for p in folder.rglob("*") if p.is_file())
+    for i, path in enumerate(paths):
+        step.progress("upload", i, len(paths))
+        rel = path.relative_to(folder).as_posix()
+        ct = "application/json" if rel.endswith(".json") else "application/octet-stream"
+        ref = step.store.put_file(prefix_uri + rel, path, ct)
+        out[rel] = {"sha256": ref["sha256"], "bytes": ref["bytes"]}
+    return out
+
+
+def _commit(step: _Step, manifest: dict, body: bytes) -> bool:
+    """Creates the version's manifest unless one exists (S3 `If-None-Match: *`): True when this
+    attempt's is the version's manifest, False when another attempt's is."""
+    if step.store.put_bytes_if_absent(step.out_uri + MANIFEST, body, "application/json"):
+        return True
+    existing = read_manifest(step.store, step.out_uri)
+    if existing is not None and existing.get("filesDir") == manifest["filesDir"]:
+        return True  # this attempt's own create, whose answer was lost and whose retry was refused
+    log.info(
+        "policy version v%d of run %s was committed by another attempt (%s) while attempt %s ran: its files are orphans",
+        step.version,
+        step.hp.run_id,
+        (existing or {}).get("filesDir"),
+        step.attempt,
+    )
+    return False
+
+
+def _discard(*folders: Path) -> None:
+    """Removes staging folders whose bytes are not the version's (never to become its cached copy)."""
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()  # out/<run>/, when nothing else is staged there
+
+
+def _delete_attempt(step: _Step, *prefixes: str) -> None:
+    """Best effort: an orphan left behind costs storage, never correctness (no reader looks at it)."""
+    for prefix in prefixes:
+        try:
+            step.store.delete_prefix(prefix)
+        except Exception as err:  # noqa: BLE001 - best effort, logged
+            log.warning("could not delete %s (an orphaned update attempt): %s", prefix, err)
+
+
+def _delete_other_attempts(step: _Step) -> None:
+    """After the commit: other attempts' folders of this version are orphans (an attempt that is
+    still running finds the manifest and deletes what it writes after this, itself)."""
+    state_root = step.state_uri[: -len(step.attempt) - 1]
+    for root, own in ((step.out_uri + ATTEMPTS_DIR, step.files_uri), (state_root, step.state_uri)):
+        base = step.store.key_of(root)
+        try:
+            folders = {k[: k.find("/", len(base)) + 1] for k in step.store.list(root) if "/" in k[len(base) :]}
+        except Exception as err:  # noqa: BLE001 - best effort, logged
+            log.warning("could not list %s: %s", root, err)
+            continue
+        stale = sorted(folders - {step.store.key_of(own)})
+        _delete_attempt(step, *(f"s3://{step.store.bucket}/{k}" for k in stale))
 
 
 def _retire_outputs(step: _Step, loaded: LoadedPolicy, out_dir: Path, state_dir: Path, manifest: bytes) -> None:

@@ -78,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--progress", type=Path, help="where process 0 keeps {phase, done, total}")
     ap.add_argument("--work-dir", type=Path, help="default: SEGFLOW_TRAINER_WORK_DIR")
     ap.add_argument("--local-store", type=Path, help="a directory in place of the S3 bucket (tests)")
+    ap.add_argument("--attempt", type=int, default=0, help="the Temporal attempt number (names this attempt's folder)")
     a = ap.parse_args(argv)
 
     parallel = None
@@ -123,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress,
             parallel=parallel,
             keep_versions=settings.keep_versions,
+            attempt=a.attempt,
         )
         if parallel.is_main:
             _write_json(a.result, {"result": result})

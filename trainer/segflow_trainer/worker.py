@@ -19,7 +19,12 @@ both off when unset).
 
 One update runs at a time (it owns the process's torch RNG and the CPU/GPU). The update runs in a
 worker thread while the activity heartbeats its progress every few seconds, so a dead trainer is
-noticed within the workflow's heartbeat timeout and the step is retried on another trainer.
+noticed within the workflow's heartbeat timeout and the step is retried on another trainer. A
+trainer that was only slow (its heartbeats did not arrive in time) learns it from its next heartbeat:
+the SDK cancels the activity, and the update thread stops at its next phase or optimizer step
+(UpdateCancelledError from the progress callback). Until it stops it is a zombie racing its retry;
+that race is safe by construction (update.py, "Attempts"): each attempt writes only its own folder
+and the version's manifest is created once.
 """
 
 from __future__ import annotations
@@ -30,13 +35,14 @@ import concurrent.futures
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from .errors import raise_mapped
+from .errors import UpdateCancelledError, raise_mapped
 from .family import load_family_modules, registered_families
 from .settings import TrainerSettings, load_settings
 from .store import Store
@@ -58,8 +64,14 @@ class TrainerActivities:
     async def update_policy(self, batch_ref: dict, policy_ref: dict, hyperparameters: dict) -> dict:
         info = activity.info()
         progress = {"phase": "start", "done": 0, "total": 0, "attempt": info.attempt}
+        cancelled = threading.Event()
 
         def report(phase: str, done: int, total: int) -> None:
+            if cancelled.is_set():
+                raise UpdateCancelledError(
+                    f"update_policy attempt {info.attempt} of {hyperparameters.get('runId')} step "
+                    f"{hyperparameters.get('step')} was cancelled (phase {progress['phase']})"
+                )
             progress.update(phase=phase, done=done, total=total)
 
         def run() -> dict:
@@ -71,6 +83,7 @@ class TrainerActivities:
                 Path(self.settings.work_dir),
                 report,
                 keep_versions=self.settings.keep_versions,
+                attempt=info.attempt,
             )
 
         log.info("update_policy %s step %s attempt %d", hyperparameters.get("runId"), hyperparameters.get("step"), info.attempt)
@@ -78,11 +91,30 @@ class TrainerActivities:
             result = await self._sharded_update(batch_ref, policy_ref, hyperparameters, info.attempt)
         else:
             fut = asyncio.get_running_loop().run_in_executor(self.executor, run)
-            while True:
-                activity.heartbeat(dict(progress))
-                done, _ = await asyncio.wait([fut], timeout=self.settings.heartbeat_seconds)
-                if done:
-                    break
+            try:
+                while True:
+                    activity.heartbeat(dict(progress))
+                    done, _ = await asyncio.wait([fut], timeout=self.settings.heartbeat_seconds)
+                    if done:
+                        break
+            except asyncio.CancelledError:
+                # Timed out (the server answered a heartbeat with "not found"), cancelled, or the worker
+                # is shutting down: the thread cannot be killed, it stops at its next progress call.
+                cancelled.set()
+                fut.add_done_callback(
+                    lambda f: log.info(
+                        "cancelled update_policy attempt %d stopped: %r", info.attempt, None if f.cancelled() else f.exception()
+                    )
+                )
+                log.warning(
+                    "update_policy %s step %s attempt %d cancelled (%s) in phase %s; stopping it",
+                    hyperparameters.get("runId"),
+                    hyperparameters.get("step"),
+                    info.attempt,
+                    activity.cancellation_details(),
+                    progress["phase"],
+                )
+                raise
             try:
                 result = fut.result()
             except BaseException as err:  # noqa: BLE001 - mapped onto Temporal's retry classes
@@ -108,6 +140,7 @@ class TrainerActivities:
                 Path(self.settings.work_dir),
                 heartbeat=lambda p: activity.heartbeat({**p, "attempt": attempt, "processes": self.settings.nproc}),
                 heartbeat_seconds=self.settings.heartbeat_seconds,
+                extra_args=("--attempt", str(attempt)),
             )
         except asyncio.CancelledError:
             raise

@@ -47,4 +47,19 @@ def test_validation_names_the_field_and_the_rule():
 def test_shared_key_templates_and_failure_types():
     assert contracts.key("policyVersion", runId="r1", version=3) == "policies/r1/v3/"
     assert contracts.key("trainerState", runId="r1", version=3) == "runs/r1/trainer/v3/"
+    assert contracts.key("policyAttempt", runId="r1", version=3, attempt="2-ab") == "policies/r1/v3/attempts/2-ab/"
+    assert contracts.key("trainerStateAttempt", runId="r1", version=3, attempt="2-ab") == "runs/r1/trainer/v3/attempts/2-ab/"
     assert {BadInputError.type, PolicyVersionConflictError.type} <= contracts.error_types()
+
+
+def test_a_reader_checks_the_manifest_fields_it_uses_and_no_others():
+    files = {"model.safetensors": {"sha256": "a", "bytes": 1}}
+    # an older manifest: other fields absent or of another shape, filesDir absent
+    contracts.validate_part("policy-manifest", {"files": files, "metrics": "old"}, ("files", "filesDir"), "m")
+    contracts.validate_part("policy-manifest", {"files": files, "filesDir": "attempts/2-ab/"}, ("files", "filesDir"), "m")
+    with pytest.raises(BadInputError, match="filesDir: '../x/' does not match"):
+        contracts.validate_part("policy-manifest", {"files": files, "filesDir": "../x/"}, ("files", "filesDir"), "m")
+    with pytest.raises(BadInputError, match="does not match"):
+        contracts.validate_part("policy-manifest", {"files": {"../../x": files["model.safetensors"]}}, ("files",), "m")
+    with pytest.raises(BadInputError, match="'files' is a required property"):
+        contracts.validate_part("policy-manifest", {}, ("files", "filesDir"), "m")

@@ -56,12 +56,17 @@ def test_update_raises_positive_and_lowers_negative_log_probs(dev):
     m = r["metrics"]
     assert m["logProbShift"]["positive"] > 0 > m["logProbShift"]["negative"]
     assert m["reused"] is False and m["trajectories"] == 4 and m["responseTokens"] > 0
-    # The version folder is a save_pretrained folder plus its manifest; trainer state lives apart.
-    names = set(dev.store.list(r["policy"]["uri"]))
+    # The version folder holds its manifest and the attempt's folder, a save_pretrained folder the
+    # manifest names; trainer state lives apart, in the attempt's folder of its own.
     base = dev.store.key_of(r["policy"]["uri"])
-    assert {base + n for n in ("config.json", "model.safetensors", "tokenizer.json", MANIFEST)} <= names
-    state = set(dev.store.list(dev.store.uri_of(f"runs/{dev.run_id}/trainer/v1/")))
-    assert any(k.endswith("optimizer.pt") for k in state) and any(k.endswith("rng.pt") for k in state)
+    manifest = json.loads(dev.store.get_bytes(r["policy"]["uri"] + MANIFEST))
+    assert manifest["filesDir"].startswith("attempts/0-")
+    assert manifest["trainerState"] == dev.store.uri_of(f"runs/{dev.run_id}/trainer/v1/{manifest['filesDir']}")
+    files = base + manifest["filesDir"]
+    assert set(dev.store.list(r["policy"]["uri"])) == {base + MANIFEST} | {files + n for n in manifest["files"]}
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(manifest["files"])
+    state = set(dev.store.list(manifest["trainerState"]))
+    assert {dev.store.key_of(manifest["trainerState"]) + n for n in ("optimizer.pt", "rng.pt")} == state
     dev.v1 = r
 
 
@@ -136,7 +141,8 @@ def test_adam_eps_reaches_the_optimizer_and_its_saved_state(dev):
     run = dev.run_id + "-eps"
     batch = dev.put_batch(fixed_batch(run), "eps.json")
     r = update_policy(dev.store, batch, dev.v0, {**HP, "runId": run, "step": 0, "adamEps": 1e-3}, dev.work_dir)
-    state = fetch_policy(dev.store, dev.store.uri_of(f"runs/{run}/trainer/v1/"), dev.tmp / "eps-state")
+    state_uri = json.loads(dev.store.get_bytes(r["policy"]["uri"] + MANIFEST))["trainerState"]
+    state = fetch_policy(dev.store, state_uri, dev.tmp / "eps-state")
     saved = torch.load(state / "optimizer.pt", weights_only=True)
     assert [g["eps"] for g in saved["param_groups"]] == [1e-3]
     with pytest.raises(BadInputError, match="adamEps: 0 is less than or equal to the minimum of 0"):

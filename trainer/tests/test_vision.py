@@ -15,7 +15,7 @@ from segflow_trainer.batch import BatchTrajectory, parse_batch
 from segflow_trainer.errors import BadInputError
 from segflow_trainer.hf_family import HfFamily, VLM_LORA_TARGETS, token_log_probs
 from segflow_trainer.tiny_qwen_vl import build_tiny_qwen_vl
-from segflow_trainer.update import LoraSettings, update_policy
+from segflow_trainer.update import LoraSettings, fetch_policy, update_policy
 
 from .helpers import Dev
 
@@ -232,7 +232,7 @@ def test_update_policy_trains_a_vlm_with_its_images(dev, fam, kind):
     assert m["logProbShift"]["positive"] > 0 > m["logProbShift"]["negative"]
     files = {k.rsplit("/", 1)[1] for k in dev.store.list(r["policy"]["uri"])}
     if kind == "lora":
-        cfg = json.loads(dev.store.get_bytes(r["policy"]["uri"] + "adapter_config.json"))
+        cfg = json.loads((fetch_policy(dev.store, r["policy"]["uri"], dev.tmp / "read") / "adapter_config.json").read_text())
         assert cfg["target_modules"] == VLM_LORA_TARGETS  # the language model only
     else:
         # a full version is a servable folder: weights, tokenizer, template and image processor

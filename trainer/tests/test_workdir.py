@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+import json
+
+from segflow_trainer import update
 from segflow_trainer.update import MANIFEST, clean_work_dir, update_policy
 
 from .helpers import LocalDev
@@ -24,16 +27,21 @@ def cached_uris(work: Path) -> list[str]:
     return sorted(p.read_text() for p in (work / "policies").glob("*/.complete"))
 
 
-def counting_downloads(env, monkeypatch) -> list[str]:
+def counting_downloads(monkeypatch) -> list[str]:
     fetched: list[str] = []
-    original = type(env.store).download_prefix
+    original = update.download_policy
 
-    def download_prefix(self, uri, dest):
+    def download_policy(store, uri, dest):
         fetched.append(uri)
-        return original(self, uri, dest)
+        return original(store, uri, dest)
 
-    monkeypatch.setattr(type(env.store), "download_prefix", download_prefix)
+    monkeypatch.setattr(update, "download_policy", download_policy)
     return fetched
+
+
+def state_uri(env, version_uri: str) -> str:
+    """The trainer state the version's manifest names (its committed attempt's folder)."""
+    return json.loads(env.store.get_bytes(version_uri + MANIFEST))["trainerState"]
 
 
 def steps(env, run: str, work: Path, n: int, keep: int, after=lambda r: None) -> list[dict]:
@@ -48,16 +56,15 @@ def steps(env, run: str, work: Path, n: int, keep: int, after=lambda r: None) ->
 
 def test_three_updates_keep_one_version_and_download_each_parent_once(env, monkeypatch):
     work = env.tmp / "keep1"
-    fetched = counting_downloads(env, monkeypatch)
+    fetched = counting_downloads(monkeypatch)
     sizes = []
     run = "bounded"
 
     def check(r):
         v = r["policy"]["version"]
         # the reference (v0), the newest version and its trainer state: nothing older, no staging
-        assert cached_uris(work) == sorted(
-            [env.v0["uri"], env.store.uri_of(f"policies/{run}/v{v}/"), env.store.uri_of(f"runs/{run}/trainer/v{v}/")]
-        )
+        version = env.store.uri_of(f"policies/{run}/v{v}/")
+        assert cached_uris(work) == sorted([env.v0["uri"], version, state_uri(env, version)])
         assert not (work / "out").exists() or not any((work / "out").rglob("*"))
         sizes.append(sum(p.stat().st_size for p in work.rglob("*") if p.is_file()))
 
@@ -86,7 +93,7 @@ def test_keep_versions(env, keep, kept):
     versions = [u for u in cached_uris(work) if f"/policies/{run}/" in u]
     states = [u for u in cached_uris(work) if f"/runs/{run}/trainer/" in u]
     assert versions == [env.store.uri_of(f"policies/{run}/v{v}/") for v in kept]
-    assert states == [env.store.uri_of(f"runs/{run}/trainer/v{v}/") for v in kept]
+    assert states == [state_uri(env, env.store.uri_of(f"policies/{run}/v{v}/")) for v in kept]
     assert env.v0["uri"] in cached_uris(work)  # the reference stays: every step's KL and v0 need it
 
 

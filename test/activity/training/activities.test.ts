@@ -2,15 +2,17 @@
 // metrics and the newest-version pointer, and the weight sync against a vLLM-like server.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { createPolicyActivities } from '../../../activities/policy/activities.js';
 import {
   createPolicySyncActivities,
   createTrainingActivities,
 } from '../../../activities/training/activities.js';
 import type { ArtifactRef } from '../../../core/artifacts.js';
+import { POLICY_MANIFEST_FILE, PolicyKeys } from '../../../core/contracts/index.js';
 import { startFakePolicyServer, type FakePolicyServer } from '../../servers/openai-server.js';
 import { throughWorkerInterceptors } from '../../support/activity-env.js';
 import { testConfig, testStore, uniqueId } from '../../support/stack.js';
@@ -290,4 +292,163 @@ void test('policySyncWeights: a LoRA version loads as an adapter under its name;
   } finally {
     await Promise.all([dev.close(), plain.close()]);
   }
+});
+
+/** Every file under a folder, by its path relative to it, with its text. */
+function filesUnder(folder: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of readdirSync(folder, { recursive: true, withFileTypes: true })) {
+    if (e.isFile()) {
+      const path = join(e.parentPath, e.name);
+      out[relative(folder, path)] = readFileSync(path, 'utf8');
+    }
+  }
+  return out;
+}
+
+/** Stores files under `dir` and returns them as a manifest's `files`. */
+async function putFiles(dir: string, files: Record<string, string>) {
+  const listed: Record<string, { sha256: string; bytes: number }> = {};
+  for (const [rel, text] of Object.entries(files)) {
+    await store.putBytes(`${dir}${rel}`, Buffer.from(text), 'application/octet-stream');
+    listed[rel] = { sha256: createHash('sha256').update(text).digest('hex'), bytes: Buffer.byteLength(text) };
+  }
+  return listed;
+}
+
+void test('policySyncWeights: downloads exactly the files the manifest lists, from the attempt it names; stray attempt folders are never read; an old-layout version still reads', async () => {
+  const sync = throughWorkerInterceptors(
+    createPolicySyncActivities({
+      store,
+      cacheDir: join(tmp, 'cache-attempts'),
+      hostId: 'h3',
+      policyLoadAdapter: async () => ({ loaded: true, alreadyLoaded: false }),
+      policyReloadWeights: async () => ({ reloaded: true }),
+      fullWeightSync: 'by-name',
+      servedModel: 'policy',
+    }),
+  );
+  const committed = { 'config.json': '{"model_type": "gpt2"}', 'sub/model.safetensors': 'committed weights' };
+  // A version whose retry (attempt 2) committed while the timed-out attempt 1 kept writing its own
+  // folder with other bytes, and an attempt 3 left an unfinished folder.
+  const v = `${prefix}/policies/attempts-v1/`;
+  const files = await putFiles(`${v}attempts/2-b2b2/`, committed);
+  await putFiles(`${v}attempts/1-a1a1/`, {
+    'config.json': '{"model_type": "gpt2"}',
+    'sub/model.safetensors': 'zombie weights',
+    'extra.bin': 'x',
+  });
+  await putFiles(`${v}attempts/3-c3c3/`, { 'sub/model.safetensors': 'unfinished' });
+  const manifest = JSON.stringify({
+    schema: 'segflow.policy/1',
+    version: 1,
+    files,
+    filesDir: 'attempts/2-b2b2/',
+  });
+  await store.putBytes(`${v}${POLICY_MANIFEST_FILE}`, Buffer.from(manifest), 'application/json');
+  const r = await sync.policySyncWeights({ policy: { uri: store.uriOf(v), version: 1 }, name: 'run-c-v1' });
+  assert.equal(r.files, 2);
+  assert.deepEqual(filesUnder(r.path), {
+    ...committed,
+    [POLICY_MANIFEST_FILE]: manifest,
+    '.complete': store.uriOf(v),
+  });
+
+  // A version written before attempts had folders: its files are in the version folder itself (a
+  // stray attempts/ folder there is not among them).
+  const old = `${prefix}/policies/old-v2/`;
+  const oldFiles = await putFiles(old, committed);
+  await putFiles(`${old}attempts/9-9999/`, { 'sub/model.safetensors': 'stray' });
+  const oldManifest = JSON.stringify({ schema: 'segflow.policy/1', version: 2, files: oldFiles });
+  await store.putBytes(`${old}${POLICY_MANIFEST_FILE}`, Buffer.from(oldManifest), 'application/json');
+  const o = await sync.policySyncWeights({ policy: { uri: store.uriOf(old), version: 2 }, name: 'run-c-v2' });
+  assert.deepEqual(filesUnder(o.path), {
+    ...committed,
+    [POLICY_MANIFEST_FILE]: oldManifest,
+    '.complete': store.uriOf(old),
+  });
+
+  // A folder without a manifest (a run's initial policy): all of it but an attempts/ folder.
+  const initial = `${prefix}/policies/initial-v0/`;
+  await putFiles(initial, committed);
+  await putFiles(`${initial}attempts/1-0000/`, { 'model.safetensors': 'unfinished' });
+  const i = await sync.policySyncWeights({
+    policy: { uri: store.uriOf(initial), version: 0 },
+    name: 'run-c-v0',
+  });
+  assert.deepEqual(filesUnder(i.path), { ...committed, '.complete': store.uriOf(initial) });
+
+  // A stored file that is not the one the manifest committed is refused, not served.
+  const bad = `${prefix}/policies/bad-v3/`;
+  const badFiles = await putFiles(`${bad}attempts/1-dddd/`, committed);
+  await store.putBytes(
+    `${bad}attempts/1-dddd/sub/model.safetensors`,
+    Buffer.from('overwritten'),
+    'application/octet-stream',
+  );
+  await store.putJson(`${bad}${POLICY_MANIFEST_FILE}`, { files: badFiles, filesDir: 'attempts/1-dddd/' });
+  await assert.rejects(
+    sync.policySyncWeights({ policy: { uri: store.uriOf(bad), version: 3 }, name: 'run-c-v3' }),
+    /sub\/model\.safetensors has sha256 [0-9a-f]{64}, expected [0-9a-f]{64}/,
+  );
+  // A manifest whose folder or names would leave the version folder is refused.
+  for (const [n, doc] of [
+    [4, { files: badFiles, filesDir: '../other/' }],
+    [5, { files: { '../../x': { sha256: 'a', bytes: 1 } } }],
+  ] as const) {
+    const escape = `${prefix}/policies/escape-v${n}/`;
+    await store.putJson(`${escape}${POLICY_MANIFEST_FILE}`, doc);
+    await rejectsWith(
+      sync.policySyncWeights({ policy: { uri: store.uriOf(escape), version: n }, name: `run-c-v${n}` }),
+      'BadInputError',
+      /the manifest of policy version .* does not list its files: (filesDir: "attempts\/<attempt>\/"|files\.\.\.\/\.\.\/x: Invalid key)/,
+    );
+  }
+});
+
+void test("policySyncWeights: a host keeps a run's newest keepVersions versions; older folders go and their adapters are unloaded", async () => {
+  const cfg = { ...config, policy: { ...config.policy, baseUrl: `${policy.url}/v1` } };
+  const policyActs = createPolicyActivities({ config: cfg, store });
+  const cacheDir = join(tmp, 'cache-evict');
+  const sync = throughWorkerInterceptors(
+    createPolicySyncActivities({
+      store,
+      cacheDir,
+      hostId: 'h4',
+      policyLoadAdapter: policyActs.policyLoadAdapter,
+      policyReloadWeights: policyActs.policyReloadWeights,
+      policyUnloadAdapter: policyActs.policyUnloadAdapter,
+      keepVersions: 2,
+      fullWeightSync: 'by-name',
+      servedModel: 'policy',
+    }),
+  );
+  const runId = uniqueId('evict');
+  const paths: string[] = [];
+  for (const v of [1, 2, 3]) {
+    const key = PolicyKeys.version(runId, v);
+    await putFiles(key, { 'adapter_config.json': '{}', 'adapter_model.safetensors': `weights ${v}` });
+    const r = await sync.policySyncWeights({
+      policy: { uri: store.uriOf(key), version: v },
+      name: `${runId}-v${v}`,
+    });
+    paths.push(r.path);
+  }
+  assert.deepEqual(
+    paths.map((p) => existsSync(p)),
+    [false, true, true],
+    'v1 left the host once v3 came',
+  );
+  assert.deepEqual(
+    [1, 2, 3].map((v) => policy.adapters.has(`${runId}-v${v}`)),
+    [false, true, true],
+    "v1's adapter was unloaded from the server",
+  );
+  // asked for again (an evaluation of an old checkpoint): downloaded and loaded again
+  const back = await sync.policySyncWeights({
+    policy: { uri: store.uriOf(PolicyKeys.version(runId, 1)), version: 1 },
+    name: `${runId}-v1`,
+  });
+  assert.equal(back.downloaded, true);
+  assert.ok(policy.adapters.has(`${runId}-v1`));
 });

@@ -11,6 +11,8 @@ import {
   RunKeys,
   WorkflowIds,
   isSafeId,
+  policyFilesPrefix,
+  policyManifestFilesSchema,
   rolloutSummarySchema,
   safeIdProblem,
   sampleKeySegment,
@@ -60,6 +62,7 @@ test('keys and child ids: the strings recorded histories and stored runs rely on
   assert.equal(RunKeys.batch('r1', 3), 'runs/r1/steps/3/batch.json');
   assert.equal(PolicyKeys.version('r1', 4), 'policies/r1/v4/');
   assert.equal(KeyTemplates.policyVersion, 'policies/{runId}/v{version}/');
+  assert.equal(KeyTemplates.policyAttempt, 'policies/{runId}/v{version}/attempts/{attempt}/');
   assert.equal(EvalKeys.sampleResult('ev', 'a/b.c'), 'evals/ev/samples/a%2Fb%2Ec.json');
 });
 
@@ -142,4 +145,39 @@ test('rollout summary: what the rollout returns parses, a summary without its tr
   const { trajectory: _t, ...without } = summary;
   assert.equal(rolloutSummarySchema.safeParse(without).success, false);
   assert.equal(rolloutSummarySchema.safeParse({ ...summary, stopReason: 'bored' }).success, false);
+});
+
+test("a version manifest's files: where they are (the committed attempt's folder) and names that stay inside it", () => {
+  const files = {
+    'config.json': { sha256: 'a', bytes: 1 },
+    'sub/model.safetensors': { sha256: 'b', bytes: 2 },
+  };
+  const attempt = policyManifestFilesSchema.parse({ files, filesDir: 'attempts/2-0a1b/', other: 1 });
+  assert.equal(policyFilesPrefix('policies/r/v3/', attempt), 'policies/r/v3/attempts/2-0a1b/');
+  // written before attempts had folders: the version folder itself
+  assert.equal(
+    policyFilesPrefix('policies/r/v3', policyManifestFilesSchema.parse({ files })),
+    'policies/r/v3/',
+  );
+  for (const filesDir of [
+    '../x/',
+    'attempts/../../x/',
+    'attempts/a',
+    '/attempts/a/',
+    'other/a/',
+    'attempts/a/b/',
+  ])
+    assert.equal(policyManifestFilesSchema.safeParse({ files, filesDir }).success, false, filesDir);
+  for (const name of ['../x', 'a/../../x', '/etc/passwd', './a', 'a\\..\\b', 'a/./b', ''])
+    assert.equal(
+      policyManifestFilesSchema.safeParse({ files: { [name]: files['config.json'] } }).success,
+      false,
+      name,
+    );
+  for (const name of ['model.safetensors', 'a/b.c', '..a', 'a..b/c'])
+    assert.equal(
+      policyManifestFilesSchema.safeParse({ files: { [name]: files['config.json'] } }).success,
+      true,
+      name,
+    );
 });
