@@ -1,7 +1,8 @@
 /**
- * The embedded BM25 engine: an inverted index in typed arrays, queried document-at-a-time with
- * MaxScore pruning refined by block maxima (Turtle & Flood 1995; Ding & Suel 2011, as Lucene and
- * tantivy do), and stored in one file so a worker loads it instead of re-indexing the corpus.
+ * The embedded BM25 engine: an inverted index in typed arrays with per-block score maxima, queried
+ * in windows of documents with MaxScore pruning (Turtle & Flood 1995) over the block maxima (Ding &
+ * Suel 2011; windowed as Lucene's MaxScoreBulkScorer), and stored in one file (text-corpus.ts) so a
+ * worker loads it instead of re-indexing the corpus.
  *
  * It ranks exactly as the MiniSearch BM25+ index it replaces (same tokens, BM25+ with k1 1.2, b 0.7,
  * δ 0.5 per field, titles ×2, scores summed in query order and multiplied by the number of query
