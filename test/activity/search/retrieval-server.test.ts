@@ -2,12 +2,13 @@
 // (RetrievalServerBackend) against a real search server speaking /retrieve in front of a real
 // engine, scripts/search-server/retrieve_tantivy.py over tantivy, on the shared KB: the facts come
 // back in the top 2 with title and body split and scores in order; the server's index is built once
-// and reused by a second server.
+// and reused by a second server; a server that is gone is named in a retryable error.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { TransientError } from '../../../activities/errors.js';
 import { RetrievalServerBackend } from '../../../activities/search/web-backends.js';
 import { KB_FACTS } from '../../support/kb-questions.js';
 import { sharedData } from '../../support/paths.js';
@@ -68,5 +69,13 @@ void describe('retrieval client against a tantivy /retrieve server', () => {
     } finally {
       await second.close();
     }
+    // Once it is gone, the client names the server it could not reach (a retryable failure).
+    await assert.rejects(
+      new RetrievalServerBackend(second.url, second.url, '.', { timeoutMs: 10_000 }).searchText('Federer', 1),
+      (err: unknown) =>
+        err instanceof TransientError &&
+        err.message.includes(second.url) &&
+        /could not reach/.test(err.message),
+    );
   });
 });
