@@ -6,7 +6,7 @@ export ONNXRUNTIME_NODE_INSTALL := skip
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 SEGR := node bin/segr.js
 
-.PHONY: verify-policy verify-sam2 deps-sam2 deps-vllm help install install-steps test-portability deps-system deps-node deps-tools deps-models deps-nano deps-nano-data deps-trainer deps-trackers build lint test test-unit test-activity test-integration chaos demo bench dev-up dev-down clean
+.PHONY: verify-policy verify-sam2 deps-sam2 deps-vllm deps-search help install install-steps test-portability deps-system deps-node deps-tools deps-models deps-nano deps-nano-data deps-trainer deps-trackers build lint test test-unit test-activity test-integration chaos demo bench dev-up dev-down clean
 
 help:
 	@echo "make test   install everything, build, lint and run the unit, activity and integration tests"
@@ -74,7 +74,14 @@ deps-vllm:
 deps-sam2:
 	bash scripts/setup-sam2.sh
 
-install-steps: deps-system deps-node deps-tools deps-models deps-trainer deps-trackers deps-nano deps-vllm deps-sam2
+# The /retrieve search server in front of tantivy (scripts/search-server/retrieve_tantivy.py) in
+# .venv/search (scripts/setup-search.sh, pinned, a stamp makes a rerun a no-op): the scale-out path
+# of README's "Search at scale"; test/activity/search/retrieval-server.test.ts runs the retrieval
+# client against it. The embedded search does not need it.
+deps-search:
+	bash scripts/setup-search.sh
+
+install-steps: deps-system deps-node deps-tools deps-models deps-trainer deps-trackers deps-nano deps-vllm deps-sam2 deps-search
 
 # every install step, then a check that they left the work tree as it was (a fresh clone stays clean)
 install:

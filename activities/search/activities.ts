@@ -67,6 +67,7 @@ export function backendFactory(
       case 'local':
         return LocalCorpus.load({
           textCorpus: config.local.textCorpus,
+          indexDir: config.local.indexDir,
           imageCorpus: config.local.imageCorpus,
           imageDir: config.local.imageDir,
           retriever: config.local.retriever,

@@ -1,8 +1,9 @@
 /**
  * The embedded search backend: a Search-R1 corpus (`{id, contents: "Title\nBody"}` per line) and
  * an image corpus (`{id, name, filename}` per line), ranked by one of three retrievers:
- * - `bm25`: MiniSearch (BM25+) in memory; it can find nothing. Optionally blended with the ONNX
- *   encoder's dense scores (the older `hybrid` flag, a weighted sum).
+ * - `bm25`: BM25+ over an inverted index with top-k pruning (bm25-index.ts), built once per corpus
+ *   content and stored in `indexDir` (text-corpus.ts); it can find nothing. Optionally blended with
+ *   the ONNX encoder's dense scores (the older `hybrid` flag, a weighted sum).
  * - `e5`: the reference's retriever (spec §7.1): e5 embeddings of `contents` (images: of `name`),
  *   exact inner product, always k hits.
  * - `hybrid`: BM25 and e5 rankings fused by reciprocal rank; always k hits (images: e5 alone).
@@ -13,29 +14,26 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import MiniSearch from 'minisearch';
-import { BadInputError, ConfigError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import type { TextEncoder } from '../embeddings/encoder.js';
 import { DenseIndex, reciprocalRankFusion, type EmbeddingCacheOptions, type Ranked } from './dense-index.js';
+import {
+  jsonObject,
+  passageOf,
+  repeatedIdCheck,
+  TextCorpus,
+  type LoadWarning,
+  type Passage,
+} from './text-corpus.js';
 import type { ImageHit, SearchBackend, TextHit } from './types.js';
 
-export interface Passage {
-  id: string;
-  title: string;
-  body: string;
-  /** The original `contents` ("Title\nBody"). */
-  contents: string;
-}
+export type { LoadWarning, Passage } from './text-corpus.js';
+export { STOP_WORDS, processTerm } from './bm25-terms.js';
 
 export interface CorpusImage {
   id: string;
   name: string;
   filename: string;
-}
-
-export interface LoadWarning {
-  file: string;
-  line: number;
-  problem: string;
 }
 
 function readLines(file: string, setting: string): string[] {
@@ -60,40 +58,17 @@ function parseJsonl<T extends { id: string }>(
   warnings: LoadWarning[],
 ): T[] {
   const out: T[] = [];
-  const firstLineOfId = new Map<string, number>();
+  const repeated = repeatedIdCheck();
   lines.forEach((raw, i) => {
     const line = i + 1;
-    if (raw.trim() === '') {
-      warnings.push({ file, line, problem: 'blank line' });
-      return;
-    }
-    let obj: unknown;
-    try {
-      obj = JSON.parse(raw);
-    } catch (err) {
-      warnings.push({ file, line, problem: `not valid JSON (${(err as Error).message})` });
-      return;
-    }
-    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
-      warnings.push({ file, line, problem: 'not a JSON object' });
-      return;
-    }
-    const picked = pick(obj as Record<string, unknown>);
+    const obj = jsonObject(raw);
+    const picked = typeof obj === 'string' ? obj : pick(obj);
     if (typeof picked === 'string') {
       warnings.push({ file, line, problem: picked });
       return;
     }
-    // The reference retrieves by position, so a repeated id is kept (both passages are real).
-    const first = firstLineOfId.get(picked.id);
-    if (first !== undefined) {
-      warnings.push({
-        file,
-        line,
-        problem: `id ${JSON.stringify(picked.id)} already used on line ${first}; kept both`,
-      });
-    } else {
-      firstLineOfId.set(picked.id, line);
-    }
+    const again = repeated(picked.id, line);
+    if (again) warnings.push({ file, line, problem: again });
     out.push(picked);
   });
   return out;
@@ -105,21 +80,7 @@ function idOf(v: unknown): string | undefined {
 
 /** Parses Search-R1 corpus lines; the title is the first line of `contents`, the body the rest. */
 export function parsePassages(file: string, lines: readonly string[], warnings: LoadWarning[]): Passage[] {
-  const passages = parseJsonl<Passage>(
-    file,
-    lines,
-    (o) => {
-      const id = idOf(o.id);
-      if (id === undefined) return 'missing "id" (string or number)';
-      if (typeof o.contents !== 'string') return 'missing "contents" (string "Title\\nBody")';
-      const nl = o.contents.indexOf('\n');
-      const title = nl < 0 ? o.contents : o.contents.slice(0, nl);
-      const body = nl < 0 ? '' : o.contents.slice(nl + 1);
-      return { id, title, body, contents: o.contents };
-    },
-    warnings,
-  );
-  return passages;
+  return parseJsonl<Passage>(file, lines, passageOf, warnings);
 }
 
 export function parseImages(file: string, lines: readonly string[], warnings: LoadWarning[]): CorpusImage[] {
@@ -153,6 +114,11 @@ export interface E5Retrieval {
 
 export interface LocalCorpusOptions {
   textCorpus: string;
+  /**
+   * Folder where the text corpus' BM25 index is kept, one file per corpus content, so the corpus is
+   * indexed once, not at every worker start. Without it the index is built in memory at every load.
+   */
+  indexDir?: string | undefined;
   /** Image corpus JSONL; without it image search finds nothing. */
   imageCorpus?: string | undefined;
   /** Folder the image corpus' `filename`s are relative to. */
@@ -170,8 +136,6 @@ export interface LocalCorpusOptions {
   onWarning?: (w: LoadWarning) => void;
 }
 
-type Doc = { idx: number; title: string; body: string };
-
 /** The loaded e5 side: the query encoder and the passage / image-name vectors. */
 interface DenseRetrieval {
   mode: 'e5' | 'hybrid';
@@ -180,44 +144,14 @@ interface DenseRetrieval {
   images: DenseIndex | undefined;
 }
 
-/** BM25+ options: title matches count double, as a passage's title line names its subject. */
-const searchOptions = { boost: { title: 2 }, combineWith: 'OR' as const };
-
-/**
- * Lucene's default English stop set. Dropping these from index and queries keeps the posting
- * lists a query walks short (they match nearly every passage and carry almost no BM25 weight):
- * on a 10k-passage corpus it cut MiniSearch's p50 query time several-fold (bench/search.bench.ts).
- */
-export const STOP_WORDS: ReadonlySet<string> = new Set(
-  'a an and are as at be but by for if in into is it no not of on or such that the their then there these they this to was will with'.split(
-    ' ',
-  ),
-);
-
-/** MiniSearch's term processing (lower-case) plus the stop set. */
-export function processTerm(term: string): string | null {
-  const t = term.toLowerCase();
-  return STOP_WORDS.has(t) ? null : t;
-}
-
-export function newTextIndex(): MiniSearch<Doc> {
-  return new MiniSearch<Doc>({
-    idField: 'idx',
-    fields: ['title', 'body'],
-    storeFields: [],
-    processTerm,
-    searchOptions,
-  });
-}
-
 export class LocalCorpus implements SearchBackend {
   readonly name = 'local' as const;
   readonly paid = false;
 
   private constructor(
-    readonly passages: readonly Passage[],
+    /** The text corpus and its BM25 index. */
+    readonly text: TextCorpus,
     readonly images: readonly CorpusImage[],
-    private readonly textIndex: MiniSearch<Doc>,
     private readonly imageIndex: MiniSearch<{ idx: number; name: string }>,
     private readonly imageDir: string,
     readonly warnings: readonly LoadWarning[],
@@ -229,19 +163,10 @@ export class LocalCorpus implements SearchBackend {
   static async load(options: LocalCorpusOptions): Promise<LocalCorpus> {
     const warnings: LoadWarning[] = [];
     const textFile = resolve(options.textCorpus);
-    const passages = parsePassages(
-      textFile,
-      readLines(textFile, 'set search.local.textCorpus / SEGFLOW_SEARCH_CORPUS to a Search-R1 JSONL file'),
-      warnings,
-    );
-    if (passages.length === 0) {
-      throw new BadInputError(
-        `corpus ${textFile} has no usable passage (each line must be {"id", "contents"})`,
-        {
-          file: textFile,
-        },
-      );
-    }
+    const text = TextCorpus.open(textFile, {
+      indexDir: options.indexDir ? resolve(options.indexDir) : undefined,
+      onWarning: (w) => warnings.push(w),
+    });
     let images: CorpusImage[] = [];
     // Text search works without images: an unreadable image corpus fails image searches only.
     let imageProblem: ConfigError | undefined;
@@ -267,8 +192,6 @@ export class LocalCorpus implements SearchBackend {
     }
     for (const w of warnings) options.onWarning?.(w);
 
-    const textIndex = newTextIndex();
-    textIndex.addAll(passages.map((p, idx) => ({ idx, title: p.title, body: p.body })));
     const imageIndex = new MiniSearch<{ idx: number; name: string }>({
       idField: 'idx',
       fields: ['name'],
@@ -291,8 +214,8 @@ export class LocalCorpus implements SearchBackend {
           `search.local.retriever "${retriever}" needs an e5 embeddings server: set search.local.e5.url`,
         );
       }
-      const text = await DenseIndex.build(
-        passages.map((p) => p.contents),
+      const dense = await DenseIndex.build(
+        text.all().map((p) => p.contents),
         options.e5.passages,
         options.e5.cache,
       );
@@ -304,30 +227,25 @@ export class LocalCorpus implements SearchBackend {
               options.e5.cache,
             )
           : undefined;
-      e5 = { mode: retriever, queries: options.e5.queries, text, images: imageIndex };
+      e5 = { mode: retriever, queries: options.e5.queries, text: dense, images: imageIndex };
     }
 
     let dense: { encoder: TextEncoder; matrix: Float32Array; weight: number } | undefined;
     if (options.hybrid) {
       if (!options.encoder) throw new ConfigError('search.local.hybrid is on but no text encoder was given');
-      const vectors = await options.encoder.embed(passages.map((p) => p.contents));
+      const vectors = await options.encoder.embed(text.all().map((p) => p.contents));
       const dim = options.encoder.dimension;
-      const matrix = new Float32Array(passages.length * dim);
+      const matrix = new Float32Array(text.size * dim);
       vectors.forEach((v, i) => matrix.set(v, i * dim));
       dense = { encoder: options.encoder, matrix, weight: options.denseWeight ?? 0.5 };
     }
     const imageDir = options.imageDir ? resolve(options.imageDir) : resolve('.');
-    return new LocalCorpus(
-      passages,
-      images,
-      textIndex,
-      imageIndex,
-      imageDir,
-      warnings,
-      dense,
-      imageProblem,
-      e5,
-    );
+    return new LocalCorpus(text, images, imageIndex, imageDir, warnings, dense, imageProblem, e5);
+  }
+
+  /** Every passage, in corpus order (read from the corpus file on first use). */
+  get passages(): readonly Passage[] {
+    return this.text.all();
   }
 
   /** The retriever in use. */
@@ -338,7 +256,7 @@ export class LocalCorpus implements SearchBackend {
   async searchText(query: string, topk: number): Promise<TextHit[]> {
     if (this.e5) {
       const ranked = await this.denseOrFused(query, this.e5.text, () =>
-        this.textIndex.search(query).map((r) => r.id as number),
+        this.text.search(query, Infinity).map((r) => r.idx),
       );
       return ranked.slice(0, topk).map((r) => this.hit(r.idx, r.score));
     }
@@ -355,25 +273,20 @@ export class LocalCorpus implements SearchBackend {
   }
 
   private bm25(query: string, topk: number): TextHit[] {
-    return this.textIndex
-      .search(query)
-      .slice(0, topk)
-      .map((r) => this.hit(r.id as number, r.score));
+    return this.text.search(query, topk).map((r) => this.hit(r.idx, r.score));
   }
 
   private async hybridSearch(query: string, topk: number): Promise<TextHit[]> {
     const dense = this.dense!;
     const dim = dense.encoder.dimension;
     const [q] = await dense.encoder.embed([query]);
-    const lexical = this.textIndex.search(query);
+    const lexical = this.text.search(query, Infinity);
     const maxLex = lexical[0]?.score ?? 0;
-    const lexScore = new Map<number, number>(
-      lexical.map((r) => [r.id as number, maxLex > 0 ? r.score / maxLex : 0]),
-    );
+    const lexScore = new Map<number, number>(lexical.map((r) => [r.idx, maxLex > 0 ? r.score / maxLex : 0]));
     // Brute-force inner product: exact, and fast enough for corpora of this kind (tens of
     // thousands of passages); a vector index would only pay off far beyond that.
     const scored: { idx: number; score: number }[] = [];
-    for (let i = 0; i < this.passages.length; i++) {
+    for (let i = 0; i < this.text.size; i++) {
       let dot = 0;
       const base = i * dim;
       for (let d = 0; d < dim; d++) dot += q![d]! * dense.matrix[base + d]!;
@@ -384,7 +297,7 @@ export class LocalCorpus implements SearchBackend {
   }
 
   private hit(idx: number, score: number): TextHit {
-    const p = this.passages[idx]!;
+    const p = this.text.passage(idx);
     return { id: p.id, title: p.title, text: p.body, score };
   }
 

@@ -272,7 +272,14 @@ export const configSchema = z.strictObject({
           /** @default "data/local_kb/images" */
           imageDir: z.string().min(1).default('data/local_kb/images'),
           /**
-           * How the corpus is searched (text and images). `bm25`: MiniSearch BM25+, may return
+           * Folder where the text corpus' BM25 index is kept, one file per corpus content (SHA-256)
+           * and ranking version, so the corpus is indexed once, not at every worker start; a changed
+           * corpus gets a new index. @default ".segflow/search-index"
+           */
+          indexDir: z.string().min(1).default('.segflow/search-index'),
+          /**
+           * How the corpus is searched (text and images). `bm25`: BM25+ (an inverted index with
+           * top-k pruning, ranking as MiniSearch's BM25+ did), may return
            * fewer than k hits (none when no word matches). `e5`: the reference's retriever (spec
            * §7.1): e5 dense embeddings from the server at search.local.e5.url, exact inner product,
            * always k hits; images matched by e5 over their names. `hybrid`: the BM25 and e5
@@ -537,6 +544,7 @@ export const envBindings: Readonly<Record<string, string>> = {
   SEGFLOW_SEARCH_CORPUS: 'search.local.textCorpus',
   SEGFLOW_SEARCH_IMAGE_CORPUS: 'search.local.imageCorpus',
   SEGFLOW_SEARCH_IMAGE_DIR: 'search.local.imageDir',
+  SEGFLOW_SEARCH_INDEX_DIR: 'search.local.indexDir',
   SEGFLOW_SEARCH_HYBRID: 'search.local.hybrid',
   SEGFLOW_SEARCH_RETRIEVER: 'search.local.retriever',
   SEGFLOW_E5_URL: 'search.local.e5.url',
