@@ -380,14 +380,12 @@ export function createPolicySyncActivities(deps: PolicySyncDeps) {
     if (!byName || !deps.policyUnloadAdapter || !input.name.endsWith(suffix)) return;
     for (const e of evicted) {
       const name = `${input.name.slice(0, -suffix.length)}-v${e.version}`;
-      await deps
-        .policyUnloadAdapter({ name })
-        .catch((err: unknown) =>
-          currentActivity()?.log.warn('could not unload an evicted policy version', {
-            name,
-            error: String(err),
-          }),
-        );
+      await deps.policyUnloadAdapter({ name }).catch((err: unknown) =>
+        currentActivity()?.log.warn('could not unload an evicted policy version', {
+          name,
+          error: String(err),
+        }),
+      );
     }
   }
 
