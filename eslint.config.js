@@ -1,5 +1,5 @@
-// ESLint flat config. Type-aware rules run on every TypeScript file; workflows/ and core/ get the
-// determinism fences: no Node built-ins, and no value imports of activities/, workers/ or cli/.
+// ESLint flat config. Type-aware rules run on every TypeScript file; workflows/, core/ and bench/workflows/
+// get the determinism fences: no Node built-ins, and no value imports of activities/, workers/ or cli/.
 import { builtinModules } from 'node:module';
 import tseslint from 'typescript-eslint';
 
@@ -70,7 +70,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['workflows/**/*.ts', 'core/**/*.ts'],
+    files: ['workflows/**/*.ts', 'core/**/*.ts', 'bench/workflows/**/*.ts'],
     rules: { '@typescript-eslint/no-restricted-imports': deterministicImportRule },
   },
 );
