@@ -79,7 +79,7 @@ export class DevStack {
       join(this.dataDir, 'temporal', 'temporal.db'),
       '--ui-disable-news-fetch',
       // WAL + synchronous=normal: durable across process crashes (not power loss), and 3.6× the
-      // rollouts/s of the default journal at 8 concurrent rollouts (bench/orchestration.bench.ts).
+      // rollouts/s of the default journal at 8 concurrent rollouts (measured with an earlier version of bench/orchestration.bench.ts).
       '--sqlite-pragma',
       'journal_mode=wal',
       '--sqlite-pragma',
