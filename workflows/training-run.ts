@@ -20,7 +20,6 @@ import {
   defineUpdate,
   setHandler,
   upsertSearchAttributes,
-  workflowInfo,
 } from '@temporalio/workflow';
 import type { LastStepDetails } from '../core/monitor/details.js';
 import { SearchAttributeKeys } from '../core/queues.js';
@@ -31,8 +30,10 @@ import { parseTrainingConfig, type TrainingConfig, type TrainingConfigInput } fr
 import {
   badInput,
   enterPhase,
+  runIsFull,
   runTrainingStep,
   showDetails,
+  type PartialStep,
   type StepProgress,
   type TrainingContext,
 } from './training-step.js';
@@ -80,6 +81,8 @@ export interface TrainingState {
   runs: number;
   /** The last finished step as the Web UI's current details show it (absent before the first). */
   last?: LastStepDetails;
+  /** A step whose generation batches go on in this run (set by a mid-step continue-as-new). */
+  partial?: PartialStep;
 }
 
 export interface TrainingRunInput {
@@ -171,7 +174,7 @@ export async function trainingRun(input: TrainingRunInput): Promise<TrainingRunR
     await runTrainingStep(ctx);
     stepsThisRun += 1;
     const more = state.step < config.steps && !state.stopRequested;
-    if (more && (stepsThisRun >= config.continueAsNewEvery || workflowInfo().continueAsNewSuggested)) {
+    if (more && (stepsThisRun >= config.continueAsNewEvery || runIsFull(ctx))) {
       // Carry references only: the config, the policy version, the cursor, the last few summaries.
       await condition(allHandlersFinished);
       return continueAsNew<typeof trainingRun>({ runId, config, state });
