@@ -8,6 +8,7 @@ import { fnv1a32, mulberry32 } from '../core/random.js';
 import { IdSchemas } from '../core/contracts/ids.js';
 import { trackerConfigSchema } from '../core/tracking.js';
 import { policyProtocolSchema } from '../core/contracts/protocol.js';
+import { MAX_TURNS_CAP } from '../core/rollout/turn-rules.js';
 
 /**
  * The caps of a training run's fan-outs. A generation batch of P prompts adds at most about 6
@@ -166,7 +167,11 @@ export const trainingConfigSchema = z.strictObject({
       /** Agent-loop settings (maxTurns, maxObsLength, …); defaults are the rollout's. */
       settings: z
         .strictObject({
-          maxTurns: int(0).optional(),
+          maxTurns: capped(
+            0,
+            MAX_TURNS_CAP,
+            "each turn adds its activities to the rollout's history",
+          ).optional(),
           maxObsLength: int(1).optional(),
           charsPerToken: z.number().gt(0).optional(),
           tokensPerImage: int(0).optional(),

@@ -203,7 +203,7 @@ void test('fan-out caps: a config past a cap fails naming the key, the cap and d
     promptsPerStep: 4096,
     groupSize: 300,
     generationBatchesPerRun: 5,
-    rollout: { groupConcurrency: 5000 },
+    rollout: { groupConcurrency: 5000, settings: { maxTurns: 100 } },
     policyHosts: Array.from({ length: 257 }, (_, i) => `h${i}`),
   });
   assert.equal(bad.ok, false);
@@ -213,6 +213,7 @@ void test('fan-out caps: a config past a cap fails naming the key, the cap and d
       /groupSize: at most 256: /,
       /generationBatchesPerRun: at most 4: /,
       /rollout\.groupConcurrency: at most 2048: /,
+      /rollout\.settings\.maxTurns: at most 64: /,
       /policyHosts: at most 256 hosts/,
     ])
       assert.match(bad.problems, m);
