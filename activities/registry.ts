@@ -71,7 +71,18 @@ export function activitiesForRole(role: WorkerRole, deps: ActivityDeps): Activit
       return { ...common, ...policy, ...sync, policyTurn: rollout.policyTurn };
     }
     case 'media':
-      return { ...common, ...createMediaActivities({ store: deps.store }) };
+      return {
+        ...common,
+        ...createMediaActivities({
+          store: deps.store,
+          toolTimeoutMs: deps.config.media.ffmpegMinTimeoutMs,
+          msPerFrame: deps.config.media.ffmpegMsPerFrame,
+          video: {
+            maxFrames: deps.config.media.maxVideoFrames,
+            maxSeconds: deps.config.media.maxVideoSeconds,
+          },
+        }),
+      };
     case 'segment':
       return { ...common, ...createSegmentActivities(deps) };
   }

@@ -41,7 +41,11 @@ import { mapLimit } from '../core/concurrency.js';
 import { recordSampleEvaluated } from './metrics.js';
 import { SearchAttributeKeys, TaskQueues } from '../core/queues.js';
 import type { EvaluationActivities, EvalPlanSample } from '../activities/evaluation/activities.js';
-import type { EvaluationFingerprint, EvaluationSummary } from '../core/contracts/evaluation.js';
+import {
+  evaluationFanOutSchema,
+  type EvaluationFingerprint,
+  type EvaluationSummary,
+} from '../core/contracts/evaluation.js';
 import type { createSearchActivities } from '../activities/search/activities.js';
 import { rollout, rolloutFaultSettings, type RolloutInput, type RolloutSummary } from './rollout.js';
 import { segmentAnswer, type SegmentedAnswer } from './segment-answer.js';
@@ -86,9 +90,12 @@ export interface EvaluationInput {
   /** SAM2 ONNX folder on the segment workers. @default segment.modelsDir of the workers */
   modelsDir?: string;
   segmentation?: EvaluationSegmentation;
-  /** Samples evaluated at once. @default 4 */
+  /** Samples evaluated at once, at most 256. @default 4 */
   concurrency?: number;
-  /** Samples per workflow run before continue-as-new. @default 200 */
+  /**
+   * Samples per workflow run before continue-as-new, at most 1000; a run also continues as new
+   * before its page is done when the server suggests it. @default 200
+   */
   pageSize?: number;
   /** Evaluate only the first `limit` samples of the dataset. */
   limit?: number;
@@ -138,6 +145,13 @@ export interface EvaluationSegmentation {
  * them must take the same path, so the reference rule is the default only where this patch is set.
  */
 export const EVAL_REFERENCE_SAM2_PROMPT_PATCH = 'segflow-eval-reference-sam2-prompt';
+
+/**
+ * Evaluations recorded before this started every sample of a page whatever the history's length;
+ * a page stops starting samples when the server suggests continuing as new only where this patch is
+ * set (the next run starts at the first sample not started).
+ */
+export const EVAL_PAGE_CONTINUE_AS_NEW_PATCH = 'segflow-eval-page-continue-as-new-suggested';
 
 interface ResolvedPolicy {
   model: string | null;
@@ -214,8 +228,22 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
   if (!isSafeId('eval', evalId)) {
     throw ApplicationFailure.nonRetryable(safeIdProblem('eval', 'evalId', evalId), ErrorTypes.badInput);
   }
-  const concurrency = Math.max(1, input.concurrency ?? 4);
-  const pageSize = Math.max(1, input.pageSize ?? 200);
+  const requested: Record<string, number> = {
+    concurrency: input.concurrency ?? 4,
+    pageSize: input.pageSize ?? 200,
+  };
+  const fanOut = evaluationFanOutSchema.safeParse(requested);
+  if (!fanOut.success) {
+    const problems = fanOut.error.issues.map((i) => {
+      const key = String(i.path[0]);
+      return `${key} = ${requested[key]}: ${i.message}`;
+    });
+    throw ApplicationFailure.nonRetryable(
+      `evaluation ${evalId}: ${problems.join('; ')}`,
+      ErrorTypes.badInput,
+    );
+  }
+  const { concurrency, pageSize } = fanOut.data;
   const progress: EvaluationProgress = {
     evalId,
     total: null,
@@ -291,8 +319,17 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
     ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
     ...(input.segmentation ? { segmentation: input.segmentation } : {}),
   });
-  // Sliding window: the next child starts as soon as one finishes.
-  await mapLimit(todo, concurrency, async (s) => {
+  // Sliding window: the next child starts as soon as one finishes. When the server suggests
+  // continuing as new, no further child starts; those started finish, and the next run begins at
+  // the first sample not started.
+  const honourSuggestion = patched(EVAL_PAGE_CONTINUE_AS_NEW_PATCH);
+  let stoppedAt: number | undefined;
+  await mapLimit(todo, concurrency, async (s, i) => {
+    if (stoppedAt !== undefined) return;
+    if (honourSuggestion && workflowInfo().continueAsNewSuggested) {
+      stoppedAt = i;
+      return;
+    }
     progress.running++;
     show();
     let outcome;
@@ -312,7 +349,7 @@ export async function evaluation(input: EvaluationInput): Promise<EvaluationResu
     recordSampleEvaluated(evalId);
     show();
   });
-  progress.offset += plan.samples.length;
+  progress.offset += stoppedAt === undefined ? plan.samples.length : plan.samples.indexOf(todo[stoppedAt]!);
 
   if (progress.offset < plan.total) {
     await continueAsNew<typeof evaluation>({
@@ -464,7 +501,11 @@ export async function evaluateSample(
       : seg.kind === 'image'
         ? { kind: 'image', mask: seg.mask }
         : { kind: 'video', manifest: seg.manifest },
-    ...(seg?.kind === 'video' ? { frameUris: seg.frameUris } : {}),
+    ...(seg?.kind === 'video'
+      ? seg.frameUris
+        ? { frameUris: seg.frameUris }
+        : { frameSet: seg.frameSet }
+      : {}),
     keyframeIndex: seg ? seg.keyframeIndex : null,
     rollout: summary,
     requestedPolicyVersion: input.policy.version ?? 0,

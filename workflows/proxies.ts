@@ -10,11 +10,12 @@ import type { createSegmentActivities } from '../activities/segment/activities.j
 
 type SegmentActivities = ReturnType<typeof createSegmentActivities>;
 
-// Media work: ffmpeg/sharp on CPU. Ingesting or decoding a long video takes minutes and heartbeats;
-// bad media fails fast as a non-retryable error.
+// Media work: ffmpeg/sharp on CPU. Extracting every frame of a 20-minute video (media.maxVideoSeconds)
+// or drawing its overlay takes tens of minutes, so the limit is hours; every call heartbeats, so a
+// dead worker is noticed in 2 minutes, not hours. Bad media fails fast as a non-retryable error.
 export const mediaWork = proxyActivities<MediaActivities>({
   taskQueue: TaskQueues.media,
-  startToCloseTimeout: '30 minutes',
+  startToCloseTimeout: '4 hours',
   heartbeatTimeout: '2 minutes',
   retry: { initialInterval: '2 seconds', maximumAttempts: 3 },
 });
@@ -26,12 +27,12 @@ export const queryGlue = proxyActivities<QueryActivities>({
   retry: { initialInterval: '1 second', maximumAttempts: 10 },
 });
 
-// SAM2 on the segment queue: propagation over a long video takes a while; it heartbeats per frame
-// and resumes from its S3 checkpoint, so a lost worker costs one frame, not the video. A minute
-// without a heartbeat means the worker is gone.
+// SAM2 on the segment queue: propagation over a long video (up to media.maxVideoFrames frames) takes
+// hours on a slow device; it heartbeats per frame and resumes from its S3 checkpoint, so a lost
+// worker costs one frame, not the video. A minute without a heartbeat means the worker is gone.
 export const segmenter = proxyActivities<SegmentActivities>({
   taskQueue: TaskQueues.segment,
-  startToCloseTimeout: '2 hours',
+  startToCloseTimeout: '6 hours',
   heartbeatTimeout: '1 minute',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
 });

@@ -23,7 +23,7 @@ import { ArtifactKeys } from '../core/contracts/keys.js';
 import type { RolloutSummary } from '../core/contracts/rollout.js';
 import type { PolicyProtocol } from '../core/contracts/protocol.js';
 import { hostQueue, SearchAttributeKeys, TaskQueues } from '../core/queues.js';
-import { DEFAULT_ROLLOUT_SETTINGS, type RolloutSettings } from '../core/rollout/turn-rules.js';
+import { DEFAULT_ROLLOUT_SETTINGS, MAX_TURNS_CAP, type RolloutSettings } from '../core/rollout/turn-rules.js';
 import {
   runAgentLoop,
   toPolicyMessages,
@@ -210,6 +210,12 @@ function infrastructure(toleranceSeconds: number) {
 
 export async function rollout(input: RolloutInput): Promise<RolloutSummary> {
   const s: RolloutSettings = { ...DEFAULT_ROLLOUT_SETTINGS, ...input.settings };
+  if (!(s.maxTurns >= 0 && s.maxTurns <= MAX_TURNS_CAP)) {
+    throw ApplicationFailure.nonRetryable(
+      `rollout ${input.trajectoryId}: settings.maxTurns = ${s.maxTurns}; at most ${MAX_TURNS_CAP}: each turn adds its activities to the rollout's history (docs/limits.md)`,
+      ErrorTypes.badInput,
+    );
+  }
   const frameIds = input.sample.frames.map((f) => f.fid);
   if (frameIds.length === 0) {
     throw ApplicationFailure.nonRetryable(`sample ${input.sample.id} has no frames`, ErrorTypes.badInput);

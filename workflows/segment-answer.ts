@@ -4,7 +4,7 @@
  * media has no stored frame list), the keyframe is located in the list, and SAM2 is prompted there
  * and propagated over every frame. Shared by `segmentQuery` and `evaluateSample`.
  */
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, patched } from '@temporalio/workflow';
 import type { ArtifactRef } from '../core/artifacts.js';
 import { ErrorTypes } from '../core/contracts/errors.js';
 import { ArtifactKeys } from '../core/contracts/keys.js';
@@ -42,9 +42,18 @@ export type SegmentedAnswer =
       kind: 'video';
       manifest: ArtifactRef;
       frameSet: ArtifactRef;
-      frameUris: string[];
+      /** The frames' URIs: only in histories recorded before {@link FRAME_LIST_BY_REFERENCE_PATCH}. */
+      frameUris?: string[];
       keyframeIndex: number;
     };
+
+/**
+ * Histories recorded before this read a video's whole frame list into the workflow (~100 bytes a
+ * frame: 1.8 MB for a 10-minute 30 fps video) and sent it to the segmenter; replaying them must do
+ * the same, so the keyframe is located by an activity and the segmenter gets the FrameSet reference
+ * only where this patch is set.
+ */
+export const FRAME_LIST_BY_REFERENCE_PATCH = 'segflow-frame-list-by-reference';
 
 export async function segmentAnswer(input: SegmentAnswerInput): Promise<SegmentedAnswer | null> {
   const { media, prompt } = input;
@@ -60,6 +69,18 @@ export async function segmentAnswer(input: SegmentAnswerInput): Promise<Segmente
     return { kind: 'image', mask: seg.mask, keyframeIndex: 0 };
   }
   const frameSet = media.frameSet ?? (await extractAllFrames(media.video, input.label));
+  if (patched(FRAME_LIST_BY_REFERENCE_PATCH)) {
+    const located = await queryGlue.queryLocateKeyframe({ frameSet, keyframe: input.keyframe });
+    if (located.index === null) return keyframeMissing(input, located.frames);
+    const seg = await segmenter.segmentVideo({
+      frameSet,
+      keyframe: located.index,
+      prompt,
+      outputPrefix: input.videoMasksPrefix ?? input.prefix,
+      ...modelsDir,
+    });
+    return { kind: 'video', manifest: seg.manifest, frameSet, keyframeIndex: located.index };
+  }
   const list = await queryGlue.queryFrameList({ frameSet });
   const keyframeIndex = list.fids.indexOf(input.keyframe);
   if (keyframeIndex < 0) {
@@ -77,6 +98,14 @@ export async function segmentAnswer(input: SegmentAnswerInput): Promise<Segmente
     ...modelsDir,
   });
   return { kind: 'video', manifest: seg.manifest, frameSet, frameUris: list.uris, keyframeIndex };
+}
+
+function keyframeMissing(input: SegmentAnswerInput, frames: number): null {
+  if (input.keyframeNotInVideo === 'skip') return null;
+  throw ApplicationFailure.nonRetryable(
+    `keyframe ${input.keyframe} is not a frame of ${input.label} (its ${frames} frames have other ids)`,
+    ErrorTypes.badInput,
+  );
 }
 
 async function extractAllFrames(video: ArtifactRef | undefined, label: string): Promise<ArtifactRef> {

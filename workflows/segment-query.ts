@@ -8,6 +8,7 @@ import {
   ApplicationFailure,
   defineQuery,
   executeChild,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -67,6 +68,14 @@ export interface SegmentQueryProgress {
 }
 
 export const segmentQueryProgress = defineQuery<SegmentQueryProgress>('progress');
+
+/**
+ * Histories recorded before this turned a video's masks into one RLE sequence on the orchestrator
+ * (memory and time growing with the video) before drawing the overlay; replaying them must call
+ * `queryMaskSequence`, so the overlay reads the segmenter's masks itself, streamed, only where this
+ * patch is set.
+ */
+export const OVERLAY_STREAMS_MASKS_PATCH = 'segflow-overlay-streams-masks';
 
 export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQueryResult> {
   const info = workflowInfo();
@@ -183,9 +192,12 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
   if (seg.kind === 'image') {
     if (ingested.kind === 'image')
       overlay = await mediaWork.mediaOverlayImage({ image: ingested.image, mask: seg.mask });
+  } else if (patched(OVERLAY_STREAMS_MASKS_PATCH)) {
+    // A frame folder has no source video to draw on; its masks are the result.
+    if (ingested.kind === 'video')
+      overlay = await mediaWork.mediaOverlayVideo({ video: ingested.video, manifest: seg.manifest });
   } else {
     const sequence = await queryGlue.queryMaskSequence({ manifest: seg.manifest });
-    // A frame folder has no source video to draw on; its masks are the result.
     if (ingested.kind === 'video')
       overlay = await mediaWork.mediaOverlayVideo({ video: ingested.video, masks: sequence });
   }

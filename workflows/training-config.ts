@@ -8,9 +8,26 @@ import { fnv1a32, mulberry32 } from '../core/random.js';
 import { IdSchemas } from '../core/contracts/ids.js';
 import { trackerConfigSchema } from '../core/tracking.js';
 import { policyProtocolSchema } from '../core/contracts/protocol.js';
+import { MAX_TURNS_CAP } from '../core/rollout/turn-rules.js';
+
+/**
+ * The caps of a training run's fan-outs. A generation batch of P prompts adds at most about 6
+ * history events per prompt (start, started, completed, and a workflow task) and one ~2 KB result
+ * per group to the run; 2048 × 6 × 4 batches stays under Temporal's 51,200 events per run and every
+ * payload under its 2 MiB (docs/limits.md has the measured sizes).
+ */
+export const TrainingLimits = {
+  promptsPerStep: 2048,
+  groupSize: 256,
+  policyHosts: 256,
+  generationBatchesPerRun: 4,
+} as const;
 
 const s3Uri = z.string().regex(/^s3:\/\/[^/]+\/.+/, 'must be an s3://bucket/key URI');
 const int = (min: number) => z.number().int().min(min);
+/** An integer fan-out with its cap and the reason for it (docs/limits.md). */
+const capped = (min: number, max: number, why: string) =>
+  z.number().int().min(min).max(max, `at most ${max}: ${why} (docs/limits.md)`);
 
 export const trainingConfigSchema = z.strictObject({
   /** A prepared dataset index (`segr dataset prepare` prints it): `s3://…/datasets/indexes/…json`. */
@@ -26,10 +43,18 @@ export const trainingConfigSchema = z.strictObject({
   }),
   /** Training steps (policy updates). */
   steps: int(1),
-  /** Trajectories per prompt (GRPO group). @default 8 */
-  groupSize: int(1).default(8),
-  /** Prompt groups per step (train_batch_size). @default 16 */
-  promptsPerStep: int(1).default(16),
+  /** Trajectories per prompt (GRPO group), at most 256. @default 8 */
+  groupSize: capped(
+    1,
+    TrainingLimits.groupSize,
+    "one rolloutGroup's history and stored result grow with its trajectories",
+  ).default(8),
+  /** Prompt groups per step (train_batch_size), at most 2048. @default 16 */
+  promptsPerStep: capped(
+    1,
+    TrainingLimits.promptsPerStep,
+    "a generation batch's rolloutGroup children and their results live in one workflow run's history",
+  ).default(16),
   /** Seeds prompt order, sampling and the trainer. @default 0 */
   seed: int(0).default(0),
   reward: z
@@ -69,7 +94,10 @@ export const trainingConfigSchema = z.strictObject({
     .strictObject({
       /** Drop zero-variance groups and generate more until the batch is full. @default false */
       enabled: z.boolean().default(false),
-      /** Generation batches per step before training on what survived (0: no limit). @default 4 */
+      /**
+       * Generation batches per step before training on what survived (0: no limit; a step longer
+       * than `generationBatchesPerRun` goes on in a new workflow run). @default 4
+       */
       maxGenerationBatches: int(0).default(4),
     })
     .prefault({}),
@@ -139,7 +167,11 @@ export const trainingConfigSchema = z.strictObject({
       /** Agent-loop settings (maxTurns, maxObsLength, …); defaults are the rollout's. */
       settings: z
         .strictObject({
-          maxTurns: int(0).optional(),
+          maxTurns: capped(
+            0,
+            MAX_TURNS_CAP,
+            "each turn adds its activities to the rollout's history",
+          ).optional(),
           maxObsLength: int(1).optional(),
           charsPerToken: z.number().gt(0).optional(),
           tokensPerImage: int(0).optional(),
@@ -156,10 +188,18 @@ export const trainingConfigSchema = z.strictObject({
        * coordinate frame of its answers. @default the shipped prompts, 0–1000 (Qwen3-VL)
        */
       protocol: policyProtocolSchema.optional(),
-      /** Prompt groups rolling out at once. @default promptsPerStep */
-      groupConcurrency: int(1).optional(),
-      /** Trajectories of one group rolling out at once. @default groupSize */
-      trajectoryConcurrency: int(1).optional(),
+      /** Prompt groups rolling out at once, at most 2048. @default promptsPerStep */
+      groupConcurrency: capped(
+        1,
+        TrainingLimits.promptsPerStep,
+        'no more groups run at once than a step has',
+      ).optional(),
+      /** Trajectories of one group rolling out at once, at most 256. @default groupSize */
+      trajectoryConcurrency: capped(
+        1,
+        TrainingLimits.groupSize,
+        'no more trajectories run at once than a group has',
+      ).optional(),
       /**
        * How long a trajectory's policy, search and S3 calls keep retrying an outage (connection
        * refused, 5xx, timeouts) before the trajectory fails. @default 900 (the rollout's default)
@@ -177,10 +217,30 @@ export const trainingConfigSchema = z.strictObject({
       maxFailedFraction: z.number().min(0).max(1).default(0.2),
     })
     .prefault({}),
-  /** Policy hosts (`segflow-policy@<host>`) that receive every new version. @default ["local"] */
-  policyHosts: z.array(IdSchemas.host).min(1).default(['local']),
-  /** Steps per workflow run before continue-as-new (bounded history). @default 1 */
+  /** Policy hosts (`segflow-policy@<host>`) that receive every new version, at most 256. @default ["local"] */
+  policyHosts: z
+    .array(IdSchemas.host)
+    .min(1)
+    .max(
+      TrainingLimits.policyHosts,
+      `at most ${TrainingLimits.policyHosts} hosts: every step syncs each one from the run's history (docs/limits.md)`,
+    )
+    .default(['local']),
+  /**
+   * Steps per workflow run before continue-as-new (bounded history); a run also continues as new
+   * after `generationBatchesPerRun` generation batches, or when the server suggests it. @default 1
+   */
   continueAsNewEvery: int(1).default(1),
+  /**
+   * Generation batches (promptsPerStep rolloutGroup children each) per workflow run, within a step
+   * (DAPO) or across steps, before the run continues as new; at most 4, so a run of 2048 prompts
+   * per batch stays under Temporal's 51,200 events. @default 2
+   */
+  generationBatchesPerRun: capped(
+    1,
+    TrainingLimits.generationBatchesPerRun,
+    'each generation batch adds up to 6 history events per prompt to the run',
+  ).default(2),
   /**
    * Each step's metrics also to these experiment trackers (MLflow, TensorBoard), run = the run id.
    * Absent or no backends: S3 only.

@@ -20,19 +20,25 @@ import {
   defineUpdate,
   setHandler,
   upsertSearchAttributes,
-  workflowInfo,
 } from '@temporalio/workflow';
 import type { LastStepDetails } from '../core/monitor/details.js';
 import { SearchAttributeKeys } from '../core/queues.js';
 import type { ArtifactRef } from '../core/artifacts.js';
 import { isSafeId, safeIdProblem } from '../core/contracts/ids.js';
 import type { DatasetCursor } from '../activities/training/activities.js';
-import { parseTrainingConfig, type TrainingConfig, type TrainingConfigInput } from './training-config.js';
+import {
+  parseTrainingConfig,
+  TrainingLimits,
+  type TrainingConfig,
+  type TrainingConfigInput,
+} from './training-config.js';
 import {
   badInput,
   enterPhase,
+  runIsFull,
   runTrainingStep,
   showDetails,
+  type PartialStep,
   type StepProgress,
   type TrainingContext,
 } from './training-step.js';
@@ -85,6 +91,8 @@ export interface TrainingState {
    * config's `policyHosts`).
    */
   policyHosts?: string[];
+  /** A step whose generation batches go on in this run (set by a mid-step continue-as-new). */
+  partial?: PartialStep;
 }
 
 export interface TrainingRunInput {
@@ -138,6 +146,8 @@ export const policyHostsUpdate = defineUpdate<TrainingStatus, [string[]]>('polic
 /** Why a new set of policy hosts is refused, or undefined when it is accepted. */
 export function policyHostsProblem(hosts: unknown): string | undefined {
   if (!Array.isArray(hosts) || hosts.length === 0) return 'policyHosts must be a non-empty list of host ids';
+  if (hosts.length > TrainingLimits.policyHosts)
+    return `policyHosts lists ${hosts.length} hosts, at most ${TrainingLimits.policyHosts}: every step syncs each one from the run's history (docs/limits.md)`;
   for (const h of hosts) {
     if (typeof h !== 'string' || !isSafeId('host', h))
       return safeIdProblem('host', 'policy host id', String(h));
@@ -195,7 +205,7 @@ export async function trainingRun(input: TrainingRunInput): Promise<TrainingRunR
     await runTrainingStep(ctx);
     stepsThisRun += 1;
     const more = state.step < config.steps && !state.stopRequested;
-    if (more && (stepsThisRun >= config.continueAsNewEvery || workflowInfo().continueAsNewSuggested)) {
+    if (more && (stepsThisRun >= config.continueAsNewEvery || runIsFull(ctx))) {
       // Carry references only: the config, the policy version, the cursor, the last few summaries.
       await condition(allHandlersFinished);
       return continueAsNew<typeof trainingRun>({ runId, config, state });

@@ -9,13 +9,17 @@
  * training-run.ts owns the state, the handlers and the continue-as-new loop.
  */
 import {
+  allHandlersFinished,
   ApplicationFailure,
+  condition,
+  continueAsNew,
   executeChild,
   log,
   patched,
   proxyActivities,
   setCurrentDetails,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import { ErrorTypes } from '../core/contracts/errors.js';
 import { RunKeys, WorkflowIds } from '../core/contracts/keys.js';
@@ -29,14 +33,28 @@ import type {
   PolicySyncActivities,
   TrainingActivities,
   TrainingSample,
+  TrainingSampleRef,
 } from '../activities/training/activities.js';
-import { rolloutGroup, type RolloutGroupInput, type RolloutGroupResult } from './rollout-group.js';
+import {
+  isStoredGroupResult,
+  rolloutGroup,
+  type FailedTrajectory,
+  type RolloutGroupInput,
+  type RolloutGroupResult,
+  type StoredGroupResult,
+} from './rollout-group.js';
 import { DEFAULT_HOST_AFFINITY_SECONDS, notPickedUp, rolloutFaultSettings } from './rollout.js';
 import { groupSeed, learningRateAt, policyModelName, type TrainingConfig } from './training-config.js';
 import { recordStepSeries } from './metrics.js';
-import { rolloutMetrics } from './training-metrics.js';
+import {
+  emptyTally,
+  mergeTallies,
+  metricsFromTally,
+  tallyGroup,
+  type RolloutTally,
+} from './training-metrics.js';
 import { trackMetrics } from './tracking.js';
-import type { TrainingPhase, TrainingState } from './training-run.js';
+import type { TrainingPhase, TrainingRunInput, TrainingState } from './training-run.js';
 
 /** The Python trainer's activities (names as registered there). */
 export interface TrainerActivities {
@@ -62,18 +80,114 @@ export interface TrainingContext {
   config: TrainingConfig;
   state: TrainingState;
   progress: StepProgress;
+  /** When the step in progress started (workflow time; carried across a mid-step continue-as-new). */
+  stepStartedAt?: number;
+  /** Generation batches this workflow run has rolled out (all steps). */
+  generationsThisRun?: number;
+  /** The step in progress passes prompts and group results by reference ({@link GROUPS_BY_REFERENCE_PATCH}). */
+  byReference?: boolean;
 }
+
+/**
+ * Whether this workflow run has held enough generation batches (`generationBatchesPerRun`) or the
+ * server suggests continuing as new. Only steps that pass groups by reference count batches, so a
+ * recorded history replays its own continue-as-new points.
+ */
+export function runIsFull(ctx: TrainingContext): boolean {
+  if (workflowInfo().continueAsNewSuggested) return true;
+  return ctx.byReference === true && (ctx.generationsThisRun ?? 0) >= ctx.config.generationBatchesPerRun;
+}
+
+/**
+ * A group the step trains on: its stored result (a reference), or, in histories recorded before
+ * group results were stored, the whole result.
+ */
+export type BatchGroup =
+  { groupId: string; stored: ArtifactRef } | { groupId: string; full: RolloutGroupResult };
 
 /** The groups one step generated and those it trains on. */
 export interface GeneratedGroups {
-  generated: RolloutGroupResult[];
-  surviving: RolloutGroupResult[];
+  /** The metrics tally of every group generated. */
+  generated: RolloutTally;
+  /** The groups trained on, in order. */
+  surviving: BatchGroup[];
+  /** The metrics tally of the surviving groups. */
+  trained: RolloutTally;
   /** Groups DAPO dropped (zero reward variance). */
   dropped: number;
   /** Groups sampled from a version older than `maxStaleness` allows. */
   stale: number;
   generationBatches: number;
 }
+
+/**
+ * A step whose DAPO generation batches went on in a new workflow run (continue-as-new when the
+ * server suggested it): where the generations stand. Its size grows with promptsPerStep only (one
+ * reference per surviving group), never with the number of generations or trajectories.
+ */
+export interface PartialStep {
+  step: number;
+  /** The next generation batch. */
+  generation: number;
+  surviving: BatchGroup[];
+  trained: RolloutTally;
+  generated: RolloutTally;
+  dropped: number;
+  stale: number;
+  /** When the step started (ms since the epoch, workflow time). */
+  startedAt: number;
+}
+
+/** What the step keeps of one group's result. */
+interface GroupView {
+  groupId: string;
+  /** Each finished trajectory's total reward. */
+  rewards: number[];
+  oldestPolicyVersion: number | null;
+  failedCount: number;
+  /** The first failures (all of them, in histories from before group results were stored). */
+  failed: FailedTrajectory[];
+  tally: RolloutTally;
+  batch: BatchGroup;
+}
+
+/**
+ * Steps recorded before group results were stored in S3 sampled whole prompts and got every
+ * trajectory's summary back from each group; replaying them must take that path, so the prompts
+ * travel as record references, and the groups' results as stored references, only where this
+ * patch is set. The same patch lets the DAPO loop continue-as-new between generation batches.
+ */
+export const GROUPS_BY_REFERENCE_PATCH = 'segflow-training-groups-by-reference';
+
+function viewOf(result: RolloutGroupResult | StoredGroupResult): GroupView {
+  if (isStoredGroupResult(result)) {
+    return {
+      groupId: result.groupId,
+      rewards: result.rewards,
+      oldestPolicyVersion: result.oldestPolicyVersion,
+      failedCount: result.failedCount,
+      failed: result.failed,
+      tally: result.tally,
+      batch: { groupId: result.groupId, stored: result.stored },
+    };
+  }
+  const failed = result.failed ?? [];
+  return {
+    groupId: result.groupId,
+    rewards: result.trajectories.map((t) => t.reward.total ?? 0),
+    oldestPolicyVersion:
+      result.trajectories.length === 0
+        ? null
+        : Math.min(...result.trajectories.map((t) => t.summary.policyVersion)),
+    failedCount: failed.length,
+    failed,
+    tally: tallyGroup(result),
+    batch: { groupId: result.groupId, full: result },
+  };
+}
+
+const tallyOf = (views: readonly GroupView[], start = emptyTally()): RolloutTally =>
+  views.reduce((t, v) => mergeTallies(t, v.tally), start);
 
 const RECENT_STEPS = 10;
 
@@ -221,10 +335,13 @@ export function trainerHyperparameters(
   };
 }
 
+/** A sampled prompt: whole (histories from before group results were stored) or its record. */
+type SampledPrompt = { whole: TrainingSample } | { ref: TrainingSampleRef };
+
 /** The `rolloutGroup` input of prompt j of a generation batch. */
 function groupInput(
   ctx: TrainingContext,
-  sample: TrainingSample,
+  prompt: SampledPrompt,
   step: number,
   generation: number,
   j: number,
@@ -233,7 +350,9 @@ function groupInput(
   const { temperature, topP, topK } = config.rollout.sampling;
   return {
     groupId: WorkflowIds.rolloutGroup(runId, step, generation, j),
-    sample,
+    ...('whole' in prompt
+      ? { sample: prompt.whole }
+      : { sampleRecord: prompt.ref.record, storeResult: true }),
     n: config.groupSize,
     concurrency: config.rollout.trajectoryConcurrency ?? config.groupSize,
     policy: {
@@ -264,28 +383,25 @@ function groupInput(
  * their retries (a systematic fault: a bad key, a dead backend), naming the first errors; below it
  * the step trains on the trajectories that finished.
  */
-function checkFailedTrajectories(
-  ctx: TrainingContext,
-  groups: readonly RolloutGroupResult[],
-  step: number,
-): void {
-  const failed = groups.flatMap((g) => g.failed ?? []);
-  if (failed.length === 0) return;
-  const total = failed.length + groups.reduce((n, g) => n + g.trajectories.length, 0);
+function checkFailedTrajectories(ctx: TrainingContext, groups: readonly GroupView[], step: number): void {
+  const failedCount = groups.reduce((n, g) => n + g.failedCount, 0);
+  if (failedCount === 0) return;
+  const failed = groups.flatMap((g) => g.failed);
+  const total = failedCount + groups.reduce((n, g) => n + g.rewards.length, 0);
   const limit = ctx.config.rollout.maxFailedFraction;
   log.warn('trajectories failed after their retries', {
     runId: ctx.runId,
     step,
-    failed: failed.length,
+    failed: failedCount,
     total,
   });
-  if (failed.length / total > limit) {
+  if (failedCount / total > limit) {
     const first = failed
       .slice(0, 3)
       .map((f) => `${f.trajectoryId}: ${f.error}`)
       .join('\n');
     throw ApplicationFailure.nonRetryable(
-      `step ${step}: ${failed.length} of ${total} trajectories failed after their retries, more than ` +
+      `step ${step}: ${failedCount} of ${total} trajectories failed after their retries, more than ` +
         `rollout.maxFailedFraction = ${limit}. First errors:\n${first}`,
       ErrorTypes.trajectoriesFailed,
     );
@@ -295,14 +411,15 @@ function checkFailedTrajectories(
 /** One `rolloutGroup` child per sample, at most `groupConcurrency` at a time; results in order. */
 async function runGroups(
   ctx: TrainingContext,
-  samples: TrainingSample[],
+  prompts: SampledPrompt[],
   step: number,
   generation: number,
-): Promise<RolloutGroupResult[]> {
+): Promise<GroupView[]> {
   const { config, progress } = ctx;
-  const concurrency = Math.max(1, config.rollout.groupConcurrency ?? samples.length);
-  return mapLimit(samples, concurrency, async (sample, j) => {
-    const input = groupInput(ctx, sample, step, generation, j);
+  const concurrency = Math.max(1, config.rollout.groupConcurrency ?? prompts.length);
+  return mapLimit(prompts, concurrency, async (prompt, j) => {
+    const sample = 'whole' in prompt ? prompt.whole : prompt.ref;
+    const input = groupInput(ctx, prompt, step, generation, j);
     progress.groupsStarted += 1;
     showDetails(ctx);
     const result = await executeChild(rolloutGroup, {
@@ -314,9 +431,13 @@ async function runGroups(
         generation,
         group: j,
         sampleId: sample.id,
-        ability: sample.ability,
+        ability: sample.ability ?? 'one-hop',
       }),
-      staticDetails: `run \`${ctx.runId}\` · policy v${input.policy?.version ?? 0} · ${input.n} trajectories · seed ${input.policy?.sampling?.seed ?? '–'}\n\n**question:** ${sample.question}`,
+      staticDetails:
+        `run \`${ctx.runId}\` · policy v${input.policy?.version ?? 0} · ${input.n} trajectories · seed ${input.policy?.sampling?.seed ?? '–'}` +
+        ('whole' in prompt
+          ? `\n\n**question:** ${prompt.whole.question}`
+          : `\n\n**sample:** ${prompt.ref.record.uri}`),
       typedSearchAttributes: [
         { key: SearchAttributeKeys.runId, value: ctx.runId },
         { key: SearchAttributeKeys.step, value: step },
@@ -324,43 +445,67 @@ async function runGroups(
     });
     progress.groupsDone += 1;
     showDetails(ctx);
-    return result;
+    return viewOf(result);
   });
 }
 
-/** Sampling, rollouts and the DAPO filter: generation batches until the step's batch is full. */
+/** The next `promptsPerStep` prompts from the run's cursor (whole, or as record references). */
+async function samplePrompts(
+  ctx: TrainingContext,
+  step: number,
+  generation: number,
+  byReference: boolean,
+): Promise<SampledPrompt[]> {
+  const { config, state } = ctx;
+  const options = { summary: `sample ${config.promptsPerStep} prompts · step ${step} · gen ${generation}` };
+  const args = [
+    { dataset: config.dataset, seed: config.seed, cursor: state.cursor, count: config.promptsPerStep },
+  ] as const;
+  if (byReference) {
+    const sampled = await training.trainingSamplePromptRefs.executeWithOptions(options, [...args]);
+    state.cursor = sampled.cursor;
+    return sampled.samples.map((ref) => ({ ref }));
+  }
+  const sampled = await training.trainingSamplePrompts.executeWithOptions(options, [...args]);
+  state.cursor = sampled.cursor;
+  return sampled.samples.map((whole) => ({ whole }));
+}
+
+/**
+ * Sampling, rollouts and the DAPO filter: generation batches until the step's batch is full. When
+ * the server suggests it between two batches (a long DAPO search), the step goes on in a new
+ * workflow run with its partial state (`state.partial`).
+ */
 export async function generateGroups(ctx: TrainingContext): Promise<GeneratedGroups> {
   const { config, state, progress, runId } = ctx;
   const step = state.step;
-  const generated: RolloutGroupResult[] = [];
-  let surviving: RolloutGroupResult[] = [];
-  let dropped = 0;
-  let stale = 0;
-  let generation = 0;
+  const byReference = patched(GROUPS_BY_REFERENCE_PATCH);
+  ctx.byReference = byReference;
+  const resumed = state.partial?.step === step ? state.partial : undefined;
+  // Surviving groups of the runs before this one (fewer than promptsPerStep, or the step would
+  // have been ready) and their tally; the slicing below only ever cuts this run's groups.
+  const carried = resumed?.surviving ?? [];
+  const carriedTally = resumed?.trained ?? emptyTally();
+  let generated = resumed?.generated ?? emptyTally();
+  let surviving: GroupView[] = [];
+  let dropped = resumed?.dropped ?? 0;
+  let stale = resumed?.stale ?? 0;
+  let generation = resumed?.generation ?? 0;
   for (;;) {
     progress.generation = generation;
     enterPhase(ctx, 'sampling');
-    const sampled = await training.trainingSamplePrompts.executeWithOptions(
-      { summary: `sample ${config.promptsPerStep} prompts · step ${step} · gen ${generation}` },
-      [
-        {
-          dataset: config.dataset,
-          seed: config.seed,
-          cursor: state.cursor,
-          count: config.promptsPerStep,
-        },
-      ],
-    );
-    state.cursor = sampled.cursor;
+    const prompts = await samplePrompts(ctx, step, generation, byReference);
     enterPhase(ctx, 'rollouts');
-    const groups = await runGroups(ctx, sampled.samples, step, generation);
+    const groups = await runGroups(ctx, prompts, step, generation);
     checkFailedTrajectories(ctx, groups, step);
-    generated.push(...groups);
+    generated = tallyOf(groups, generated);
     generation += 1;
+    ctx.generationsThisRun = (ctx.generationsThisRun ?? 0) + 1;
     const fresh = groups.filter(
       (g) =>
-        g.trajectories.length > 0 &&
-        g.trajectories.every((t) => t.summary.policyVersion >= state.policy.version - config.maxStaleness),
+        g.rewards.length > 0 &&
+        g.oldestPolicyVersion !== null &&
+        g.oldestPolicyVersion >= state.policy.version - config.maxStaleness,
     );
     stale += groups.length - fresh.length;
     if (!config.dapo.enabled) {
@@ -368,20 +513,20 @@ export async function generateGroups(ctx: TrainingContext): Promise<GeneratedGro
       break;
     }
     const { keptGroups } = dynamicSamplingFilter(
-      fresh.flatMap((g) => g.trajectories.map((t) => ({ groupId: g.groupId, reward: t.reward.total ?? 0 }))),
+      fresh.flatMap((g) => g.rewards.map((reward) => ({ groupId: g.groupId, reward }))),
     );
     const kept = new Set(keptGroups);
     dropped += fresh.length - keptGroups.length;
     surviving.push(...fresh.filter((g) => kept.has(g.groupId)));
-    progress.keptGroups = surviving.length;
+    progress.keptGroups = carried.length + surviving.length;
     const decision = dynamicSamplingDecision({
-      survivingGroups: surviving.map((g) => g.groupId),
+      survivingGroups: [...carried, ...surviving].map((g) => g.groupId),
       promptBatchSize: config.promptsPerStep,
       generationBatches: generation,
       maxGenerationBatches: config.dapo.maxGenerationBatches,
     });
     if (decision.status === 'ready') {
-      surviving = surviving.slice(0, config.promptsPerStep);
+      surviving = surviving.slice(0, config.promptsPerStep - carried.length);
       break;
     }
     if (decision.status === 'exhausted') {
@@ -393,33 +538,69 @@ export async function generateGroups(ctx: TrainingContext): Promise<GeneratedGro
       });
       break;
     }
+    if (byReference && runIsFull(ctx)) {
+      state.partial = {
+        step,
+        generation,
+        surviving: [...carried, ...surviving.map((g) => g.batch)],
+        trained: tallyOf(surviving, carriedTally),
+        generated,
+        dropped,
+        stale,
+        startedAt: resumed?.startedAt ?? ctx.stepStartedAt ?? Date.now(),
+      };
+      log.info('this workflow run holds enough generation batches: the step goes on in a new run', {
+        runId,
+        step,
+        generation,
+      });
+      await condition(allHandlersFinished);
+      await continueAsNew<(input: TrainingRunInput) => Promise<unknown>>({ runId, config, state });
+    }
   }
-  progress.keptGroups = surviving.length;
-  return { generated, surviving, dropped, stale, generationBatches: generation };
+  delete state.partial;
+  progress.keptGroups = carried.length + surviving.length;
+  return {
+    generated,
+    surviving: [...carried, ...surviving.map((g) => g.batch)],
+    trained: tallyOf(surviving, carriedTally),
+    dropped,
+    stale,
+    generationBatches: generation,
+  };
+}
+
+/** The trainer's batch in S3: from the stored group results, or (older histories) listed. */
+async function assembleBatch(ctx: TrainingContext, surviving: readonly BatchGroup[]): Promise<ArtifactRef> {
+  const { state, runId } = ctx;
+  const base = { runId, step: state.step, policyVersion: state.policy.version };
+  const stored = surviving.flatMap((g) => ('stored' in g ? [g.stored] : []));
+  if (stored.length === surviving.length) return training.trainingAssembleBatch({ ...base, groups: stored });
+  return training.trainingAssembleBatch({
+    ...base,
+    trajectories: surviving.flatMap((g) =>
+      'full' in g
+        ? g.full.trajectories.map((t) => ({
+            trajectoryId: t.summary.trajectoryId,
+            groupId: g.groupId,
+            trajectory: t.summary.trajectory,
+            advantage: t.advantage,
+            reward: t.reward.total ?? 0,
+          }))
+        : [],
+    ),
+  });
 }
 
 /** The batch, the update on the trainer and the weight sync; the new version goes into the state. */
 export async function updateAndSync(
   ctx: TrainingContext,
-  surviving: RolloutGroupResult[],
+  surviving: BatchGroup[],
 ): Promise<{ update: UpdatePolicyResult; updateMs: number; syncMs: number; syncFallbacks?: SyncFallback[] }> {
   const { config, state, runId } = ctx;
   const step = state.step;
   enterPhase(ctx, 'batch');
-  const batch = await training.trainingAssembleBatch({
-    runId,
-    step,
-    policyVersion: state.policy.version,
-    trajectories: surviving.flatMap((g) =>
-      g.trajectories.map((t) => ({
-        trajectoryId: t.summary.trajectoryId,
-        groupId: g.groupId,
-        trajectory: t.summary.trajectory,
-        advantage: t.advantage,
-        reward: t.reward.total ?? 0,
-      })),
-    ),
-  });
+  const batch = await assembleBatch(ctx, surviving);
   enterPhase(ctx, 'update');
   const t0 = Date.now();
   const update = await trainerFor(config).update_policy.executeWithOptions(
@@ -496,7 +677,7 @@ export async function recordStep(
   const { state, runId, config } = ctx;
   const step = state.step;
   enterPhase(ctx, 'metrics');
-  const rollouts = rolloutMetrics(groups.generated);
+  const rollouts = metricsFromTally(groups.generated);
   const meanReward = rollouts.reward.total.mean;
   const durationMs = Date.now() - timings.started;
   const stepMetrics = {
@@ -507,7 +688,7 @@ export async function recordStep(
     droppedGroups: groups.dropped,
     staleGroups: groups.stale,
     rollouts,
-    trained: rolloutMetrics(groups.surviving),
+    trained: metricsFromTally(groups.trained),
     trainer: trained?.update.metrics ?? null,
     weightsSha256: state.policy.weightsSha256 ?? null,
     ...(trained?.syncFallbacks ? { syncFallbacks: trained.syncFallbacks } : {}),
@@ -594,7 +775,8 @@ export const SAVE_STATE_PATCH = 'segflow-training-save-state';
 
 /** One step: generate → (update → sync, when any group has a learning signal) → record. */
 export async function runTrainingStep(ctx: TrainingContext): Promise<void> {
-  const started = Date.now();
+  const started = ctx.state.partial?.step === ctx.state.step ? ctx.state.partial.startedAt : Date.now();
+  ctx.stepStartedAt = started;
   Object.assign(ctx.progress, { generation: 0, groupsDone: 0, groupsStarted: 0, keptGroups: 0 });
   const groups = await generateGroups(ctx);
   const rolloutMs = Date.now() - started;

@@ -22,6 +22,7 @@ import {
   ingestVideo,
   type FrameSet,
   type IngestedMedia,
+  type VideoLimits,
 } from '../media/ingest.js';
 import { maskArea, readBinaryMask, toMaskSequence, type BinaryMask } from '../media/masks.js';
 import { DEFAULT_SAMPLED_FRAMES, sampleFrames } from '../media/sampling.js';
@@ -87,6 +88,8 @@ export interface PrepareOptions extends ToolRunOptions {
   anchor?: boolean;
   /** Samples prepared at once. @default 2 */
   concurrency?: number;
+  /** The longest video taken (config media.*). @default DEFAULT_VIDEO_LIMITS */
+  video?: VideoLimits;
   onSample?: (done: number, total: number, id: string) => void;
 }
 

@@ -40,6 +40,8 @@ export const scoreInput = z.strictObject({
   ]),
   /** The frames the masks refer to, in order (video samples; for the overlay). */
   frameUris: z.array(z.string().min(1)).optional(),
+  /** Or the stored FrameSet listing them (what evaluations pass since frame lists travel by reference). */
+  frameSet: artifactRefSchema.optional(),
   keyframeIndex: z.number().int().min(0).nullable(),
   /** The rollout's summary as it returned it; null when the rollout failed. */
   rollout: rolloutSummarySchema.nullable(),
@@ -161,6 +163,9 @@ async function storeOverlay(
   if (media.kind === 'image') frameUri = media.image.uri;
   else if (media.kind === 'frames') {
     const set = await store.getInputJson<FrameSet>(media.frameSet.uri, 'frame set');
+    frameUri = set.frames[frame ?? 0]?.ref.uri;
+  } else if (input.frameSet) {
+    const set = await store.getInputJson<FrameSet>(input.frameSet.uri, 'frame set');
     frameUri = set.frames[frame ?? 0]?.ref.uri;
   } else frameUri = input.frameUris?.[frame ?? 0];
   if (!frameUri || frame === null) return null;

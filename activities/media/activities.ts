@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { artifactRefSchema, type ArtifactRef } from '../../core/artifacts.js';
 import { currentActivity, heartbeat, parseActivityInput } from '../edge.js';
-import type { ArtifactStore } from '../storage/artifact-store.js';
+import { ArtifactNotFoundError, type ArtifactStore } from '../storage/artifact-store.js';
 import { BadMediaError } from './errors.js';
 import {
   derivedKey,
@@ -21,16 +21,27 @@ import {
 } from './frame-store.js';
 import { extractFrames } from './frames.js';
 import { DEFAULT_PATCH_FACTOR, encodeImage, inspectImage } from './image.js';
-import { ingestMedia, MediaNamespaces, type FrameSet, type IngestedMedia } from './ingest.js';
-import { maskSequenceLookup, readBinaryMask, type MaskSequence } from './masks.js';
-import { overlayPng, overlayVideoFile } from './overlay.js';
+import {
+  DEFAULT_VIDEO_LIMITS,
+  ingestMedia,
+  MediaNamespaces,
+  type FrameSet,
+  type IngestedMedia,
+  type VideoLimits,
+} from './ingest.js';
+import { maskSequenceLookup, readBinaryMask, type BinaryMask, type MaskSequence } from './masks.js';
+import { overlayPng, overlayVideoFile, type MaskSource } from './overlay.js';
 import { probeVideo, readHead, sniffImageFormat, type MediaProbe } from './probe.js';
 import { DEFAULT_SAMPLED_FRAMES, linspaceIndices, sampleWithAnchor } from './sampling.js';
 
 export interface MediaActivityDeps {
   store: ArtifactStore;
-  /** ffmpeg time limit per call. @default 600000 */
+  /** The least time an ffmpeg call gets (config media.ffmpegMinTimeoutMs). @default 600000 */
   toolTimeoutMs?: number;
+  /** ffmpeg time per frame a call decodes, on top (config media.ffmpegMsPerFrame). @default 50 */
+  msPerFrame?: number;
+  /** The longest video ingested (config media.maxVideoSeconds / maxVideoFrames). @default DEFAULT_VIDEO_LIMITS */
+  video?: VideoLimits;
 }
 
 const ingestedSchema = z.discriminatedUnion('kind', [
@@ -71,11 +82,21 @@ export const mediaInputs = {
   }),
   keyframe: z.strictObject({ frame: artifactRefSchema }),
   overlayImage: z.strictObject({ image: artifactRefSchema, mask: artifactRefSchema }),
-  overlayVideo: z.strictObject({
-    video: artifactRefSchema,
-    masks: artifactRefSchema,
-    fps: z.number().positive().optional(),
-  }),
+  overlayVideo: z
+    .strictObject({
+      video: artifactRefSchema,
+      /** A stored MaskSequence (RLE masks of every frame, read whole). */
+      masks: artifactRefSchema.optional(),
+      /**
+       * Or the video segmenter's manifest: each frame's PNG mask is read from S3 as the encoder
+       * reaches it (a few frames ahead), so memory does not grow with the video's length.
+       */
+      manifest: artifactRefSchema.optional(),
+      fps: z.number().positive().optional(),
+    })
+    .refine((v) => (v.masks === undefined) !== (v.manifest === undefined), {
+      message: 'give either masks or manifest',
+    }),
 };
 
 export interface SampledFrames {
@@ -84,6 +105,47 @@ export interface SampledFrames {
   /** The sampled positions, sorted. */
   indices: number[];
   frames: StoredFrame[];
+}
+
+/** Frames read ahead of the encoder when masks stream from S3. */
+const MASKS_AHEAD = 8;
+
+/**
+ * The masks of a video segmenter manifest, read from S3 as the encoder asks for them in frame
+ * order, up to {@link MASKS_AHEAD} frames ahead: memory holds a few masks whatever the video's
+ * length. A frame without a stored mask has none (it was not segmented).
+ */
+async function streamedMasks(store: ArtifactStore, manifest: ArtifactRef): Promise<MaskSource> {
+  const doc = await store.getInputJson<{ frames?: { frame: number; mask: string }[] }>(
+    manifest.uri,
+    'segmentation manifest',
+  );
+  if (!Array.isArray(doc?.frames)) {
+    throw new BadMediaError(manifest.uri, 'is not a segmentation manifest (it lists no frames)');
+  }
+  const uris = new Map(doc.frames.map((f) => [f.frame, f.mask]));
+  const pending = new Map<number, Promise<BinaryMask | undefined>>();
+  const load = async (uri: string): Promise<BinaryMask | undefined> => {
+    try {
+      return await readBinaryMask(await store.getBytes(uri));
+    } catch (err) {
+      if (err instanceof ArtifactNotFoundError) return undefined;
+      throw err;
+    }
+  };
+  return (index) => {
+    for (const k of pending.keys()) if (k < index) pending.delete(k);
+    for (let i = index; i <= index + MASKS_AHEAD; i++) {
+      const uri = uris.get(i);
+      if (uri === undefined || pending.has(i)) continue;
+      const p = load(uri);
+      p.catch(() => {}); // awaited when its frame comes; a read-ahead past the end is dropped
+      pending.set(i, p);
+    }
+    const mask = pending.get(index);
+    pending.delete(index);
+    return mask ?? undefined;
+  };
 }
 
 async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
@@ -97,10 +159,12 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 
 export function createMediaActivities(deps: MediaActivityDeps) {
   const { store } = deps;
-  const toolOpts = () => {
+  // An ffmpeg run's time limit fits its work: the minimum, plus a budget per frame it decodes, so
+  // a 20-minute video gets as long as it needs and a hung decoder is still killed.
+  const toolOpts = (frames = 0) => {
     const ctx = currentActivity();
     return {
-      timeoutMs: deps.toolTimeoutMs ?? 600_000,
+      timeoutMs: Math.max(deps.toolTimeoutMs ?? 600_000, frames * (deps.msPerFrame ?? 50)),
       ...(ctx ? { signal: ctx.cancellationSignal } : {}),
     };
   };
@@ -116,12 +180,14 @@ export function createMediaActivities(deps: MediaActivityDeps) {
     async mediaIngest(input: z.input<typeof mediaInputs.ingest>): Promise<IngestedMedia> {
       const { source } = parseActivityInput(mediaInputs.ingest, input, 'mediaIngest');
       const onProgress = (done: number, total: number) => heartbeat({ done, total });
-      if (!source.startsWith('s3://')) return ingestMedia(store, source, { ...toolOpts(), onProgress });
+      const video = deps.video ?? DEFAULT_VIDEO_LIMITS;
+      if (!source.startsWith('s3://'))
+        return ingestMedia(store, source, { ...toolOpts(), onProgress, video });
       const ref = await store.head(source);
       if (!ref) throw new BadMediaError(source, 'does not exist in the artifact store');
       return withTempDir(async (dir) => {
         const path = await localCopy(ref, dir, source.split('/').pop() ?? 'media');
-        return ingestMedia(store, path, { ...toolOpts(), onProgress });
+        return ingestMedia(store, path, { ...toolOpts(), onProgress, video });
       });
     },
 
@@ -184,7 +250,7 @@ export function createMediaActivities(deps: MediaActivityDeps) {
       return withTempDir(async (dir) => {
         const path = await localCopy(media.video, dir, 'video');
         const frames = await storeVideoFrames(store, { path, sha256: media.video.sha256 }, indices, {
-          ...toolOpts(),
+          ...toolOpts(total),
           probe: media.probe,
           patchFactor: args.patchFactor,
           onFrame: (index) => heartbeat({ frame: index }),
@@ -202,7 +268,7 @@ export function createMediaActivities(deps: MediaActivityDeps) {
         const path = await localCopy(video, dir, 'video');
         const probe = await probeVideo(path, toolOpts());
         const frames: FrameSet['frames'] = [];
-        for await (const frame of extractFrames(path, indices, { ...toolOpts(), probe })) {
+        for await (const frame of extractFrames(path, indices, { ...toolOpts(probe.frames), probe })) {
           const bytes = await encodeImage({
             raw: frame.rgb,
             width: frame.width,
@@ -244,18 +310,25 @@ export function createMediaActivities(deps: MediaActivityDeps) {
       return store.putBytes(key, await overlayPng(await store.getBytes(image.uri), m), 'image/png');
     },
 
-    /** An MP4 of a stored video with a stored MaskSequence tinted over its frames. */
+    /** An MP4 of a stored video with a stored MaskSequence (or the segmenter's masks) tinted over its frames. */
     async mediaOverlayVideo(input: z.input<typeof mediaInputs.overlayVideo>): Promise<ArtifactRef> {
-      const { video, masks, fps } = parseActivityInput(mediaInputs.overlayVideo, input, 'mediaOverlayVideo');
-      const key = derivedKey(video.sha256, `overlays/${masks.sha256}.mp4`);
+      const { video, masks, manifest, fps } = parseActivityInput(
+        mediaInputs.overlayVideo,
+        input,
+        'mediaOverlayVideo',
+      );
+      const key = derivedKey(video.sha256, `overlays/${(masks ?? manifest)!.sha256}.mp4`);
       const existing = await store.head(key);
       if (existing?.sha256) return existing;
-      const seq = await store.getJson<MaskSequence>(masks.uri);
+      const source = masks
+        ? maskSequenceLookup(await store.getJson<MaskSequence>(masks.uri))
+        : await streamedMasks(store, manifest!);
       return withTempDir(async (dir) => {
         const path = await localCopy(video, dir, 'video');
         const out = join(dir, 'overlay.mp4');
-        await overlayVideoFile(path, maskSequenceLookup(seq), out, {
+        await overlayVideoFile(path, source, out, {
           ...toolOpts(),
+          msPerFrame: deps.msPerFrame ?? 50,
           ...(fps ? { fps } : {}),
           onFrame: (index) => {
             if (index % 25 === 0) heartbeat({ frame: index });

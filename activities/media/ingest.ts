@@ -69,11 +69,51 @@ export interface IngestedFrames {
 
 export type IngestedMedia = IngestedImage | IngestedVideo | IngestedFrames;
 
+/**
+ * How long a video segflow takes (config `media.maxVideoSeconds`, `media.maxVideoFrames`): every
+ * frame of a segmented video is extracted, stored and propagated, and the time of each step grows
+ * with the frames; a longer video fails at ingest, before any of that starts.
+ */
+export interface VideoLimits {
+  maxFrames: number;
+  maxSeconds: number;
+}
+
+/** 20 minutes and 36,000 frames: twice the 10-minute 30 fps videos users run. */
+export const DEFAULT_VIDEO_LIMITS: VideoLimits = { maxFrames: 36_000, maxSeconds: 1200 };
+
+const LIMIT_KEYS =
+  '(media.maxVideoSeconds, media.maxVideoFrames; env SEGFLOW_MEDIA_MAX_VIDEO_SECONDS, SEGFLOW_MEDIA_MAX_VIDEO_FRAMES)';
+
+/** Fails, naming the limits and what to do, when a video is longer than `limits` allow. */
+export function checkVideoLength(
+  path: string,
+  video: { frames: number; durationSec?: number | null; fps?: number | null },
+  limits: VideoLimits = DEFAULT_VIDEO_LIMITS,
+): void {
+  const seconds = video.durationSec ?? (video.fps ? video.frames / video.fps : null);
+  const tooLong = seconds !== null && seconds > limits.maxSeconds;
+  if (!tooLong && video.frames <= limits.maxFrames) return;
+  const length =
+    seconds !== null
+      ? `${(seconds / 60).toFixed(1)} minutes long (${video.frames} frames)`
+      : `${video.frames} frames long`;
+  throw new BadMediaError(
+    path,
+    `is ${length}; segflow takes videos of at most ${limits.maxSeconds} s and ${limits.maxFrames} frames ` +
+      `${LIMIT_KEYS}: cut it first (e.g. \`ffmpeg -i in.mp4 -t ${limits.maxSeconds} -c copy out.mp4\`) or raise the limits`,
+    undefined,
+    { frames: video.frames, seconds, ...limits },
+  );
+}
+
 export interface IngestOptions extends ToolRunOptions {
   limits?: ImageLimits;
+  /** @default DEFAULT_VIDEO_LIMITS */
+  video?: VideoLimits;
   /** Parallel frame uploads of a frame folder. @default 4 */
   concurrency?: number;
-  /** Progress, for heartbeats. */
+  /** Progress (frames stored, or bytes uploaded), for heartbeats. */
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -128,12 +168,15 @@ export async function ingestVideo(
 ): Promise<IngestedVideo> {
   const probe = await probeVideo(path, opts);
   checkSize(path, probe.width, probe.height, opts.limits ?? DEFAULT_IMAGE_LIMITS);
+  checkVideoLength(path, probe, opts.video);
+  opts.onProgress?.(0, 1);
   const ext = extname(path).toLowerCase();
   const video = await store.putFileContentAddressed(
     MediaNamespaces.videos,
     path,
     videoContentTypes[ext] ?? 'application/octet-stream',
     ext.replace(/^\./, '') || 'bin',
+    opts.onProgress ? { onProgress: opts.onProgress } : {},
   );
   return { kind: 'video', video, probe };
 }
@@ -179,6 +222,7 @@ export async function ingestFrameFolder(
   opts: IngestOptions & { only?: readonly string[] } = {},
 ): Promise<IngestedFrames> {
   const files = await listFrameFiles(dir, opts.only);
+  checkVideoLength(dir, { frames: files.length }, opts.video);
   const limits = opts.limits ?? DEFAULT_IMAGE_LIMITS;
   let done = 0;
   const infos = await mapLimit(files, opts.concurrency ?? 4, (f) => inspectImage(f.path, limits));

@@ -89,7 +89,15 @@ export interface OverlayVideoOptions extends ToolRunOptions, OverlayStyle {
   crf?: number;
   /** Called after each frame is written, for activity heartbeats. */
   onFrame?: (index: number) => void;
+  /**
+   * overlayVideoFile: the ffmpeg runs get `timeoutMs` or this much per frame of the video (decoded
+   * and encoded again), whichever is longer. @default 0
+   */
+  msPerFrame?: number;
 }
+
+/** The mask of a frame, or undefined for none; may be read on demand (masks streamed from S3). */
+export type MaskSource = (index: number) => BinaryMask | undefined | Promise<BinaryMask | undefined>;
 
 /**
  * Encodes frames with their masks tinted as an H.264 MP4 (yuv420p, playable everywhere) at `out`.
@@ -97,7 +105,7 @@ export interface OverlayVideoOptions extends ToolRunOptions, OverlayStyle {
  */
 export async function writeOverlayVideo(
   frames: AsyncIterable<RawFrame>,
-  masks: (index: number) => BinaryMask | undefined,
+  masks: MaskSource,
   out: string,
   size: { width: number; height: number },
   opts: OverlayVideoOptions & { fps: number },
@@ -138,7 +146,7 @@ export async function writeOverlayVideo(
   let written = 0;
   try {
     for await (const frame of frames) {
-      const mask = masks(frame.index);
+      const mask = await masks(frame.index);
       if (mask) tintRgb(frame.rgb, frame.width, frame.height, mask, opts);
       if (!stdin.write(frame.rgb)) {
         await Promise.race([
@@ -161,13 +169,18 @@ export async function writeOverlayVideo(
 /** The overlay MP4 of a video file and a mask lookup. */
 export async function overlayVideoFile(
   video: string,
-  masks: (index: number) => BinaryMask | undefined,
+  masks: MaskSource,
   out: string,
   opts: OverlayVideoOptions = {},
 ): Promise<{ frames: number }> {
   const probe = await probeVideo(video, opts);
-  return writeOverlayVideo(extractFrames(video, 'all', { ...opts, probe }), masks, out, probe, {
+  const work = {
     ...opts,
+    timeoutMs: Math.max(opts.timeoutMs ?? 0, 2 * probe.frames * (opts.msPerFrame ?? 0)),
+  };
+  if (!work.timeoutMs) delete (work as { timeoutMs?: number }).timeoutMs;
+  return writeOverlayVideo(extractFrames(video, 'all', { ...work, probe }), masks, out, probe, {
+    ...work,
     fps: opts.fps ?? (probe.fps || 25),
   });
 }

@@ -10,7 +10,8 @@ import { basename, extname } from 'node:path';
 import { DeleteObjectsCommand } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import { z } from 'zod';
-import type { ArtifactRef } from '../../core/artifacts.js';
+import { artifactRefSchema, type ArtifactRef } from '../../core/artifacts.js';
+import type { FrameSet } from '../media/ingest.js';
 import type { SegflowConfig } from '../../core/config/schema.js';
 import { BadInputError } from '../errors.js';
 import { cancellationSignal, heartbeat, lastHeartbeatDetails, parseActivityInput } from '../edge.js';
@@ -59,22 +60,28 @@ export interface SegmentImageResult {
   decoder: 'decoder' | 'videoDecoder';
 }
 
-export const segmentVideoInputSchema = z.strictObject({
-  /** The video's frames in order: s3:// URIs (or keys). Frame i is `<keyframe>` index i. */
-  frames: z.array(z.string().min(1)).min(1),
-  keyframe: z.number().int().min(0),
-  /** Prompt on the keyframe; coordinates refer to the first frame's size (as the reference). */
-  prompt: promptSchema.optional(),
-  /**
-   * With no usable prompt (no box and no point), the reference writes an empty mask for every
-   * frame; `error` fails instead. @default "error"
-   */
-  onMissingPrompt: z.enum(['error', 'empty-masks']).default('error'),
-  /** Masks go to `<prefix>/masks/<frame name>.png`, the checkpoint under `<prefix>/state/`. */
-  outputPrefix: z.string().min(1),
-  /** Overrides segment.modelsDir. */
-  modelsDir: z.string().min(1).optional(),
-});
+export const segmentVideoInputSchema = z
+  .strictObject({
+    /** The video's frames in order: s3:// URIs (or keys). Frame i is `<keyframe>` index i. */
+    frames: z.array(z.string().min(1)).min(1).optional(),
+    /** Or the stored FrameSet listing them (what workflows pass: a video of any length is one ref). */
+    frameSet: artifactRefSchema.optional(),
+    keyframe: z.number().int().min(0),
+    /** Prompt on the keyframe; coordinates refer to the first frame's size (as the reference). */
+    prompt: promptSchema.optional(),
+    /**
+     * With no usable prompt (no box and no point), the reference writes an empty mask for every
+     * frame; `error` fails instead. @default "error"
+     */
+    onMissingPrompt: z.enum(['error', 'empty-masks']).default('error'),
+    /** Masks go to `<prefix>/masks/<frame name>.png`, the checkpoint under `<prefix>/state/`. */
+    outputPrefix: z.string().min(1),
+    /** Overrides segment.modelsDir. */
+    modelsDir: z.string().min(1).optional(),
+  })
+  .refine((v) => (v.frames === undefined) !== (v.frameSet === undefined), {
+    message: 'give either frames or frameSet',
+  });
 export type SegmentVideoInput = z.input<typeof segmentVideoInputSchema>;
 
 export interface SegmentVideoResult {
@@ -154,6 +161,15 @@ async function deletePrefix(store: ArtifactStore, prefix: string): Promise<void>
   await flush();
 }
 
+/** The frame URIs of a stored FrameSet, in order. */
+async function frameUris(store: ArtifactStore, frameSet: ArtifactRef): Promise<string[]> {
+  const set = await store.getInputJson<FrameSet>(frameSet.uri, 'frame set');
+  if (!Array.isArray(set?.frames) || set.frames.length === 0) {
+    throw new BadInputError(`frame set ${frameSet.uri} lists no frames`, { uri: frameSet.uri });
+  }
+  return set.frames.map((f) => f.ref.uri);
+}
+
 export function createSegmentActivities(deps: SegmentDeps) {
   const { config, store, logger } = deps;
   const rt = runtimeOptions(config);
@@ -192,7 +208,8 @@ export function createSegmentActivities(deps: SegmentDeps) {
     },
 
     async segmentVideo(raw: SegmentVideoInput): Promise<SegmentVideoResult> {
-      const input = parseActivityInput(segmentVideoInputSchema, raw, 'segmentVideo');
+      const parsed = parseActivityInput(segmentVideoInputSchema, raw, 'segmentVideo');
+      const input = { ...parsed, frames: parsed.frames ?? (await frameUris(store, parsed.frameSet!)) };
       const prefix = input.outputPrefix.replace(/\/+$/, '');
       const numFrames = input.frames.length;
       const names = input.frames.map(frameName);

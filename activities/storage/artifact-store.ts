@@ -29,6 +29,12 @@ import { BadInputError, ConfigError, SegflowError, TransientError } from '../err
 /** Objects above this size are uploaded in parts. @default 16 MiB */
 export const MULTIPART_THRESHOLD = 16 * 1024 * 1024;
 
+/** Options of a file upload. */
+export interface UploadOptions {
+  /** Called as parts are sent (bytes so far, total bytes), e.g. to heartbeat a long upload. */
+  onProgress?: (loaded: number, total: number) => void;
+}
+
 export class ArtifactNotFoundError extends SegflowError {
   constructor(uri: string) {
     super(ErrorTypes.artifactNotFound, `artifact ${uri} does not exist`, {
@@ -217,13 +223,24 @@ export class ArtifactStore {
   }
 
   /** Streams a file to `key` (multipart when large); a second put of the same file is a no-op. */
-  async putFile(key: string, path: string, contentType: string): Promise<ArtifactRef> {
+  async putFile(
+    key: string,
+    path: string,
+    contentType: string,
+    opts: UploadOptions = {},
+  ): Promise<ArtifactRef> {
     const { sha256, bytes } = await sha256OfFile(path);
     const existing = await this.head(key);
     if (existing && existing.sha256 === sha256) return existing;
     const fullKey = this.keyOf(key);
     try {
-      await this.upload(fullKey, createReadStream(path, { highWaterMark: 1 << 20 }), contentType, sha256);
+      await this.upload(
+        fullKey,
+        createReadStream(path, { highWaterMark: 1 << 20 }),
+        contentType,
+        sha256,
+        opts,
+      );
     } catch (err) {
       throw classifyS3Error(err, `put ${fullKey} from ${path}`);
     }
@@ -236,12 +253,19 @@ export class ArtifactStore {
     path: string,
     contentType: string,
     extension: string,
+    opts: UploadOptions = {},
   ): Promise<ArtifactRef> {
     const { sha256 } = await sha256OfFile(path);
-    return this.putFile(contentAddressedKey(namespace, sha256, extension), path, contentType);
+    return this.putFile(contentAddressedKey(namespace, sha256, extension), path, contentType, opts);
   }
 
-  private async upload(key: string, body: Readable, contentType: string, sha256: string): Promise<void> {
+  private async upload(
+    key: string,
+    body: Readable,
+    contentType: string,
+    sha256: string,
+    opts: UploadOptions = {},
+  ): Promise<void> {
     const upload = new Upload({
       client: this.client,
       params: { Bucket: this.bucket, Key: key, Body: body, ContentType: contentType, Metadata: { sha256 } },
@@ -249,6 +273,8 @@ export class ArtifactStore {
       queueSize: 2,
       leavePartsOnError: false,
     });
+    const { onProgress } = opts;
+    if (onProgress) upload.on('httpUploadProgress', (p) => onProgress(p.loaded ?? 0, p.total ?? 0));
     await upload.done();
   }
 

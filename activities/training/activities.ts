@@ -3,8 +3,13 @@
  * that runs on every policy host (policy role, `segflow-policy@<host>`).
  *
  * - `trainingSamplePrompts`: the next prompts of a prepared dataset in a seeded order (a fresh
- *   permutation per epoch), from a cursor the workflow keeps, as rolloutGroup sample inputs.
- * - `trainingAssembleBatch`: the step's kept trajectories as the trainer's batch
+ *   permutation per epoch), from a cursor the workflow keeps, as rolloutGroup sample inputs;
+ *   `trainingSamplePromptRefs` the same order as references to the prepared records (what a step
+ *   of hundreds of prompts carries), each group then loading its own with `trainingLoadSample`.
+ * - `trainingSaveGroup`: a rolloutGroup's full result (`…/groups/<g>/group.json`), so the step's
+ *   history holds a reference and a tally per group, not every trajectory's summary.
+ * - `trainingAssembleBatch`: the step's kept trajectories (listed, or read from the stored group
+ *   results) as the trainer's batch
  *   (`runs/<run>/steps/<k>/batch.json`, schema `segflow.batch/1`): per trajectory its chat messages
  *   (text with `<image>` placeholders, and per message the S3 refs of its images, in order, as the
  *   rollout sent them to the policy), advantage and reward. The trainer tokenises them with the
@@ -61,21 +66,37 @@ export const trainingInputs = {
     cursor: cursorSchema,
     count: z.number().int().min(1),
   }),
-  assemble: z.strictObject({
-    runId,
-    step: z.number().int().min(0),
-    policyVersion: z.number().int().min(0),
-    trajectories: z
-      .array(
-        z.strictObject({
-          trajectoryId: z.string().min(1),
-          groupId: z.string().min(1),
-          trajectory: artifactRefSchema,
-          advantage: z.number().finite(),
-          reward: z.number().finite(),
-        }),
-      )
-      .min(1),
+  assemble: z
+    .strictObject({
+      runId,
+      step: z.number().int().min(0),
+      policyVersion: z.number().int().min(0),
+      /** The trajectories, listed (steps recorded before group results were stored). */
+      trajectories: z
+        .array(
+          z.strictObject({
+            trajectoryId: z.string().min(1),
+            groupId: z.string().min(1),
+            trajectory: artifactRefSchema,
+            advantage: z.number().finite(),
+            reward: z.number().finite(),
+          }),
+        )
+        .min(1)
+        .optional(),
+      /** Or the stored rolloutGroup results whose finished trajectories make the batch, in order. */
+      groups: z.array(artifactRefSchema).min(1).optional(),
+    })
+    .refine((v) => (v.trajectories === undefined) !== (v.groups === undefined), {
+      message: 'give either trajectories or groups',
+    }),
+  loadSample: z.strictObject({ record: artifactRefSchema }),
+  saveGroup: z.strictObject({
+    key: z.string().regex(/\/group\.json$/, 'must be a group result key ending in "/group.json"'),
+    result: z.looseObject({
+      groupId: z.string().min(1),
+      trajectories: z.array(z.unknown()),
+    }),
   }),
   metrics: z.strictObject({
     runId,
@@ -104,6 +125,7 @@ export const trainingInputs = {
 };
 
 export type SamplePromptsInput = z.input<typeof trainingInputs.sample>;
+export type LoadSampleInput = z.input<typeof trainingInputs.loadSample>;
 export type AssembleBatchInput = z.input<typeof trainingInputs.assemble>;
 export type WriteMetricsInput = z.input<typeof trainingInputs.metrics>;
 export type SaveStateInput = z.input<typeof trainingInputs.state>;
@@ -117,6 +139,13 @@ export interface TrainingSample {
   frames: { fid: number; policy: ArtifactRef; original: ArtifactRef }[];
   groundTruth: SampleGroundTruth;
   steps?: string[];
+}
+
+/** A sampled prompt as a reference to its prepared record (`trainingSamplePromptRefs`). */
+export interface TrainingSampleRef {
+  id: string;
+  ability: string | null;
+  record: ArtifactRef;
 }
 
 /** The order of a dataset's samples in one epoch: a Fisher–Yates shuffle seeded by (seed, epoch). */
@@ -163,6 +192,41 @@ function abilityOf(record: PreparedSample, uri: string): Ability {
   );
 }
 
+/** The rolloutGroup sample of a prepared record. */
+async function loadTrainingSample(store: ArtifactStore, ref: ArtifactRef): Promise<TrainingSample> {
+  const record = await store.getInputJson<PreparedSample>(ref.uri, 'sample record');
+  if (record?.schema !== 'segflow.sample/1') {
+    throw new BadInputError(
+      `sample record ${ref.uri} has schema ${JSON.stringify(record?.schema)}, expected "segflow.sample/1"`,
+      { uri: ref.uri },
+    );
+  }
+  if (record.frames.length === 0)
+    throw new BadInputError(`sample ${record.id} (${ref.uri}) has no frames`, { uri: ref.uri });
+  return {
+    id: record.id,
+    question: record.question,
+    ability: abilityOf(record, ref.uri),
+    frames: record.frames.map((f) => ({ fid: f.fid, policy: f.policy, original: f.original })),
+    groundTruth: record.groundTruth,
+    ...(record.steps ? { steps: record.steps } : {}),
+  };
+}
+
+/** Reads and checks a prepared dataset index. */
+async function readIndex(store: ArtifactStore, dataset: string): Promise<PreparedDatasetIndex> {
+  const index = await store.getInputJson<PreparedDatasetIndex>(dataset, 'dataset index');
+  if (index?.schema !== 'segflow.dataset/1' || !Array.isArray(index.samples)) {
+    throw new BadInputError(
+      `dataset ${dataset} is not a prepared dataset index (schema ${JSON.stringify(index?.schema)}, expected "segflow.dataset/1"); make one with \`segr dataset prepare\` and pass the "index" it prints`,
+      { uri: dataset },
+    );
+  }
+  if (index.samples.length === 0)
+    throw new BadInputError(`dataset ${dataset} has no samples`, { uri: dataset });
+  return index;
+}
+
 export interface TrainingActivityDeps {
   store: ArtifactStore;
 }
@@ -175,49 +239,49 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
       raw: SamplePromptsInput,
     ): Promise<{ samples: TrainingSample[]; cursor: DatasetCursor }> {
       const input = parseActivityInput(trainingInputs.sample, raw, 'trainingSamplePrompts');
-      const index = await store.getInputJson<PreparedDatasetIndex>(input.dataset, 'dataset index');
-      if (index?.schema !== 'segflow.dataset/1' || !Array.isArray(index.samples)) {
-        throw new BadInputError(
-          `dataset ${input.dataset} is not a prepared dataset index (schema ${JSON.stringify(index?.schema)}, expected "segflow.dataset/1"); make one with \`segr dataset prepare\` and pass the "index" it prints`,
-          { uri: input.dataset },
-        );
-      }
-      if (index.samples.length === 0)
-        throw new BadInputError(`dataset ${input.dataset} has no samples`, { uri: input.dataset });
+      const index = await readIndex(store, input.dataset);
       const { indices, cursor } = takeFromCursor(index.samples.length, input.seed, input.cursor, input.count);
-      const samples = await Promise.all(
-        indices.map(async (i) => {
-          const entry = index.samples[i]!;
-          const record = await store.getInputJson<PreparedSample>(entry.ref.uri, 'sample record');
-          if (record?.schema !== 'segflow.sample/1') {
-            throw new BadInputError(
-              `sample record ${entry.ref.uri} has schema ${JSON.stringify(record?.schema)}, expected "segflow.sample/1"`,
-              { uri: entry.ref.uri },
-            );
-          }
-          if (record.frames.length === 0)
-            throw new BadInputError(`sample ${record.id} (${entry.ref.uri}) has no frames`, {
-              uri: entry.ref.uri,
-            });
-          const sample: TrainingSample = {
-            id: record.id,
-            question: record.question,
-            ability: abilityOf(record, entry.ref.uri),
-            frames: record.frames.map((f) => ({ fid: f.fid, policy: f.policy, original: f.original })),
-            groundTruth: record.groundTruth,
-            ...(record.steps ? { steps: record.steps } : {}),
-          };
-          return sample;
-        }),
-      );
+      const samples = await Promise.all(indices.map((i) => loadTrainingSample(store, index.samples[i]!.ref)));
       return { samples, cursor };
+    },
+
+    /** The next prompts of the dataset in seeded order (as `trainingSamplePrompts`), as record refs. */
+    async trainingSamplePromptRefs(
+      raw: SamplePromptsInput,
+    ): Promise<{ samples: TrainingSampleRef[]; cursor: DatasetCursor }> {
+      const input = parseActivityInput(trainingInputs.sample, raw, 'trainingSamplePromptRefs');
+      const index = await readIndex(store, input.dataset);
+      const { indices, cursor } = takeFromCursor(index.samples.length, input.seed, input.cursor, input.count);
+      const samples = indices.map((i) => {
+        const { id, ability, ref } = index.samples[i]!;
+        return { id, ability, record: ref };
+      });
+      return { samples, cursor };
+    },
+
+    /** A prepared sample record as a rolloutGroup sample. */
+    async trainingLoadSample(raw: LoadSampleInput): Promise<TrainingSample> {
+      const input = parseActivityInput(trainingInputs.loadSample, raw, 'trainingLoadSample');
+      return loadTrainingSample(store, input.record);
+    },
+
+    /** Stores a rolloutGroup's full result under its deterministic key (a retry rewrites the same bytes). */
+    async trainingSaveGroup(raw: { key: string; result: unknown }): Promise<ArtifactRef> {
+      const input = parseActivityInput(trainingInputs.saveGroup, raw, 'trainingSaveGroup');
+      return store.putJson(input.key, input.result);
     },
 
     /** Writes the trainer's batch for one step; returns its ref (the trainer checks its sha256). */
     async trainingAssembleBatch(raw: AssembleBatchInput): Promise<ArtifactRef> {
       const input = parseActivityInput(trainingInputs.assemble, raw, 'trainingAssembleBatch');
+      const listed = input.trajectories ?? (await trajectoriesOfGroups(store, input.groups!));
+      if (listed.length === 0) {
+        throw new BadInputError(
+          `step ${input.step} of run ${input.runId}: the groups of the batch have no finished trajectory`,
+        );
+      }
       const trajectories = [];
-      for (const [i, t] of input.trajectories.entries()) {
+      for (const [i, t] of listed.entries()) {
         const doc = await store.getInputJson<{
           messages?: {
             role: string;
@@ -285,6 +349,40 @@ export function createTrainingActivities(deps: TrainingActivityDeps) {
 }
 
 export type TrainingActivities = ReturnType<typeof createTrainingActivities>;
+
+interface StoredGroup {
+  groupId: string;
+  trajectories: {
+    summary: { trajectoryId: string; trajectory: ArtifactRef };
+    advantage: number;
+    reward: { total: number | null };
+  }[];
+}
+
+/** The finished trajectories of stored rolloutGroup results, in order, as the batch lists them. */
+async function trajectoriesOfGroups(
+  store: ArtifactStore,
+  groups: readonly ArtifactRef[],
+): Promise<NonNullable<z.output<typeof trainingInputs.assemble>['trajectories']>> {
+  const out = [];
+  for (const [i, ref] of groups.entries()) {
+    const group = await store.getInputJson<StoredGroup>(ref.uri, 'rollout group result');
+    if (!Array.isArray(group?.trajectories)) {
+      throw new BadInputError(`rollout group result ${ref.uri} lists no trajectories`, { uri: ref.uri });
+    }
+    for (const t of group.trajectories) {
+      out.push({
+        trajectoryId: t.summary.trajectoryId,
+        groupId: group.groupId,
+        trajectory: t.summary.trajectory,
+        advantage: t.advantage,
+        reward: t.reward.total ?? 0,
+      });
+    }
+    if (i % 16 === 15) heartbeat({ groups: i + 1 });
+  }
+  return out;
+}
 
 export interface PolicySyncDeps {
   store: ArtifactStore;

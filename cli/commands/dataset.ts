@@ -84,6 +84,7 @@ export function register(program: Command): void {
                   ? { kind: 'qwen3vl', scale: 1000 }
                   : { kind: 'qwen25vl', resizedWidth: 448, resizedHeight: 448 },
               ...(opts.anchor !== undefined ? { anchor: opts.anchor } : {}),
+              video: { maxFrames: config.media.maxVideoFrames, maxSeconds: config.media.maxVideoSeconds },
               signal: ac.signal,
               onSample: (done, total, id) => {
                 logger.debug({ done, total, id }, 'sample prepared');

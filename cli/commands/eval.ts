@@ -12,7 +12,7 @@ import {
   parseTrainingMetrics,
   renderTrainingDashboard,
 } from '../../activities/reports/training-dashboard.js';
-import type { EvaluationSummary } from '../../core/contracts/evaluation.js';
+import { EvaluationLimits, type EvaluationSummary } from '../../core/contracts/evaluation.js';
 import { failedSamplesLine } from '../../activities/evaluation/aggregate.js';
 import { ArtifactStore } from '../../activities/storage/artifact-store.js';
 import { startWorkers, type RunningWorkers } from '../../workers/run.js';
@@ -25,7 +25,7 @@ import {
 import { cliContext, withClient } from '../context.js';
 import { policyProtocolFrom } from '../policy-protocol.js';
 import { workflowResult } from '../failure.js';
-import { positiveInt, nonNegativeInt, nonNegativeNumber } from '../option-parsers.js';
+import { intInRange, positiveInt, nonNegativeInt, nonNegativeNumber } from '../option-parsers.js';
 import { emit, outputFormat } from '../output.js';
 
 /** `--search-price serper=0.001` (repeatable) → {serper: 0.001}. */
@@ -244,9 +244,18 @@ export function register(program: Command): void {
       'sampling seed: sample i of the dataset is decoded with seed + i',
       nonNegativeInt('--seed'),
     )
-    .option('--concurrency <n>', 'samples evaluated at once', positiveInt('--concurrency'), 4)
+    .option(
+      '--concurrency <n>',
+      `samples evaluated at once (at most ${EvaluationLimits.concurrency})`,
+      intInRange('--concurrency', 1, EvaluationLimits.concurrency),
+      4,
+    )
     .option('--limit <n>', 'evaluate only the first n samples', positiveInt('--limit'))
-    .option('--page-size <n>', 'samples per workflow run before continue-as-new', positiveInt('--page-size'))
+    .option(
+      '--page-size <n>',
+      `samples per workflow run before continue-as-new (at most ${EvaluationLimits.pageSize})`,
+      intInRange('--page-size', 1, EvaluationLimits.pageSize),
+    )
     .option('--search-price <backend=usd>', 'price of one paid search call (repeatable)', parsePrice, {})
     .option('--gallery <n>', 'best and worst samples shown in the report', nonNegativeInt('--gallery'))
     .option(

@@ -91,7 +91,10 @@ export function register(program: Command): void {
       const { config } = cliContext(cmd);
       const store = ArtifactStore.fromConfig(config.s3);
       try {
-        const ingested = await ingestMedia(store, path, { signal: interruptSignal() });
+        const ingested = await ingestMedia(store, path, {
+          signal: interruptSignal(),
+          video: { maxFrames: config.media.maxVideoFrames, maxSeconds: config.media.maxVideoSeconds },
+        });
         emit(cmd, ingested, JSON.stringify(ingested, null, 2));
       } finally {
         store.client.destroy();

@@ -17,7 +17,8 @@ import { evaluation, type EvaluationInput } from '../../workflows/evaluation.js'
 import { cliContext, withClient } from '../context.js';
 import { evaluationInputFrom, evaluationMetadata, parsePrice } from './eval.js';
 import { configSchema, type SegflowConfig } from '../../core/config/schema.js';
-import { positiveInt } from '../option-parsers.js';
+import { intInRange, positiveInt } from '../option-parsers.js';
+import { EvaluationLimits } from '../../core/contracts/evaluation.js';
 import { emit } from '../output.js';
 
 interface ScheduleEvalOptions {
@@ -153,7 +154,11 @@ function evalScheduleOptions(cmd: Command): Command {
     .option('--cron <expr>', 'cron expression, e.g. "0 3 * * *"')
     .option('--policy <model>', 'model name when the pointer names none')
     .option('--search <backend>', 'search backend')
-    .option('--concurrency <n>', 'samples evaluated at once', positiveInt('--concurrency'))
+    .option(
+      '--concurrency <n>',
+      `samples evaluated at once (at most ${EvaluationLimits.concurrency})`,
+      intInRange('--concurrency', 1, EvaluationLimits.concurrency),
+    )
     .option('--limit <n>', 'only the first n samples', positiveInt('--limit'))
     .option('--search-price <backend=usd>', 'price of one paid search call (repeatable)', parsePrice, {})
     .option('--paused', 'leave it paused');

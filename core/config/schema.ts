@@ -399,6 +399,25 @@ export const configSchema = z.strictObject({
       batchSize: positiveInt.default(32),
     })
     .prefault({}),
+  media: z
+    .strictObject({
+      /**
+       * Longest video accepted, in seconds: a longer one fails at ingest with this limit in its
+       * message (every frame of a segmented video is extracted, stored and propagated).
+       * @default 1200 (20 minutes)
+       */
+      maxVideoSeconds: positiveInt.default(1200),
+      /** Most frames a video or a folder of frames may have. @default 36000 (20 minutes at 30 fps) */
+      maxVideoFrames: positiveInt.default(36_000),
+      /**
+       * Time an ffmpeg run may take per frame it decodes, on top of ffmpegMinTimeoutMs: a run that
+       * takes longer is killed (a hung decoder), and the limit grows with the video. @default 50
+       */
+      ffmpegMsPerFrame: positiveInt.default(50),
+      /** The least time any ffmpeg run is given. @default 600000 (10 minutes) */
+      ffmpegMinTimeoutMs: positiveInt.default(600_000),
+    })
+    .prefault({}),
   segment: z
     .strictObject({
       /** Folder with the sam2-onnx v1 files (scripts/sam2-export). @default none: segment activities fail saying how to export them */
@@ -529,6 +548,9 @@ export const envBindings: Readonly<Record<string, string>> = {
   SEGFLOW_PROMPT_FILE: 'policy.promptFile',
   SEGFLOW_POLICY_COORDINATES: 'policy.coordinates',
   SEGFLOW_POLICY_PIXEL_FRAME_SIZE: 'policy.pixelFrameSize',
+  SEGFLOW_MEDIA_MAX_VIDEO_SECONDS: 'media.maxVideoSeconds',
+  SEGFLOW_MEDIA_MAX_VIDEO_FRAMES: 'media.maxVideoFrames',
+  SEGFLOW_MEDIA_FFMPEG_MS_PER_FRAME: 'media.ffmpegMsPerFrame',
   SEGFLOW_SEGMENT_EVAL_PROMPT_RULE: 'segment.evalPromptRule',
   SEGFLOW_SEGMENT_IMAGE_PROMPT: 'segment.imagePrompt',
   SEGFLOW_SEGMENT_MODELS_DIR: 'segment.modelsDir',

@@ -221,6 +221,35 @@ export interface EvaluationSummary {
 /** How many failed samples a summary lists by name (all are counted). */
 export const FAILED_SAMPLES_LISTED = 50;
 
+/**
+ * The caps of an evaluation's fan-out. A page of P samples adds at most about 6 history events per
+ * sample to its workflow run and one plan of P entries (~0.3 KB each) as a payload, so 1000 per page
+ * stays far under Temporal's 51,200 events and 2 MiB (docs/limits.md has the measured sizes).
+ */
+export const EvaluationLimits = { concurrency: 256, pageSize: 1000 } as const;
+
+/** An evaluation's fan-out settings, checked by the workflow and the CLI. */
+export const evaluationFanOutSchema = z.strictObject({
+  /** Samples evaluated at once. */
+  concurrency: z
+    .number()
+    .int()
+    .min(1)
+    .max(
+      EvaluationLimits.concurrency,
+      `at most ${EvaluationLimits.concurrency}: no more samples run at once than the policy and segment hosts can serve (docs/limits.md)`,
+    ),
+  /** Samples per workflow run before continue-as-new. */
+  pageSize: z
+    .number()
+    .int()
+    .min(1)
+    .max(
+      EvaluationLimits.pageSize,
+      `at most ${EvaluationLimits.pageSize}: a page's children and its plan live in one workflow run's history (docs/limits.md)`,
+    ),
+});
+
 /** One evaluation of a dataset, for curves across checkpoints (`evals/by-dataset/…`). */
 export interface EvaluationPointer {
   evalId: string;

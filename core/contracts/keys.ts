@@ -86,6 +86,8 @@ export const QueryKeys = {
 export const ArtifactKeys = {
   trajectory: (prefix: string) => `${prefix}/trajectory.json`,
   groupTrajectory: (groupPrefix: string, i: number) => `${groupPrefix}/traj/${i}`,
+  /** A rolloutGroup's full result (its trajectories' summaries, rewards, advantages). */
+  groupResult: (groupPrefix: string) => `${groupPrefix}/group.json`,
   imageMask: (prefix: string) => `${prefix}/mask.png`,
 } as const;
 

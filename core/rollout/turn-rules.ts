@@ -27,6 +27,12 @@ export interface RolloutSettings {
   tokensPerImage: number;
 }
 
+/**
+ * The most tool calls a rollout may be allowed: each turn adds about a dozen events to the
+ * rollout's history and its observation to every later request (docs/limits.md).
+ */
+export const MAX_TURNS_CAP = 64;
+
 export const DEFAULT_ROLLOUT_SETTINGS: RolloutSettings = {
   maxTurns: 6,
   maxObsLength: 4096,

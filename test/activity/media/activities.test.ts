@@ -112,6 +112,64 @@ test('mediaOverlayImage and mediaOverlayVideo write a PNG and an MP4 to S3', asy
   assert.deepEqual(await call(acts.mediaOverlayVideo, { video: video.video, masks }), mp4);
 });
 
+test("mediaOverlayVideo streams the segmenter's masks from its manifest: the same video as from one mask sequence", async () => {
+  if (video.kind !== 'video') return;
+  const run = uniqueId('manifest');
+  const masked = [0, 50, 100, 150];
+  const frames = [];
+  for (let i = 0; i < 200; i++) {
+    const key = `test/overlay-manifest/${run}/masks/${String(i).padStart(5, '0')}.png`;
+    // frames 0, 50, 100, 150 have a mask; frame 10 is listed but was never written (no mask)
+    if (masked.includes(i))
+      await store.putBytes(key, await encodeMaskPng(box(960, 540, 100 + i, 100, 300 + i, 300)), 'image/png');
+    if (masked.includes(i) || i === 10)
+      frames.push({ frame: i, name: String(i).padStart(5, '0'), mask: store.uriOf(key) });
+  }
+  const manifest = await store.putJson(`test/overlay-manifest/${run}/manifest.json`, {
+    width: 960,
+    height: 540,
+    frames,
+  });
+  const seq = toMaskSequence(
+    960,
+    540,
+    masked.map((i) => [i, box(960, 540, 100 + i, 100, 300 + i, 300)]),
+  );
+  const masks = await store.putContentAddressed(
+    'test/mask-seqs',
+    Buffer.from(JSON.stringify({ ...seq, run })),
+    'application/json',
+    'json',
+  );
+  const streamed = await call(acts.mediaOverlayVideo, { video: video.video, manifest });
+  const whole = await call(acts.mediaOverlayVideo, { video: video.video, masks });
+  assert.notEqual(streamed.uri, whole.uri);
+  assert.equal(streamed.sha256, whole.sha256, 'the same frames tinted with the same masks');
+  await assert.rejects(
+    call(acts.mediaOverlayVideo, { video: video.video, masks, manifest }),
+    /give either masks or manifest/,
+  );
+});
+
+test('mediaIngest refuses a video longer than the configured limits, naming them; heartbeats while storing', async () => {
+  const limited = createMediaActivities({ store, video: { maxFrames: 150, maxSeconds: 1200 } });
+  await assert.rejects(
+    call(limited.mediaIngest, { source: sharedData('videos', 'bedroom.mp4') }),
+    (err: Error & { type?: string; nonRetryable?: boolean }) => {
+      assert.match(
+        err.message,
+        /bedroom\.mp4: is 0\.1 minutes long \(200 frames\); segflow takes videos of at most 1200 s and 150 frames/,
+      );
+      return true;
+    },
+  );
+  const beats: unknown[] = [];
+  const beating = activityEnvironment();
+  beating.on('heartbeat', (d: unknown) => beats.push(d));
+  await beating.run(acts.mediaIngest, { source: sharedData('videos', 'bedroom.mp4') });
+  assert.ok(beats.length >= 1, 'a heartbeat once probed, and as the upload goes');
+});
+
 test('cancelling mediaOverlayVideo stops ffmpeg and stores nothing', async () => {
   if (video.kind !== 'video') return;
   const seq = toMaskSequence(960, 540, [[1, box(960, 540, 0, 0, 10, 10)]]);

@@ -265,6 +265,40 @@ test('the activity writes a mask per frame to S3, heartbeats per frame, and a re
   assert.deepEqual([again.framesComputed, again.resumedFrom], [0, NUM_FRAMES]);
 });
 
+test('segmentVideo reads the frames from a stored FrameSet: the same masks as the listed frames', async () => {
+  const frameSet = await store.putJson(`${prefix}/frame-set.json`, {
+    width: 480,
+    height: 270,
+    frames: frameUris.map((uri, fid) => ({ fid, name: `${String(fid).padStart(5, '0')}.jpg`, ref: { uri } })),
+  });
+  const acts = activities();
+  const listed: SegmentVideoResult = await activityEnvironment().run(acts.segmentVideo, {
+    frames: frameUris,
+    keyframe: KEYFRAME,
+    prompt,
+    outputPrefix: `${prefix}/listed`,
+  });
+  const bySet: SegmentVideoResult = await activityEnvironment().run(acts.segmentVideo, {
+    frameSet,
+    keyframe: KEYFRAME,
+    prompt,
+    outputPrefix: `${prefix}/by-set`,
+  });
+  assert.equal(bySet.numFrames, NUM_FRAMES);
+  assert.deepEqual(await maskHashes(`${prefix}/by-set`), await maskHashes(`${prefix}/listed`));
+  assert.equal(listed.numFrames, NUM_FRAMES);
+  await assert.rejects(
+    activityEnvironment().run(acts.segmentVideo, {
+      frames: frameUris,
+      frameSet,
+      keyframe: 0,
+      prompt,
+      outputPrefix: `${prefix}/x`,
+    }),
+    /give either frames or frameSet/,
+  );
+});
+
 test('bad video input fails fast and names the problem', async () => {
   const acts = activities();
   const env = activityEnvironment();

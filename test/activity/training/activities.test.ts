@@ -153,6 +153,81 @@ void test('trainingAssembleBatch: the trainer batch with messages, advantages an
   );
 });
 
+void test('trainingSamplePromptRefs: the same seeded order as record references; trainingLoadSample loads one', async () => {
+  const args = { dataset: index, seed: 1, cursor: { epoch: 0, position: 0 }, count: 4 };
+  const whole = await acts.trainingSamplePrompts(args);
+  const refs = await acts.trainingSamplePromptRefs(args);
+  assert.deepEqual(refs.cursor, whole.cursor);
+  assert.deepEqual(
+    refs.samples.map((s) => s.id),
+    whole.samples.map((s) => s.id),
+  );
+  for (const [i, ref] of refs.samples.entries()) {
+    assert.match(ref.record.uri, new RegExp(`/samples/${ref.id}\\.json$`));
+    assert.deepEqual(await acts.trainingLoadSample({ record: ref.record }), whole.samples[i]);
+  }
+  const notSample = await store.putJson(`${prefix}/not-sample.json`, { schema: 'other' });
+  await rejectsWith(
+    acts.trainingLoadSample({ record: notSample }),
+    'BadInputError',
+    /sample record .*not-sample.json has schema "other", expected "segflow.sample\/1"/,
+  );
+});
+
+void test('trainingAssembleBatch from stored group results: the same batch as the listed trajectories', async () => {
+  const traj = (i: number) =>
+    store.putJson(`${prefix}/groups/traj-${i}.json`, {
+      messages: [
+        { role: 'user', content: `q ${i}` },
+        { role: 'assistant', content: `<answer> ${i} </answer>` },
+      ],
+    });
+  const refs = [await traj(0), await traj(1), await traj(2)];
+  const trajectory = (i: number, advantage: number, total: number) => ({
+    summary: { trajectoryId: `g${i < 2 ? 0 : 1}/traj-${i}`, trajectory: refs[i]! },
+    advantage,
+    reward: { total },
+  });
+  const g0 = await acts.trainingSaveGroup({
+    key: `${prefix}/groups/g0/group.json`,
+    result: { groupId: 'g0', trajectories: [trajectory(0, 1, 2), trajectory(1, -1, 0)] },
+  });
+  const g1 = await acts.trainingSaveGroup({
+    key: `${prefix}/groups/g1/group.json`,
+    result: { groupId: 'g1', trajectories: [trajectory(2, 0.5, 1)] },
+  });
+  const base = { runId: uniqueId('run'), step: 0, policyVersion: 0 };
+  const byGroups = await store.getBytes(
+    (await acts.trainingAssembleBatch({ ...base, groups: [g0, g1] })).uri,
+  );
+  const listed = await store.getBytes(
+    (
+      await acts.trainingAssembleBatch({
+        ...base,
+        trajectories: [
+          { trajectoryId: 'g0/traj-0', groupId: 'g0', trajectory: refs[0]!, advantage: 1, reward: 2 },
+          { trajectoryId: 'g0/traj-1', groupId: 'g0', trajectory: refs[1]!, advantage: -1, reward: 0 },
+          { trajectoryId: 'g1/traj-2', groupId: 'g1', trajectory: refs[2]!, advantage: 0.5, reward: 1 },
+        ],
+      })
+    ).uri,
+  );
+  assert.equal(byGroups.toString(), listed.toString());
+  await rejectsWith(
+    acts.trainingAssembleBatch({ ...base, groups: [g0], trajectories: [] }),
+    'BadInputError',
+    /give either trajectories or groups/,
+  );
+  await rejectsWith(
+    acts.trainingSaveGroup({
+      key: `${prefix}/groups/g0/other.json`,
+      result: { groupId: 'g0', trajectories: [] },
+    }),
+    'BadInputError',
+    /must be a group result key ending in "\/group.json"/,
+  );
+});
+
 void test('trainingWriteMetrics: step metrics and the newest-version pointer', async () => {
   const runId = uniqueId('run');
   const ref = await acts.trainingWriteMetrics({

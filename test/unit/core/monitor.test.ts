@@ -113,6 +113,7 @@ test('the policyHosts update: a non-empty list of distinct, safe host ids', () =
   assert.match(policyHostsProblem(['gpu/0'])!, /policy host id/);
   assert.match(policyHostsProblem(['../x'])!, /policy host id/);
   assert.match(policyHostsProblem([7])!, /policy host id/);
+  assert.match(policyHostsProblem(Array.from({ length: 257 }, (_, i) => `h${i}`))!, /257 hosts, at most 256/);
 });
 
 test('search attributes: typed keys match the registered set, within the SQL visibility caps, registered by compose', () => {

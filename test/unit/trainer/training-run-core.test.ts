@@ -9,10 +9,20 @@ import {
   parseTrainingConfig,
   policyModelName,
 } from '../../../workflows/training-config.js';
-import { rolloutMetrics } from '../../../workflows/training-metrics.js';
+import {
+  emptyTally,
+  mergeTallies,
+  metricsFromTally,
+  rolloutMetrics,
+  tallyGroup,
+} from '../../../workflows/training-metrics.js';
 import { trainerHyperparameters } from '../../../workflows/training-step.js';
 import { trainerHyperparametersSchema } from '../../../core/contracts/training.js';
-import type { RolloutGroupResult } from '../../../workflows/rollout-group.js';
+import {
+  isStoredGroupResult,
+  storedGroupResult,
+  type RolloutGroupResult,
+} from '../../../workflows/rollout-group.js';
 
 void test('epoch order is a seeded permutation: same seed same order, another seed or epoch another', () => {
   const a = epochOrder(50, 7, 0);
@@ -131,4 +141,86 @@ void test('rollout metrics: reward components, searches, stop reasons, response 
   assert.deepEqual(m.stopReasons, { model_chose_to_finish: 2, max_turns_reached: 1 });
   assert.deepEqual(m.responseTokens, { mean: 40, min: 30, max: 50 });
   assert.equal(m.groupRewardStd, 0.5);
+});
+
+void test('a step keeps one tally per group: merged tallies give the metrics of all the groups at once', () => {
+  const traj = (total: number, search: number, stop: string, tokens: number, igr: number | null) => ({
+    summary: { numSearch: search, turns: search + 2, completionTokens: tokens, stopReason: stop, answer: { status: search > 0 ? 'ok' : 'no_answer' }, policyVersion: 3 },
+    reward: { total, outcome: total - 1, format: 1, process: igr, igr, tpr: 0.5, iou: 0.5, box: 1, point: 0, frame: 0.8 },
+    advantage: 0,
+  });
+  const groups = [
+    { groupId: 'g0', rewardStd: 1.2, trajectories: [traj(4, 1, 'model_chose_to_finish', 30, 0.5), traj(1, 0, 'max_turns_reached', 50, null)] },
+    { groupId: 'g1', rewardStd: 0, trajectories: [], failed: [{ index: 0, trajectoryId: 'g1/traj-0', error: 'x' }] },
+    { groupId: 'g2', rewardStd: 0.3, trajectories: [traj(3, 2, 'model_chose_to_finish', 40, 1), traj(2.5, 3, 'max_turns_reached', 10, null)] },
+  ] as unknown as RolloutGroupResult[];
+  const merged = groups.map(tallyGroup).reduce(mergeTallies, emptyTally());
+  // through JSON, as tallies travel in workflow results and continue-as-new inputs
+  const m = metricsFromTally(JSON.parse(JSON.stringify(merged)) as typeof merged);
+  assert.equal(m.trajectories, 4);
+  assert.equal(m.failedTrajectories, 1);
+  assert.equal(m.groups, 3);
+  assert.deepEqual(m.reward.total, { mean: 2.625, min: 1, max: 4 });
+  assert.equal(m.reward.igr, 0.75);
+  assert.deepEqual(m.responseTokens, { mean: 32.5, min: 10, max: 50 });
+  assert.deepEqual(m.stopReasons, { model_chose_to_finish: 2, max_turns_reached: 2 });
+  assert.deepEqual(m.answerStatus, { ok: 3, no_answer: 1 });
+  assert.equal(m.groupRewardStd, 0.5);
+  // an empty group's tally changes nothing but the group count (its min/max are not 0s)
+  assert.deepEqual(metricsFromTally(mergeTallies(tallyGroup(groups[1]!), tallyGroup(groups[0]!))).reward.total, { mean: 2.5, min: 1, max: 4 });
+  assert.deepEqual(rolloutMetrics(groups), m);
+});
+
+void test('a stored group result keeps the rewards, the oldest version, the first failures and the tally', () => {
+  const long = 'e'.repeat(2000);
+  const result = {
+    groupId: 'r/step-0/gen-0/group-1',
+    sampleId: 's1',
+    trajectories: [2, 0].map((total, i) => ({
+      summary: { trajectoryId: `t${i}`, numSearch: 0, turns: 2, completionTokens: 5, stopReason: 'model_chose_to_finish', answer: { status: 'ok' }, policyVersion: 4 - i },
+      reward: { total, outcome: total, format: 1, process: null, igr: null, tpr: 0, iou: 0, box: 0, point: 0, frame: 0 },
+      advantage: total - 1,
+    })),
+    failed: [0, 1, 2, 3, 4].map((i) => ({ index: 2 + i, trajectoryId: `t${2 + i}`, error: long })),
+    meanReward: 1,
+    rewardStd: 1.41,
+  } as unknown as RolloutGroupResult;
+  const ref = { uri: 's3://segflow/runs/r/group.json', sha256: 'a'.repeat(64), bytes: 9, contentType: 'application/json' };
+  const stored = storedGroupResult(result, ref);
+  assert.ok(isStoredGroupResult(stored) && !isStoredGroupResult(result));
+  assert.deepEqual(stored.rewards, [2, 0]);
+  assert.equal(stored.oldestPolicyVersion, 3);
+  assert.equal(stored.failedCount, 5);
+  assert.equal(stored.failed.length, 3);
+  assert.ok(stored.failed[0]!.error.length <= 501);
+  assert.deepEqual(stored.tally, tallyGroup(result));
+  assert.ok(JSON.stringify(stored).length < 4000, 'a few KB whatever the trajectories hold');
+});
+
+void test('fan-out caps: a config past a cap fails naming the key, the cap and docs/limits.md', () => {
+  const bad = parseTrainingConfig({
+    ...minimal,
+    promptsPerStep: 4096,
+    groupSize: 300,
+    generationBatchesPerRun: 5,
+    rollout: { groupConcurrency: 5000, settings: { maxTurns: 100 } },
+    policyHosts: Array.from({ length: 257 }, (_, i) => `h${i}`),
+  });
+  assert.equal(bad.ok, false);
+  if (!bad.ok) {
+    for (const m of [
+      /promptsPerStep: at most 2048: .*docs\/limits\.md/,
+      /groupSize: at most 256: /,
+      /generationBatchesPerRun: at most 4: /,
+      /rollout\.groupConcurrency: at most 2048: /,
+      /rollout\.settings\.maxTurns: at most 64: /,
+      /policyHosts: at most 256 hosts/,
+    ])
+      assert.match(bad.problems, m);
+  }
+  const atCaps = parseTrainingConfig({ ...minimal, promptsPerStep: 2048, groupSize: 256, generationBatchesPerRun: 4 });
+  assert.ok(atCaps.ok);
+  const defaults = parseTrainingConfig(minimal);
+  assert.ok(defaults.ok);
+  assert.equal(defaults.config.generationBatchesPerRun, 2);
 });
