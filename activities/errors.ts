@@ -3,6 +3,7 @@
  * whether retrying can help; `toApplicationFailure` maps them onto Temporal's retry machinery.
  */
 import { ErrorTypes } from '../core/contracts/errors.js';
+import { UnsafeKeyError } from '../core/contracts/safe-key.js';
 import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
 
 export class SegflowError extends Error {
@@ -62,6 +63,10 @@ export class TransientError extends SegflowError {
 /** Converts any thrown value into the ApplicationFailure Temporal should record. */
 export function toApplicationFailure(err: unknown): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
+  // core's key guard cannot import these classes: a key built from bad input is bad input
+  if (err instanceof UnsafeKeyError) {
+    return toApplicationFailure(new BadInputError(err.message, { key: err.key, problem: err.problem }));
+  }
   if (err instanceof SegflowError) {
     return ApplicationFailure.create({
       type: err.type,

@@ -36,6 +36,7 @@ import { BadInputError, ConfigError } from '../errors.js';
 import { heartbeat, parseActivityInput } from '../edge.js';
 import { mulberry32 } from '../../core/random.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
+import { pathUnder } from '../storage/safe-path.js';
 
 const runId = IdSchemas.run;
 const cursorSchema = z.strictObject({ epoch: z.number().int().min(0), position: z.number().int().min(0) });
@@ -324,8 +325,7 @@ export function createPolicySyncActivities(deps: PolicySyncDeps) {
         for await (const o of deps.store.list(prefixKey)) {
           const rel = o.key.slice(prefixKey.length);
           if (!rel || rel.endsWith('/')) continue;
-          if (rel.includes('..')) throw new BadInputError(`policy object ${o.key} has an unsafe name`);
-          await deps.store.downloadToFile(o.key, join(tmp, rel));
+          await deps.store.downloadToFile(o.key, pathUnder(tmp, rel, `policy object name (${o.key})`));
           files += 1;
           heartbeat({ files });
         }

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import BadInputError
+from .safe_keys import path_under
 from .store import Store, sha256_file
 
 
@@ -75,7 +76,7 @@ class LocalStore(Store):
         names = []
         for key in self.list(f"s3://{self.bucket}/{prefix}"):
             rel = key[len(prefix) :]
-            target = dest / rel
+            target = path_under(dest, rel, what=f"object name ({key})")
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(self.root / key, target)
             names.append(rel)

@@ -34,6 +34,7 @@ from .distributed import SINGLE_PROCESS, Parallel
 from .errors import BadInputError, PolicyVersionConflictError
 from .family import FamilySource, ModelOptions, PolicyFamily, load_family, sequence_length
 from .loss import PpoClipSettings, low_var_kl, ppo_loss
+from .safe_keys import path_under
 from .store import Store
 
 MANIFEST = "segflow-policy.json"
@@ -657,10 +658,10 @@ def _save_version(
     """Saves the version and its trainer state, uploads both, and writes the manifest last."""
     store, hp, fam = step.store, step.hp, loaded.family
     step.progress("save", 0, 1)
-    out_dir = _staging_dir(step.work_dir / "out" / hp.run_id / f"v{step.version}")
+    out_dir = _staging_dir(path_under(step.work_dir / "out", hp.run_id, f"v{step.version}", what="run id"))
     fam.save(out_dir)
     wsha = weights_sha256(fam.weights())
-    state_dir = _staging_dir(step.work_dir / "out" / hp.run_id / f"v{step.version}.state")
+    state_dir = _staging_dir(path_under(step.work_dir / "out", hp.run_id, f"v{step.version}.state", what="run id"))
     torch.save(optimizer_state, state_dir / "optimizer.pt")
     torch.save(rng_state(), state_dir / "rng.pt")
 
