@@ -15,7 +15,8 @@ SEGFLOW_TRAINER_FAMILIES (comma-separated modules of policy families beyond the 
 Face one, imported at start; family.py), where the tracker writes: SEGFLOW_TRACKER_MLFLOW_URI
 (else MLFLOW_TRACKING_URI), SEGFLOW_TRACKER_TENSORBOARD_DIR (default .segflow/tensorboard), and the
 observability settings SEGFLOW_METRICS_BIND_ADDRESS and SEGFLOW_OTLP_TRACES_ENDPOINT (telemetry.py;
-both off when unset).
+both off when unset), and the payload codec SEGFLOW_CODEC_KEYS / SEGFLOW_CODEC_KEY_FILE with
+SEGFLOW_CODEC_COMPRESS (codec.py; payloads are not encrypted when unset).
 
 One update runs at a time (it owns the process's torch RNG and the CPU/GPU). The update runs in a
 worker thread while the activity heartbeats its progress every few seconds, so a dead trainer is
