@@ -38,6 +38,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from .errors import raise_mapped
+from .redact import install_log_redaction
 from .family import load_family_modules, registered_families
 from .settings import TrainerSettings, load_settings
 from .store import Store
@@ -144,6 +145,7 @@ class TrackerActivities:
 
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    install_log_redaction()  # no secret an error or a library echoes reaches the log
     settings = load_settings()
     load_family_modules()  # a family module that does not import stops the worker here, not mid-run
     log.info("policy families: %s", ", ".join(registered_families()))
