@@ -3,6 +3,8 @@
  * whether retrying can help; `toApplicationFailure` maps them onto Temporal's retry machinery.
  */
 import { ErrorTypes } from '../core/contracts/errors.js';
+import { UnsafeKeyError } from '../core/contracts/safe-key.js';
+import { redact, redactDeep, redactedCause } from './runtime/redact.js';
 import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
 
 export class SegflowError extends Error {
@@ -59,29 +61,56 @@ export class TransientError extends SegflowError {
   }
 }
 
-/** Converts any thrown value into the ApplicationFailure Temporal should record. */
+/**
+ * Converts any thrown value into the ApplicationFailure Temporal should record, scrubbed of
+ * secrets: its message, details and every cause's message and stack trace (runtime/redact.ts), so
+ * no key, token or credentials-bearing URL an error text echoes reaches a history.
+ */
 export function toApplicationFailure(err: unknown): ApplicationFailure {
-  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof ApplicationFailure) {
+    const copy = ApplicationFailure.create({
+      message: redact(err.message),
+      ...(err.type ? { type: err.type } : {}),
+      nonRetryable: err.nonRetryable ?? false,
+      details: redactDeep(err.details ?? []),
+      cause: redactedCause(err.cause),
+      ...(err.nextRetryDelay !== undefined && err.nextRetryDelay !== null
+        ? { nextRetryDelay: err.nextRetryDelay }
+        : {}),
+      ...(err.category !== undefined && err.category !== null ? { category: err.category } : {}),
+    });
+    if (err.stack !== undefined) copy.stack = redact(err.stack);
+    return copy;
+  }
+  // core's key guard cannot import these classes: a key built from bad input is bad input
+  if (err instanceof UnsafeKeyError) {
+    return toApplicationFailure(new BadInputError(err.message, { key: err.key, problem: err.problem }));
+  }
   if (err instanceof SegflowError) {
     return ApplicationFailure.create({
       type: err.type,
-      message: err.message,
+      message: redact(err.message),
       nonRetryable: !err.retryable,
-      details: [err.details],
-      cause: err.cause instanceof Error ? err.cause : undefined,
+      details: [redactDeep(err.details)],
+      cause: err.cause instanceof Error ? redactedCause(err.cause) : undefined,
       ...(err.retryAfterMs !== undefined ? { nextRetryDelay: err.retryAfterMs } : {}),
     });
   }
   const e = err instanceof Error ? err : new Error(String(err));
-  return ApplicationFailure.create({ type: e.name || 'Error', message: e.message, cause: e });
+  return ApplicationFailure.create({
+    type: e.name || 'Error',
+    message: redact(e.message),
+    cause: redactedCause(e),
+  });
 }
 
 /**
  * What an activity throws: Temporal's own failures (a CancelledFailure from the activity's
- * cancellation signal) pass through, so a cancellation stays a cancellation; everything else
- * becomes a typed ApplicationFailure.
+ * cancellation signal) pass through, so a cancellation stays a cancellation; everything else,
+ * an ApplicationFailure an activity raised itself included, becomes a typed, scrubbed
+ * ApplicationFailure.
  */
 export function activityFailure(err: unknown): Error {
-  if (err instanceof TemporalFailure) return err;
+  if (err instanceof TemporalFailure && !(err instanceof ApplicationFailure)) return err;
   return toApplicationFailure(err);
 }

@@ -15,6 +15,7 @@ import {
   type Workflow,
   type WorkflowResultType,
 } from '@temporalio/common';
+import { redact } from '../activities/runtime/redact.js';
 
 /** One link of a cause chain. */
 export interface FailureLink {
@@ -190,6 +191,11 @@ export function formatWorkflowNotCompleted(err: WorkflowNotCompletedError, inden
  * cause chain and link; any other error with its causes, if it has any.
  */
 export function formatCliError(err: unknown): string {
+  // scrubbed: a local worker's error (segr run/eval without --remote) may echo a key or URL
+  return redact(formatUnscrubbed(err));
+}
+
+function formatUnscrubbed(err: unknown): string {
   if (err instanceof WorkflowNotCompletedError) return formatWorkflowNotCompleted(err);
   if (err instanceof Error && err.cause !== undefined)
     return [err.message, formatLinks(failureChain(err.cause), '  ', true)].join('\n');

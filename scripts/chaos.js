@@ -19,7 +19,8 @@ const chaosEnv = {
   SEGFLOW_DEV_TEMPORAL_PORT: '7433',
   SEGFLOW_DEV_UI_PORT: '8433',
   SEGFLOW_DEV_S3_PORT: '8533',
-  SEGFLOW_DEV_SEAWEED_BASE_PORT: '29400',
+  // SeaweedFS binds base+0..5 and base+10000..10003: all below Linux's ephemeral range (32768+)
+  SEGFLOW_DEV_SEAWEED_BASE_PORT: '19400',
   SEGFLOW_DEV_DATA_DIR: join(root, '.data', 'chaos'),
 };
 for (const [k, v] of Object.entries(chaosEnv)) process.env[k] ??= v;

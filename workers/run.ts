@@ -11,6 +11,7 @@ import { activityErrorInterceptors } from '../activities/error-interceptor.js';
 import { ConfigError } from '../activities/errors.js';
 import { activitiesForRole } from '../activities/registry.js';
 import { PinoTemporalLogger, type PinoLogger } from '../activities/runtime/logger.js';
+import { dataConverterFor } from '../activities/runtime/payload-codec.js';
 import { ArtifactStore } from '../activities/storage/artifact-store.js';
 import { connectNative } from './temporal-connection.js';
 import { runtimeTelemetryOptions, startTracing, workflowBundleFile } from './telemetry.js';
@@ -59,6 +60,8 @@ export async function startWorkers(
   const connection = opts.connection ?? (await connectNative(config));
   const store = ArtifactStore.fromConfig(config.s3);
   const deps = { config, store, logger };
+  // payloads encrypted (and compressed) when codec.keys is set: the same converter on every queue
+  const dataConverter = dataConverterFor(config);
   const workers: Worker[] = [];
   const queues: string[] = [];
   for (const role of roles) {
@@ -69,6 +72,7 @@ export async function startWorkers(
         namespace: config.temporal.namespace,
         taskQueue,
         activities,
+        dataConverter,
         // Every activity failure leaves as a typed ApplicationFailure (activities/errors.ts).
         // Tracing first: its span then covers the error mapping too.
         interceptors: { activity: [...(tracing?.activityInterceptors ?? []), activityErrorInterceptors] },
@@ -99,7 +103,10 @@ export async function startWorkers(
       queues.push(taskQueue);
     }
   }
-  logger.info({ roles, queues, hostId: config.worker.hostId }, 'workers polling');
+  logger.info(
+    { roles, queues, hostId: config.worker.hostId, payloadCodec: dataConverter.payloadCodecs ? 'on' : 'off' },
+    'workers polling',
+  );
   const done = Promise.all(workers.map((w) => w.run())).then(async () => {
     if (!opts.connection) await connection.close();
     store.client.destroy();

@@ -1,9 +1,13 @@
-/** Connections to Temporal from config: plain on loopback, TLS/mTLS or API key for clusters and Cloud. */
+/**
+ * Connections to Temporal from config: plain on loopback, TLS/mTLS or API key for clusters and
+ * Cloud; clients encrypt payloads when the payload codec is configured (codec.keys).
+ */
 import { readFileSync } from 'node:fs';
 import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
 import type { SegflowConfig } from '../core/config/schema.js';
 import { ConfigError } from '../activities/errors.js';
+import { dataConverterFor } from '../activities/runtime/payload-codec.js';
 
 type TlsOption = ConnectionOptions['tls'];
 
@@ -61,7 +65,7 @@ export async function connectClient(
     ...(t.apiKey ? { apiKey: t.apiKey } : {}),
     ...(opts.connectTimeoutMs ? { connectTimeout: opts.connectTimeoutMs } : {}),
   });
-  return new Client({ connection, namespace: t.namespace });
+  return new Client({ connection, namespace: t.namespace, dataConverter: dataConverterFor(config) });
 }
 
 export async function connectNative(config: SegflowConfig): Promise<NativeConnection> {

@@ -17,6 +17,7 @@ import {
   type ImageSource,
 } from './image.js';
 import { probeVideo, type VideoProbe } from './probe.js';
+import { keyUnder } from '../../core/contracts/safe-key.js';
 
 /** A frame shown to the policy: its original-size frame and its policy-size copy. */
 export interface StoredFrame {
@@ -30,7 +31,7 @@ export interface StoredFrame {
 
 /** `derived/<sha>/…`: everything computed from one source object. */
 export function derivedKey(sourceSha256: string, rest: string): string {
-  return `derived/${sourceSha256.slice(0, 2)}/${sourceSha256}/${rest}`;
+  return keyUnder('derived', sourceSha256.slice(0, 2), sourceSha256, rest);
 }
 
 const pad = (n: number) => String(n).padStart(6, '0');

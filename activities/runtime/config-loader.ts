@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { configSchema, envBindings, secretKeys, type SegflowConfig } from '../../core/config/schema.js';
 import { ConfigError } from '../errors.js';
 import { temporalProfileValues } from './temporal-profile.js';
+import { registerSecrets, secretValuesOf } from './redact.js';
 
 export interface LoadConfigOptions {
   /** Config file path; else `SEGFLOW_CONFIG`; else `./segflow.config.yaml` if present. */
@@ -137,6 +138,8 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   if (!sources['temporal.address']) config.temporal.address = `${d.host}:${d.temporalPort}`;
   if (!sources['temporal.uiUrl']) config.temporal.uiUrl = `http://${d.host}:${d.uiPort}`;
   if (!sources['s3.endpoint']) config.s3.endpoint = `http://${d.host}:${d.s3Port}`;
+  // from now on this process scrubs these values from failures and logs (runtime/redact.ts)
+  registerSecrets(secretValuesOf(config));
   return { config, sources, ...(file ? { file } : {}) };
 }
 

@@ -4,6 +4,7 @@
  */
 import { pino, type Logger as PinoLogger, type Level } from 'pino';
 import type { Logger as TemporalLogger, LogLevel, LogMetadata } from '@temporalio/common';
+import { redact } from './redact.js';
 
 export type { PinoLogger };
 
@@ -18,11 +19,16 @@ const redactPaths = [
   'headers["x-api-key"]',
 ];
 
-/** A pino logger writing JSON lines to stderr (stdout stays free for command output). */
+/**
+ * A pino logger writing JSON lines to stderr (stdout stays free for command output). Besides the
+ * field paths above, every line is scrubbed of the process's secrets and of credential-shaped text
+ * (runtime/redact.ts) on its way out, whatever logged it: segflow, the Temporal SDK, core.
+ */
 export function createLogger(level: string = 'info', bindings: Record<string, unknown> = {}): PinoLogger {
+  const stderr = pino.destination({ fd: 2, sync: true });
   return pino(
     { level, base: { pid: process.pid, ...bindings }, redact: { paths: redactPaths, censor: '***' } },
-    pino.destination({ fd: 2, sync: true }),
+    { write: (line: string) => stderr.write(redact(line)) },
   );
 }
 

@@ -11,6 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ArtifactNotFoundError, type ArtifactStore } from '../storage/artifact-store.js';
+import { keyUnder } from '../../core/contracts/safe-key.js';
 
 /** Query normalisation for the cache key: Unicode NFKC, case-folded, whitespace collapsed. */
 export function normaliseQuery(query: string): string {
@@ -59,7 +60,7 @@ export class S3SearchCache implements SearchCache {
   ) {}
 
   private objectKey(key: string): string {
-    return `${this.prefix.replace(/\/+$/, '')}/${key}.json`;
+    return keyUnder(this.prefix, `${key}.json`);
   }
 
   async get<T>(key: string): Promise<T | undefined> {

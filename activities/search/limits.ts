@@ -10,6 +10,7 @@ import { RunKeys } from '../../core/contracts/keys.js';
 import PQueue from 'p-queue';
 import { SegflowError } from '../errors.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
+import { keyUnder } from '../../core/contracts/safe-key.js';
 
 export interface RateLimit {
   requests: number;
@@ -82,7 +83,7 @@ export class PaidCallLedger {
   }
 
   async record(runId: string, backend: string, key: string, query: string): Promise<void> {
-    await this.store.putJson(`${this.prefix(runId)}${key}.json`, { backend, query });
+    await this.store.putJson(keyUnder(this.prefix(runId), `${key}.json`), { backend, query });
   }
 
   /** Paid calls made for a run, per backend. */

@@ -7,11 +7,11 @@
  *   → `{result: [[{document, score}]]}`, text and image collections (spec §7.1).
  * - SearXNG: `GET /search?q=…&format=json&categories=general|images`.
  */
-import { join } from 'node:path';
 import { parse as parseHtml } from 'node-html-parser';
 import { pageContext, siteNameOf } from '../../core/protocol/web-pages.js';
 import { BadInputError, ConfigError, TransientError } from '../errors.js';
 import { httpCall, httpJson } from '../net/http.js';
+import { pathUnder } from '../storage/safe-path.js';
 import type { BackendName, ImageHit, SearchBackend, SearchCallOptions, TextHit } from './types.js';
 
 /** Extra image candidates asked for, since some URLs turn out broken (the reference's +5). */
@@ -307,7 +307,10 @@ export class RetrievalServerBackend implements SearchBackend {
         title: str(document.name) || filename,
         source: url
           ? ({ kind: 'url', url } as const)
-          : ({ kind: 'file', path: join(this.imageDir, filename) } as const),
+          : ({
+              kind: 'file',
+              path: pathUnder(this.imageDir, filename, `retrieval-server image result ${i} filename`),
+            } as const),
         score,
       };
     });

@@ -23,6 +23,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { contentAddressedKey, parseS3Uri, type ArtifactRef } from '../../core/artifacts.js';
+import { keyProblem } from '../../core/contracts/safe-key.js';
 import type { SegflowConfig } from '../../core/config/schema.js';
 import { BadInputError, ConfigError, SegflowError, TransientError } from '../errors.js';
 
@@ -101,6 +102,18 @@ function isNotFound(err: unknown): boolean {
   );
 }
 
+/** Refuses an unsafe key (see keyOf) as bad input, naming it. */
+function guardKey(key: string, as: string, allowEmpty = false): void {
+  const problem = keyProblem(key, { allowEmpty });
+  if (problem) {
+    throw new BadInputError(
+      `unsafe S3 key ${JSON.stringify(as)}: ${problem}; keys built from ids and inputs must be plain ` +
+        'path segments (no "..", no leading or double "/", no backslash or control characters)',
+      { key: as },
+    );
+  }
+}
+
 export async function sha256OfFile(path: string): Promise<{ sha256: string; bytes: number }> {
   const hash = createHash('sha256');
   let bytes = 0;
@@ -137,7 +150,12 @@ export class ArtifactStore {
     return `s3://${this.bucket}/${this.prefix}${key}`;
   }
 
-  private keyOf(keyOrUri: string): string {
+  /**
+   * The bucket key of a store-relative key or an `s3://` URI. Every key passes the one guard for
+   * names built from input (core/contracts/safe-key.ts): a run, query or sample id with `..`, an
+   * absolute or empty segment, or a control character never reaches S3.
+   */
+  private keyOf(keyOrUri: string, opts: { allowEmpty?: boolean } = {}): string {
     if (keyOrUri.startsWith('s3://')) {
       const { bucket, key } = parseS3Uri(keyOrUri);
       if (bucket !== this.bucket) {
@@ -145,8 +163,10 @@ export class ArtifactStore {
           `artifact ${keyOrUri} is in bucket "${bucket}", this store serves "${this.bucket}"`,
         );
       }
+      guardKey(key, keyOrUri);
       return key;
     }
+    guardKey(keyOrUri, keyOrUri, opts.allowEmpty);
     return this.prefix + keyOrUri;
   }
 
@@ -349,7 +369,7 @@ export class ArtifactStore {
         out = await this.client.send(
           new ListObjectsV2Command({
             Bucket: this.bucket,
-            Prefix: this.prefix + prefix,
+            Prefix: this.keyOf(prefix, { allowEmpty: true }),
             ContinuationToken: token,
           }),
         );

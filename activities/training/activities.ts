@@ -54,6 +54,7 @@ import { currentActivity, heartbeat, parseActivityInput } from '../edge.js';
 import { evictOlderVersions } from './policy-cache.js';
 import { mulberry32 } from '../../core/random.js';
 import { ArtifactNotFoundError, type ArtifactStore } from '../storage/artifact-store.js';
+import { pathUnder } from '../storage/safe-path.js';
 
 const runId = IdSchemas.run;
 const cursorSchema = z.strictObject({ epoch: z.number().int().min(0), position: z.number().int().min(0) });
@@ -559,7 +560,7 @@ export async function downloadPolicyVersion(
       // checked against the manifest's sha256 as it streams (a mismatch is retried, then fails)
       await store.downloadToFile(
         { uri: store.uriOf(`${from}${rel}`), sha256: f.sha256, bytes: f.bytes, contentType: '' },
-        join(dest, rel),
+        pathUnder(dest, rel, `policy file name (${uri})`),
       );
       files += 1;
       heartbeat({ files });
@@ -570,9 +571,7 @@ export async function downloadPolicyVersion(
   for await (const o of store.list(prefixKey)) {
     const rel = o.key.slice(prefixKey.length);
     if (!rel || rel.endsWith('/') || rel.startsWith(POLICY_ATTEMPTS_DIR)) continue;
-    if (rel.split('/').some((p) => p === '..' || p === '.'))
-      throw new BadInputError(`policy object ${o.key} has an unsafe name`);
-    await store.downloadToFile(o.key, join(dest, rel));
+    await store.downloadToFile(o.key, pathUnder(dest, rel, `policy object name (${o.key})`));
     files += 1;
     heartbeat({ files });
   }

@@ -1,6 +1,7 @@
 // Every `segr` subcommand registers itself here. Keep one import + one entry per command.
 import type { Command } from 'commander';
 import { register as check } from './check.js';
+import { register as codecServer } from './codec-server.js';
 import { register as config } from './config.js';
 import { register as dataset } from './dataset.js';
 import { register as dev } from './dev.js';
@@ -20,6 +21,7 @@ export type CommandRegistrar = (program: Command) => void;
 
 export const commandRegistrars: CommandRegistrar[] = [
   check,
+  codecServer,
   config,
   dev,
   worker,

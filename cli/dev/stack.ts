@@ -78,6 +78,7 @@ export class DevStack {
       '--db-filename',
       join(this.dataDir, 'temporal', 'temporal.db'),
       '--ui-disable-news-fetch',
+      ...(d.uiCodecEndpoint ? ['--ui-codec-endpoint', d.uiCodecEndpoint] : []),
       // WAL + synchronous=normal: durable across process crashes (not power loss), and 3.6× the
       // rollouts/s of the default journal at 8 concurrent rollouts (measured with an earlier version of bench/orchestration.bench.ts).
       '--sqlite-pragma',

@@ -88,6 +88,12 @@ export const configSchema = z.strictObject({
       s3Port: port.default(8333),
       /** First of the SeaweedFS internal ports (master, volume, filer, then their gRPC ports +10000). @default 9333 */
       seaweedBasePort: z.coerce.number().int().min(1024).max(55000).default(9333),
+      /**
+       * The codec endpoint the dev server's Web UI decodes payloads with (`temporal server start-dev
+       * --ui-codec-endpoint`), e.g. `http://127.0.0.1:8888` for `segr codec-server`. Read by `segr dev up`
+       * when it starts the server. @default none
+       */
+      uiCodecEndpoint: z.string().url().optional(),
     })
     .prefault({}),
   worker: z
@@ -460,6 +466,46 @@ export const configSchema = z.strictObject({
       fairness: flag.default(true),
     })
     .prefault({}),
+  codec: z
+    .strictObject({
+      /**
+       * Payload encryption keys (secret): `id:base64key` entries (32-byte AES-256 keys, e.g.
+       * `openssl rand -base64 32`) separated by commas or new lines. The first encrypts; every
+       * listed key decrypts (rotation: put the new key first, keep the old ones until no history
+       * needs them). Set, every Temporal client and worker of this process encrypts the payloads it
+       * sends (docs/payload-codec.md). @default none: payloads are not encrypted
+       */
+      keys: z.string().optional(),
+      /** A file holding the same text as `codec.keys` (a mounted secret); both set is an error. @default none */
+      keyFile: z.string().min(1).optional(),
+      /** zlib-compress payloads before encrypting them (only with keys; only where it makes them smaller). @default false */
+      compress: flag.default(false),
+      /** `segr codec-server`: the codec endpoint the Temporal Web UI (or `temporal` CLI) decodes payloads with. */
+      server: z
+        .strictObject({
+          /** `host:port` it listens on. @default "127.0.0.1:8888" */
+          listen: z
+            .string()
+            .regex(/^[^\s:]+:\d{1,5}$/, 'a host:port such as 127.0.0.1:8888')
+            .default('127.0.0.1:8888'),
+          /**
+           * Browser origins allowed to call it (CORS), comma-separated: the Web UI's origin.
+           * @default the origin of temporal.uiUrl
+           */
+          corsOrigins: z
+            .union([z.string(), z.array(z.string())])
+            .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean))
+            .pipe(z.array(z.string().url()))
+            .optional(),
+          /**
+           * Secret. Set, requests must carry `Authorization: Bearer <token>` (the Web UI sends its
+           * user's access token when its codec setting "pass access token" is on). @default none
+           */
+          authToken: z.string().min(1).optional(),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   training: z
     .strictObject({
       /** Where a policy host keeps the policy versions it downloads for its policy server (weight sync). @default ".segflow/policies" */
@@ -485,6 +531,8 @@ export const secretKeys = [
   'policy.apiKey',
   'search.serper.apiKey',
   'search.local.e5.apiKey',
+  'codec.keys',
+  'codec.server.authToken',
 ] as const;
 
 /**
@@ -529,6 +577,7 @@ export const envBindings: Readonly<Record<string, string>> = {
   SEGFLOW_DEV_UI_PORT: 'dev.uiPort',
   SEGFLOW_DEV_S3_PORT: 'dev.s3Port',
   SEGFLOW_DEV_SEAWEED_BASE_PORT: 'dev.seaweedBasePort',
+  SEGFLOW_DEV_UI_CODEC_ENDPOINT: 'dev.uiCodecEndpoint',
   SEGFLOW_WORKER_ROLES: 'worker.roles',
   SEGFLOW_WORKER_HOST_ID: 'worker.hostId',
   SEGFLOW_WORKER_SHUTDOWN_GRACE_MS: 'worker.shutdownGraceMs',
@@ -585,4 +634,10 @@ export const envBindings: Readonly<Record<string, string>> = {
   SEGFLOW_EMBEDDINGS_MODEL_DIR: 'embeddings.modelDir',
   SEGFLOW_TRAINING_POLICY_CACHE_DIR: 'training.policyCacheDir',
   SEGFLOW_TRAINING_POLICY_CACHE_KEEP: 'training.policyCacheKeepVersions',
+  SEGFLOW_CODEC_KEYS: 'codec.keys',
+  SEGFLOW_CODEC_KEY_FILE: 'codec.keyFile',
+  SEGFLOW_CODEC_COMPRESS: 'codec.compress',
+  SEGFLOW_CODEC_SERVER_LISTEN: 'codec.server.listen',
+  SEGFLOW_CODEC_SERVER_CORS_ORIGINS: 'codec.server.corsOrigins',
+  SEGFLOW_CODEC_SERVER_AUTH_TOKEN: 'codec.server.authToken',
 };

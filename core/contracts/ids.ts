@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 
-export const SAFE_ID_CHARS = 'letters, digits, ".", "_" or "-"';
+export const SAFE_ID_CHARS = 'letters, digits, ".", "_" or "-", not only dots';
 
 /** How long each kind of id may be. */
 export const IdLimits = {
@@ -23,8 +23,9 @@ export const IdLimits = {
 
 export type IdKind = keyof typeof IdLimits;
 
+/** `.` and `..` (any run of dots) are path steps, never names: refused (core/contracts/safe-key.ts). */
 export function safeIdPattern(max: number): RegExp {
-  return new RegExp(`^[A-Za-z0-9._-]{1,${max}}$`);
+  return new RegExp(`^(?!\\.+$)[A-Za-z0-9._-]{1,${max}}$`);
 }
 
 /** A zod string of the safe alphabet, at most `max` characters; the message says both. */
@@ -51,7 +52,8 @@ export function safeIdProblem(kind: IdKind, label: string, id: string): string {
   return `${label} ${JSON.stringify(id)} must be 1-${IdLimits[kind]} ${SAFE_ID_CHARS}`;
 }
 
-/** Any string made into an id of this kind: other characters become "_", then truncated. */
+/** Any string made into an id of this kind: other characters (and an id of only dots) become "_", then truncated. */
 export function toSafeId(kind: IdKind, text: string): string {
-  return text.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, IdLimits[kind]);
+  const id = text.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, IdLimits[kind]);
+  return /^\.+$/.test(id) ? id.replace(/\./g, '_') : id;
 }

@@ -5,6 +5,7 @@
 // messages to the full text it would write; the server applies stop strings, max_tokens, the
 // context length and logprobs to it the way those servers do. Test-only.
 import { createHash } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import { json, startServer, type LocalServer, type Reply } from './http-server.js';
 
 export type Flavor = 'vllm' | 'sglang' | 'plain';
@@ -22,9 +23,10 @@ export interface FakePolicyOptions {
   faults?: Reply[];
   /**
    * A reply in place of the normal one for chosen requests (an outage: every request gets 503 for a
-   * while; a broken trajectory: its seed always gets 500), or undefined to answer normally.
+   * while; a broken trajectory: its seed always gets 500), or undefined to answer normally. The
+   * request's headers are given too (a server that echoes the key it was sent).
    */
-  refuse?: (path: string, body: Record<string, unknown>) => Reply | undefined;
+  refuse?: (path: string, body: Record<string, unknown>, headers: IncomingHttpHeaders) => Reply | undefined;
   /** Base model name. @default "policy" */
   model?: string;
   /** Serve vLLM's dev-mode `/collective_rpc` (VLLM_SERVER_DEV_MODE=1): full-weight reloads. */
@@ -95,7 +97,7 @@ export async function startFakePolicyServer(opts: FakePolicyOptions): Promise<Fa
         return error(400, 'BadRequestError', 'Invalid JSON body');
       }
     }
-    const refused = opts.refuse?.(req.path, body);
+    const refused = opts.refuse?.(req.path, body, req.headers);
     if (refused) return refused;
 
     if (req.path === '/v1/load_lora_adapter' && opts.flavor === 'vllm') {

@@ -40,6 +40,8 @@ function nextFault(f: Faults | undefined): Reply | undefined {
 
 export async function startSerper(opts: {
   apiKey: string;
+  /** Answer a wrong key with a message that repeats it (as some APIs do). @default false */
+  echoKey?: boolean;
   docs: WebDoc[];
   images?: WebImage[];
   faults?: Faults;
@@ -49,8 +51,13 @@ export async function startSerper(opts: {
     const fault = nextFault(opts.faults);
     if (fault) return fault;
     if (req.method !== 'POST') return json({ message: 'Method not allowed' }, 405);
-    if (req.headers['x-api-key'] !== opts.apiKey)
-      return json({ message: 'Unauthorized.', statusCode: 403 }, 403);
+    if (req.headers['x-api-key'] !== opts.apiKey) {
+      const given = String(req.headers['x-api-key'] ?? '');
+      return json(
+        { message: opts.echoKey ? `Unauthorized: invalid key ${given}` : 'Unauthorized.', statusCode: 403 },
+        403,
+      );
+    }
     const body = JSON.parse(req.body) as { q?: string; num?: number; hl?: string; gl?: string };
     if (typeof body.q !== 'string') return json({ message: 'Missing query', statusCode: 400 }, 400);
     const num = body.num ?? 10;

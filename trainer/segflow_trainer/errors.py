@@ -150,19 +150,44 @@ def _short(err: BaseException, limit: int = 300) -> str:
 
 
 def to_application_error(err: BaseException) -> BaseException:
-    typed = classify(err)
-    if typed is None:
+    """The ApplicationError Temporal records for `err`, its message scrubbed of secrets (redact.py): typed
+    and non-retryable for what classify() recognises, else retryable with `err`'s class name as its type.
+    A BaseException that is not an Exception (a cancellation) and Temporal's own failures stay as they are."""
+    from temporalio.exceptions import FailureError
+
+    from .redact import redact_text
+
+    if not isinstance(err, Exception) or (isinstance(err, FailureError) and not isinstance(err, ApplicationError)):
         return err
-    return ApplicationError(str(typed), type=getattr(typed, "type"), non_retryable=True)
+    typed = classify(err)
+    if typed is not None:
+        return ApplicationError(redact_text(str(typed)), type=getattr(typed, "type"), non_retryable=True)
+    if isinstance(err, ApplicationError):
+        return ApplicationError(
+            redact_text(err.message),
+            type=err.type,
+            non_retryable=err.non_retryable,
+            next_retry_delay=err.next_retry_delay,
+        )
+    return ApplicationError(redact_text(str(err)) or type(err).__name__, type=type(err).__name__)
+
+
+def _scrubbed_cause(err: BaseException) -> ApplicationError:
+    """A stand-in for `err` as the failure's cause: its class name as type, its message scrubbed, its
+    traceback (code locations, no messages) kept."""
+    from .redact import redact_text
+
+    cause = ApplicationError(redact_text(str(err)) or type(err).__name__, type=type(err).__name__)
+    return cause.with_traceback(err.__traceback__)
 
 
 def raise_mapped(err: BaseException) -> NoReturn:
-    """Raises `err` as an activity failure: a typed, non-retryable ApplicationError for bad input,
-    conflicts, configuration and exhausted resources (caused by `err`), else `err` itself. Never
-    `raise err from err`: an exception that is its own cause makes the SDK's failure conversion
-    recurse without end, and the run would only see "maximum recursion depth exceeded" instead of
-    the error."""
+    """Raises `err` as an activity failure (to_application_error), caused by a scrubbed stand-in of `err`:
+    neither the message nor the cause Temporal records carries a secret `err` echoed (a key in a server's
+    answer, credentials in an endpoint URL). Never `raise err from err`: an exception that is its own
+    cause makes the SDK's failure conversion recurse without end, and the run would only see "maximum
+    recursion depth exceeded" instead of the error."""
     mapped = to_application_error(err)
     if mapped is err:
         raise err
-    raise mapped from err
+    raise mapped from _scrubbed_cause(err)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import BadInputError
+from .safe_keys import path_under
 from .store import Store, check_file, safe_relative, sha256_file
 
 
@@ -113,7 +114,7 @@ class LocalStore(Store):
             rel = key[len(prefix) :]
             if rel.startswith(skip_dirs):
                 continue
-            target = dest / rel
+            target = path_under(dest, rel, what=f"object name ({key})")
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(self.root / key, target)
             names.append(rel)

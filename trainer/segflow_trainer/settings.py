@@ -7,6 +7,8 @@ variables and the profiles of TEMPORAL_CONFIG_FILE / TEMPORAL_PROFILE), with seg
 top so that one ConfigMap/Secret serves the TypeScript workers and the trainer alike:
 SEGFLOW_TEMPORAL_ADDRESS, SEGFLOW_TEMPORAL_NAMESPACE, SEGFLOW_TEMPORAL_TLS (true/false),
 SEGFLOW_TEMPORAL_TLS_SERVER_NAME, TEMPORAL_TLS_CA, TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY (file paths).
+The payload codec (codec.py) is on when SEGFLOW_CODEC_KEYS or SEGFLOW_CODEC_KEY_FILE is set, as on the
+TypeScript side.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .codec import payload_codec_from_env
 from .errors import ConfigError
 
 TRAINER_TASK_QUEUE = "segflow-trainer"
@@ -65,12 +68,22 @@ class TemporalSettings:
     rpc_metadata: Mapping[str, str] = field(default_factory=dict, repr=False)
     profile: str | None = None
     """The envconfig profile the settings came from (TEMPORAL_PROFILE; None: "default")."""
+    payload_codec: Any = field(default=None, repr=False)
+    """codec.AesGcmPayloadCodec when SEGFLOW_CODEC_KEYS / SEGFLOW_CODEC_KEY_FILE is set: payloads are encrypted
+    (the TypeScript side's format); None: they are not."""
 
     def connect_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of `temporalio.client.Client.connect`."""
+        """Keyword arguments of `temporalio.client.Client.connect` (the workers of the client inherit its
+        data converter, so the payload codec covers them too)."""
         from temporalio.service import TLSConfig
 
         kw: dict[str, Any] = {"target_host": self.address, "namespace": self.namespace}
+        if self.payload_codec is not None:
+            import dataclasses
+
+            import temporalio.converter
+
+            kw["data_converter"] = dataclasses.replace(temporalio.converter.default(), payload_codec=self.payload_codec)
         if self.api_key:
             kw["api_key"] = self.api_key
         if self.tls is not None:
@@ -89,7 +102,8 @@ class TemporalSettings:
     def describe(self) -> str:
         """For the log: where, how, never the secrets."""
         how = "plain" if self.tls is None else ("mTLS" if self.tls.mutual else "TLS")
-        return f"{self.address} namespace {self.namespace} ({how}{', API key' if self.api_key else ''}" + (
+        codec = ", payloads encrypted" if self.payload_codec is not None else ""
+        return f"{self.address} namespace {self.namespace} ({how}{', API key' if self.api_key else ''}{codec}" + (
             f", profile {self.profile})" if self.profile else ")"
         )
 
@@ -239,6 +253,7 @@ def load_temporal_settings(env: Mapping[str, str], default_address: str) -> Temp
         tls=TemporalTls(server_name, ca, cert, key) if enabled else None,
         rpc_metadata=dict(profile.grpc_meta),
         profile=profile_name,
+        payload_codec=payload_codec_from_env(env),
     )
 
 

@@ -18,6 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from .errors import BadInputError
+from .safe_keys import check_key, path_under
 from .settings import S3Settings
 
 _URI = re.compile(r"^s3://([^/]+)/(.*)$")
@@ -70,14 +71,16 @@ class Store:
         return f"s3://{self.bucket}/{self.prefix}{key}"
 
     def key_of(self, key_or_uri: str) -> str:
+        """The bucket key of a store-relative key or an `s3://` URI; every key passes the guard for names
+        built from input (safe_keys.py), so a URI in a batch or manifest cannot climb out of its prefix."""
         m = _URI.match(key_or_uri)
         if not m:
-            return self.prefix + key_or_uri
+            return self.prefix + check_key(key_or_uri)
         if m.group(1) != self.bucket:
             raise BadInputError(
                 f"artifact {key_or_uri} is in bucket {m.group(1)!r}, this trainer serves {self.bucket!r}"
             )
-        return m.group(2)
+        return check_key(m.group(2), f"S3 key of {key_or_uri}")
 
     def exists(self, key_or_uri: str) -> bool:
         try:
@@ -195,7 +198,7 @@ class Store:
             if not rel or rel.endswith("/") or rel.startswith(skip_dirs):
                 continue
             safe_relative(rel, f"policy folder s3://{self.bucket}/{prefix}")
-            target = dest / rel
+            target = path_under(dest, rel, what=f"object name ({key})")
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(target.name + f".part{os.getpid()}")
             self.client.download_file(self.bucket, key, str(tmp))

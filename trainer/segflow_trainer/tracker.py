@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .errors import BadInputError
+from .safe_keys import path_under, segment_problem
 
 RUN_ID_TAG = "segflow.run_id"
 KIND_TAG = "segflow.kind"
@@ -157,7 +158,7 @@ class TensorBoardBackend:
     def log(self, run_id: str, step: int, metrics: Mapping[str, float], kind: str, experiment: str) -> int:
         from tensorboardX import SummaryWriter
 
-        logdir = self.root / run_id
+        logdir = path_under(self.root, run_id, what="tracker run id")
         logdir.mkdir(parents=True, exist_ok=True)
         self._remove_stale_tmp(logdir)
         suffix = self.suffix(step)
@@ -188,7 +189,7 @@ BACKENDS = ("mlflow", "tensorboard")
 
 
 def _check(run_id: str, step: int, metrics: Mapping[str, float], kind: str) -> None:
-    if not run_id or "/" in run_id or run_id.startswith("."):
+    if not run_id or "/" in run_id or run_id.startswith(".") or segment_problem(run_id):
         raise BadInputError(f"tracker run id {run_id!r} must be a non-empty name without '/' or a leading '.'")
     if not isinstance(step, int) or step < 0:
         raise BadInputError(f"tracker step {step!r} of run {run_id} must be an integer >= 0")

@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import math
+import pickle
 import random
 import re
 import secrets
@@ -47,6 +48,7 @@ from .distributed import SINGLE_PROCESS, Parallel
 from .errors import BadInputError, PolicyVersionConflictError
 from .family import FamilySource, ModelOptions, PolicyFamily, load_family, sequence_length
 from .loss import PpoClipSettings, low_var_kl, ppo_loss
+from .safe_keys import path_under
 from .store import Store
 
 MANIFEST = "segflow-policy.json"
@@ -156,14 +158,95 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+RNG_STATE_FORMAT = 2
+"""rng.pt holds only what `torch.load(weights_only=True)` reads (ints, floats, lists, dicts, tensors): Python's
+and NumPy's generator states as plain lists. Format 1 (before it) pickled NumPy's state as an ndarray."""
+
+
 def rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The process's Python, NumPy and torch generator states, in a form `torch.load(weights_only=True)` reads."""
+    version, internal, gauss = random.getstate()
+    algorithm, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    return {
+        "format": RNG_STATE_FORMAT,
+        "python": {"version": int(version), "state": [int(x) for x in internal], "gauss": gauss},
+        "numpy": {
+            "algorithm": str(algorithm),
+            "keys": [int(x) for x in keys],
+            "pos": int(pos),
+            "hasGauss": int(has_gauss),
+            "cachedGaussian": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+    }
 
 
 def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    """Restores what rng_state saved (after load_rng_state checked it)."""
+    py, npy = state["python"], state["numpy"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+    np.random.set_state(
+        (npy["algorithm"], np.asarray(npy["keys"], dtype=np.uint32), npy["pos"], npy["hasGauss"], npy["cachedGaussian"])
+    )
     torch.set_rng_state(state["torch"])
+
+
+def load_rng_state(path: Path) -> dict:
+    """rng.pt read with `weights_only=True` (no pickled code can run). A format-1 file (NumPy's state as an
+    ndarray, written before format 2) is read with only NumPy's array reconstruction allowed besides the
+    weights-only types, then converted; anything else that is not a well-formed state is a BadInputError."""
+    try:
+        raw = torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as err:
+        unsafe = set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+        if not unsafe or not unsafe <= _NUMPY_ARRAY_GLOBALS:
+            raise BadInputError(
+                f"the RNG state {path.name} of a trainer state needs more than plain tensors to load ({sorted(unsafe)}): "
+                "it is refused rather than unpickled; resume from a version this trainer wrote"
+            ) from err
+        with torch.serialization.safe_globals([np._core.multiarray._reconstruct, np.ndarray, np.dtype, np.dtypes.UInt32DType]):
+            raw = torch.load(path, weights_only=True)
+        raw = _rng_state_from_format_1(raw, path)
+    return _checked_rng_state(raw, path)
+
+
+_NUMPY_ARRAY_GLOBALS = {"numpy.dtype", "numpy.ndarray", "numpy._core.multiarray._reconstruct", "numpy.dtypes.UInt32DType"}
+
+
+def _rng_state_from_format_1(raw: Any, path: Path) -> dict:
+    try:
+        version, internal, gauss = raw["python"]
+        algorithm, keys, pos, has_gauss, cached = raw["numpy"]
+        return {
+            "format": RNG_STATE_FORMAT,
+            "python": {"version": version, "state": list(internal), "gauss": gauss},
+            "numpy": {
+                "algorithm": algorithm,
+                "keys": [int(x) for x in np.asarray(keys, dtype=np.uint32)],
+                "pos": int(pos),
+                "hasGauss": int(has_gauss),
+                "cachedGaussian": float(cached),
+            },
+            "torch": raw["torch"],
+        }
+    except (KeyError, TypeError, ValueError) as err:
+        raise BadInputError(f"the RNG state {path} is not one segflow's trainer wrote: {err}") from err
+
+
+def _checked_rng_state(raw: Any, path: Path) -> dict:
+    def bad(what: str) -> BadInputError:
+        return BadInputError(f"the RNG state {path} is not one segflow's trainer wrote: {what}")
+
+    if not isinstance(raw, dict) or raw.get("format") != RNG_STATE_FORMAT:
+        raise bad(f"format {raw.get('format') if isinstance(raw, dict) else type(raw).__name__!r}, expected {RNG_STATE_FORMAT}")
+    py, npy, tt = raw.get("python"), raw.get("numpy"), raw.get("torch")
+    if not (isinstance(py, dict) and isinstance(py.get("state"), list) and len(py["state"]) == 625):
+        raise bad("python state is not 625 integers")
+    if not (isinstance(npy, dict) and npy.get("algorithm") == "MT19937" and isinstance(npy.get("keys"), list) and len(npy["keys"]) == 624):
+        raise bad("numpy state is not an MT19937 state of 624 keys")
+    if not (isinstance(tt, torch.Tensor) and tt.dtype == torch.uint8):
+        raise bad("torch state is not a uint8 tensor")
+    return raw
 
 
 def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
@@ -507,6 +590,17 @@ def _reuse_or_conflict(step: _Step, batch_sha: str) -> dict | None:
     )
 
 
+def _load_optimizer_state(path: Path) -> dict:
+    """optimizer.pt (an optimizer's state_dict: tensors, numbers, lists, dicts) read with `weights_only=True`."""
+    try:
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise BadInputError(
+            f"the optimizer state {path.name} holds more than tensors, numbers and containers: it is refused rather "
+            f"than unpickled ({str(err).splitlines()[-1][:300]})"
+        ) from err
+
+
 def _load_for_training(step: _Step) -> tuple[LoadedPolicy, list[torch.nn.Parameter], torch.optim.Optimizer]:
     """The parent version, seeded, with the parent's RNG and optimizer state when it has them."""
     store, hp, ref, work_dir = step.store, step.hp, step.ref, step.work_dir
@@ -518,8 +612,8 @@ def _load_for_training(step: _Step) -> tuple[LoadedPolicy, list[torch.nn.Paramet
     state_files: dict[str, Any] = {}
     if parent_state:
         state_dir = fetch_policy(store, parent_state, work_dir)
-        state_files["rng"] = torch.load(state_dir / "rng.pt", weights_only=False)
-        state_files["optimizer"] = torch.load(state_dir / "optimizer.pt", weights_only=False)
+        state_files["rng"] = load_rng_state(state_dir / "rng.pt")
+        state_files["optimizer"] = _load_optimizer_state(state_dir / "optimizer.pt")
         set_rng_state(state_files["rng"])
     params = loaded.family.parameters()
     optimizer = torch.optim.AdamW(
@@ -724,10 +818,10 @@ def _save_version(
     attempt's (reused: made from the same parent and batch while this attempt ran)."""
     store, hp, fam = step.store, step.hp, loaded.family
     step.progress("save", 0, 1)
-    out_dir = _staging_dir(step.work_dir / "out" / hp.run_id / f"v{step.version}")
+    out_dir = _staging_dir(path_under(step.work_dir / "out", hp.run_id, f"v{step.version}", what="run id"))
     fam.save(out_dir)
     wsha = weights_sha256(fam.weights())
-    state_dir = _staging_dir(step.work_dir / "out" / hp.run_id / f"v{step.version}.state")
+    state_dir = _staging_dir(path_under(step.work_dir / "out", hp.run_id, f"v{step.version}.state", what="run id"))
     torch.save(optimizer_state, state_dir / "optimizer.pt")
     torch.save(rng_state(), state_dir / "rng.pt")
 

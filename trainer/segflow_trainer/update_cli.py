@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -173,7 +174,9 @@ async def run_sharded_update(
     work_dir = Path(work_dir).resolve()
     runs = work_dir / "sharded"
     runs.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(dir=runs, prefix=f"{hyperparameters.get('runId', 'run')}-{hyperparameters.get('step', 'x')}-"))
+    # the name is only a label (the update validates the run id itself): anything but a plain name is dropped
+    label = re.sub(r"[^A-Za-z0-9_-]", "_", f"{hyperparameters.get('runId', 'run')}-{hyperparameters.get('step', 'x')}")
+    folder = Path(tempfile.mkdtemp(dir=runs, prefix=f"{label[:80]}-"))
     result_file, progress_file, log_file = folder / "result.json", folder / "progress.json", folder / "torchrun.log"
     for name, doc in (("batch-ref", batch_ref), ("policy-ref", policy_ref), ("hyperparameters", hyperparameters)):
         (folder / f"{name}.json").write_text(json.dumps(doc))

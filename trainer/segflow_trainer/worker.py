@@ -15,7 +15,8 @@ SEGFLOW_TRAINER_FAMILIES (comma-separated modules of policy families beyond the 
 Face one, imported at start; family.py), where the tracker writes: SEGFLOW_TRACKER_MLFLOW_URI
 (else MLFLOW_TRACKING_URI), SEGFLOW_TRACKER_TENSORBOARD_DIR (default .segflow/tensorboard), and the
 observability settings SEGFLOW_METRICS_BIND_ADDRESS and SEGFLOW_OTLP_TRACES_ENDPOINT (telemetry.py;
-both off when unset).
+both off when unset), and the payload codec SEGFLOW_CODEC_KEYS / SEGFLOW_CODEC_KEY_FILE with
+SEGFLOW_CODEC_COMPRESS (codec.py; payloads are not encrypted when unset).
 
 One update runs at a time (it owns the process's torch RNG and the CPU/GPU). The update runs in a
 worker thread while the activity heartbeats its progress every few seconds, so a dead trainer is
@@ -43,6 +44,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from .errors import UpdateCancelledError, raise_mapped
+from .redact import install_log_redaction
 from .family import load_family_modules, registered_families
 from .settings import TrainerSettings, load_settings
 from .store import Store
@@ -176,6 +178,7 @@ class TrackerActivities:
 
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    install_log_redaction()  # no secret an error or a library echoes reaches the log
     settings = load_settings()
     load_family_modules()  # a family module that does not import stops the worker here, not mid-run
     log.info("policy families: %s", ", ".join(registered_families()))

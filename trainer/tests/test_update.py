@@ -2,14 +2,17 @@
 idempotent per (run, step), redoing a step gives the same weights, LoRA works, bad input is named."""
 
 import json
+import os
+import random
 
+import numpy as np
 import pytest
 import torch
 
 from segflow_trainer.batch import parse_batch, tokenize_trajectory
 from segflow_trainer.errors import BadInputError, PolicyVersionConflictError
 from segflow_trainer.hf_family import token_log_probs
-from segflow_trainer.update import MANIFEST, fetch_policy, update_policy
+from segflow_trainer.update import MANIFEST, fetch_policy, load_rng_state, rng_state, set_rng_state, update_policy
 
 from .helpers import Dev, fixed_batch
 
@@ -147,3 +150,52 @@ def test_adam_eps_reaches_the_optimizer_and_its_saved_state(dev):
     assert [g["eps"] for g in saved["param_groups"]] == [1e-3]
     with pytest.raises(BadInputError, match="adamEps: 0 is less than or equal to the minimum of 0"):
         update_policy(dev.store, batch, r["policy"], {**HP, "runId": run, "step": 1, "adamEps": 0}, dev.work_dir)
+
+
+def _draws() -> list[float]:
+    return [random.random(), random.gauss(0, 1), float(np.random.standard_normal()), float(np.random.rand()), float(torch.rand(1))]
+
+
+def test_the_rng_state_round_trips_exactly_through_a_weights_only_file(tmp_path):
+    random.seed(3)
+    np.random.seed(4)
+    torch.manual_seed(5)
+    random.gauss(0, 1)  # leaves a cached Gaussian in Python's state
+    np.random.standard_normal(3)  # and one in NumPy's
+    torch.save(rng_state(), tmp_path / "rng.pt")
+    expected = _draws()
+    _draws()
+    set_rng_state(load_rng_state(tmp_path / "rng.pt"))
+    assert _draws() == expected
+    torch.load(tmp_path / "rng.pt", weights_only=True)  # no pickled objects in it
+
+
+def test_an_rng_state_of_the_earlier_format_is_still_read_and_gives_the_same_draws(tmp_path):
+    random.seed(11)
+    np.random.seed(12)
+    torch.manual_seed(13)
+    torch.save({"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}, tmp_path / "rng.pt")
+    expected = _draws()
+    set_rng_state(load_rng_state(tmp_path / "rng.pt"))
+    assert _draws() == expected
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_trainer_state_files_that_hold_code_are_refused_not_unpickled(tmp_path):
+    marker = tmp_path / "pwned"
+    torch.save({"format": 2, "python": _Payload(marker)}, tmp_path / "rng.pt")
+    with pytest.raises(BadInputError, match="refused rather than unpickled"):
+        load_rng_state(tmp_path / "rng.pt")
+    torch.save({"state": {}, "param_groups": [_Payload(marker)]}, tmp_path / "optimizer.pt")
+    from segflow_trainer.update import _load_optimizer_state
+
+    with pytest.raises(BadInputError, match="refused rather than unpickled"):
+        _load_optimizer_state(tmp_path / "optimizer.pt")
+    assert not marker.exists()

@@ -42,7 +42,7 @@ def as_failure(err: BaseException) -> Failure:
 
 def test_an_unexpected_error_keeps_its_type_and_message(monkeypatch, tmp_path):
     err = run_update(monkeypatch, tmp_path, TypeError("'NoneType' object is not an iterator"))
-    assert isinstance(err, TypeError) and err.__cause__ is not err
+    assert isinstance(err, ApplicationError) and err.type == "TypeError" and err.__cause__ is not err
     failure = as_failure(err)
     assert failure.message == "'NoneType' object is not an iterator"
     assert failure.application_failure_info.type == "TypeError"

@@ -260,6 +260,27 @@ void describe('Search-R1 retrieval server backend', () => {
     assert.equal(hit!.title, 'Bugatti Bolide');
   });
 
+  void it('an image filename from the server that climbs out of the image folder is refused (bad input)', async () => {
+    for (const filename of ['../../etc/passwd', '/etc/passwd', 'a/../../b.png']) {
+      const hostile = await startRetrieval({
+        documents: [{ id: 1, name: 'x', filename }],
+        text: (d) => String(d.name),
+        defaultTopk: 1,
+      });
+      try {
+        const b = new RetrievalServerBackend('', `${hostile.url}/retrieve`, '/kb/images', opts);
+        await assert.rejects(b.searchImages('x', 1), (err: unknown) => {
+          assert.ok(err instanceof SegflowError);
+          assert.equal(err.retryable, false);
+          assert.match(err.message, /unsafe retrieval-server image result 0 filename/);
+          return true;
+        });
+      } finally {
+        await hostile.close();
+      }
+    }
+  });
+
   void it('a 422 from the server is a non-retryable bad request; 500 is retryable', async () => {
     faults.queue.push({
       status: 422,

@@ -173,3 +173,33 @@ test('classifyS3Error: 5xx and throttling retry, other 4xx do not', () => {
   assert.ok(nb instanceof ConfigError);
   assert.match(nb.message, /run `segr dev up`/);
 });
+
+test('keys built from hostile ids never reach S3: "..", absolute, empty and control-character segments are bad input', async () => {
+  const sentinel = `${prefix}/sentinel.txt`;
+  await store.putBytes(sentinel, Buffer.from('kept'), 'text/plain');
+  const hostileKeys = [
+    `${prefix}/queries/../../sentinel.txt`,
+    `queries/../${prefix}/sentinel.txt`,
+    `/${prefix}/abs.txt`,
+    `${prefix}//double.txt`,
+    `${prefix}/ctl\u0000.txt`,
+    `${prefix}/%2e%2e/enc.txt`,
+    `s3://${store.bucket}/${prefix}/../sentinel.txt`,
+  ];
+  for (const key of hostileKeys) {
+    await assert.rejects(
+      store.putBytes(key, Buffer.from('overwritten'), 'text/plain'),
+      (err: Error) => err instanceof BadInputError && /unsafe S3 key/.test(err.message),
+      key,
+    );
+    await assert.rejects(store.getBytes(key), BadInputError, key);
+    await assert.rejects(store.head(key), BadInputError, key);
+  }
+  await assert.rejects(async () => {
+    for await (const o of store.list(`${prefix}/../`)) void o;
+  }, BadInputError);
+  assert.equal((await store.getBytes(sentinel)).toString(), 'kept');
+  // the whole bucket (an empty prefix) may still be listed
+  const first = await store.list('')[Symbol.asyncIterator]().next();
+  assert.equal(first.done, false);
+});

@@ -38,10 +38,10 @@ test('ids: one alphabet, one limit per kind, a message that names both', () => {
   assert.equal(isSafeId('run', 'r'.repeat(IdLimits.run)), true);
   assert.equal(isSafeId('run', 'r'.repeat(IdLimits.run + 1)), false);
   assert.equal(isSafeId('eval', 'e'.repeat(200)), true);
-  for (const bad of ['', 'a/b', 'a b', 'é', 'x:y']) assert.equal(isSafeId('run', bad), false, bad);
+  for (const bad of ['', 'a/b', 'a b', 'é', 'x:y', '.', '..']) assert.equal(isSafeId('run', bad), false, bad);
   assert.equal(
     safeIdProblem('run', 'run id', 'a/b'),
-    'run id "a/b" must be 1-100 letters, digits, ".", "_" or "-"',
+    'run id "a/b" must be 1-100 letters, digits, ".", "_" or "-", not only dots',
   );
   // Scheduled workflow ids carry a timestamp with ":" — made into an evaluation id.
   assert.equal(toSafeId('eval', 'nightly-run-2026-01-01T03:00:00Z'), 'nightly-run-2026-01-01T03_00_00Z');

@@ -1,5 +1,6 @@
 // The worker's activity interceptor maps what an activity throws onto the ApplicationFailure a
-// workflow sees: type, retryability, next retry delay and message; cancellations pass through.
+// workflow sees: type, retryability, next retry delay and message (scrubbed of secrets, with
+// scrubbed copies of its causes: unit/core/redact.test.ts); cancellations pass through.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -32,7 +33,8 @@ void test('a SegflowError leaves as an ApplicationFailure of its type, retryabil
   assert.equal(transient.nextRetryDelay, 3000);
   assert.equal(transient.message, 'search API answered 429');
   assert.deepEqual(transient.details, [{ status: 429 }]);
-  assert.equal(transient.cause, cause);
+  assert.equal(transient.cause?.message, cause.message);
+  assert.equal(transient.cause?.name, cause.name);
 
   const bad = await failureOf(new BadInputError('searchTool input is invalid: tool: bad'));
   assert.ok(bad instanceof ApplicationFailure);
@@ -54,16 +56,21 @@ void test('any other error becomes a retryable ApplicationFailure named after it
   assert.equal(f.type, 'RangeError');
   assert.equal(f.nonRetryable, false);
   assert.equal(f.message, 'index 9 out of range');
-  assert.equal(f.cause, err);
+  assert.equal(f.cause?.name, 'RangeError');
+  assert.equal(f.cause?.message, err.message);
   const s = await failureOf('a string');
   assert.ok(s instanceof ApplicationFailure);
   assert.equal(s.type, 'Error');
   assert.equal(s.message, 'a string');
 });
 
-void test("an ApplicationFailure and Temporal's own failures (a cancellation) pass through untouched", async () => {
+void test("an ApplicationFailure keeps its type, retryability and message; Temporal's own failures (a cancellation) pass through untouched", async () => {
   const app = ApplicationFailure.nonRetryable('already typed', 'PolicyVersionConflict');
-  assert.equal(await failureOf(app), app);
+  const f = await failureOf(app);
+  assert.ok(f instanceof ApplicationFailure);
+  assert.equal(f.type, 'PolicyVersionConflict');
+  assert.equal(f.nonRetryable, true);
+  assert.equal(f.message, 'already typed');
   const cancelled = new CancelledFailure('CANCELLED');
   assert.equal(await failureOf(cancelled), cancelled);
 });
