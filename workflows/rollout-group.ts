@@ -136,6 +136,20 @@ export interface StoredGroupResult {
   tally: RolloutTally;
 }
 
+/** A group's rewards and the oldest policy version among its trajectories (null when none finished). */
+export function groupOutline(result: RolloutGroupResult): {
+  rewards: number[];
+  oldestPolicyVersion: number | null;
+} {
+  return {
+    rewards: result.trajectories.map((t) => t.reward.total ?? 0),
+    oldestPolicyVersion:
+      result.trajectories.length === 0
+        ? null
+        : Math.min(...result.trajectories.map((t) => t.summary.policyVersion)),
+  };
+}
+
 /** The small form of a group's result, once the full one is stored at `stored`. */
 export function storedGroupResult(result: RolloutGroupResult, stored: ArtifactRef): StoredGroupResult {
   const failed = result.failed ?? [];
@@ -143,11 +157,7 @@ export function storedGroupResult(result: RolloutGroupResult, stored: ArtifactRe
     groupId: result.groupId,
     sampleId: result.sampleId,
     stored,
-    rewards: result.trajectories.map((t) => t.reward.total ?? 0),
-    oldestPolicyVersion:
-      result.trajectories.length === 0
-        ? null
-        : Math.min(...result.trajectories.map((t) => t.summary.policyVersion)),
+    ...groupOutline(result),
     failedCount: failed.length,
     failed: failed.slice(0, STORED_FAILURES).map((f) => ({
       ...f,

@@ -36,6 +36,7 @@ import type {
   TrainingSampleRef,
 } from '../activities/training/activities.js';
 import {
+  groupOutline,
   isStoredGroupResult,
   rolloutGroup,
   type FailedTrajectory,
@@ -174,11 +175,7 @@ function viewOf(result: RolloutGroupResult | StoredGroupResult): GroupView {
   const failed = result.failed ?? [];
   return {
     groupId: result.groupId,
-    rewards: result.trajectories.map((t) => t.reward.total ?? 0),
-    oldestPolicyVersion:
-      result.trajectories.length === 0
-        ? null
-        : Math.min(...result.trajectories.map((t) => t.summary.policyVersion)),
+    ...groupOutline(result),
     failedCount: failed.length,
     failed,
     tally: tallyGroup(result),

@@ -16,7 +16,7 @@ import { EvalKeys, type SampleEvaluation } from '../../core/contracts/index.js';
 import type { ArtifactRef } from '../../core/artifacts.js';
 import { TaskQueues } from '../../core/queues.js';
 import type { EvaluationInput, EvaluationResult } from '../../workflows/evaluation.js';
-import { startFakePolicyServer, type FakePolicyServer, type WireMessage } from '../servers/openai-server.js';
+import { startFakePolicyServer, type FakePolicyServer } from '../servers/openai-server.js';
 import { startSerper } from '../servers/search-servers.js';
 import type { LocalServer } from '../servers/http-server.js';
 import { writeSam2TestModels } from '../support/onnx-models.js';
@@ -29,7 +29,8 @@ import {
   uniqueId,
   type WorkerProcess,
 } from '../support/stack.js';
-import { expectedBox, okvosRows, writeOkvos } from '../activity/evaluation/fixtures.js';
+import { okvosRows, writeOkvos } from '../activity/evaluation/fixtures.js';
+import { evalScript } from '../support/scripted-policies.js';
 import { objectsUnder, recordScenario, restartServers, resultOf, sleep, stopServer } from './support.js';
 
 const config = testConfig();
@@ -41,37 +42,7 @@ let serper: LocalServer;
 let worker: WorkerProcess | undefined;
 let dataset: ArtifactRef;
 
-function textOf(m: WireMessage | undefined): string {
-  if (!m) return '';
-  return typeof m.content === 'string' ? m.content : m.content.map((p) => p.text ?? '').join('');
-}
-
-/** Search (with the search prompt), keyframe, then the sample's box, as its fixture row says. */
-function script(messages: WireMessage[]): string {
-  const system = textOf(messages[0]);
-  const user = textOf(messages[1]);
-  const fids = [...user.matchAll(/frame (\d+) /g)].map((m) => Number(m[1]));
-  const marker = /\[(q\d+)\]/.exec(user)?.[1] ?? '';
-  const row = okvosRows.find((r) => r.id === marker);
-  if (!row) return '<thinking>unknown sample</thinking>';
-  if (row.behaviour === 'no-tags') return 'I believe it is the one on the left.';
-  const steps = system.includes('text_search') ? ['search', 'keyframe', 'answer'] : ['keyframe', 'answer'];
-  const turn = messages.filter((m) => m.role === 'assistant').length;
-  const key = fids[2] ?? fids[0] ?? 0;
-  switch (steps[Math.min(turn, steps.length - 1)]) {
-    case 'search':
-      return `<thinking>I need to know more.</thinking>\n<search> {"name": "text_search", "query": "champion car ${marker}"} </search>`;
-    case 'keyframe':
-      return `<thinking>Frame ${key} shows it well.</thinking>\n<keyframe> ${key} </keyframe>`;
-    default: {
-      let box = expectedBox(row.clip, key);
-      if (row.behaviour === 'shifted')
-        box = [box[0] + 120, box[1] + 80, Math.min(1000, box[2] + 120), Math.min(1000, box[3] + 80)];
-      const point = [Math.round((box[0] + box[2]) / 2), Math.round((box[1] + box[3]) / 2)];
-      return `<thinking>Found it.</thinking>\n<answer> {"bbox_2d": [${box.join(', ')}], "point_2d": [${point.join(', ')}]} </answer>`;
-    }
-  }
-}
+const rows = new Map(okvosRows.map((r) => [r.id, r] as const));
 
 before(async () => {
   client = await testClient(config);
@@ -79,7 +50,7 @@ before(async () => {
   dataset = (
     await prepareDataset(store, await readOkVos(parquet), { format: 'okvos', split: 'test', source: parquet })
   ).index;
-  policy = await startFakePolicyServer({ flavor: 'vllm', script });
+  policy = await startFakePolicyServer({ flavor: 'vllm', script: (m) => evalScript(rows, m) });
   serper = await startSerper({
     apiKey: 'serper-test-key',
     docs: [

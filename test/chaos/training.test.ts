@@ -23,6 +23,7 @@ import { startFakePolicyServer, type FakePolicyServer, type WireMessage } from '
 import { startRetrieval } from '../servers/search-servers.js';
 import type { LocalServer } from '../servers/http-server.js';
 import { repoRoot } from '../support/paths.js';
+import { trainingScript } from '../support/scripted-policies.js';
 import {
   startWorkerProcess,
   stopProcesses,
@@ -49,26 +50,6 @@ let initialPolicy: string;
 let deployedBundle: string;
 const cpuRoles = 'orchestrator,search,media,segment';
 
-function textOf(m: WireMessage | undefined): string {
-  if (!m) return '';
-  return typeof m.content === 'string' ? m.content : m.content.map((p) => p.text ?? '').join('');
-}
-
-/** test/integration/training.test.ts's scripted policy: search, keyframe, a hit for even seeds. */
-function script(messages: WireMessage[], _model: string, body: Record<string, unknown>): string {
-  const user = textOf(messages[1]);
-  const fid = [...user.matchAll(/frame (\d+)/g)].map((m) => Number(m[1]))[0] ?? 0;
-  const turn = messages.filter((m) => m.role === 'assistant').length;
-  const search = user.includes('[search]');
-  if (search && turn === 0)
-    return `<thinking>I need to look this up.</thinking>\n<search> {"name": "text_search", "query": "winning car"} </search>`;
-  if (turn === (search ? 1 : 0))
-    return `<thinking>Frame ${fid} shows it.</thinking>\n<keyframe> ${fid} </keyframe>`;
-  const odd = typeof body.seed === 'number' && body.seed % 2 === 1;
-  const box = odd ? '[10, 10, 60, 60]' : '[200, 250, 700, 800]';
-  return `<thinking>There it is.</thinking>\n<answer> {"bbox_2d": ${box}, "point_2d": [450, 500]} </answer>`;
-}
-
 /**
  * While set, the policy servers hang on every turn after a trajectory's first (a GPU host that
  * stopped answering): trajectories are then pinned to the host and waiting on it.
@@ -79,7 +60,7 @@ let hangLaterTurns = false;
 function startPolicyServer(port?: number): Promise<FakePolicyServer> {
   return startFakePolicyServer({
     flavor: 'vllm',
-    script,
+    script: trainingScript,
     refuse: (path, body) =>
       hangLaterTurns &&
       path === '/v1/chat/completions' &&

@@ -45,6 +45,7 @@ import { startSerper } from '../servers/search-servers.js';
 import type { LocalServer } from '../servers/http-server.js';
 import { writeSam2TestModels } from '../support/onnx-models.js';
 import { repoRoot } from '../support/paths.js';
+import { evalScript, textOf } from '../support/scripted-policies.js';
 import {
   startWorkerProcess,
   testClient,
@@ -54,7 +55,6 @@ import {
   type WorkerProcess,
 } from '../support/stack.js';
 import {
-  expectedBox,
   frameName,
   okvosRows,
   reasonSegRows,
@@ -79,11 +79,6 @@ let reasonSegIndex: ArtifactRef;
 let reasonSegDir: string;
 const runs: Record<string, EvaluationResult> = {};
 
-function textOf(m: WireMessage | undefined): string {
-  if (!m) return '';
-  return typeof m.content === 'string' ? m.content : m.content.map((p) => p.text ?? '').join('');
-}
-
 const byMarker = new Map<string, { clip: Clip; behaviour: Behaviour }>([
   ...okvosRows.map((r) => [r.id, r] as const),
   ...reasonSegRows.map((r, i) => [`r${i + 1}`, r] as const),
@@ -98,33 +93,8 @@ let nearMiss = false;
 /** Outage mode: the policy server answers 503 to every request of these samples (by marker). */
 const outage = new Set<string>();
 
-/** The scripted policy: search (search prompt only) → keyframe → answer, as the sample's marker says. */
-function evalScript(messages: WireMessage[]): string {
-  const system = textOf(messages[0]);
-  const user = textOf(messages[1]);
-  const fids = [...user.matchAll(/frame (\d+) /g)].map((m) => Number(m[1]));
-  const marker = /\[([qr]\d+)\]/.exec(user)?.[1] ?? '';
-  const row = byMarker.get(marker);
-  if (!row) return `<thinking>unknown sample</thinking>`;
-  if (row.behaviour === 'no-tags') return 'I believe it is the one on the left.';
-  const steps = system.includes('text_search') ? ['search', 'keyframe', 'answer'] : ['keyframe', 'answer'];
-  const turn = messages.filter((m) => m.role === 'assistant').length;
-  const key = fids[2] ?? fids[0] ?? 0;
-  switch (steps[Math.min(turn, steps.length - 1)]) {
-    case 'search':
-      return `<thinking>I need to know more.</thinking>\n<search> {"name": "text_search", "query": "champion car ${marker}"} </search>`;
-    case 'keyframe':
-      return `<thinking>Frame ${key} shows it well.</thinking>\n<keyframe> ${key} </keyframe>`;
-    default: {
-      let box = expectedBox(row.clip, key);
-      if (row.behaviour === 'shifted')
-        box = [box[0] + 120, box[1] + 80, Math.min(1000, box[2] + 120), Math.min(1000, box[3] + 80)];
-      if (nearMiss) box = [box[0], box[1], 1004, box[3]];
-      const point = [Math.round((box[0] + box[2]) / 2), Math.round((box[1] + box[3]) / 2)];
-      return `<thinking>Found it.</thinking>\n<answer> {"bbox_2d": [${box.join(', ')}], "point_2d": [${point.join(', ')}]} </answer>`;
-    }
-  }
-}
+/** The scripted policy (test/support/scripted-policies.ts), in near-miss mode when set. */
+const script = (messages: WireMessage[]) => evalScript(byMarker, messages, { nearMiss });
 
 async function startWorker(): Promise<void> {
   worker = await startWorkerProcess([], workerEnv);
@@ -154,7 +124,7 @@ before(async () => {
   ).index;
   policy = await startFakePolicyServer({
     flavor: 'vllm',
-    script: evalScript,
+    script,
     // an outage chosen per sample: its policy calls get vLLM's 503 while its marker is listed
     refuse: (path, body) => {
       if (path !== '/tokenize' && path !== '/v1/chat/completions') return undefined;

@@ -18,11 +18,11 @@ import {
   error as policyError,
   startFakePolicyServer,
   type FakePolicyServer,
-  type WireMessage,
 } from '../servers/openai-server.js';
 import { startRetrieval } from '../servers/search-servers.js';
 import type { LocalServer, Reply } from '../servers/http-server.js';
 import { repoRoot } from '../support/paths.js';
+import { trainingScript } from '../support/scripted-policies.js';
 import {
   startWorkerProcess,
   testClient,
@@ -52,32 +52,6 @@ let refuse: ((path: string, body: Record<string, unknown>) => Reply | undefined)
 /** Runs the CLI in this namespace and returns its stdout. */
 function segr(...args: string[]): string {
   return execFileSync(process.execPath, [join(repoRoot, 'bin/segr.js'), ...args], { encoding: 'utf8' });
-}
-
-function textOf(m: WireMessage | undefined): string {
-  if (!m) return '';
-  return typeof m.content === 'string' ? m.content : m.content.map((p) => p.text ?? '').join('');
-}
-
-/**
- * The scripted policy: `[search]` questions search first; then a keyframe, then an answer whose box
- * hits the target for even seeds and misses for odd ones (reward variance inside a group), except
- * `[constant]` questions, which always hit (zero variance: DAPO drops the group).
- */
-function trainingScript(messages: WireMessage[], _model: string, body: Record<string, unknown>): string {
-  const user = textOf(messages[1]);
-  const fid = [...user.matchAll(/frame (\d+)/g)].map((m) => Number(m[1]))[0] ?? 0;
-  const turn = messages.filter((m) => m.role === 'assistant').length;
-  const search = user.includes('[search]');
-  const hit = '[200, 250, 700, 800]';
-  const miss = '[10, 10, 60, 60]';
-  if (search && turn === 0)
-    return `<thinking>I need to look this up.</thinking>\n<search> {"name": "text_search", "query": "winning car"} </search>`;
-  if (turn === (search ? 1 : 0))
-    return `<thinking>Frame ${fid} shows it.</thinking>\n<keyframe> ${fid} </keyframe>`;
-  const odd = typeof body.seed === 'number' && body.seed % 2 === 1;
-  const box = user.includes('[constant]') || !odd ? hit : miss;
-  return `<thinking>There it is.</thinking>\n<answer> {"bbox_2d": ${box}, "point_2d": [450, 500]} </answer>`;
 }
 
 async function restartWorker(): Promise<void> {
