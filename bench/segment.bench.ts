@@ -306,5 +306,17 @@ console.log(
   `  ${'whole frame'.padEnd(16)} ${nodeAll.toFixed(2).padStart(9)} ${pyAll.toFixed(2).padStart(10)} ${(nodeAll / pyAll).toFixed(3).padStart(7)}`,
 );
 console.log(`Node/Python ratio (ONNX stages): ${(nodeOrt / pyOrt).toFixed(3)} (aim ≤ 1.05)`);
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+console.log(
+  `BENCH ${JSON.stringify({
+    name: 'segment',
+    graphs: 'SAM2 contract test graphs (test/support/onnx-models.ts)',
+    nodeOverPython: round3(nodeOrt / pyOrt),
+    nodeOverPythonFrame: round3(nodeAll / pyAll),
+    msPerFrame: round3(loopMs / NUM_FRAMES),
+    stageRatios: Object.fromEntries(stages.map((s) => [s, round3(nodeBest![s]! / pyBest![s]!)])),
+    threads,
+  })}`,
+);
 await models.release();
 for (const s of sessions.values()) await s.release();
