@@ -33,7 +33,12 @@ import {
   uniqueId,
   type WorkerProcess,
 } from '../support/stack.js';
-import { prepareTrainingDataset, startTrainerProcess, uploadTinyModel } from '../support/training.js';
+import {
+  prepareTrainingDataset,
+  startTrainerProcess,
+  uploadTinyModel,
+  waitTrainingStatus,
+} from '../support/training.js';
 import { objectsUnder, recordScenario, restartServers, resultOf, sleep, stopServer } from './support.js';
 
 const config = testConfig();
@@ -170,19 +175,8 @@ async function startRun(runId: string): Promise<void> {
 }
 
 /** Polls the status query until `until` holds. */
-async function waitStatus(runId: string, until: (s: TrainingStatus) => boolean, what: string) {
-  const deadline = Date.now() + 240_000;
-  for (;;) {
-    try {
-      const s = await client.workflow.getHandle(runId).query<TrainingStatus>('status');
-      if (until(s)) return s;
-    } catch {
-      /* between runs of the chain, or a worker restarting */
-    }
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+const waitStatus = (runId: string, until: (s: TrainingStatus) => boolean, what: string) =>
+  waitTrainingStatus(client, runId, until, what, { timeoutMs: 240_000 });
 
 interface StepMetrics {
   weightsSha256: string;

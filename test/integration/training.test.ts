@@ -32,7 +32,12 @@ import {
   type WorkerProcess,
   stopProcesses,
 } from '../support/stack.js';
-import { prepareTrainingDataset, startTrainerProcess, uploadTinyModel } from '../support/training.js';
+import {
+  prepareTrainingDataset,
+  startTrainerProcess,
+  uploadTinyModel,
+  waitTrainingStatus,
+} from '../support/training.js';
 
 const config = testConfig();
 const store = testStore(config);
@@ -140,23 +145,8 @@ async function startRun(runId: string, cfg: TrainingConfigInput): Promise<Workfl
 }
 
 /** Polls the status query (following continue-as-new) until `until` holds. */
-async function waitStatus(
-  runId: string,
-  until: (s: TrainingStatus) => boolean,
-  what: string,
-): Promise<TrainingStatus> {
-  const deadline = Date.now() + 150_000;
-  for (;;) {
-    try {
-      const s = await client.workflow.getHandle(runId).query<TrainingStatus>('status');
-      if (until(s)) return s;
-    } catch {
-      /* between runs of the chain, or a worker restarting */
-    }
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const waitStatus = (runId: string, until: (s: TrainingStatus) => boolean, what: string) =>
+  waitTrainingStatus(client, runId, until, what);
 
 interface StepMetricsDoc {
   step: number;

@@ -26,7 +26,12 @@ import {
   type WorkerProcess,
   stopProcesses,
 } from '../support/stack.js';
-import { prepareTrainingDataset, startTrainerProcess, uploadTinyModel } from '../support/training.js';
+import {
+  prepareTrainingDataset,
+  startTrainerProcess,
+  uploadTinyModel,
+  waitTrainingStatus,
+} from '../support/training.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const config = testConfig();
@@ -101,19 +106,8 @@ after(async () => {
   store.client.destroy();
 });
 
-async function waitStatus(runId: string, until: (s: TrainingStatus) => boolean, what: string) {
-  const deadline = Date.now() + 150_000;
-  for (;;) {
-    try {
-      const s = await client.workflow.getHandle(runId).query<TrainingStatus>('status');
-      if (until(s)) return s;
-    } catch {
-      /* between runs of the chain */
-    }
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const waitStatus = (runId: string, until: (s: TrainingStatus) => boolean, what: string) =>
+  waitTrainingStatus(client, runId, until, what, { pollMs: 200 });
 
 /** Visibility is eventually consistent: polls a list query until it finds `min` workflows. */
 async function listIds(query: string, min: number): Promise<string[]> {

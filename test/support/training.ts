@@ -5,11 +5,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, writeFile, mkdir } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
+import assert from 'node:assert/strict';
+import type { Client } from '@temporalio/client';
 import sharp from 'sharp';
 import type { ArtifactStore } from '../../activities/storage/artifact-store.js';
 import { readManifest } from '../../activities/datasets/manifest.js';
 import { prepareDataset } from '../../activities/datasets/prepare.js';
 import { NON_SEARCH_SYSTEM_PROMPT, SEARCH_SYSTEM_PROMPT } from '../../core/protocol/prompts.js';
+import type { TrainingStatus } from '../../workflows/training-run.js';
 import { repoRoot, sharedData } from './paths.js';
 import { startProcess, type WorkerProcess } from './stack.js';
 
@@ -138,4 +141,28 @@ export async function startTrainerProcess(env: NodeJS.ProcessEnv = {}): Promise<
     name: 'trainer',
     timeoutMs: 90_000,
   });
+}
+
+/**
+ * Polls a trainingRun's status query until `until` holds (a query that fails between runs of the
+ * continue-as-new chain, or while a worker restarts, is tried again); fails after `timeoutMs`.
+ */
+export async function waitTrainingStatus(
+  client: Client,
+  runId: string,
+  until: (s: TrainingStatus) => boolean,
+  what: string,
+  opts: { timeoutMs?: number; pollMs?: number } = {},
+): Promise<TrainingStatus> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 150_000);
+  for (;;) {
+    try {
+      const s = await client.workflow.getHandle(runId).query<TrainingStatus>('status');
+      if (until(s)) return s;
+    } catch {
+      /* between runs of the chain, or a worker restarting */
+    }
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 100));
+  }
 }
