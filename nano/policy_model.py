@@ -455,12 +455,15 @@ def new_model(tok: Tokenizer, seed: int) -> NanoPolicy:
 
 
 def sample_next(model: NanoPolicy, h: torch.Tensor, centre: torch.Tensor, temperature: float, top_p: float,
-                top_k: int, gen: torch.Generator, allowed: torch.Tensor | None = None) -> tuple[int, float]:
-    """One token from the last hidden state and pointer centre; returns (id, raw log-probability).
+                top_k: int, gen: torch.Generator, allowed: torch.Tensor | None = None,
+                processed: bool = False) -> tuple[int, float]:
+    """One token from the last hidden state and pointer centre; returns (id, log-probability).
     `allowed` (a bool mask over the vocabulary) restricts the choice, as structured-output decoding
-    does; the log-probability reported is the model's own, unconstrained one."""
+    does; the log-probability reported is the model's own, unconstrained one: of softmax(logits)
+    (vLLM's raw_logprobs), or with `processed` of softmax(logits / temperature), the distribution
+    the trainer scores a sampled token with (vLLM's processed_logprobs, top-k/top-p left out)."""
     logits = model.logits(h, centre)
-    logp = F.log_softmax(logits, -1)
+    logp = F.log_softmax(logits / temperature if processed and temperature > 0 else logits, -1)
     if allowed is not None:
         logits = logits.masked_fill(~allowed, -math.inf)
     if temperature <= 0:
@@ -532,7 +535,7 @@ class Decoder:
 def generate(model: NanoPolicy, prompt: Prompt, max_new: int, stops: list[str], temperature: float = 1.0,
              top_p: float = 1.0, top_k: int = -1, seed: int | None = None,
              include_stop: bool = True, constrained: bool = False,
-             keyframes: list[int] | None = None) -> dict:
+             keyframes: list[int] | None = None, processed_logprobs: bool = False) -> dict:
     """Sample a turn as vLLM does: tokens until `<eos>`, a stop string in the decoded text, or
     `max_new` tokens. Returns {text, ids, logprobs, finish_reason, stop_reason}; `ids` and
     `logprobs` cover every generated token (the `<eos>` too, as vLLM counts it)."""
@@ -551,7 +554,7 @@ def generate(model: NanoPolicy, prompt: Prompt, max_new: int, stops: list[str], 
         if dec.length >= model.config.max_len:
             break
         t, lp = sample_next(model, dec.h, dec.centre, temperature, top_p, top_k, gen,
-                            grammar.allowed() if grammar is not None else None)
+                            grammar.allowed() if grammar is not None else None, processed_logprobs)
         if grammar is not None:
             grammar.advance(t)
         ids.append(t)

@@ -107,9 +107,11 @@ def fetch_s3_folder(uri: str, client=None) -> str:
 
 
 class State:
-    def __init__(self, base_name: str, base_path: str, grammar: bool = False) -> None:
+    def __init__(self, base_name: str, base_path: str, grammar: bool = False,
+                 logprobs_mode: str = "raw_logprobs") -> None:
         self.base_name = base_name
         self.grammar = grammar  # structured-output decoding of the turn grammar (pm.ProtocolGrammar)
+        self.logprobs_mode = logprobs_mode  # as vLLM's --logprobs-mode
         self.models: dict[str, pm.NanoPolicy] = {base_name: pm.load(base_path)}
         self.paths: dict[str, str] = {base_name: base_path}
         self.lock = threading.Lock()  # torch CPU inference: one request at a time is fastest on 2 cores
@@ -157,7 +159,8 @@ def chat(state: State, body: dict) -> dict:
                           int(seed) if seed is not None else None,
                           include_stop=bool(body.get("include_stop_str_in_output", False)),
                           constrained=bool(body.get("nano_protocol_grammar", state.grammar)),
-                          keyframes=keyframes or None)
+                          keyframes=keyframes or None,
+                          processed_logprobs=state.logprobs_mode == "processed_logprobs")
     ids = out["ids"]
     choice: dict = {
         "index": 0,
@@ -288,9 +291,13 @@ def main() -> None:
                     help="protocol: decode within the turn grammar (structured output, like vLLM's guided "
                          "decoding; the model still makes every choice); none: free sampling. A request may "
                          "override it with the extra field nano_protocol_grammar: true|false")
+    ap.add_argument("--logprobs-mode", choices=["raw_logprobs", "processed_logprobs"], default="raw_logprobs",
+                    help="as vLLM's: the log-probs `logprobs: true` returns are of softmax(logits) (raw) or of "
+                         "softmax(logits / temperature) (processed: what the trainer's importance ratio needs "
+                         "when the rollouts' temperature is not 1)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    state = State(a.served_model_name, a.model, grammar=a.grammar == "protocol")
+    state = State(a.served_model_name, a.model, grammar=a.grammar == "protocol", logprobs_mode=a.logprobs_mode)
     srv = ThreadingHTTPServer((a.host, a.port), make_handler(state))
     srv.daemon_threads = True
     url = f"http://{a.host}:{srv.server_address[1]}/v1"

@@ -28,8 +28,9 @@ if [[ -f "$PIDF" ]] && kill -0 "$(cat "$PIDF")" 2>/dev/null && [[ -f "$URLF" ]];
 fi
 rm -f "$URLF"
 start=$(date +%s)
+# processed log-probs (of the sampling temperature): what pipelined training's importance ratio needs
 PYTHONPATH=. nohup "$PY" -W ignore -m nano.policy_server --model "$MODEL" --port "$PORT" --url-file "$URLF" \
-  > "$DIR/policy-server.log" 2>&1 &
+  --logprobs-mode processed_logprobs > "$DIR/policy-server.log" 2>&1 &
 echo $! > "$PIDF"
 for _ in $(seq 1 120); do
   if [[ -f "$URLF" ]] && curl -fsS "$(sed 's#/v1$##' "$URLF")/health" >/dev/null 2>&1; then

@@ -39,6 +39,7 @@ import {
   runTrainingStep,
   showDetails,
   type PartialStep,
+  type ReadyStep,
   type StepProgress,
   type TrainingContext,
 } from './training-step.js';
@@ -93,6 +94,8 @@ export interface TrainingState {
   policyHosts?: string[];
   /** A step whose generation batches go on in this run (set by a mid-step continue-as-new). */
   partial?: PartialStep;
+  /** The next step's groups, generated ahead during the last update (pipelined training). */
+  ready?: ReadyStep;
 }
 
 export interface TrainingRunInput {
@@ -122,6 +125,17 @@ export interface TrainingStatus {
   keptGroups: number;
   runs: number;
   recent: StepSummary[];
+  /**
+   * Pipelined training: the next step, while its groups are generated beside this step's update
+   * and sync (on policy `policyVersion`, one behind the version its own update starts from).
+   */
+  ahead?: {
+    step: number;
+    policyVersion: number;
+    generation: number;
+    groupsDone: number;
+    groupsStarted: number;
+  };
 }
 
 export interface TrainingRunResult {
@@ -241,22 +255,38 @@ function initialState(config: TrainingConfig): TrainingState {
 /** The status query and the pause / resume / stop updates. */
 function registerHandlers(ctx: TrainingContext): void {
   const { runId, config, state, progress } = ctx;
-  const status = (): TrainingStatus => ({
-    runId,
-    step: state.step,
-    steps: config.steps,
-    phase: progress.phase,
-    paused: state.paused,
-    stopRequested: state.stopRequested,
-    policy: state.policy,
-    policyHosts: state.policyHosts ?? config.policyHosts,
-    generation: progress.generation,
-    groupsDone: progress.groupsDone,
-    groupsStarted: progress.groupsStarted,
-    keptGroups: progress.keptGroups,
-    runs: state.runs,
-    recent: state.recent,
-  });
+  const status = (): TrainingStatus => {
+    const { ahead } = ctx;
+    // once the step in front is recorded, the step generated ahead is the current one
+    const current = ahead?.step === state.step ? ahead.progress : progress;
+    return {
+      runId,
+      step: state.step,
+      steps: config.steps,
+      phase: progress.phase,
+      paused: state.paused,
+      stopRequested: state.stopRequested,
+      policy: state.policy,
+      policyHosts: state.policyHosts ?? config.policyHosts,
+      generation: current.generation,
+      groupsDone: current.groupsDone,
+      groupsStarted: current.groupsStarted,
+      keptGroups: current.keptGroups,
+      runs: state.runs,
+      recent: state.recent,
+      ...(ahead && ahead.step !== state.step
+        ? {
+            ahead: {
+              step: ahead.step,
+              policyVersion: ahead.policyVersion,
+              generation: ahead.progress.generation,
+              groupsDone: ahead.progress.groupsDone,
+              groupsStarted: ahead.progress.groupsStarted,
+            },
+          }
+        : {}),
+    };
+  };
   const validator = (name: 'pause' | 'resume' | 'stop') => () => {
     const problem = controlProblem(name, state, runId);
     if (problem) throw new Error(problem);

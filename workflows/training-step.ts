@@ -30,6 +30,7 @@ import { dynamicSamplingDecision, dynamicSamplingFilter } from '../core/grpo/adv
 import { trainingDetails, groupSummary } from '../core/monitor/details.js';
 import { hostQueue, SearchAttributeKeys, TaskQueues } from '../core/queues.js';
 import type {
+  DatasetCursor,
   PolicySyncActivities,
   TrainingActivities,
   TrainingSample,
@@ -87,6 +88,8 @@ export interface TrainingContext {
   generationsThisRun?: number;
   /** The step in progress passes prompts and group results by reference ({@link GROUPS_BY_REFERENCE_PATCH}). */
   byReference?: boolean;
+  /** The next step, while its groups are generated ahead (pipelined training). */
+  ahead?: AheadProgress;
 }
 
 /**
@@ -119,6 +122,8 @@ export interface GeneratedGroups {
   /** Groups sampled from a version older than `maxStaleness` allows. */
   stale: number;
   generationBatches: number;
+  /** The oldest policy version the surviving groups sampled from (absent in older histories). */
+  oldestVersion?: number;
 }
 
 /**
@@ -136,6 +141,37 @@ export interface PartialStep {
   dropped: number;
   stale: number;
   /** When the step started (ms since the epoch, workflow time). */
+  startedAt: number;
+  /** The oldest policy version the surviving groups sampled from. */
+  oldestVersion?: number;
+}
+
+/** What the status query reports about a step's generation. */
+export interface GenerationProgress {
+  generation: number;
+  groupsDone: number;
+  groupsStarted: number;
+  keptGroups: number;
+}
+
+/**
+ * How one step's groups are generated: in front (the step being trained next, synchronous) or ahead
+ * (the next step's, while the trainer updates the policy: pipelined training, `maxStaleness` ≥ 1).
+ */
+export interface GenerationPlan {
+  step: number;
+  /** The policy every group of the step samples from (fixed when its generation starts). */
+  policy: { uri: string; version: number; model: string };
+  /** The version the step's update starts from: the staleness filter's reference. */
+  parentVersion: number;
+  /** Where the step's prompts come from; advanced as they are drawn. */
+  cursor: { value: DatasetCursor };
+  progress: GenerationProgress;
+  /** Whether phase changes are shown (the step in front; not a step generated ahead). */
+  announce: boolean;
+  /** Whether the step may go on in a new workflow run between generation batches now. */
+  mayContinueAsNew: () => boolean;
+  /** When the step's generation started (workflow time). */
   startedAt: number;
 }
 
@@ -295,6 +331,18 @@ export function enterPhase(ctx: TrainingContext, phase: TrainingPhase): void {
     upsertSearchAttributes([{ key: SearchAttributeKeys.phase, value: phase }]);
 }
 
+/**
+ * The truncated importance-sampling cap of pipelined runs when the config sets none: 2, the cap of
+ * the TIS correction for off-policy rollouts (Yao et al. 2025, "Your efficient RL framework secretly
+ * brings you off-policy RL training"; veRL's `tis_imp_ratio_cap` default).
+ */
+export const PIPELINED_IS_CAP = 2;
+
+function rolloutIsCap(config: TrainingConfig): { rolloutIsCap?: number } {
+  const cap = config.trainer.rolloutIsCap ?? (config.maxStaleness > 0 ? PIPELINED_IS_CAP : undefined);
+  return cap !== undefined ? { rolloutIsCap: cap } : {};
+}
+
 /** The trainer's hyperparameters for one step, from the run's config. */
 export function trainerHyperparameters(
   config: TrainingConfig,
@@ -318,7 +366,7 @@ export function trainerHyperparameters(
     maxGradNorm: config.trainer.maxGradNorm,
     maxLength: config.trainer.maxLength,
     temperature: config.rollout.sampling.temperature,
-    ...(config.trainer.rolloutIsCap !== undefined ? { rolloutIsCap: config.trainer.rolloutIsCap } : {}),
+    ...rolloutIsCap(config),
     ...(config.trainer.microBatchTokens !== undefined
       ? { microBatchTokens: config.trainer.microBatchTokens }
       : {}),
@@ -338,12 +386,13 @@ type SampledPrompt = { whole: TrainingSample } | { ref: TrainingSampleRef };
 /** The `rolloutGroup` input of prompt j of a generation batch. */
 function groupInput(
   ctx: TrainingContext,
+  plan: GenerationPlan,
   prompt: SampledPrompt,
-  step: number,
   generation: number,
   j: number,
 ): RolloutGroupInput {
-  const { config, runId, state } = ctx;
+  const { config, runId } = ctx;
+  const { step, policy } = plan;
   const { temperature, topP, topK } = config.rollout.sampling;
   return {
     groupId: WorkflowIds.rolloutGroup(runId, step, generation, j),
@@ -353,15 +402,17 @@ function groupInput(
     n: config.groupSize,
     concurrency: config.rollout.trajectoryConcurrency ?? config.groupSize,
     policy: {
-      version: state.policy.version,
-      model: state.policy.model,
+      version: policy.version,
+      model: policy.model,
       // a trained version's folder: a policy server that lost its adapter loads it again
-      ...(state.policy.version > 0 ? { uri: state.policy.uri } : {}),
+      ...(policy.version > 0 ? { uri: policy.uri } : {}),
       sampling: {
         temperature,
         ...(topP !== undefined ? { topP } : {}),
         ...(topK !== undefined ? { topK } : {}),
         seed: groupSeed(config.seed, step, generation, j),
+        // off-policy steps weigh each token by the sampling policy's log-prob (truncated IS)
+        ...(config.maxStaleness > 0 ? { logprobs: true } : {}),
       },
       ...config.rollout.protocol,
     },
@@ -408,17 +459,19 @@ function checkFailedTrajectories(ctx: TrainingContext, groups: readonly GroupVie
 /** One `rolloutGroup` child per sample, at most `groupConcurrency` at a time; results in order. */
 async function runGroups(
   ctx: TrainingContext,
+  plan: GenerationPlan,
   prompts: SampledPrompt[],
-  step: number,
   generation: number,
 ): Promise<GroupView[]> {
-  const { config, progress } = ctx;
+  const { config } = ctx;
+  const { step, progress } = plan;
+  const shown = () => plan.announce && showDetails(ctx);
   const concurrency = Math.max(1, config.rollout.groupConcurrency ?? prompts.length);
   return mapLimit(prompts, concurrency, async (prompt, j) => {
     const sample = 'whole' in prompt ? prompt.whole : prompt.ref;
-    const input = groupInput(ctx, prompt, step, generation, j);
+    const input = groupInput(ctx, plan, prompt, generation, j);
     progress.groupsStarted += 1;
-    showDetails(ctx);
+    shown();
     const result = await executeChild(rolloutGroup, {
       workflowId: input.groupId,
       taskQueue: TaskQueues.orchestrator,
@@ -441,31 +494,54 @@ async function runGroups(
       ],
     });
     progress.groupsDone += 1;
-    showDetails(ctx);
+    shown();
     return viewOf(result);
   });
 }
 
-/** The next `promptsPerStep` prompts from the run's cursor (whole, or as record references). */
+/** The next `promptsPerStep` prompts from the plan's cursor (whole, or as record references). */
 async function samplePrompts(
   ctx: TrainingContext,
-  step: number,
+  plan: GenerationPlan,
   generation: number,
   byReference: boolean,
 ): Promise<SampledPrompt[]> {
-  const { config, state } = ctx;
+  const { config } = ctx;
+  const { step, cursor } = plan;
   const options = { summary: `sample ${config.promptsPerStep} prompts · step ${step} · gen ${generation}` };
   const args = [
-    { dataset: config.dataset, seed: config.seed, cursor: state.cursor, count: config.promptsPerStep },
+    { dataset: config.dataset, seed: config.seed, cursor: cursor.value, count: config.promptsPerStep },
   ] as const;
   if (byReference) {
     const sampled = await training.trainingSamplePromptRefs.executeWithOptions(options, [...args]);
-    state.cursor = sampled.cursor;
+    cursor.value = sampled.cursor;
     return sampled.samples.map((ref) => ({ ref }));
   }
   const sampled = await training.trainingSamplePrompts.executeWithOptions(options, [...args]);
-  state.cursor = sampled.cursor;
+  cursor.value = sampled.cursor;
   return sampled.samples.map((whole) => ({ whole }));
+}
+
+/** The plan of the step in front: the run's policy, cursor and progress. */
+export function planInFront(ctx: TrainingContext): GenerationPlan {
+  const { state } = ctx;
+  return {
+    step: state.step,
+    policy: state.policy,
+    parentVersion: state.policy.version,
+    cursor: {
+      get value() {
+        return state.cursor;
+      },
+      set value(c: DatasetCursor) {
+        state.cursor = c;
+      },
+    },
+    progress: ctx.progress,
+    announce: true,
+    mayContinueAsNew: () => true,
+    startedAt: ctx.stepStartedAt ?? Date.now(),
+  };
 }
 
 /**
@@ -473,9 +549,13 @@ async function samplePrompts(
  * the server suggests it between two batches (a long DAPO search), the step goes on in a new
  * workflow run with its partial state (`state.partial`).
  */
-export async function generateGroups(ctx: TrainingContext): Promise<GeneratedGroups> {
-  const { config, state, progress, runId } = ctx;
-  const step = state.step;
+export async function generateGroups(
+  ctx: TrainingContext,
+  plan: GenerationPlan = planInFront(ctx),
+): Promise<GeneratedGroups> {
+  const { config, state, runId } = ctx;
+  const { step, progress } = plan;
+  const phase = (p: TrainingPhase) => plan.announce && enterPhase(ctx, p);
   const byReference = patched(GROUPS_BY_REFERENCE_PATCH);
   ctx.byReference = byReference;
   const resumed = state.partial?.step === step ? state.partial : undefined;
@@ -488,12 +568,17 @@ export async function generateGroups(ctx: TrainingContext): Promise<GeneratedGro
   let dropped = resumed?.dropped ?? 0;
   let stale = resumed?.stale ?? 0;
   let generation = resumed?.generation ?? 0;
+  const oldest = (views: readonly GroupView[]): number | undefined => {
+    const versions = views.flatMap((g) => (g.oldestPolicyVersion === null ? [] : [g.oldestPolicyVersion]));
+    if (resumed?.oldestVersion !== undefined) versions.push(resumed.oldestVersion);
+    return versions.length > 0 ? Math.min(...versions) : undefined;
+  };
   for (;;) {
     progress.generation = generation;
-    enterPhase(ctx, 'sampling');
-    const prompts = await samplePrompts(ctx, step, generation, byReference);
-    enterPhase(ctx, 'rollouts');
-    const groups = await runGroups(ctx, prompts, step, generation);
+    phase('sampling');
+    const prompts = await samplePrompts(ctx, plan, generation, byReference);
+    phase('rollouts');
+    const groups = await runGroups(ctx, plan, prompts, generation);
     checkFailedTrajectories(ctx, groups, step);
     generated = tallyOf(groups, generated);
     generation += 1;
@@ -502,7 +587,7 @@ export async function generateGroups(ctx: TrainingContext): Promise<GeneratedGro
       (g) =>
         g.rewards.length > 0 &&
         g.oldestPolicyVersion !== null &&
-        g.oldestPolicyVersion >= state.policy.version - config.maxStaleness,
+        g.oldestPolicyVersion >= plan.parentVersion - config.maxStaleness,
     );
     stale += groups.length - fresh.length;
     if (!config.dapo.enabled) {
@@ -535,7 +620,8 @@ export async function generateGroups(ctx: TrainingContext): Promise<GeneratedGro
       });
       break;
     }
-    if (byReference && runIsFull(ctx)) {
+    if (byReference && plan.mayContinueAsNew() && runIsFull(ctx)) {
+      const oldestVersion = oldest(surviving);
       state.partial = {
         step,
         generation,
@@ -544,8 +630,11 @@ export async function generateGroups(ctx: TrainingContext): Promise<GeneratedGro
         generated,
         dropped,
         stale,
-        startedAt: resumed?.startedAt ?? ctx.stepStartedAt ?? Date.now(),
+        startedAt: resumed?.startedAt ?? plan.startedAt,
+        ...(oldestVersion !== undefined ? { oldestVersion } : {}),
       };
+      // a step generated ahead goes on in front: its prompts are drawn, its update is the next
+      state.cursor = plan.cursor.value;
       log.info('this workflow run holds enough generation batches: the step goes on in a new run', {
         runId,
         step,
@@ -557,6 +646,7 @@ export async function generateGroups(ctx: TrainingContext): Promise<GeneratedGro
   }
   delete state.partial;
   progress.keptGroups = carried.length + surviving.length;
+  const oldestVersion = oldest(surviving);
   return {
     generated,
     surviving: [...carried, ...surviving.map((g) => g.batch)],
@@ -564,6 +654,7 @@ export async function generateGroups(ctx: TrainingContext): Promise<GeneratedGro
     dropped,
     stale,
     generationBatches: generation,
+    ...(oldestVersion !== undefined ? { oldestVersion } : {}),
   };
 }
 
@@ -662,6 +753,21 @@ export async function updateAndSync(
   return { update, updateMs, syncMs, ...(fallbacks.length > 0 ? { syncFallbacks: fallbacks } : {}) };
 }
 
+/**
+ * How far off-policy a step trained: the version its update started from minus the oldest version
+ * its groups sampled (0 on synchronous steps, at most `maxStaleness`).
+ */
+function offPolicy(
+  version: number,
+  groups: GeneratedGroups,
+  updated: boolean,
+  pipelined: boolean,
+): { pipelined: boolean; staleness: number | null; sampledFrom: number | null } {
+  const parent = updated ? version - 1 : version;
+  const sampledFrom = groups.oldestVersion ?? null;
+  return { pipelined, staleness: sampledFrom === null ? null : parent - sampledFrom, sampledFrom };
+}
+
 /** The step's metrics (S3 + search attributes) and its summary in the state; advances the step. */
 export async function recordStep(
   ctx: TrainingContext,
@@ -669,7 +775,7 @@ export async function recordStep(
   trained:
     | { update: UpdatePolicyResult; updateMs: number; syncMs: number; syncFallbacks?: SyncFallback[] }
     | undefined,
-  timings: { started: number; rolloutMs: number },
+  timings: { started: number; rolloutMs: number; pipelined?: boolean },
 ): Promise<void> {
   const { state, runId, config } = ctx;
   const step = state.step;
@@ -684,6 +790,9 @@ export async function recordStep(
     keptGroups: groups.surviving.length,
     droppedGroups: groups.dropped,
     staleGroups: groups.stale,
+    ...(timings.pipelined !== undefined
+      ? offPolicy(state.policy.version, groups, trained !== undefined, timings.pipelined)
+      : {}),
     rollouts,
     trained: metricsFromTally(groups.trained),
     trainer: trained?.update.metrics ?? null,
@@ -770,21 +879,120 @@ export async function recordStep(
 /** The end-of-step state write (`runs/<run>/state.json`, what `segr train resume` continues from). */
 export const SAVE_STATE_PATCH = 'segflow-training-save-state';
 
-/** One step: generate → (update → sync, when any group has a learning signal) → record. */
+/**
+ * Pipelined training (`maxStaleness` ≥ 1): the next step's groups are generated while the trainer
+ * updates the policy and the hosts sync it; histories recorded before it train synchronously.
+ */
+export const PIPELINE_PATCH = 'segflow-pipelined-training';
+
+/** A step whose groups were generated ahead, during the previous step's update (carried in the state). */
+export interface ReadyStep {
+  step: number;
+  groups: GeneratedGroups;
+  /** When its generation started (workflow time). */
+  startedAt: number;
+  rolloutMs: number;
+  /** The policy version its groups sampled from. */
+  policyVersion: number;
+  progress: GenerationProgress;
+}
+
+/** The step generated ahead while the current one trains, as the status query shows it. */
+export interface AheadProgress {
+  step: number;
+  policyVersion: number;
+  progress: GenerationProgress;
+}
+
+/** Whether the next step's generation may start now, beside this step's update. */
+function mayGenerateAhead(ctx: TrainingContext): boolean {
+  const { state, config } = ctx;
+  return state.step + 1 < config.steps && !state.stopRequested && !state.paused;
+}
+
+/**
+ * The next step's generation, on the policy the current step trains from (one version behind the
+ * one its own update starts from: staleness 1), from the run's cursor; the cursor and the result go
+ * into the state once this step is recorded. It may continue-as-new (a long DAPO search) only after
+ * the update in flight is recorded.
+ */
+function generateAhead(
+  ctx: TrainingContext,
+  updating: () => boolean,
+): { plan: GenerationPlan; done: Promise<{ ok: ReadyStep } | { error: unknown }> } {
+  const { state } = ctx;
+  const progress: GenerationProgress = { generation: 0, groupsDone: 0, groupsStarted: 0, keptGroups: 0 };
+  const plan: GenerationPlan = {
+    step: state.step + 1,
+    policy: { uri: state.policy.uri, version: state.policy.version, model: state.policy.model },
+    parentVersion: state.policy.version + 1,
+    cursor: { value: state.cursor },
+    progress,
+    announce: false,
+    mayContinueAsNew: () => !updating(),
+    startedAt: Date.now(),
+  };
+  ctx.ahead = { step: plan.step, policyVersion: plan.policy.version, progress };
+  // held as a value, so a failure waits for the update in flight instead of being unhandled
+  const done = generateGroups(ctx, plan).then(
+    (groups) => ({
+      ok: {
+        step: plan.step,
+        groups,
+        startedAt: plan.startedAt,
+        rolloutMs: Date.now() - plan.startedAt,
+        policyVersion: plan.policy.version,
+        progress: { ...progress },
+      },
+    }),
+    (error: unknown) => ({ error }),
+  );
+  return { plan, done };
+}
+
+/**
+ * One step: generate (or take the groups generated ahead) → (update → sync, when any group has a
+ * learning signal; pipelined, the next step's generation beside them) → record.
+ */
 export async function runTrainingStep(ctx: TrainingContext): Promise<void> {
-  const started = ctx.state.partial?.step === ctx.state.step ? ctx.state.partial.startedAt : Date.now();
+  const { state, config, progress } = ctx;
+  const pipelined = config.maxStaleness > 0 && patched(PIPELINE_PATCH);
+  const ready = state.ready?.step === state.step ? state.ready : undefined;
+  delete state.ready;
+  const started =
+    ready?.startedAt ?? (state.partial?.step === state.step ? state.partial.startedAt : Date.now());
   ctx.stepStartedAt = started;
-  Object.assign(ctx.progress, { generation: 0, groupsDone: 0, groupsStarted: 0, keptGroups: 0 });
-  const groups = await generateGroups(ctx);
-  const rolloutMs = Date.now() - started;
+  Object.assign(progress, { generation: 0, groupsDone: 0, groupsStarted: 0, keptGroups: 0 });
+  let groups: GeneratedGroups;
+  let rolloutMs: number;
+  if (ready) {
+    groups = ready.groups;
+    rolloutMs = ready.rolloutMs;
+    Object.assign(progress, ready.progress);
+  } else {
+    groups = await generateGroups(ctx);
+    rolloutMs = Date.now() - started;
+  }
   let trained: Awaited<ReturnType<typeof updateAndSync>> | undefined;
+  let ahead: ReturnType<typeof generateAhead> | undefined;
   if (groups.surviving.length > 0) {
+    let updating = true;
+    if (pipelined && mayGenerateAhead(ctx)) ahead = generateAhead(ctx, () => updating);
     trained = await updateAndSync(ctx, groups.surviving);
+    await recordStep(ctx, groups, trained, { started, rolloutMs, pipelined });
+    updating = false;
   } else {
     log.warn('no group with a learning signal: step skipped, the policy is unchanged', {
       runId: ctx.runId,
       step: ctx.state.step,
     });
+    await recordStep(ctx, groups, undefined, { started, rolloutMs, pipelined });
   }
-  await recordStep(ctx, groups, trained, { started, rolloutMs });
+  if (!ahead) return;
+  enterPhase(ctx, 'rollouts');
+  const out = await ahead.done;
+  delete ctx.ahead;
+  if ('error' in out) throw out.error;
+  state.cursor = ahead.plan.cursor.value;
+  state.ready = out.ok;
 }

@@ -44,6 +44,8 @@ export const policyGenerateInput = z.strictObject({
       topP: z.number().gt(0).max(1).optional(),
       topK: z.number().int().min(-1).optional(),
       seed: z.number().int().optional(),
+      /** Ask the server for each sampled token's log-prob (on top of `policy.logprobs`). */
+      logprobs: z.boolean().optional(),
     })
     .optional(),
 });

@@ -28,6 +28,8 @@ export interface SamplingSettings {
   /** -1 disables top-k. */
   topK: number;
   seed?: number;
+  /** Ask for each sampled token's log-prob (a request asks on top of the client's `logprobs`). */
+  logprobs?: boolean;
 }
 
 export interface PolicyClientOptions extends BudgetSettings {
@@ -189,7 +191,7 @@ export class PolicyClient {
       n: 1,
       stop: [...o.stop],
       ...(s.seed !== undefined ? { seed: s.seed } : {}),
-      ...(o.logprobs ? { logprobs: true, top_logprobs: 0 } : {}),
+      ...(o.logprobs || s.logprobs ? { logprobs: true, top_logprobs: 0 } : {}),
       ...(o.vllmExtensions
         ? {
             include_stop_str_in_output: true,

@@ -232,3 +232,31 @@ def test_cached_decoding_equals_the_full_forward_pass():
         centre_gap = (torch.stack(centres) - centre[0, start : start + len(centres)]).abs().max().item()
         assert centre_gap < 1e-6, f"cached vs full pointer centres differ by {centre_gap:.3g} units"
     assert len(set(tuple(c.tolist()) for c in centres)) > 1  # the keyed run's centres move
+
+
+def test_processed_logprobs_are_those_of_the_sampling_temperature():
+    """`--logprobs-mode processed_logprobs` (as vLLM's) reports each sampled token's log-prob under
+    softmax(logits / T), what the trainer computes at the rollouts' temperature (pipelined training's
+    importance ratio compares the two); raw_logprobs reports softmax(logits). Float64, as above."""
+    tok = pm.Tokenizer.build(["search", "the", "frame", "x"])
+    torch.manual_seed(2)
+    m = pm.new_model(tok, 0).double()
+    with torch.no_grad():  # an untrained model repeats `<assistant>` with certainty; flatten it
+        m.emb.weight.mul_(0.05)
+    msgs = [{"role": "user", "content": [{"type": "text", "text": "frame 0 "},
+                                         {"type": "image_url", "image_url": {"url": Image.new("RGB", (64, 64), (9, 90, 200))}}]}]
+    p = pm.encode_conversation(m, msgs)
+    t = 0.7
+    processed = pm.generate(m, p, 30, [], temperature=t, seed=4, processed_logprobs=True)
+    raw = pm.generate(m, p, 30, [], temperature=t, seed=4)
+    assert processed["ids"] == raw["ids"] and len(raw["ids"]) >= 10  # the mode changes what is reported only
+    full = pm.Prompt(p.ids + raw["ids"], p.images)
+    at = list(range(len(p.ids), len(full.ids)))
+    with torch.no_grad():
+        want_t = pm.token_stats(m, [(full, at)], temperature=t)[0][0]
+        want_1 = pm.token_stats(m, [(full, at)])[0][0]
+    gap_t = (want_t - torch.tensor(processed["logprobs"], dtype=want_t.dtype)).abs().max().item()
+    gap_1 = (want_1 - torch.tensor(raw["logprobs"], dtype=want_1.dtype)).abs().max().item()
+    assert gap_t < 1e-5 and gap_1 < 1e-5, (gap_t, gap_1)
+    # at T = 0.7 the two differ by far more than rounding: the mode is not a no-op
+    assert (want_t - want_1).abs().max().item() > 0.1

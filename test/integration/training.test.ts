@@ -155,6 +155,9 @@ interface StepMetricsDoc {
   keptGroups: number;
   generationBatches: number;
   weightsSha256: string;
+  pipelined: boolean;
+  staleness: number | null;
+  sampledFrom: number | null;
   rollouts: {
     trajectories: number;
     failedTrajectories: number;
@@ -224,13 +227,24 @@ test(
       [1, 2, 3].map((v) => `${runId}-v${v}`),
     );
     assert.ok(policy.adapters.has(`${runId}-v3`));
-    // Rollouts of step k ran on version k (v0 is the base model name).
-    const models = new Set(
-      policy.requests
-        .filter((r) => r.path === '/v1/chat/completions')
-        .map((r) => (JSON.parse(r.body) as { model: string }).model),
+    // Pipelined (the default maxStaleness 1): step 0 ran on v0 (the base model name), step k ≥ 1 was
+    // generated during step k−1's update, on version k−1 (or, when a pause held it back, in front on
+    // version k), asking for log-probs (the trainer's truncated importance ratio); v2 was never
+    // sampled from: step 2 was generated during step 1's update.
+    const chats = policy.requests
+      .filter((r) => r.path === '/v1/chat/completions')
+      .map((r) => JSON.parse(r.body) as { model: string; logprobs?: boolean })
+      .filter((b) => b.model === 'policy' || b.model.startsWith(`${runId}-`));
+    const models = new Set(chats.map((b) => b.model));
+    for (const m of ['policy', `${runId}-v1`]) assert.ok(models.has(m), `rollouts used ${m}`);
+    assert.ok(
+      !models.has(`${runId}-v2`),
+      'no rollout sampled from v2 (its step was generated during the update to it)',
     );
-    for (const m of ['policy', `${runId}-v1`, `${runId}-v2`]) assert.ok(models.has(m), `rollouts used ${m}`);
+    assert.ok(
+      chats.every((b) => b.logprobs === true),
+      'pipelined rollouts ask for log-probs',
+    );
 
     // Per-step metrics in S3.
     const metrics = await stepMetrics(runId);
@@ -243,7 +257,13 @@ test(
       assert.ok(m.timings.updateMs > 0);
       assert.match(m.weightsSha256, /^[0-9a-f]{64}$/);
       assert.ok((m.rollouts.stopReasons.model_chose_to_finish ?? 0) > 0);
+      assert.equal(m.pipelined, true);
+      // step k updates v_k; its groups sampled v_k (generated in front) or v_{k-1} (ahead)
+      assert.equal(m.staleness, k - (m.sampledFrom ?? NaN));
+      assert.ok(m.staleness === 0 || m.staleness === 1, `step ${k} staleness ${m.staleness}`);
     });
+    // Step 0 has nothing to overlap; step 2 was generated during step 1's update (nothing paused it).
+    assert.deepEqual([metrics[0]!.staleness, metrics[2]!.staleness, metrics[2]!.sampledFrom], [0, 1, 1]);
     // The [constant] group has no reward variance: DAPO dropped it and generated another batch.
     assert.ok(
       metrics.some((m) => m.droppedGroups > 0 && m.generationBatches > 1),
@@ -305,7 +325,8 @@ test(
     const runId = uniqueId('it-train-outage');
     const cfg = runConfig({ steps: 2, groupSize: 2, promptsPerStep: 2, dapo: { enabled: false } });
     const handle = await startRun(runId, cfg);
-    await waitStatus(runId, (s) => s.step === 1 && s.phase === 'rollouts', 'step 1 rollouts');
+    // step 0's generation runs in front in both modes (pipelined, later ones overlap updates)
+    await waitStatus(runId, (s) => s.step === 0 && s.phase === 'rollouts', 'step 0 rollouts');
     const started = Date.now();
     refuse = (path) =>
       path === '/v1/chat/completions' || path === '/tokenize'
@@ -395,8 +416,10 @@ test(
       rollout: { search: { backend: 'retrieval' }, outageToleranceSeconds: 3 },
     });
     const handle = await startRun(runId, cfg);
-    await waitStatus(runId, (s) => s.step === 1 && s.phase === 'rollouts', 'step 1 rollouts');
-    // The policy server breaks for good during step 1: every trajectory fails, so does the step.
+    await waitStatus(runId, (s) => s.recent.length >= 1, 'step 0 recorded');
+    // The policy server breaks for good after step 0: every trajectory of the next generation
+    // fails, and so does its step (pipelined, that generation may have begun during step 0's
+    // update, or be done already: the run fails at step 1 or 2).
     refuse = (path) =>
       path === '/v1/chat/completions' ? policyError(500, 'InternalServerError', 'engine dead') : undefined;
     try {
@@ -407,19 +430,29 @@ test(
     } finally {
       refuse = undefined;
     }
-    const step0 = await store.head(`runs/${runId}/steps/0/metrics.json`);
-    assert.ok(step0, 'step 0 finished before the failure');
+    const finished = [];
+    for (let k = 0; k < 3; k++) {
+      const head = await store.head(`runs/${runId}/steps/${k}/metrics.json`);
+      if (head) finished.push(head);
+    }
+    const k = finished.length;
+    assert.ok(k === 1 || k === 2, `${k} steps finished before the failure`);
     const out = segr('train', 'resume', runId);
-    assert.match(out, /had ended \(FAILED\); continuing from step 1 on policy v1/);
+    assert.match(out, new RegExp(`had ended \\(FAILED\\); continuing from step ${k} on policy v${k}`));
     const result = (await client.workflow.getHandle(runId).result()) as TrainingRunResult;
     assert.equal(result.status, 'completed');
     assert.equal(result.steps, 3);
-    assert.equal(result.policy.version, 3, 'v1 was continued from, never remade (no PolicyVersionConflict)');
     assert.equal(
-      (await store.head(`runs/${runId}/steps/0/metrics.json`))?.sha256,
-      step0.sha256,
-      'step 0 was not run again',
+      result.policy.version,
+      3,
+      `v${k} was continued from, never remade (no PolicyVersionConflict)`,
     );
+    for (const [j, head] of finished.entries())
+      assert.equal(
+        (await store.head(`runs/${runId}/steps/${j}/metrics.json`))?.sha256,
+        head.sha256,
+        `step ${j} was not run again`,
+      );
     assert.throws(() => segr('train', 'resume', runId), /completed all its 3 steps: nothing to resume/);
   },
 );

@@ -8,12 +8,29 @@ import { repoRoot } from './paths.js';
 export const nanoDir = resolve(repoRoot, process.env.NANO_DIR ?? '.nano');
 export const nanoPython = resolve(repoRoot, process.env.NANO_VENV ?? '.venv/nano', 'bin', 'python');
 
-/** Starts nano/policy_server.py on a free port; resolves with its /v1 URL once /health answers. */
+/**
+ * Starts nano/policy_server.py on a free port; resolves with its /v1 URL once /health answers. Its
+ * log-probs are those of the sampling distribution (`--logprobs-mode processed_logprobs`), what the
+ * trainer's importance ratio of pipelined training compares with.
+ */
 export async function startNanoPolicyServer(dir: string): Promise<{ url: string; child: ChildProcess }> {
   const urlFile = join(mkdtempSync(join(tmpdir(), 'nano-policy-')), 'url');
   const child = spawn(
     nanoPython,
-    ['-W', 'ignore', '-m', 'nano.policy_server', '--model', dir, '--port', '0', '--url-file', urlFile],
+    [
+      '-W',
+      'ignore',
+      '-m',
+      'nano.policy_server',
+      '--model',
+      dir,
+      '--port',
+      '0',
+      '--url-file',
+      urlFile,
+      '--logprobs-mode',
+      'processed_logprobs',
+    ],
     {
       cwd: repoRoot,
       env: { ...process.env, PYTHONPATH: repoRoot },
