@@ -6,10 +6,11 @@ export ONNXRUNTIME_NODE_INSTALL := skip
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 SEGR := node bin/segr.js
 
-.PHONY: verify-policy verify-sam2 deps-sam2 deps-vllm deps-search help install install-steps test-portability deps-system deps-node deps-tools deps-models deps-nano deps-nano-data deps-trainer deps-trackers build lint test test-unit test-activity test-integration chaos demo bench dev-up dev-down clean
+.PHONY: check verify-policy verify-sam2 deps-sam2 deps-vllm deps-search help install install-steps test-portability deps-system deps-node deps-tools deps-models deps-nano deps-nano-data deps-trainer deps-trackers build lint test test-unit test-activity test-integration chaos demo bench dev-up dev-down clean
 
 help:
 	@echo "make test   install everything, build, lint and run the unit, activity and integration tests"
+	@echo "make check  the inner loop: npm packages, build, lint and the unit layer (no servers, no Python)"
 	@echo "make demo   install what it needs, then the nano world end to end (scripts/nano-demo.sh)"
 	@echo "make bench  run the benchmarks (npm run bench)"
 	@echo "make chaos  the chaos suite: faults mid-run, each compared with an undisturbed run (chaos-report.json)"
@@ -127,6 +128,14 @@ test-portability: install build
 	bash scripts/test-portability.sh
 
 test-unit: build
+	node scripts/run-tests.js unit
+
+# The inner loop, under 10 minutes from a fresh clone: the npm packages, the build, lint and the unit
+# layer (pure functions, workflow replays of the committed histories, CLI parsing); no dev stack, no
+# Python venvs, no models.
+check: deps-node
+	npm run build
+	npm run lint
 	node scripts/run-tests.js unit
 
 test-activity: build

@@ -40,10 +40,26 @@ class NanoItem:
     prompt: Any  # policy_model.Prompt of the whole (possibly truncated) trajectory
     response: list[int]  # indices into prompt.ids of the policy's tokens
     truncated: bool
+    # The server's log-prob of each response token (None where it gave none, or where its sampled ids
+    # differ from the retokenized text), indexed as update.py reads every family's: entry j + 1 is
+    # that of log-prob position j (here the j-th response token). None: no turn carried log-probs.
+    rollout_log_probs: list[float | None] | None = None
+    sampled_turns: int = 0
+    retokenized_turns: int = 0
 
     @property
     def response_tokens(self) -> int:
         return len(self.response)
+
+
+def _server_log_probs(message: dict, content: list[int]) -> list[float | None] | None:
+    """The server's log-probs of an assistant turn's content tokens, when the ids it sampled are the
+    content the text retokenizes to (a trailing `<eos>` the server counts is left out); None when it
+    gave none or they differ (the text is trained on, without the server's log-probs)."""
+    ids, lps = message.get("tokenIds"), message.get("logprobs")
+    if not ids or not lps or len(lps) != len(ids) or ids[: len(content)] != content or len(ids) > len(content) + 1:
+        return None
+    return [float(x) for x in lps[: len(content)]]
 
 
 class NanoFamily(ModuleFamily):
@@ -95,20 +111,29 @@ class NanoFamily(ModuleFamily):
         first = next(i for i, m in enumerate(msgs) if m["role"] == "assistant")
         prev = pm.encode_conversation(model, msgs[:first], add_generation_prompt=False)
         response: list[int] = []
+        server: list[float | None] = []
+        sampled = retokenized = 0
         for i in range(first, len(msgs)):
             cur = pm.encode_conversation(model, msgs[: i + 1], add_generation_prompt=False)
             if cur.ids[: len(prev.ids)] != prev.ids:
                 raise BadInputError(f"trajectory {t.trajectory_id}: message {i} does not extend the conversation before it")
             if msgs[i]["role"] == "assistant":
                 # <assistant> content… <eos>: only the content is the policy's sampled tokens
-                response += list(range(len(prev.ids) + 1, len(cur.ids) - 1))
+                content = list(range(len(prev.ids) + 1, len(cur.ids) - 1))
+                response += content
+                lps = _server_log_probs(t.messages[i], [cur.ids[r] for r in content])
+                sampled += lps is not None
+                retokenized += lps is None and bool(t.messages[i].get("tokenIds"))
+                server += lps if lps is not None else [None] * len(content)
             prev = cur
         limit = min(max_length, model.config.max_len)
         prompt, truncated = prev, False
         if prompt.positions() > limit:
             prompt, truncated = self._truncate(prompt, limit, t)
-            response = [r for r in response if r < len(prompt.ids)]
-        return NanoItem(prompt, response, truncated)
+            keep = [k for k, r in enumerate(response) if r < len(prompt.ids)]
+            response, server = [response[k] for k in keep], [server[k] for k in keep]
+        has_server = any(x is not None for x in server)
+        return NanoItem(prompt, response, truncated, [None] + server if has_server else None, sampled, retokenized)
 
     def _truncate(self, p: Any, limit: int, t: BatchTrajectory) -> tuple[Any, bool]:
         """The longest prefix of whole tokens (an image counts with its grid) within `limit` positions."""

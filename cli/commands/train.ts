@@ -271,6 +271,10 @@ export function formatStatus(s: TrainingStatus, last?: StepMetricsView, ended?: 
     lines.push(
       `  groups ${s.groupsDone}/${s.groupsStarted} done · generation ${s.generation} · kept ${s.keptGroups}`,
     );
+  if (s.ahead)
+    lines.push(
+      `  step ${s.ahead.step} generated ahead on v${s.ahead.policyVersion}: groups ${s.ahead.groupsDone}/${s.ahead.groupsStarted} done · generation ${s.ahead.generation}`,
+    );
   const prev = s.recent.at(-1);
   if (prev) {
     lines.push(
@@ -441,7 +445,7 @@ export function register(program: Command): void {
     .option('--dapo', 'DAPO dynamic sampling: drop zero-variance groups and resample')
     .option(
       '--max-staleness <n>',
-      'policy versions a trajectory may lag (default 0)',
+      'pipelined training: 1 (default) generates the next step during the update, one version behind; 0: synchronous',
       nonNegativeInt('--max-staleness'),
     )
     .option(

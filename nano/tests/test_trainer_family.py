@@ -106,10 +106,11 @@ def pil(dev, ref) -> Image.Image:
     return Image.open(io.BytesIO(dev.store.get_bytes(ref["uri"])))
 
 
-def sample_trajectory(dev, seed: int) -> tuple[list[dict], list[list[float]]]:
+def sample_trajectory(dev, seed: int, sampled_ids: bool = False) -> tuple[list[dict], list[list[float]]]:
     """A two-turn trajectory sampled as nano/policy_server.py samples (grammar on): keyframe, then
     (after the high-res keyframe) an answer. Returns the batch messages and each turn's reported
-    log-probs of its content tokens."""
+    log-probs of its content tokens. `sampled_ids`: the assistant messages carry the server's
+    `tokenIds` and `logprobs` (every generated token, a final `<eos>` too), as the rollouts store them."""
     system = {"role": "system", "content": "plain system prompt"}
     user_text = "Please find 'the red square'. frame 0 <image> frame 1 <image>"
     batch_msgs = [system, {"role": "user", "content": user_text, "images": [{"uri": f["uri"]} for f in dev.frames]}]
@@ -130,7 +131,8 @@ def sample_trajectory(dev, seed: int) -> tuple[list[dict], list[list[float]]]:
         n = len(out["ids"]) - (1 if out["ids"][-1] == dev.model.tok.id("<eos>") else 0)
         reported.append(out["logprobs"][:n])
         wire.append({"role": "assistant", "content": out["text"]})
-        batch_msgs.append({"role": "assistant", "content": out["text"]})
+        batch_msgs.append({"role": "assistant", "content": out["text"],
+                           **({"tokenIds": out["ids"], "logprobs": out["logprobs"]} if sampled_ids else {})})
         if turn == 0:
             obs = "Here is the high-res version of your selected frame: <image>"
             batch_msgs.append({"role": "user", "content": obs, "images": [{"uri": dev.keyframe["uri"]}]})
@@ -171,6 +173,27 @@ def test_trainer_log_probs_equal_what_the_server_reported(dev):
             lp, mask, _ = fam.log_probs([item])
         assert mask.sum().item() == len(flat)
         assert_within_rounding(lp[0, : len(flat)], flat, rounding_tolerance(fam.model, item))
+
+
+def test_the_servers_log_probs_reach_the_trainer_aligned_with_its_own(dev):
+    """A turn's server log-probs (what pipelined training's importance ratio compares with) are
+    attached to the response tokens they belong to, indexed as update.py reads every family's
+    (entry j + 1: log-prob position j); a turn whose sampled ids are not its retokenized text has none."""
+    fam = NanoFamily(fetch_policy(dev.store, dev.v0["uri"], dev.tmp / "w"), dev.store.get_bytes)
+    msgs, reported = sample_trajectory(dev, 4, sampled_ids=True)
+    parse = lambda m: parse_batch(json.dumps(batch_doc(dev, "r", [(m, 1.0)])).encode(), "b").trajectories[0]  # noqa: E731
+    item = fam.tokenize(parse(msgs), 640)
+    flat = [x for turn in reported for x in turn]
+    assert item.rollout_log_probs == [None] + flat and item.sampled_turns == 2
+    with torch.no_grad():
+        lp = fam.log_probs([item])[0][0, : item.response_tokens]
+    assert_within_rounding(lp, item.rollout_log_probs[1:], rounding_tolerance(fam.model, item))
+    # the first turn's ids altered: its tokens carry no server log-prob, the second turn's still do
+    first = next(m for m in msgs if m["role"] == "assistant")
+    first["tokenIds"] = [first["tokenIds"][0] + 1, *first["tokenIds"][1:]]
+    altered = fam.tokenize(parse(msgs), 640)
+    assert altered.rollout_log_probs == [None] * (1 + len(reported[0])) + reported[1]
+    assert (altered.sampled_turns, altered.retokenized_turns) == (1, 1)
 
 
 def test_log_probs_at_the_sampling_temperature(dev):

@@ -3,8 +3,10 @@
 // processes split as on a cluster (a CPU worker for orchestration, search, media and segmentation;
 // a policy-host worker per GPU host, pinned queue `segflow-policy@<host>`), the real Python trainer
 // updating a tiny GPT-2-style model, and a scripted vLLM-compatible server per policy host (the GPU
-// boundary). Each scenario disturbs a 2-step run and then compares it with the undisturbed run of
-// the same config: the same final weights hash, the same per-step rewards and trajectory counts,
+// boundary). Training is pipelined (maxStaleness 1, the default: each step after the first is
+// generated during the previous update). Each scenario disturbs a 2-step run (the restarted policy
+// server a 3-step one, whose last step samples a trained version) and then compares it with the
+// undisturbed run of the same config: the same final weights hash, the same per-step rewards and trajectory counts,
 // nothing failed, the same S3 objects under the run's prefixes (the batch the trainer read byte for
 // byte), so nothing was lost, nothing counted twice, and no object was written twice.
 import { after, before, test } from 'node:test';
@@ -148,11 +150,11 @@ after(async () => {
 });
 
 /** Two steps of two prompts × four trajectories; host affinity 5 s so a lost host shows quickly. */
-function runConfig(): TrainingConfigInput {
+function runConfig(steps = 2): TrainingConfigInput {
   return {
     dataset,
     initialPolicy: { uri: initialPolicy },
-    steps: 2,
+    steps,
     groupSize: 4,
     promptsPerStep: 2,
     seed: 11,
@@ -165,11 +167,11 @@ function runConfig(): TrainingConfigInput {
   };
 }
 
-async function startRun(runId: string): Promise<void> {
+async function startRun(runId: string, steps = 2): Promise<void> {
   await client.workflow.start('trainingRun', {
     taskQueue: TaskQueues.orchestrator,
     workflowId: runId,
-    args: [{ runId, config: runConfig() }],
+    args: [{ runId, config: runConfig(steps) }],
     workflowExecutionTimeout: '15 minutes',
   });
 }
@@ -191,10 +193,12 @@ interface Outcome {
   objects: string[];
 }
 
-async function outcome(runId: string): Promise<Outcome> {
+async function outcome(runId: string, count = 2): Promise<Outcome> {
   const result = await resultOf<TrainingRunResult>(client, runId);
   const steps = await Promise.all(
-    [0, 1].map((k) => store.getJson<StepMetrics>(`runs/${runId}/steps/${k}/metrics.json`)),
+    Array.from({ length: count }, (_, k) =>
+      store.getJson<StepMetrics>(`runs/${runId}/steps/${k}/metrics.json`),
+    ),
   );
   // The batch (what the trainer trained on) byte for byte; every other object by key.
   const contents = (key: string) => key.endsWith('/batch.json');
@@ -206,13 +210,15 @@ async function outcome(runId: string): Promise<Outcome> {
 }
 
 let undisturbed: Outcome | undefined;
+/** The undisturbed 3-step run: the reference of the scenario that needs a step sampling a trained version. */
+let undisturbed3: Outcome | undefined;
 
 /** The disturbed run ended as the undisturbed one did; returns what was compared. */
-function assertSameOutcome(got: Outcome): string[] {
-  assert.ok(undisturbed, 'needs the undisturbed run');
-  const want = undisturbed;
+function assertSameOutcome(got: Outcome, reference = undisturbed): string[] {
+  assert.ok(reference, 'needs the undisturbed run');
+  const want = reference;
   assert.equal(got.result.status, 'completed');
-  assert.equal(got.result.policy.version, 2);
+  assert.equal(got.result.policy.version, want.result.policy.version);
   assert.equal(got.result.policy.weightsSha256, want.result.policy.weightsSha256, 'final weights');
   assert.deepEqual(
     got.steps.map((s) => [s.weightsSha256, s.rollouts.trajectories, s.rollouts.failedTrajectories]),
@@ -275,24 +281,48 @@ test(
 test('the S3 server stopped for 60 s during rollouts', { timeout: 500_000 }, async () => {
   const runId = uniqueId('chaos-s3');
   await startRun(runId);
-  await waitStatus(runId, (s) => s.step === 1 && s.phase === 'rollouts', 'step 1 rollouts');
+  // pipelined, step 1's rollouts run during step 0's update (or, once it is recorded, in front)
+  await waitStatus(
+    runId,
+    (s) => (s.ahead?.step === 1 && s.ahead.groupsStarted > 0) || (s.step === 1 && s.phase === 'rollouts'),
+    'step 1 rollouts',
+  );
   await stopServer('s3', 'SIGTERM');
   await sleep(60_000);
   await restartServers();
   recordScenario('the S3 server stopped for 60 s during rollouts', assertSameOutcome(await outcome(runId)));
 });
 
+test(
+  'undisturbed: a 3-step run (the reference of the restarted policy server)',
+  { timeout: 300_000 },
+  async () => {
+    const runId = uniqueId('chaos-ref3');
+    await startRun(runId, 3);
+    undisturbed3 = await outcome(runId, 3);
+    assert.equal(undisturbed3.result.policy.version, 3);
+  },
+);
+
 test('the policy server restarted during rollouts with its adapters gone', { timeout: 400_000 }, async () => {
+  // Pipelined (the default), step k ≥ 1 samples from version k − 1 during step k − 1's update: the
+  // first rollouts on a trained version (v1) are step 2's, generated during step 1's update.
   const runId = uniqueId('chaos-vllm');
-  await startRun(runId);
-  await waitStatus(runId, (s) => s.step === 1 && s.phase === 'rollouts', 'step 1 rollouts');
+  await startRun(runId, 3);
+  await waitStatus(
+    runId,
+    (s) =>
+      (s.ahead?.step === 2 && s.ahead.groupsStarted > 0 && s.ahead.groupsDone === 0) ||
+      (s.step === 2 && s.phase === 'rollouts' && s.groupsDone === 0 && s.groupsStarted > 0),
+    'step 2 rollouts on v1',
+  );
   const port = Number(new URL(host.server.url).port);
   await host.server.close();
   await sleep(3000);
   const restarted = await startPolicyServer(port);
   host.server = restarted;
-  const got = await outcome(runId);
-  const compared = assertSameOutcome(got);
+  const got = await outcome(runId, 3);
+  const compared = assertSameOutcome(got, undisturbed3);
   const v1 = `${runId}-v1`;
   assert.ok(
     restarted.requests.some((r) => r.path === '/v1/load_lora_adapter' && r.body.includes(`"${v1}"`)),

@@ -11,8 +11,9 @@
 // to the evaluation, and both evaluations score every held-out sample with an outcome reward.
 //
 // And the learning claim (issues 9 and 17; numbers in nano/README.md), in `make test` (≈ 28 min):
-// 8 GRPO steps per training seed (NANO_TRAIN_SEEDS, default 3,4,0,1,2) from the same SFT policy;
-// the SFT policy and each last version evaluated greedily on the 48 held-out prompts. Asserted:
+// 8 GRPO steps per training seed (NANO_TRAIN_SEEDS, default 3,4,0,1,2) from the same SFT policy,
+// synchronous (maxStaleness 0); the SFT policy and each last version evaluated greedily on the 48
+// held-out prompts. Asserted:
 // - outcome reward: every run ends above the SFT policy, and the mean rise is above seed noise at
 //   95 % confidence: a one-sided t-test on the per-training-seed values, t = rise/(sd/√n) >
 //   t(0.95, n−1) (greedy, the SFT policy's value is exact: the spread is the training seed's);
@@ -25,31 +26,29 @@
 // NANO_CLAIM_JSON=FILE writes every number (per seed, per sample) there. NANO_EVAL_SEEDS=1,2 adds sampled
 // evaluations (the rollouts' temperature, per-sample seeds; +10 min) with the same assertion, where
 // the rise must also clear the SFT policy's own spread over the evaluation seeds.
-// NANO_QUICK=1: 2 steps, one seed, 16 samples, the mechanics only (≈ 1.5 min).
+// Pipelined training (issue 22; NANO_PIPELINED_SEEDS, default 3): the same 8 steps with maxStaleness 1
+// (the default), each step after the first generated during the previous update on the version one
+// behind, trained with the truncated importance ratio against the server's log-probs. Asserted: every
+// step's staleness and sampling version, the ratio's use, and a held-out greedy outcome reward above
+// the synchronous runs' one-sided 95 % prediction bound (mean − t(0.95, n−1)·sd·√(1 + 1/n)): pipelined
+// learning is not worse than the synchronous seeds' spread. Its trajectories per second beside its
+// synchronous run's are printed (bench/pipeline.bench.ts measures the speed-up).
+// NANO_QUICK=1: 2 steps, one seed each way, 16 samples, the mechanics only (≈ 2.5 min).
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import type { ChildProcess } from 'node:child_process';
 import type { Client } from '@temporalio/client';
 import { TaskQueues } from '../../core/queues.js';
 import { policyFilesPrefix, type PolicyManifestFiles } from '../../core/contracts/index.js';
-import { publishNanoWorld, type NanoPublished } from '../../cli/commands/nano.js';
 import type { EvaluationResult } from '../../workflows/evaluation.js';
 import type { TrainingRunResult } from '../../workflows/training-run.js';
-import type { TrainingConfigInput } from '../../workflows/training-config.js';
-import { repoRoot } from '../support/paths.js';
-import { nanoDir, startNanoPolicyServer } from '../support/nano.js';
 import {
-  startWorkerProcess,
-  testClient,
-  testConfig,
-  testStore,
-  uniqueId,
-  type WorkerProcess,
-} from '../support/stack.js';
-import { nanoTrainerEnv, startTrainerProcess } from '../support/training.js';
+  nanoTrainConfig as trainConfig,
+  runNanoTraining,
+  startNanoTraining,
+  type NanoTraining,
+} from '../support/nano-training.js';
+import { testClient, testConfig, testStore, uniqueId } from '../support/stack.js';
 
 /** NANO_QUICK=1: the mechanics only (2 steps, one training seed, 16 samples, no learning claim). */
 const QUICK = process.env.NANO_QUICK === '1';
@@ -57,10 +56,11 @@ const ASSERT_LEARNING = !QUICK;
 const STEPS = Number(process.env.NANO_TRAIN_STEPS ?? (QUICK ? 2 : 8));
 /** Sampled evaluations (the rollouts' temperature, these per-sample seeds): opt-in, ≈ 70 s each. */
 const EVAL_SEEDS = (process.env.NANO_EVAL_SEEDS ?? '').split(',').filter(Boolean).map(Number);
-const TRAIN_SEEDS = (process.env.NANO_TRAIN_SEEDS ?? (QUICK ? '0' : '3,4,0,1,2'))
-  .split(',')
-  .filter(Boolean)
-  .map(Number);
+const seedsOf = (v: string) => v.split(',').filter(Boolean).map(Number);
+/** Synchronous training runs (maxStaleness 0): the learning claim. */
+const TRAIN_SEEDS = seedsOf(process.env.NANO_TRAIN_SEEDS ?? (QUICK ? '0' : '3,4,0,1,2'));
+/** Pipelined training runs (maxStaleness 1, the default), held to the synchronous runs' spread. */
+const PIPELINED_SEEDS = seedsOf(process.env.NANO_PIPELINED_SEEDS ?? (QUICK ? '0' : '3'));
 /** NANO_TRAIN_LR overrides nano/train-config.json's learning rate (for stability sweeps). */
 const LEARNING_RATE = process.env.NANO_TRAIN_LR ? Number(process.env.NANO_TRAIN_LR) : undefined;
 /** Held-out samples per evaluation (the published test split has 48). */
@@ -68,47 +68,16 @@ const EVAL_LIMIT = Number(process.env.NANO_EVAL_LIMIT ?? (QUICK ? 16 : 48));
 
 const config = testConfig();
 const store = testStore(config);
-const tmp = mkdtempSync(join(tmpdir(), 'nano-training-it-'));
 let client: Client;
-let world: NanoPublished;
-let server: { url: string; child: ChildProcess };
-let worker: WorkerProcess;
-let trainer: WorkerProcess;
+let nano: NanoTraining;
 
 before(async () => {
   client = await testClient(config);
-  const t0 = Date.now();
-  world = await publishNanoWorld(store, {
-    dir: nanoDir,
-    trainLimit: 96,
-    testLimit: 48,
-    endpoint: config.s3.endpoint,
-  });
-  console.log(`nano world ${world.build} in S3 (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
-  server = await startNanoPolicyServer(join(nanoDir, 'models', 'policy', 'v0'));
-  [worker, trainer] = await Promise.all([
-    startWorkerProcess([], {
-      SEGFLOW_POLICY_URL: server.url,
-      // the nano policy server loads each full version by name
-      SEGFLOW_POLICY_FULL_WEIGHT_SYNC: 'by-name',
-      SEGFLOW_POLICY_MODEL: 'nano-policy',
-      SEGFLOW_POLICY_MAX_MODEL_LEN: '640',
-      SEGFLOW_SEGMENT_MODELS_DIR: join(nanoDir, 'models', 'sam2'),
-      SEGFLOW_SEARCH_CORPUS: world.corpus,
-      SEGFLOW_SEARCH_BACKEND: 'local',
-      SEGFLOW_TRAINING_POLICY_CACHE_DIR: join(tmp, 'policy-cache'),
-    }),
-    startTrainerProcess({ SEGFLOW_TRAINER_WORK_DIR: join(tmp, 'trainer-work'), ...nanoTrainerEnv() }),
-  ]);
+  nano = await startNanoTraining(store, config.s3.endpoint);
 });
 
 after(async () => {
-  for (const p of [worker, trainer]) {
-    if (!p) continue;
-    p.child.kill('SIGKILL');
-    await p.exited;
-  }
-  server?.child.kill('SIGKILL');
+  await nano?.stop();
   await client?.connection.close();
   store.client.destroy();
 });
@@ -124,7 +93,7 @@ async function evaluate(
     workflowId: id,
     args: [
       {
-        dataset: world.test,
+        dataset: nano.world.test,
         evalId: id,
         policy: { model, version, sampling },
         concurrency: 4,
@@ -148,9 +117,6 @@ const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
 const sd = (v: number[]) =>
   v.length < 2 ? 0 : Math.sqrt(v.reduce((a, x) => a + (x - mean(v)) ** 2, 0) / (v.length - 1));
 
-const trainConfig = JSON.parse(readFileSync(join(repoRoot, 'nano', 'train-config.json'), 'utf8')) as {
-  rollout?: { sampling?: { temperature?: number } };
-};
 /** Sampled evaluations decode as the training rollouts do. */
 const SAMPLED_T = trainConfig.rollout?.sampling?.temperature ?? 1;
 
@@ -169,31 +135,32 @@ async function evaluateAll(tag: string, model: string, version: number) {
 }
 
 type StepMetrics = {
+  pipelined: boolean;
+  staleness: number | null;
+  sampledFrom: number | null;
   rollouts: { trajectories: number; reward: { outcome: number } };
-  trainer: { trajectories: number; logProbShift: { positive: number | null; negative: number | null } };
+  trainer: {
+    trajectories: number;
+    logProbShift: { positive: number | null; negative: number | null };
+    rollout: { comparedTokens: number; logProbDiffMean: number | null; isWeightMean: number | null };
+  };
 };
 
-/** A trainingRun of STEPS steps from the published SFT policy, with the checks every run must pass. */
+/**
+ * A trainingRun of STEPS steps from the published SFT policy, with the checks every run must pass:
+ * synchronous (maxStaleness 0) or pipelined (1, the default).
+ */
 async function train(
   seed: number,
+  pipelined = false,
 ): Promise<{ run: TrainingRunResult; steps: StepMetrics[]; margins: number[]; seconds: number }> {
-  const t0 = Date.now();
-  const runId = uniqueId(`it-nano-train-s${seed}`);
-  const cfg = {
-    ...trainConfig,
-    dataset: world.train,
-    initialPolicy: { uri: world.policy, model: 'nano-policy' },
+  const runId = uniqueId(`it-nano-train-${pipelined ? 'p' : 's'}${seed}`);
+  const { run, seconds } = await runNanoTraining(client, nano.world, runId, {
     steps: STEPS,
     seed,
+    maxStaleness: pipelined ? 1 : 0,
     ...(LEARNING_RATE !== undefined ? { learningRate: LEARNING_RATE } : {}),
-  } as TrainingConfigInput;
-  const run = (await client.workflow.execute('trainingRun', {
-    taskQueue: TaskQueues.orchestrator,
-    workflowId: runId,
-    args: [{ runId, config: cfg }],
-    workflowExecutionTimeout: '40 minutes',
-  })) as TrainingRunResult;
-  const seconds = (Date.now() - t0) / 1000;
+  });
   assert.equal(run.status, 'completed');
   assert.equal(run.policy.version, STEPS);
   assert.equal(run.policy.model, `${runId}-v${STEPS}`);
@@ -209,7 +176,7 @@ async function train(
       PolicyManifestFiles & { kind: string; reference: string; parent: { version: number } }
     >(store.uriOf(`${version}segflow-policy.json`));
     assert.equal(manifest.kind, 'full');
-    assert.equal(manifest.reference, world.policy);
+    assert.equal(manifest.reference, nano.world.policy);
     assert.equal(manifest.parent.version, k);
     // its files are in the folder of the update attempt that committed it
     const config = await store.getJson<{ model_type: string }>(
@@ -217,6 +184,16 @@ async function train(
     );
     assert.equal(config.model_type, 'segflow-nano-policy');
     assert.equal(m.trainer.trajectories, m.rollouts.trajectories);
+    assert.equal(m.pipelined, pipelined);
+    if (pipelined) {
+      // step k ≥ 1 was generated during step k−1's update, on version k−1, and trained from v_k
+      // with each token weighted by the truncated ratio against the log-prob it was sampled with
+      assert.deepEqual([m.staleness, m.sampledFrom], k === 0 ? [0, 0] : [1, k - 1], `step ${k}`);
+      assert.ok(m.trainer.rollout.comparedTokens > 0, `step ${k}: the rollouts carried log-probs`);
+      assert.ok(m.trainer.rollout.isWeightMean !== null, `step ${k}: truncated importance sampling was on`);
+    } else {
+      assert.deepEqual([m.staleness, m.sampledFrom], [0, k], `step ${k}`);
+    }
   }
   // the updates favour the positive-advantage trajectories over the negative ones on most steps: the
   // median margin over the steps is positive. A sign error in the advantages or the loss makes most
@@ -368,8 +345,13 @@ test(
     const greedyAfter: number[] = [];
     /** Per training seed: the sampled outcome reward averaged over the evaluation seeds. */
     const sampledAfter: number[] = [];
+    /** Trajectories per second of each synchronous run, by training seed. */
+    const syncRate = new Map<number, number>();
+    const rate = (steps: StepMetrics[], seconds: number) =>
+      steps.reduce((n, m) => n + m.rollouts.trajectories, 0) / seconds;
     for (const seed of TRAIN_SEEDS) {
       const { run, steps, margins, seconds } = await train(seed);
+      syncRate.set(seed, rate(steps, seconds));
       const t1 = Date.now();
       const afterEval = await evaluateAll(`after-s${seed}`, run.policy.model, run.policy.version);
       assertScoredAll(afterEval.greedy);
@@ -386,6 +368,32 @@ test(
     }
     const greedy = riseOverSeeds(outcome(beforeEval.greedy), greedyAfter);
     lines.push(`held-out greedy outcome reward: ${greedy.line}`);
+    // Pipelined runs against the synchronous runs' spread: the one-sided 95 % prediction bound for
+    // one more run drawn like them, mean − t(0.95, n−1) · sd · √(1 + 1/n).
+    const n = greedyAfter.length;
+    const lowest =
+      n > 1 ? mean(greedyAfter) - t95(n - 1) * sd(greedyAfter) * Math.sqrt(1 + 1 / n) : -Infinity;
+    const pipelinedAfter: number[] = [];
+    for (const seed of PIPELINED_SEEDS) {
+      const { run, steps, seconds } = await train(seed, true);
+      const afterEval = await evaluate(
+        uniqueId(`it-nano-after-p${seed}-greedy`),
+        run.policy.model,
+        run.policy.version,
+        {
+          temperature: 0,
+        },
+      );
+      assertScoredAll(afterEval);
+      pipelinedAfter.push(outcome(afterEval));
+      const sync = syncRate.get(seed);
+      lines.push(
+        `pipelined training seed ${seed} (maxStaleness 1): ${STEPS} steps in ${seconds.toFixed(0)} s, ` +
+          `${rate(steps, seconds).toFixed(2)} trajectories/s${sync ? ` (${(rate(steps, seconds) / sync).toFixed(2)}× its synchronous run)` : ''}, ` +
+          `outcome reward per step ${steps.map((m) => f3(m.rollouts.reward.outcome)).join(' ')}, mean importance weight ${steps.map((m) => f3(m.trainer.rollout.isWeightMean ?? NaN)).join(' ')}; ` +
+          `held-out greedy ${f3(outcome(afterEval))} (synchronous runs ${spread(greedyAfter)}, 95 % prediction bound ${f3(lowest)})`,
+      );
+    }
     const jf = jfOverSamples(samplesBefore, samplesAfter);
     lines.push(`held-out greedy ${jf.line}`);
     const jfSeeds = riseOverSeeds(jfOf(beforeEval.greedy), jfAfter);
@@ -415,6 +423,11 @@ test(
     console.log(lines.join('\n'));
     if (ASSERT_LEARNING) {
       assertLearned('greedy', greedy);
+      for (const [k, p] of pipelinedAfter.entries())
+        assert.ok(
+          p > lowest,
+          `pipelined training seed ${PIPELINED_SEEDS[k]} ended at a held-out outcome reward of ${f3(p)}, below the synchronous runs' spread (${spread(greedyAfter)}; 95 % prediction bound ${f3(lowest)})`,
+        );
       assert.ok(
         jfSeeds.t > t95(jfSeeds.after.length - 1),
         `held-out J&F did not rise above training-seed noise at 95 %: ${jfSeeds.line}`,

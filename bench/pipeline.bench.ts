@@ -1,0 +1,107 @@
+// Pipelined training against synchronous training, on the nano world (the SFT nano policy behind
+// its vLLM-compatible server, a real worker process, the real Python trainer; nano/train-config.json).
+//
+// The same trainingRun (STEPS steps, the same seed) twice per round: synchronous (maxStaleness 0:
+// generation, update and weight sync alternate) and pipelined (maxStaleness 1: each step's groups
+// are generated during the previous step's update and sync, on the version one behind). Rounds run
+// A B, then B A, … so a shared machine's drifting load weighs on both alike. Throughput:
+// trajectories generated (every step's, from the stored step metrics) per second of the run's wall
+// time, summed over the rounds per mode; speedup = pipelined / synchronous. Per step, the medians of
+// the generation, update and sync times say where the time goes (generation and update compete for
+// the same cores here; on a cluster they do not).
+//
+// Needs the dev stack (`segr dev up`), the nano world (`bash scripts/nano-setup.sh`) and the trainer
+// venv (`bash trainer/setup.sh`). Run: node dist/bench/pipeline.bench.js
+//   SEGFLOW_BENCH_PIPELINE_STEPS  steps per run @default 4
+//   SEGFLOW_BENCH_RUNS            rounds (one run of each mode per round) @default 2
+// Prints a last line `BENCH {json}`.
+import { testClient, testConfig, testStore, uniqueId } from '../test/support/stack.js';
+import { runNanoTraining, startNanoTraining } from '../test/support/nano-training.js';
+
+const positive = (name: string, dflt: number): number => {
+  const v = Number(process.env[name] ?? dflt);
+  if (!Number.isInteger(v) || v < 1) {
+    console.error(`pipeline bench: ${name} must be a whole number ≥ 1, got ${process.env[name]}`);
+    process.exit(2);
+  }
+  return v;
+};
+const STEPS = positive('SEGFLOW_BENCH_PIPELINE_STEPS', 4);
+const ROUNDS = positive('SEGFLOW_BENCH_RUNS', 2);
+const SEED = 0;
+
+interface StepDoc {
+  rollouts: { trajectories: number };
+  staleness: number | null;
+  timings: { rolloutMs: number; updateMs: number; syncMs: number; totalMs: number };
+}
+
+const config = testConfig();
+const store = testStore(config);
+const client = await testClient(config).catch((err: Error) => {
+  console.error(`pipeline bench: no Temporal server (${err.message}); start the dev stack: segr dev up`);
+  process.exit(1);
+});
+const nano = await startNanoTraining(store, config.s3.endpoint);
+const modes = { sync: 0, pipelined: 1 } as const;
+type Mode = keyof typeof modes;
+const total: Record<Mode, { trajectories: number; seconds: number; steps: StepDoc[] }> = {
+  sync: { trajectories: 0, seconds: 0, steps: [] },
+  pipelined: { trajectories: 0, seconds: 0, steps: [] },
+};
+try {
+  for (let round = 0; round < ROUNDS; round++) {
+    const order: Mode[] = round % 2 === 0 ? ['sync', 'pipelined'] : ['pipelined', 'sync'];
+    for (const mode of order) {
+      const runId = uniqueId(`bench-pipeline-${mode}`);
+      const { run, seconds } = await runNanoTraining(client, nano.world, runId, {
+        steps: STEPS,
+        seed: SEED,
+        maxStaleness: modes[mode],
+      });
+      if (run.status !== 'completed' || run.policy.version !== STEPS)
+        throw new Error(`run ${runId} ended ${run.status} at v${run.policy.version}`);
+      const steps: StepDoc[] = [];
+      for (let k = 0; k < STEPS; k++)
+        steps.push(await store.getJson<StepDoc>(`runs/${runId}/steps/${k}/metrics.json`));
+      const trajectories = steps.reduce((n, m) => n + m.rollouts.trajectories, 0);
+      total[mode].trajectories += trajectories;
+      total[mode].seconds += seconds;
+      total[mode].steps.push(...steps);
+      console.log(
+        `round ${round + 1} ${mode.padEnd(9)} ${STEPS} steps, ${trajectories} trajectories in ${seconds.toFixed(1)} s: ` +
+          `${(trajectories / seconds).toFixed(2)} trajectories/s; staleness per step ${steps.map((m) => m.staleness).join(' ')}`,
+      );
+    }
+  }
+} finally {
+  await nano.stop();
+  await client.connection.close();
+  store.client.destroy();
+}
+
+const rate = (m: Mode) => total[m].trajectories / total[m].seconds;
+const median = (v: number[]) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length ? (s[Math.floor((s.length - 1) / 2)]! + s[Math.ceil((s.length - 1) / 2)]!) / 2 : NaN;
+};
+for (const m of ['sync', 'pipelined'] as Mode[]) {
+  const t = total[m].steps.map((s) => s.timings);
+  console.log(
+    `${m.padEnd(9)} ${rate(m).toFixed(2)} trajectories/s; per step median: generation ${(median(t.map((x) => x.rolloutMs)) / 1000).toFixed(1)} s, ` +
+      `update ${(median(t.map((x) => x.updateMs)) / 1000).toFixed(1)} s, sync ${(median(t.map((x) => x.syncMs)) / 1000).toFixed(1)} s`,
+  );
+}
+const speedup = rate('pipelined') / rate('sync');
+console.log(`pipelined / synchronous: ${speedup.toFixed(2)}× trajectories per second`);
+console.log(
+  `BENCH ${JSON.stringify({
+    name: 'pipeline',
+    speedup: Number(speedup.toFixed(3)),
+    staleness: 1,
+    steps: STEPS,
+    rounds: ROUNDS,
+    trajPerSecSync: Number(rate('sync').toFixed(3)),
+    trajPerSecPipelined: Number(rate('pipelined').toFixed(3)),
+  })}`,
+);
