@@ -10,18 +10,21 @@
  *      by Python onnxruntime (same version, same intra-op threads) in a worker process
  *      (bench/segment_ort.py), plus preprocessing (segflow's prepareImage vs PIL + numpy, as the
  *      official video predictor does it) and postprocessing (logits → mask). Node and Python
- *      alternate stage by stage, round after round (the side that goes first swaps every round);
- *      each side's median over all rounds → Node/Python ratio per stage and for the whole frame.
+ *      alternate call by call (the side that goes first swaps every call), stage after stage, round
+ *      after round; each side's median over all rounds → Node/Python ratio per stage and for the
+ *      whole frame (the sum of the stage medians).
  * Needs `bash bench/setup-segment-python.sh` (pinned onnxruntime, numpy, pillow in .venv/segment-bench).
  *   SEGFLOW_BENCH_THREADS  intra-op threads per session, both sides @default 1
  *   SEGFLOW_BENCH_ROUNDS   alternating rounds @default 5
  *   SEGFLOW_BENCH_FRAMES   frames of the video loop @default 10
+ *   SEGFLOW_BENCH_STAGES   comma-separated stages of the matched comparison @default all six
  * Ends with `BENCH {"name":"segment","graphs":…,"threads":…,"nodeOverPython":…,"msPerFrame":…,…}`.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import ort from 'onnxruntime-node';
 import { FEAT, HIDDEN_DIM, LOW_RES, MEM_DIM } from '../activities/segment/contract.js';
@@ -77,7 +80,7 @@ const models = await loadSam2Models(modelsDir, 'video', {
   runsPerDevice: 1,
 });
 const cfg = models.config;
-const stages: Stage[] = [
+const allStages: Stage[] = [
   'preprocess',
   'encoder',
   'memoryAttention',
@@ -85,6 +88,8 @@ const stages: Stage[] = [
   'memoryEncoder',
   'postprocess',
 ];
+const only = process.env.SEGFLOW_BENCH_STAGES?.split(',');
+const stages = allStages.filter((s) => !only || only.includes(s));
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
@@ -136,7 +141,7 @@ console.log(
 );
 console.log('  propagated-frame mean by stage (ms):');
 const tracked = [...perFrame.entries()].filter(([f]) => f !== 0).map(([, r]) => r);
-for (const s of stages) {
+for (const s of allStages) {
   const v = tracked.map((r) => r[s] ?? 0);
   console.log(`    ${s.padEnd(16)} ${(v.reduce((a, b) => a + b, 0) / v.length).toFixed(2)}`);
 }
@@ -267,15 +272,25 @@ const nodeRuns: Record<Stage, () => Promise<unknown> | unknown> = {
   postprocess: () => logitsToMask(keyLogits, LOW_RES, image.width, image.height, 0),
 };
 
+// V8's garbage collection while the Node side is timed (Python frees by reference counting)
+let gcMs = 0;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcMs += e.duration;
+}).observe({ entryTypes: ['gc'] });
+const nodeGcMs = new Map<Stage, number>();
+
 async function nodeSamples(stage: Stage, iterations: number, warmup: boolean): Promise<number[]> {
   const fn = nodeRuns[stage];
   if (warmup) await fn();
   const times: number[] = [];
+  const gc0 = gcMs;
   for (let i = 0; i < iterations; i++) {
     const s = performance.now();
     await fn();
     times.push(performance.now() - s);
   }
+  await new Promise((resolve) => setImmediate(resolve)); // let the gc entries arrive
+  nodeGcMs.set(stage, (nodeGcMs.get(stage) ?? 0) + gcMs - gc0);
   return times;
 }
 
@@ -307,15 +322,22 @@ const roundRatios = new Map<Stage, number[]>();
 for (let round = 0; round < ROUNDS; round++) {
   for (const s of stages) {
     const n = iterations.get(s)!;
-    const warmup = round === 0;
-    let nodeT: number[];
-    let pyT: number[];
-    if (round % 2 === 0) {
-      nodeT = await nodeSamples(s, n, warmup);
-      pyT = await pythonSamples(s, n, warmup);
-    } else {
-      pyT = await pythonSamples(s, n, warmup);
-      nodeT = await nodeSamples(s, n, warmup);
+    if (round === 0) {
+      await nodeSamples(s, 0, true);
+      await pythonSamples(s, 0, true);
+    }
+    // call by call, Node and Python in turn (who goes first alternates), so load that drifts
+    // over seconds on a shared machine weighs on both sides alike
+    const nodeT: number[] = [];
+    const pyT: number[] = [];
+    for (let i = 0; i < n; i++) {
+      if ((i + round) % 2 === 0) {
+        nodeT.push(...(await nodeSamples(s, 1, false)));
+        pyT.push(...(await pythonSamples(s, 1, false)));
+      } else {
+        pyT.push(...(await pythonSamples(s, 1, false)));
+        nodeT.push(...(await nodeSamples(s, 1, false)));
+      }
     }
     samples.node.set(s, [...(samples.node.get(s) ?? []), ...nodeT]);
     samples.python.set(s, [...(samples.python.get(s) ?? []), ...pyT]);
@@ -340,14 +362,15 @@ console.log(
   `  onnxruntime-node ${ort.env.versions.common} vs onnxruntime (Python) ${pyVersion}, ${threads} intra-op thread(s)`,
 );
 console.log(
-  `  ${'stage'.padEnd(16)} ${'calls'.padStart(5)} ${'node ms'.padStart(9)} ${'python ms'.padStart(10)} ${'ratio'.padStart(7)}  per-round ratios`,
+  `  ${'stage'.padEnd(16)} ${'calls'.padStart(5)} ${'node ms'.padStart(9)} ${'python ms'.padStart(10)} ${'ratio'.padStart(7)} ${'node gc'.padStart(8)}  per-round ratios`,
 );
 const onnxStages = stages.filter((s) => s !== 'preprocess' && s !== 'postprocess');
 const sum = (r: Record<Stage, number>, ss: readonly Stage[]) => ss.reduce((a, s) => a + r[s], 0);
 for (const s of stages) {
   console.log(
     `  ${s.padEnd(16)} ${String(samples.node.get(s)!.length).padStart(5)} ${nodeMs[s].toFixed(2).padStart(9)} ` +
-      `${pyMs[s].toFixed(2).padStart(10)} ${(nodeMs[s] / pyMs[s]).toFixed(3).padStart(7)}  ` +
+      `${pyMs[s].toFixed(2).padStart(10)} ${(nodeMs[s] / pyMs[s]).toFixed(3).padStart(7)} ` +
+      `${(nodeGcMs.get(s)! / samples.node.get(s)!.length).toFixed(2).padStart(8)}  ` +
       roundRatios
         .get(s)!
         .map((r) => r.toFixed(2))
@@ -379,6 +402,8 @@ console.log(
     nodeMs: Object.fromEntries(stages.map((s) => [s, round3(nodeMs[s])])),
     pythonMs: Object.fromEntries(stages.map((s) => [s, round3(pyMs[s])])),
     onnxruntime: { node: ort.env.versions.common, python: pyVersion },
+    ...(only ? { stages } : {}),
   })}`,
 );
 await models.release();
+rmSync(work, { recursive: true, force: true });
