@@ -1,15 +1,19 @@
 """Python side of bench/segment.bench.ts: times the same sam2-onnx v1 graphs on the same inputs
 through onnxruntime (PyPI), plus the equivalent pre- and post-processing (Pillow bicubic resize +
-normalisation; numpy bilinear upsample with align_corners=False + threshold).
+normalisation, as the official SAM2VideoPredictor's `_load_img_as_tensor` does; numpy bilinear
+upsample with align_corners=False + threshold).
 
-  python bench/segment_ort.py MANIFEST.json   ->  JSON {stage: median ms} on stdout
+  python bench/segment_ort.py MANIFEST.json
 
-The manifest (written by the Node benchmark) names the models folder, the .npy inputs of each graph,
-a frame image, the low-res logits and the output size, the iteration count and the thread count.
+A worker, so the Node benchmark can alternate Node / Python stage by stage with sessions loaded once:
+it loads every graph of the manifest, prints {"ready": true, "onnxruntime": version}, then for each
+line {"stage": name, "iterations": n, "warmup": bool} on stdin runs a warm-up call (when asked) and n
+timed calls and prints
+{"stage": name, "ms": [n times]}. The manifest (written by the Node benchmark) names the ONNX file
+and .npy inputs of each graph, a frame image, the low-res logits, the output size and the thread count.
 """
 
 import json
-import statistics
 import sys
 import time
 
@@ -21,14 +25,15 @@ MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32).reshape(3, 1, 1)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32).reshape(3, 1, 1)
 
 
-def median_ms(fn, iterations):
-    fn()  # warm-up
+def samples_ms(fn, iterations, warmup):
+    if warmup:
+        fn()
     times = []
     for _ in range(iterations):
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+    return times
 
 
 def preprocess(path):
@@ -56,23 +61,25 @@ def postprocess(logits, width, height):
 
 def main():
     manifest = json.load(open(sys.argv[1]))
-    iterations = manifest["iterations"]
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if manifest.get("threads", 0) > 0:
         options.intra_op_num_threads = manifest["threads"]
-    result = {}
-    result["preprocess"] = median_ms(lambda: preprocess(manifest["frame"]), iterations)
+    runs = {}
     for stage, spec in manifest["graphs"].items():
         session = ort.InferenceSession(spec["file"], options, providers=["CPUExecutionProvider"])
         feeds = {name: np.load(path) for name, path in spec["inputs"].items()}
-        result[stage] = median_ms(lambda: session.run(None, feeds), iterations)
+        runs[stage] = (lambda s, f: lambda: s.run(None, f))(session, feeds)
+    runs["preprocess"] = lambda: preprocess(manifest["frame"])
     logits = np.load(manifest["logits"])
-    result["postprocess"] = median_ms(
-        lambda: postprocess(logits, manifest["width"], manifest["height"]), iterations
-    )
-    result["onnxruntime"] = ort.__version__
-    print(json.dumps(result))
+    runs["postprocess"] = lambda: postprocess(logits, manifest["width"], manifest["height"])
+    print(json.dumps({"ready": True, "onnxruntime": ort.__version__}), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        ms = samples_ms(runs[req["stage"]], req["iterations"], req.get("warmup", True))
+        print(json.dumps({"stage": req["stage"], "ms": ms}), flush=True)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,45 @@ function sourceIndex(outSize: number, inSize: number): { i0: Int32Array; i1: Int
   return { i0, i1, w1 };
 }
 
+/**
+ * The bilinear (align_corners=False) resize, row by row: each output row mixes two source rows,
+ * each first resized across (kept for the next output rows, which mostly reuse them). The same
+ * float64 arithmetic, in the same order, as the direct per-pixel formula
+ * `(s[r0,a]·(1−wx) + s[r0,b]·wx)·(1−wy) + (s[r1,a]·(1−wx) + s[r1,b]·wx)·wy`.
+ */
+function bilinearRows(
+  src: Float32Array,
+  inW: number,
+  inH: number,
+  outW: number,
+  outH: number,
+  emit: (y: number, top: Float64Array, bottom: Float64Array, wy: number) => void,
+): void {
+  const xs = sourceIndex(outW, inW);
+  const ys = sourceIndex(outH, inH);
+  const w0 = Float64Array.from(xs.w1, (w) => 1 - w);
+  const slots = [new Float64Array(outW), new Float64Array(outW)];
+  const keys = [-1, -1];
+  // the row `r` resized across, in a slot other than the one holding `keep`
+  const across = (r: number, keep: number): Float64Array => {
+    if (keys[0] === r) return slots[0]!;
+    if (keys[1] === r) return slots[1]!;
+    const s = keys[0] === keep ? 1 : 0;
+    const row = slots[s]!;
+    const base = r * inW;
+    for (let x = 0; x < outW; x++)
+      row[x] = src[base + xs.i0[x]!]! * w0[x]! + src[base + xs.i1[x]!]! * xs.w1[x]!;
+    keys[s] = r;
+    return row;
+  };
+  for (let y = 0; y < outH; y++) {
+    const r0 = ys.i0[y]!;
+    const r1 = ys.i1[y]!;
+    const top = across(r0, r1);
+    emit(y, top, across(r1, r0), ys.w1[y]!);
+  }
+}
+
 /** Bilinear (align_corners=False) resize of a single-channel float map. */
 export function resizeBilinear(
   src: Float32Array,
@@ -74,26 +113,19 @@ export function resizeBilinear(
   outW: number,
   outH: number,
 ): Float32Array {
-  const xs = sourceIndex(outW, inW);
-  const ys = sourceIndex(outH, inH);
   const out = new Float32Array(outW * outH);
-  for (let y = 0; y < outH; y++) {
-    const r0 = ys.i0[y]! * inW;
-    const r1 = ys.i1[y]! * inW;
-    const wy = ys.w1[y]!;
-    for (let x = 0; x < outW; x++) {
-      const a = xs.i0[x]!;
-      const b = xs.i1[x]!;
-      const wx = xs.w1[x]!;
-      const top = src[r0 + a]! * (1 - wx) + src[r0 + b]! * wx;
-      const bottom = src[r1 + a]! * (1 - wx) + src[r1 + b]! * wx;
-      out[y * outW + x] = top * (1 - wy) + bottom * wy;
-    }
-  }
+  bilinearRows(src, inW, inH, outW, outH, (y, top, bottom, wy) => {
+    const base = y * outW;
+    const wt = 1 - wy;
+    for (let x = 0; x < outW; x++) out[base + x] = top[x]! * wt + bottom[x]! * wy;
+  });
   return out;
 }
 
-/** Low-res logits → a 0/255 mask of the original size (bilinear, then > threshold). */
+/**
+ * Low-res logits → a 0/255 mask of the original size (bilinear, then > threshold), without the
+ * float image: each value is rounded to float32 (as the resized map stores it) and compared.
+ */
 export function logitsToMask(
   logits: Float32Array,
   side: number,
@@ -101,15 +133,18 @@ export function logitsToMask(
   height: number,
   threshold: number,
 ): { mask: Uint8Array; area: number } {
-  const up = resizeBilinear(logits, side, side, width, height);
   const mask = new Uint8Array(width * height);
   let area = 0;
-  for (let i = 0; i < up.length; i++) {
-    if (up[i]! > threshold) {
-      mask[i] = 255;
-      area++;
+  bilinearRows(logits, side, side, width, height, (y, top, bottom, wy) => {
+    const base = y * width;
+    const wt = 1 - wy;
+    for (let x = 0; x < width; x++) {
+      if (Math.fround(top[x]! * wt + bottom[x]! * wy) > threshold) {
+        mask[base + x] = 255;
+        area++;
+      }
     }
-  }
+  });
   return { mask, area };
 }
 

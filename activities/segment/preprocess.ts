@@ -65,21 +65,16 @@ export async function prepareImage(
       err,
     );
   }
-  const plane = IMAGE_SIZE * IMAGE_SIZE;
   if (pixels.length !== width * height * 3) {
     throw new BadInputError(
       `${input.label}: decoded to ${pixels.length} bytes, expected ${width * height * 3} RGB bytes`,
     );
   }
   const resampler = kernel === 'cubic' ? 'pil-bicubic' : 'torch-bilinear-aa';
-  const tensor = resampleRgb(pixels, width, height, IMAGE_SIZE, IMAGE_SIZE, resampler);
-  const scale = [1 / (255 * std[0]!), 1 / (255 * std[1]!), 1 / (255 * std[2]!)];
-  const shift = [mean[0]! / std[0]!, mean[1]! / std[1]!, mean[2]! / std[2]!];
-  for (let c = 0; c < 3; c++) {
-    const s = scale[c]!;
-    const m = shift[c]!;
-    const base = c * plane;
-    for (let i = 0; i < plane; i++) tensor[base + i] = tensor[base + i]! * s - m;
-  }
+  // /255 then (x − mean) / std, fused into the resize's last pass
+  const tensor = resampleRgb(pixels, width, height, IMAGE_SIZE, IMAGE_SIZE, resampler, {
+    scale: [1 / (255 * std[0]!), 1 / (255 * std[1]!), 1 / (255 * std[2]!)],
+    shift: [mean[0]! / std[0]!, mean[1]! / std[1]!, mean[2]! / std[2]!],
+  });
   return { tensor, width, height };
 }

@@ -55,3 +55,50 @@ test('bfloat16 rounds to nearest even and round-trips exactly representable valu
   fromBfloat16(b, back);
   assert.deepEqual(Array.from(back), [1, -2.5, 1, 1 + 4 * 2 ** -8, 1 + 2 ** -7, 0]);
 });
+
+/** The per-pixel formula (PyTorch's index rules, float64, stored as float32) the row-wise code keeps. */
+function directBilinear(src: Float32Array, inW: number, inH: number, outW: number, outH: number) {
+  const index = (outSize: number, inSize: number, d: number) => {
+    const real = Math.max(0, (inSize / outSize) * (d + 0.5) - 0.5);
+    const i0 = Math.floor(real);
+    return { i0, i1: i0 < inSize - 1 ? i0 + 1 : i0, w1: Math.fround(real - i0) };
+  };
+  const out = new Float32Array(outW * outH);
+  for (let y = 0; y < outH; y++) {
+    const ys = index(outH, inH, y);
+    for (let x = 0; x < outW; x++) {
+      const xs = index(outW, inW, x);
+      const top = src[ys.i0 * inW + xs.i0]! * (1 - xs.w1) + src[ys.i0 * inW + xs.i1]! * xs.w1;
+      const bottom = src[ys.i1 * inW + xs.i0]! * (1 - xs.w1) + src[ys.i1 * inW + xs.i1]! * xs.w1;
+      out[y * outW + x] = top * (1 - ys.w1) + bottom * ys.w1;
+    }
+  }
+  return out;
+}
+
+test('the row-wise bilinear resize and mask equal the per-pixel formula bit for bit (up, down, odd sizes)', () => {
+  let seed = 7;
+  const random = () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
+    return seed / 2 ** 31 - 0.5;
+  };
+  for (const [inW, inH, outW, outH] of [
+    [256, 256, 960, 540],
+    [256, 256, 97, 301],
+    [5, 3, 5, 3],
+    [1, 4, 6, 2],
+  ] as const) {
+    const src = Float32Array.from({ length: inW * inH }, random);
+    const want = directBilinear(src, inW, inH, outW, outH);
+    const got = resizeBilinear(src, inW, inH, outW, outH);
+    assert.ok(Buffer.from(got.buffer).equals(Buffer.from(want.buffer)), `${inW}×${inH} → ${outW}×${outH}`);
+    if (inW === inH) {
+      const { mask, area } = logitsToMask(src, inW, outW, outH, 0.01);
+      assert.deepEqual(
+        Array.from(mask),
+        Array.from(want, (v) => (v > 0.01 ? 255 : 0)),
+      );
+      assert.equal(area, want.filter((v) => v > 0.01).length);
+    }
+  }
+});
