@@ -6,7 +6,7 @@ export ONNXRUNTIME_NODE_INSTALL := skip
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 SEGR := node bin/segr.js
 
-.PHONY: check verify-policy verify-sam2 deps-sam2 deps-vllm deps-search help install install-steps test-portability deps-system deps-node deps-tools deps-models deps-nano deps-nano-data deps-trainer deps-trackers build lint test test-unit test-activity test-integration chaos demo bench dev-up dev-down clean
+.PHONY: check deps-python-rest verify-policy verify-sam2 deps-sam2 deps-vllm deps-search help install install-steps test-portability deps-system deps-node deps-tools deps-models deps-nano deps-nano-data deps-trainer deps-trackers build lint test test-unit test-activity test-integration chaos demo bench dev-up dev-down clean
 
 help:
 	@echo "make test   install everything, build, lint and run the unit, activity and integration tests"
@@ -82,7 +82,14 @@ deps-sam2:
 deps-search:
 	bash scripts/setup-search.sh
 
-install-steps: deps-system deps-node deps-tools deps-models deps-trainer deps-trackers deps-nano deps-vllm deps-sam2 deps-search
+# The nano world's training (the segmenter, then the policy's SFT warm-up: about 20 minutes of CPU)
+# runs beside the other Python installs (pip downloads and unpacks, mostly waiting on the network
+# and the disk), one after another: two lines of work.
+install-steps: deps-system deps-node deps-tools
+	$(MAKE) --no-print-directory -j2 --output-sync=line deps-nano deps-python-rest
+
+deps-python-rest:
+	$(MAKE) --no-print-directory -j1 deps-models deps-trainer deps-trackers deps-vllm deps-sam2 deps-search
 
 # every install step, then a check that they left the work tree as it was (a fresh clone stays clean)
 install:

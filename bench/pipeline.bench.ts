@@ -42,7 +42,10 @@ const client = await testClient(config).catch((err: Error) => {
   console.error(`pipeline bench: no Temporal server (${err.message}); start the dev stack: segr dev up`);
   process.exit(1);
 });
-const nano = await startNanoTraining(store, config.s3.endpoint);
+const TRAINER_THREADS = positive('SEGFLOW_BENCH_TRAINER_THREADS', 1);
+const nano = await startNanoTraining(store, config.s3.endpoint, {
+  trainerEnv: { SEGFLOW_TRAINER_THREADS: String(TRAINER_THREADS) },
+});
 const modes = { sync: 0, pipelined: 1 } as const;
 type Mode = keyof typeof modes;
 const total: Record<Mode, { trajectories: number; seconds: number; steps: StepDoc[] }> = {

@@ -3,6 +3,9 @@
 //   node scripts/run-tests.js [unit|activity|integration|all] [extra node --test args]
 // The activity and integration layers need the dev stack (real S3, real Temporal): a running one is
 // reused; otherwise it is started before them and stopped after.
+//   SEGFLOW_TEST_ONLY=a,b   only the files whose name starts with one of these (e.g. nano-training)
+//   SEGFLOW_TEST_SKIP=a,b   every file but those (scripts/test-all.sh runs the nano learning claim
+//                           beside the rest of the integration layer this way)
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -34,8 +37,17 @@ if (selected.some((l) => l !== 'unit')) {
     startedStack = true;
   }
 }
+const names = (v) => (v ?? '').split(',').filter(Boolean);
+const only = names(process.env.SEGFLOW_TEST_ONLY);
+const skip = names(process.env.SEGFLOW_TEST_SKIP);
+const picked = (file) => {
+  const base = file.split('/').pop();
+  return (only.length === 0 || only.some((n) => base.startsWith(n))) && !skip.some((n) => base.startsWith(n));
+};
 for (const layer of selected) {
-  const files = collect(join(root, 'dist/test', layer)).sort();
+  const files = collect(join(root, 'dist/test', layer))
+    .sort()
+    .filter(picked);
   if (files.length === 0) {
     console.error(`run-tests: no compiled tests under dist/test/${layer}; run \`npm run build\` first`);
     failed = true;

@@ -33,7 +33,7 @@ export interface NanoTraining {
 export async function startNanoTraining(
   store: ArtifactStore,
   endpoint: string,
-  opts: { trainLimit?: number; testLimit?: number } = {},
+  opts: { trainLimit?: number; testLimit?: number; trainerEnv?: NodeJS.ProcessEnv } = {},
 ): Promise<NanoTraining> {
   const tmp = mkdtempSync(join(tmpdir(), 'nano-training-'));
   const t0 = Date.now();
@@ -57,7 +57,11 @@ export async function startNanoTraining(
       SEGFLOW_SEARCH_BACKEND: 'local',
       SEGFLOW_TRAINING_POLICY_CACHE_DIR: join(tmp, 'policy-cache'),
     }),
-    startTrainerProcess({ SEGFLOW_TRAINER_WORK_DIR: join(tmp, 'trainer-work'), ...nanoTrainerEnv() }),
+    startTrainerProcess({
+      SEGFLOW_TRAINER_WORK_DIR: join(tmp, 'trainer-work'),
+      ...nanoTrainerEnv(),
+      ...opts.trainerEnv,
+    }),
   ]);
   return {
     world,
