@@ -57,3 +57,16 @@ void test('a run that did not complete shows how it ended, with its phase only a
     'no "pausing after this step" for a run that is over',
   );
 });
+
+void test('a pipelined run shows the step generated ahead beside the step in front', () => {
+  const updating: TrainingStatus = {
+    ...status,
+    phase: 'update',
+    ahead: { step: 3, policyVersion: 2, generation: 0, groupsDone: 5, groupsStarted: 8 },
+  };
+  assert.match(
+    formatStatus(updating),
+    /\n {2}step 3 generated ahead on v2: groups 5\/8 done · generation 0$/m,
+  );
+  assert.doesNotMatch(formatStatus(status), /generated ahead/);
+});
