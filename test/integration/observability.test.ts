@@ -9,32 +9,20 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { ChildProcess } from 'node:child_process';
 import protobuf from 'protobufjs';
 import type { Client } from '@temporalio/client';
 import { TaskQueues } from '../../core/queues.js';
-import { publishNanoWorld, type NanoPublished } from '../../cli/commands/nano.js';
 import type { TrainingRunResult } from '../../workflows/training-run.js';
 import type { TrainingConfigInput } from '../../workflows/training-config.js';
 import { repoRoot } from '../support/paths.js';
-import { nanoDir, startNanoPolicyServer } from '../support/nano.js';
-import {
-  startWorkerProcess,
-  testClient,
-  testConfig,
-  testStore,
-  uniqueId,
-  type WorkerProcess,
-} from '../support/stack.js';
-import { nanoTrainerEnv, startTrainerProcess } from '../support/training.js';
+import { startNanoTraining, type NanoTraining } from '../support/nano-training.js';
+import { testClient, testConfig, testStore, uniqueId } from '../support/stack.js';
 
 const config = testConfig();
 const store = testStore(config);
-const tmp = mkdtempSync(join(tmpdir(), 'observability-it-'));
 /** Random high ports: the SDK's Prometheus exporter cannot bind port 0 and report it. */
 const port = () => 20_000 + Math.floor(Math.random() * 20_000);
 const workerMetrics = `127.0.0.1:${port()}`;
@@ -101,52 +89,22 @@ const receiver = http.createServer((req, res) => {
 });
 
 let client: Client;
-let world: NanoPublished;
-let server: { url: string; child: ChildProcess };
-let worker: WorkerProcess;
-let trainer: WorkerProcess;
+let nano: NanoTraining;
 
 before(async () => {
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   const traces = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/v1/traces`;
   client = await testClient(config);
-  world = await publishNanoWorld(store, {
-    dir: nanoDir,
+  nano = await startNanoTraining(store, config.s3.endpoint, {
     trainLimit: 8,
     testLimit: 4,
-    endpoint: config.s3.endpoint,
+    workerEnv: { SEGFLOW_METRICS_BIND_ADDRESS: workerMetrics, SEGFLOW_OTLP_TRACES_ENDPOINT: traces },
+    trainerEnv: { SEGFLOW_METRICS_BIND_ADDRESS: trainerMetrics, SEGFLOW_OTLP_TRACES_ENDPOINT: traces },
   });
-  server = await startNanoPolicyServer(join(nanoDir, 'models', 'policy', 'v0'));
-  [worker, trainer] = await Promise.all([
-    startWorkerProcess([], {
-      SEGFLOW_POLICY_URL: server.url,
-      // the nano policy server loads each full version by name
-      SEGFLOW_POLICY_FULL_WEIGHT_SYNC: 'by-name',
-      SEGFLOW_POLICY_MODEL: 'nano-policy',
-      SEGFLOW_POLICY_MAX_MODEL_LEN: '640',
-      SEGFLOW_SEGMENT_MODELS_DIR: join(nanoDir, 'models', 'sam2'),
-      SEGFLOW_SEARCH_CORPUS: world.corpus,
-      SEGFLOW_SEARCH_BACKEND: 'local',
-      SEGFLOW_TRAINING_POLICY_CACHE_DIR: join(tmp, 'policy-cache'),
-      SEGFLOW_METRICS_BIND_ADDRESS: workerMetrics,
-      SEGFLOW_OTLP_TRACES_ENDPOINT: traces,
-    }),
-    startTrainerProcess({
-      SEGFLOW_TRAINER_WORK_DIR: join(tmp, 'trainer-work'),
-      SEGFLOW_METRICS_BIND_ADDRESS: trainerMetrics,
-      SEGFLOW_OTLP_TRACES_ENDPOINT: traces,
-      ...nanoTrainerEnv(),
-    }),
-  ]);
 });
 
 after(async () => {
-  for (const p of [worker, trainer]) {
-    if (!p) continue;
-    p.child.kill('SIGKILL');
-    await p.exited;
-  }
-  server?.child.kill('SIGKILL');
+  await nano?.stop();
   await client?.connection.close();
   store.client.destroy();
   receiver.close();
@@ -201,8 +159,8 @@ test(
     const runId = uniqueId('it-obs');
     const cfg = {
       ...trainConfig,
-      dataset: world.train,
-      initialPolicy: { uri: world.policy, model: 'nano-policy' },
+      dataset: nano.world.train,
+      initialPolicy: { uri: nano.world.policy, model: 'nano-policy' },
       steps: 1,
       promptsPerStep: 2,
       groupSize: 4,
@@ -304,7 +262,7 @@ test(
       workflowId: evalId,
       args: [
         {
-          dataset: world.test,
+          dataset: nano.world.test,
           evalId,
           policy: { model: 'nano-policy', version: 0, sampling: { temperature: 0 } },
           concurrency: 2,

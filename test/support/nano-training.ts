@@ -33,7 +33,14 @@ export interface NanoTraining {
 export async function startNanoTraining(
   store: ArtifactStore,
   endpoint: string,
-  opts: { trainLimit?: number; testLimit?: number; trainerEnv?: NodeJS.ProcessEnv } = {},
+  opts: {
+    trainLimit?: number;
+    testLimit?: number;
+    /** Added to the worker's environment (metrics and trace endpoints, …). */
+    workerEnv?: NodeJS.ProcessEnv;
+    /** Added to the trainer's environment. */
+    trainerEnv?: NodeJS.ProcessEnv;
+  } = {},
 ): Promise<NanoTraining> {
   const tmp = mkdtempSync(join(tmpdir(), 'nano-training-'));
   const t0 = Date.now();
@@ -56,6 +63,7 @@ export async function startNanoTraining(
       SEGFLOW_SEARCH_CORPUS: world.corpus,
       SEGFLOW_SEARCH_BACKEND: 'local',
       SEGFLOW_TRAINING_POLICY_CACHE_DIR: join(tmp, 'policy-cache'),
+      ...opts.workerEnv,
     }),
     startTrainerProcess({
       SEGFLOW_TRAINER_WORK_DIR: join(tmp, 'trainer-work'),
