@@ -10,6 +10,8 @@
  *      it twice;
  *   5. the new version to every policy host (weight sync on `segflow-policy@<host>`);
  *   6. metrics to S3 and to the search attributes; then continue-as-new carrying only references.
+ * Pipelined (`maxStaleness` ≥ 1, the default), step k+1's prompts and rollouts (2–3) run during step
+ * k's update and sync (4–5), on step k's policy; its groups are carried as `state.ready`.
  * Pause, resume and stop (after the current step) are updates; `status` is a query.
  */
 import {

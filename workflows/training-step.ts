@@ -6,6 +6,8 @@
  *                    policy host;
  *   recordStep     — the step's metrics to S3 (and the experiment trackers, when configured) and the
  *                    search attributes, the summary in the state.
+ * Pipelined (`maxStaleness` ≥ 1, {@link PIPELINE_PATCH}), the next step's generateGroups runs beside
+ * updateAndSync and recordStep, on the policy of the step in front (runTrainingStep).
  * training-run.ts owns the state, the handlers and the continue-as-new loop.
  */
 import {
@@ -68,12 +70,8 @@ export interface TrainerActivities {
 }
 
 /** What the status query reports about the step in progress. */
-export interface StepProgress {
+export interface StepProgress extends GenerationProgress {
   phase: TrainingPhase;
-  generation: number;
-  groupsDone: number;
-  groupsStarted: number;
-  keptGroups: number;
 }
 
 /** Everything a phase reads or updates. */
