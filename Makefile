@@ -10,7 +10,7 @@ SEGR := node bin/segr.js
 
 help:
 	@echo "make test   install everything, build, lint and run the unit, activity and integration tests"
-	@echo "make check  the inner loop: npm packages, build, lint and the unit layer (no servers, no Python)"
+	@echo "make check  the inner loop: npm packages, the nano venv and data, build, lint and the unit layer (no servers)"
 	@echo "make demo   install what it needs, then the nano world end to end (scripts/nano-demo.sh)"
 	@echo "make bench  run the benchmarks (npm run bench)"
 	@echo "make chaos  the chaos suite: faults mid-run, each compared with an undisturbed run (chaos-report.json)"
@@ -137,10 +137,11 @@ test-portability: install build
 test-unit: build
 	node scripts/run-tests.js unit
 
-# The inner loop, under 10 minutes from a fresh clone: the npm packages, the build, lint and the unit
-# layer (pure functions, workflow replays of the committed histories, CLI parsing); no dev stack, no
-# Python venvs, no models.
-check: deps-node
+# The inner loop, under 10 minutes from a fresh clone: the npm packages, the nano venv and its
+# generated data (three unit tests read them: the nano pytest, the OK-VOS reader, the local search),
+# the build, lint and the unit layer (pure functions, workflow replays of the committed histories,
+# CLI parsing); no dev stack, no trained models.
+check: deps-node deps-nano-data
 	npm run build
 	npm run lint
 	node scripts/run-tests.js unit
