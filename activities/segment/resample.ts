@@ -20,13 +20,13 @@
 
 export type Resampler = 'pil-bicubic' | 'torch-bilinear-aa';
 
-interface Filter {
+export interface Filter {
   support: number;
   weight(x: number): number;
 }
 
 const BICUBIC_A = -0.5;
-const FILTERS: Record<Resampler, Filter> = {
+export const FILTERS: Record<Resampler, Filter> = {
   'pil-bicubic': {
     support: 2,
     weight(x) {
@@ -47,7 +47,7 @@ const FILTERS: Record<Resampler, Filter> = {
 };
 
 /** Per output index: the first input index and the normalised weights (Pillow `precompute_coeffs`). */
-interface Coefficients {
+export interface Coefficients {
   first: Int32Array;
   count: Int32Array;
   /** `ksize` weights per output index */
@@ -55,7 +55,7 @@ interface Coefficients {
   ksize: number;
 }
 
-function coefficients(inSize: number, outSize: number, filter: Filter): Coefficients {
+export function coefficients(inSize: number, outSize: number, filter: Filter): Coefficients {
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);
   const support = filter.support * filterScale;
@@ -82,8 +82,8 @@ function coefficients(inSize: number, outSize: number, filter: Filter): Coeffici
 }
 
 const PRECISION_BITS = 32 - 8 - 2;
-const ONE = 2 ** PRECISION_BITS;
-const HALF = 2 ** (PRECISION_BITS - 1);
+export const ONE = 2 ** PRECISION_BITS;
+export const HALF = 2 ** (PRECISION_BITS - 1);
 
 /**
  * Pillow's 8-bit coefficients (`normalize_coeffs_8bpc`: 22-bit fixed point, rounded away from zero),

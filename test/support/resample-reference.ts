@@ -1,71 +1,17 @@
 // The straightforward resampler that activities/segment/resample.ts replaced (8d2bd12), kept as the
 // reference the fast one must equal bit for bit (test/unit/segment/resample.test.ts). Not used at run time.
-export type Resampler = 'pil-bicubic' | 'torch-bilinear-aa';
+// The filters, their coefficients and the fixed-point scale are unchanged by the rewrite: shared with
+// it; the loops below are the old ones.
+import {
+  coefficients,
+  FILTERS,
+  HALF,
+  ONE,
+  type Coefficients,
+  type Resampler,
+} from '../../activities/segment/resample.js';
 
-interface Filter {
-  support: number;
-  weight(x: number): number;
-}
-
-const BICUBIC_A = -0.5;
-const FILTERS: Record<Resampler, Filter> = {
-  'pil-bicubic': {
-    support: 2,
-    weight(x) {
-      const a = BICUBIC_A;
-      const t = Math.abs(x);
-      if (t < 1) return ((a + 2) * t - (a + 3)) * t * t + 1;
-      if (t < 2) return (((t - 5) * t + 8) * t - 4) * a;
-      return 0;
-    },
-  },
-  'torch-bilinear-aa': {
-    support: 1,
-    weight(x) {
-      const t = Math.abs(x);
-      return t < 1 ? 1 - t : 0;
-    },
-  },
-};
-
-/** Per output index: the first input index and the normalised weights (Pillow `precompute_coeffs`). */
-interface Coefficients {
-  first: Int32Array;
-  count: Int32Array;
-  /** `ksize` weights per output index */
-  weights: Float64Array;
-  ksize: number;
-}
-
-function coefficients(inSize: number, outSize: number, filter: Filter): Coefficients {
-  const scale = inSize / outSize;
-  const filterScale = Math.max(scale, 1);
-  const support = filter.support * filterScale;
-  const ksize = Math.ceil(support) * 2 + 1;
-  const first = new Int32Array(outSize);
-  const count = new Int32Array(outSize);
-  const weights = new Float64Array(outSize * ksize);
-  const inv = 1 / filterScale;
-  for (let o = 0; o < outSize; o++) {
-    const center = (o + 0.5) * scale;
-    const lo = Math.max(Math.trunc(center - support + 0.5), 0);
-    const hi = Math.min(Math.trunc(center + support + 0.5), inSize);
-    let total = 0;
-    for (let x = 0; x < hi - lo; x++) {
-      const w = filter.weight((x + lo - center + 0.5) * inv);
-      weights[o * ksize + x] = w;
-      total += w;
-    }
-    if (total !== 0) for (let x = 0; x < hi - lo; x++) weights[o * ksize + x]! /= total;
-    first[o] = lo;
-    count[o] = hi - lo;
-  }
-  return { first, count, weights, ksize };
-}
-
-const PRECISION_BITS = 32 - 8 - 2;
-const ONE = 2 ** PRECISION_BITS;
-const HALF = 2 ** (PRECISION_BITS - 1);
+export type { Resampler };
 
 /** Pillow `normalize_coeffs_8bpc`: weights to 22-bit fixed point, rounded away from zero. */
 function fixedPoint(c: Coefficients): Coefficients {
