@@ -11,11 +11,14 @@ import { fileURLToPath } from 'node:url';
 import { envBindings, type SegflowConfig } from '../../core/config/schema.js';
 import { SearchAttributes } from '../../core/queues.js';
 
-/** temporal.api.enums.v1.IndexedValueType of each search attribute type segflow uses. */
-const INDEXED_VALUE_TYPES = { Keyword: 2, Int: 3, Double: 4 } as const;
 import { ConfigError, SegflowError } from '../../activities/errors.js';
 import { ArtifactStore } from '../../activities/storage/artifact-store.js';
 import { connectClient } from '../../workers/temporal-connection.js';
+
+/** temporal.api.enums.v1.IndexedValueType of each search attribute type segflow uses. */
+const INDEXED_VALUE_TYPES = { Keyword: 2, Int: 3, Double: 4 } as const;
+/** The object the S3 health check reads back (see s3Health). */
+export const S3_HEALTH_PROBE = 'segflow-dev/health-probe';
 
 const repoRoot = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 
@@ -310,6 +313,13 @@ export class DevStack {
     const store = ArtifactStore.fromConfig({ ...this.config.s3, endpoint: this.endpoints.s3! });
     try {
       await store.ensureBucket();
+      // A SeaweedFS restarted over its data answers S3 before its volume server has registered its
+      // volumes with the master again: reads of stored objects then fail (500 "volume id not
+      // found"). So the check reads back an object stored in an earlier check (written now if
+      // there is none), which needs the volumes registered, not only the bucket listed.
+      if (!(await store.head(S3_HEALTH_PROBE)))
+        await store.putBytes(S3_HEALTH_PROBE, Buffer.from('segflow dev stack health probe\n'), 'text/plain');
+      await store.getBytes(S3_HEALTH_PROBE);
       return 'healthy';
     } catch (err) {
       return `s3 not ready: ${(err as Error).message}`;

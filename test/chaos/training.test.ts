@@ -287,9 +287,13 @@ test('the S3 server stopped for 60 s during rollouts', { timeout: 500_000 }, asy
     (s) => (s.ahead?.step === 1 && s.ahead.groupsStarted > 0) || (s.step === 1 && s.phase === 'rollouts'),
     'step 1 rollouts',
   );
+  // an object stored before the stop is readable as soon as the stack says it is up again (a
+  // restarted SeaweedFS answers S3 before its volumes are registered; the health check waits for them)
+  const before = await store.putJson(`test/chaos/${runId}-before-stop.json`, { runId });
   await stopServer('s3', 'SIGTERM');
   await sleep(60_000);
   await restartServers();
+  assert.deepEqual(await store.getJson(before.uri), { runId }, 'an object stored before the S3 restart');
   recordScenario('the S3 server stopped for 60 s during rollouts', assertSameOutcome(await outcome(runId)));
 });
 

@@ -364,7 +364,13 @@ test(
       },
       timeout: 540_000,
     });
-    assert.equal(r.status, 0, `fsdp_check failed:\n${r.stderr.slice(-4000)}`);
+    // the exception's own line first (a long stderr is cut in the middle where CI shows it)
+    const raised =
+      r.stderr
+        .split('\n')
+        .filter((l) => /^[A-Za-z_][\w.]*(Error|Exception):/.test(l))
+        .at(-1) ?? '';
+    assert.equal(r.status, 0, `fsdp_check failed: ${raised}\n${r.stderr.slice(-4000)}`);
     const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { fsdpMaxWeightDiff: number };
     // fp32 sums in another order: ~1e-7 measured; a lost micro-batch or a wrong normalisation ~1e-3
     assert.ok(out.fsdpMaxWeightDiff <= 1e-5, `1 vs 2 processes: weights differ by ${out.fsdpMaxWeightDiff}`);

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import re
 import shutil
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import TYPED, BadInputError, classify
+
+logger = logging.getLogger("segflow.trainer")
 
 # The typed errors a process reports keep their type through the launcher (errors.classify: bad
 # input, conflicts, configuration, exhausted memory or disk).
@@ -207,8 +210,21 @@ async def run_sharded_update(
         raise
     status = waiter.result()
     doc = _read_json(result_file)
-    if doc and "result" in doc and status == 0:
-        shutil.rmtree(folder, ignore_errors=True)  # a failed launch keeps its folder: the log
+    if doc and "result" in doc:
+        # Process 0 writes the result only once update_policy has returned, and that needs every
+        # process through its last collective and the version committed: the update is complete. A
+        # process that fails after that (gloo's teardown can abort a process under load,
+        # "terminate called without an active exception") loses nothing, so the result stands; the
+        # folder (its log) is kept and the exit status said.
+        if status == 0:
+            shutil.rmtree(folder, ignore_errors=True)  # a failed launch keeps its folder: the log
+        else:
+            logger.warning(
+                "the sharded update reported its result, then a process exited with status %s (after the "
+                "update was complete; the result stands); log %s",
+                status,
+                log_file,
+            )
         return doc["result"]
     where = (
         f"{nproc} process{'es' if nproc > 1 else ''} under torchrun, exit status {status} after "

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -175,6 +176,28 @@ def test_a_failed_sharded_update_says_why(env):
     # ... and processes that never report one give the exit status and the log's tail.
     with pytest.raises(ShardedUpdateError, match=r"(?s)did not report a result \(1 process under torchrun, exit status 1 .*unrecognized arguments: --no-such-flag"):
         asyncio.run(run_sharded_update(1, {"uri": "x"}, env.v0, {"runId": "bad", "step": 0}, env.work, extra_args=["--no-such-flag"]))
+
+
+def test_a_result_reported_before_a_process_fails_in_teardown_stands(env, monkeypatch, caplog):
+    # Process 0 writes the result only after the whole update (every collective, the version
+    # committed); gloo's teardown can then abort a process under load. A stand-in for torchrun does
+    # exactly that: writes a result, then aborts (SIGABRT, as "terminate called without an active
+    # exception" does).
+    import segflow_trainer.update_cli as cli
+
+    script = (
+        "import json, os, sys; a = sys.argv; r = a[a.index('--result') + 1]; "
+        "json.dump({'result': {'policy': {'version': 1}}}, open(r, 'w')); os.abort()"
+    )
+    monkeypatch.setattr(cli, "torchrun_command", lambda nproc, args: [sys.executable, "-c", script, *args])
+    with caplog.at_level("WARNING", logger="segflow.trainer"):
+        got = asyncio.run(run_sharded_update(2, {"uri": "x"}, env.v0, {"runId": "teardown", "step": 0}, env.work))
+    assert got == {"policy": {"version": 1}}
+    assert "then a process exited with status -6" in caplog.text and "torchrun.log" in caplog.text
+    # without a result, the same exit is a failure
+    script = "import os; os.abort()"
+    with pytest.raises(ShardedUpdateError, match=r"did not report a result \(2 processes under torchrun, exit status -6"):
+        asyncio.run(run_sharded_update(2, {"uri": "x"}, env.v0, {"runId": "teardown", "step": 0}, env.work))
 
 
 def _processes_mentioning(text: str) -> list[int]:
