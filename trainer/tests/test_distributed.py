@@ -195,7 +195,8 @@ def test_a_result_reported_before_a_process_fails_in_teardown_stands(env, monkey
     assert got == {"policy": {"version": 1}}
     assert "then a process exited with status -6" in caplog.text and "torchrun.log" in caplog.text
     # without a result, the same exit is a failure
-    script = "import os; os.abort()"
+    aborts = "import os; os.abort()"
+    monkeypatch.setattr(cli, "torchrun_command", lambda nproc, args: [sys.executable, "-c", aborts, *args])
     with pytest.raises(ShardedUpdateError, match=r"did not report a result \(2 processes under torchrun, exit status -6"):
         asyncio.run(run_sharded_update(2, {"uri": "x"}, env.v0, {"runId": "teardown", "step": 0}, env.work))
 
