@@ -15,7 +15,7 @@
 // cores the synchronous run leaves idle: if it keeps b of the machine's n cores busy on average, the
 // same work cannot run faster than n / b times on this machine (`cpuCeiling`), whatever the
 // schedule. On a cluster, generation and the update run on their own devices and the bound is
-// (generation + update) / max(generation, update) per step instead.
+// (generation + update + sync) / max(generation, update + sync) per step instead (`overlapCeiling`).
 //
 // Needs the dev stack (`segr dev up`), the nano world (`bash scripts/nano-setup.sh`) and the trainer
 // venv (`bash trainer/setup.sh`). Run: node dist/bench/pipeline.bench.js
@@ -61,7 +61,7 @@ type Mode = keyof typeof modes;
 
 // CPU time: the machine's from os.cpus(); a child process's from /proc (what the `pidusage` package
 // reads too: a few lines here rather than a dependency for one bench). Linux only; elsewhere the
-// per-process figures are left out.
+// per-process figures print as NaN.
 const CLK_TCK = (() => {
   try {
     return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
