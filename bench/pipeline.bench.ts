@@ -95,20 +95,20 @@ const cpuNow = (): Cpu => ({
   >),
 });
 
-const total: Record<Mode, { trajectories: number; seconds: number; steps: StepDoc[]; cpu: Cpu }> = {
-  sync: {
-    trajectories: 0,
-    seconds: 0,
-    steps: [],
-    cpu: { machine: 0, 'policy server': 0, worker: 0, trainer: 0 },
-  },
-  pipelined: {
-    trajectories: 0,
-    seconds: 0,
-    steps: [],
-    cpu: { machine: 0, 'policy server': 0, worker: 0, trainer: 0 },
-  },
-};
+interface Totals {
+  trajectories: number;
+  seconds: number;
+  steps: StepDoc[];
+  /** CPU seconds used during the mode's runs (the machine's, each part's) */
+  cpu: Cpu;
+}
+const noTotals = (): Totals => ({
+  trajectories: 0,
+  seconds: 0,
+  steps: [],
+  cpu: { machine: 0, 'policy server': 0, worker: 0, trainer: 0 },
+});
+const total: Record<Mode, Totals> = { sync: noTotals(), pipelined: noTotals() };
 try {
   for (let round = 0; round < ROUNDS; round++) {
     const order: Mode[] = round % 2 === 0 ? ['sync', 'pipelined'] : ['pipelined', 'sync'];
