@@ -36,6 +36,7 @@ stay a real token-level policy whose log-probabilities PPO can move):
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import math
@@ -94,6 +95,12 @@ class Tokenizer:
         return self.num0 <= tid <= self.num0 + NUM_MAX
 
     def encode(self, text: str) -> list[int]:
+        return list(self._encode(text))
+
+    # A conversation's earlier texts come back at every turn (the chat template re-encodes the whole
+    # history), so encodings are memoised per tokenizer: same text, same ids.
+    @functools.lru_cache(maxsize=8192)  # noqa: B019 (tokenizers live as long as their model)
+    def _encode(self, text: str) -> tuple[int, ...]:
         text = text.lower()
         out, i = [], 0
         while i < len(text):
@@ -109,7 +116,7 @@ class Tokenizer:
             else:
                 out.append(self.index["<unk>"])
                 i += 1
-        return out
+        return tuple(out)
 
     def decode(self, ids: list[int]) -> str:
         return "".join(self.pieces[i] for i in ids if i >= len(SPECIALS))
@@ -354,6 +361,20 @@ def image_tensor(img: Image.Image) -> torch.Tensor:
     return x.view(IMG, IMG, 3).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
+# Every turn of a rollout sends its whole history again, images included, and decoding + resizing
+# them was the largest share of the policy server's CPU. Like vLLM's multimodal processor cache, the
+# model input of a data-URL image is computed once per content (the URL is its content). http(s)
+# URLs (presigned) are fetched every time; PIL images are the caller's to reuse. The cached tensors
+# are shared: callers only read them (the model stacks copies).
+@functools.lru_cache(maxsize=512)
+def _data_url_tensor(url: str) -> torch.Tensor:
+    return image_tensor(decode_image_url(url))
+
+
+def url_image_tensor(url: str) -> torch.Tensor:
+    return _data_url_tensor(url) if url.startswith("data:") else image_tensor(decode_image_url(url))
+
+
 def decode_image_url(url: str) -> Image.Image:
     if url.startswith("data:"):
         b64 = url.split(",", 1)[1]
@@ -386,8 +407,8 @@ def encode_conversation(model: NanoPolicy, messages: list[dict], add_generation_
                 ids += tok.encode(p["text"].replace("<image>", ""))
             elif p.get("type") == "image_url":
                 url = p["image_url"]["url"] if isinstance(p["image_url"], dict) else p["image_url"]
-                img = url if isinstance(url, Image.Image) else decode_image_url(url)
-                images.append((image_tensor(img), user_turns > 1))
+                t = image_tensor(url) if isinstance(url, Image.Image) else url_image_tensor(url)
+                images.append((t, user_turns > 1))
                 ids.append(tok.id("<img>"))
         if role == "assistant":
             ids.append(tok.id("<eos>"))

@@ -3,7 +3,13 @@
  * requests; the server must reach S3) or a base64 data URL (works with any server; larger
  * requests). Called by the activity that talks to the policy, just before the request, so image
  * bytes never travel through workflow history.
+ *
+ * Every turn of a rollout sends its whole history again, so the same frames are asked for at every
+ * turn. Data URLs are kept in a bounded in-memory LRU (`lru-cache`, by size) keyed by the ref's URI
+ * and SHA-256: an artifact ref names immutable bytes, so a hit is the very URL a fresh read would
+ * give; concurrent asks for one image share one S3 read.
  */
+import { LRUCache } from 'lru-cache';
 import type { ArtifactRef } from '../../core/artifacts.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 
@@ -15,25 +21,50 @@ export interface PolicyImageOptions {
   mode?: PolicyImageMode;
   /** Lifetime of presigned URLs in seconds. @default 3600 */
   expiresInSeconds?: number;
+  /** Most data-URL characters kept in memory (0: none kept). @default 64 MiB */
+  cacheChars?: number;
 }
 
-/** The URL a policy server is given for `ref`. */
-export async function policyImageUrl(
-  store: ArtifactStore,
-  ref: ArtifactRef,
-  opts: PolicyImageOptions = {},
-): Promise<string> {
-  if ((opts.mode ?? 'data-url') === 'presigned-url')
-    return store.presign(ref.uri, opts.expiresInSeconds ?? 3600);
-  const bytes = await store.getBytes(ref.uri);
-  return `data:${ref.contentType};base64,${bytes.toString('base64')}`;
-}
+export const DEFAULT_IMAGE_CACHE_CHARS = 64 * 1024 * 1024;
 
-/** The URLs of several images, in order. */
-export function policyImageUrls(
-  store: ArtifactStore,
-  refs: readonly ArtifactRef[],
-  opts: PolicyImageOptions = {},
-): Promise<string[]> {
-  return Promise.all(refs.map((r) => policyImageUrl(store, r, opts)));
+export class PolicyImages {
+  private readonly dataUrls?: LRUCache<string, string, ArtifactRef>;
+
+  constructor(
+    private readonly store: ArtifactStore,
+    private readonly opts: PolicyImageOptions = {},
+  ) {
+    const maxSize = opts.cacheChars ?? DEFAULT_IMAGE_CACHE_CHARS;
+    if (maxSize > 0) {
+      this.dataUrls = new LRUCache<string, string, ArtifactRef>({
+        maxSize,
+        sizeCalculation: (url) => url.length,
+        fetchMethod: (_key, _stale, { context }) => this.read(context),
+      });
+    }
+  }
+
+  /** The URL a policy server is given for `ref`. */
+  async url(ref: ArtifactRef): Promise<string> {
+    if ((this.opts.mode ?? 'data-url') === 'presigned-url')
+      return this.store.presign(ref.uri, this.opts.expiresInSeconds ?? 3600);
+    if (!this.dataUrls) return this.read(ref);
+    // an image larger than the whole cache is not kept (lru-cache skips it) and is read every time
+    return (await this.dataUrls.fetch(`${ref.uri}#${ref.sha256}`, { context: ref }))!;
+  }
+
+  /** The URLs of several images, in order. */
+  urls(refs: readonly ArtifactRef[]): Promise<string[]> {
+    return Promise.all(refs.map((r) => this.url(r)));
+  }
+
+  /** Data URLs held now, and their characters: for tests and metrics. */
+  get cached(): { entries: number; chars: number } {
+    return { entries: this.dataUrls?.size ?? 0, chars: this.dataUrls?.calculatedSize ?? 0 };
+  }
+
+  private async read(ref: ArtifactRef): Promise<string> {
+    const bytes = await this.store.getBytes(ref.uri);
+    return `data:${ref.contentType};base64,${bytes.toString('base64')}`;
+  }
 }

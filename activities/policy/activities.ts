@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { artifactRefSchema } from '../../core/artifacts.js';
 import type { SegflowConfig } from '../../core/config/schema.js';
 import { ConfigError } from '../errors.js';
+import { PolicyImages } from '../media/policy-images.js';
 import { cancellationSignal, heartbeatEvery, parseActivityInput } from '../edge.js';
 import { recordPolicyTurn } from '../runtime/metrics.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
@@ -98,6 +99,8 @@ export interface PolicyActivityDeps {
 export function createPolicyActivities(deps: PolicyActivityDeps) {
   let client = deps.client;
   const getClient = () => (client ??= policyClientFromConfig(deps.config.policy));
+  // one per worker process: every turn resends the history's images (policy-images.ts)
+  const images = new PolicyImages(deps.store, { mode: deps.config.policy.imageTransport });
 
   async function toServerMessages(
     messages: z.infer<typeof policyGenerateInput>['messages'],
@@ -109,14 +112,7 @@ export function createPolicyActivities(deps: PolicyActivityDeps) {
           m.content.map(async (p): Promise<ContentPart> => {
             if (p.type === 'text') return { type: 'text', text: p.text };
             if (p.type === 'image_url') return { type: 'image_url', image_url: { url: p.url } };
-            if (deps.config.policy.imageTransport === 'presigned-url') {
-              return { type: 'image_url', image_url: { url: await deps.store.presign(p.image.uri) } };
-            }
-            const bytes = await deps.store.getBytes(p.image.uri);
-            return {
-              type: 'image_url',
-              image_url: { url: `data:${p.image.contentType};base64,${bytes.toString('base64')}` },
-            };
+            return { type: 'image_url', image_url: { url: await images.url(p.image) } };
           }),
         );
         return { role: m.role, content: parts };

@@ -260,3 +260,33 @@ def test_processed_logprobs_are_those_of_the_sampling_temperature():
     assert gap_t < 1e-5 and gap_1 < 1e-5, (gap_t, gap_1)
     # at T = 0.7 the two differ by far more than rounding: the mode is not a no-op
     assert (want_t - want_1).abs().max().item() > 0.1
+
+
+def test_image_inputs_and_text_encodings_are_computed_once_per_content():
+    """A rollout resends its whole history every turn: the second encoding of the same conversation
+    decodes no image and tokenises no text again, and gives the very same prompt; other content
+    still gets its own input."""
+    tok = pm.Tokenizer.build(["frame", "find", "the", "video"])
+    m = pm.new_model(tok, 0)
+    red, blue = png_url((200, 30, 30)), png_url((30, 30, 200))
+    msgs = [{"role": "system", "content": "s"},
+            {"role": "user", "content": [{"type": "text", "text": "find the frame"},
+                                         {"type": "image_url", "image_url": {"url": red}}]}]
+    pm._data_url_tensor.cache_clear()
+    pm.Tokenizer._encode.cache_clear()
+    first = pm.encode_conversation(m, msgs)
+    images, texts = pm._data_url_tensor.cache_info(), pm.Tokenizer._encode.cache_info()
+    again = pm.encode_conversation(m, msgs)
+    assert pm._data_url_tensor.cache_info().misses == images.misses
+    assert pm.Tokenizer._encode.cache_info().misses == texts.misses
+    assert again.ids == first.ids
+    assert torch.equal(again.images[0][0], first.images[0][0])
+    assert torch.equal(first.images[0][0], pm.image_tensor(pm.decode_image_url(red)))
+    msgs[1]["content"][1]["image_url"]["url"] = blue
+    other = pm.encode_conversation(m, msgs)
+    assert pm._data_url_tensor.cache_info().misses == images.misses + 1
+    assert not torch.equal(other.images[0][0], first.images[0][0])
+    # callers get their own id lists: changing one does not change the memo
+    ids = tok.encode("find the frame")
+    ids.append(0)
+    assert tok.encode("find the frame") == ids[:-1]

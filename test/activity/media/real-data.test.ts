@@ -13,7 +13,7 @@ import { resizeForPolicy, resizeKeyframe } from '../../../activities/media/image
 import { ingestMedia } from '../../../activities/media/ingest.js';
 import { overlayVideoFile } from '../../../activities/media/overlay.js';
 import { storeVideoFrames } from '../../../activities/media/frame-store.js';
-import { policyImageUrl } from '../../../activities/media/policy-images.js';
+import { PolicyImages } from '../../../activities/media/policy-images.js';
 import { sha256OfFile } from '../../../activities/storage/artifact-store.js';
 import type { BinaryMask } from '../../../activities/media/rle.js';
 import { sharedData } from '../../support/paths.js';
@@ -87,9 +87,9 @@ test('sampled frames are stored in S3 (original and policy size); a second run d
     again.map((f) => f.policy.sha256),
     first.map((f) => f.policy.sha256),
   );
-  const dataUrl = await policyImageUrl(store, first[0]!.policy);
+  const dataUrl = await new PolicyImages(store).url(first[0]!.policy);
   assert.match(dataUrl, /^data:image\/jpeg;base64,\/9j\//);
-  const presigned = await policyImageUrl(store, first[0]!.policy, { mode: 'presigned-url' });
+  const presigned = await new PolicyImages(store, { mode: 'presigned-url' }).url(first[0]!.policy);
   const res = await fetch(presigned);
   assert.equal(res.status, 200);
   assert.equal(Buffer.from(await res.arrayBuffer()).length, first[0]!.policy.bytes);
