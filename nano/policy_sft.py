@@ -183,8 +183,10 @@ def trace_example(model: pm.NanoPolicy, tr: dict, cache: dict) -> tuple[pm.Promp
     answer's `<eos>` (where the policy must stop; an intermediate turn ends at its stop string)."""
 
     def img(p: str) -> Image.Image:
+        # kept at the model's input size: every prefix of the conversation below is encoded again,
+        # and resizing an IMG×IMG image to IMG×IMG is a copy (the same tensor, a fraction of the work)
         if p not in cache:
-            cache[p] = Image.open(p).convert("RGB")
+            cache[p] = Image.open(p).convert("RGB").resize((pm.IMG, pm.IMG), Image.BILINEAR)
         return cache[p]
 
     msgs = trace_messages(tr, img)
