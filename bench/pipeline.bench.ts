@@ -16,6 +16,7 @@
 // same work cannot run faster than n / b times on this machine (`cpuCeiling`), whatever the
 // schedule. On a cluster, generation and the update run on their own devices and the bound is
 // (generation + update + sync) / max(generation, update + sync) per step instead (`overlapCeiling`).
+// CPU seconds per trajectory (the machine's and each part's) say what a change to generation saves.
 //
 // Needs the dev stack (`segr dev up`), the nano world (`bash scripts/nano-setup.sh`) and the trainer
 // venv (`bash trainer/setup.sh`). Run: node dist/bench/pipeline.bench.js
@@ -166,6 +167,16 @@ for (const m of ['sync', 'pipelined'] as Mode[]) {
       `worker ${b.worker.toFixed(2)}, trainer ${b.trainer.toFixed(2)}, Temporal + S3 + the rest ${rest.toFixed(2)})`,
   );
 }
+/** CPU seconds per trajectory generated (the update's share included): what a change to generation saves. */
+const cpuPerTrajectory = (m: Mode) => total[m].cpu.machine / total[m].trajectories;
+for (const m of ['sync', 'pipelined'] as Mode[]) {
+  const c = total[m].cpu;
+  const per = (v: number) => (v / total[m].trajectories).toFixed(3);
+  console.log(
+    `${m.padEnd(9)} CPU per trajectory: ${per(c.machine)} s (policy server ${per(c['policy server'])}, worker ${per(c.worker)}, ` +
+      `trainer ${per(c.trainer)}, Temporal + S3 + the rest ${per(c.machine - c['policy server'] - c.worker - c.trainer)})`,
+  );
+}
 const cpuCeiling = CORES / busy('sync').machine;
 // with generation and the update (+ sync) each on its own hardware at this machine's speeds
 const syncTimes = total.sync.steps.map((s) => s.timings);
@@ -193,6 +204,8 @@ console.log(
     cores: CORES,
     coresBusySync: Number(busy('sync').machine.toFixed(3)),
     coresBusyPipelined: Number(busy('pipelined').machine.toFixed(3)),
+    cpuSecondsPerTrajectorySync: Number(cpuPerTrajectory('sync').toFixed(3)),
+    cpuSecondsPerTrajectoryPipelined: Number(cpuPerTrajectory('pipelined').toFixed(3)),
     cpuCeiling: Number(cpuCeiling.toFixed(3)),
     overlapCeiling: Number(overlapCeiling.toFixed(3)),
   })}`,

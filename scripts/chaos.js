@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // `make chaos` (and `make test`): the chaos suite (test/chaos/*.test.ts, compiled to dist/test/chaos)
 // on a dev stack of its own, so crashing its Temporal server or stopping its S3 server touches
-// nothing else: its own ports and data folder (SEGFLOW_DEV_* below, each overridable), started here
-// and stopped at the end. Each scenario disturbs a run and compares its outcome with an undisturbed
+// nothing else: its own ports and data folder, started here and stopped at the end. They are set
+// by SEGFLOW_CHAOS_* (defaults below), never taken from the SEGFLOW_DEV_* that place your own dev
+// stack: with those set in the shell, the suite would otherwise kill and restart your stack. Each scenario disturbs a run and compares its outcome with an undisturbed
 // run's. Prints the scenarios as they run, then one line
 //   chaos: N scenarios, P passed, F failed
 // and writes chaos-report.json (scenario, passed, seconds, what was compared) in the checkout root
@@ -15,21 +16,32 @@ import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
 
 const root = new URL('..', import.meta.url).pathname;
-const chaosEnv = {
-  SEGFLOW_DEV_TEMPORAL_PORT: '7433',
-  SEGFLOW_DEV_UI_PORT: '8433',
-  SEGFLOW_DEV_S3_PORT: '8533',
+const chaosStack = {
+  TEMPORAL_PORT: '7433',
+  UI_PORT: '8433',
+  S3_PORT: '8533',
   // SeaweedFS binds base+0..5 and base+10000..10003: all below Linux's ephemeral range (32768+)
-  SEGFLOW_DEV_SEAWEED_BASE_PORT: '19400',
-  SEGFLOW_DEV_DATA_DIR: join(root, '.data', 'chaos'),
+  SEAWEED_BASE_PORT: '19400',
+  DATA_DIR: join(root, '.data', 'chaos'),
 };
-for (const [k, v] of Object.entries(chaosEnv)) process.env[k] ??= v;
+for (const [k, v] of Object.entries(chaosStack))
+  process.env[`SEGFLOW_DEV_${k}`] = process.env[`SEGFLOW_CHAOS_${k}`] ?? v;
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 for (const k of ['SEGFLOW_TEMPORAL_ADDRESS', 'TEMPORAL_ADDRESS', 'SEGFLOW_S3_ENDPOINT']) {
   if (process.env[k]) {
     console.error(`chaos: ${k} is set; the chaos suite runs on its own dev stack only (unset it)`);
     process.exit(2);
   }
+}
+
+// `node scripts/chaos.js --stack` prints the stack's settings (JSON) and starts nothing.
+if (process.argv[2] === '--stack') {
+  console.log(
+    JSON.stringify(
+      Object.fromEntries(Object.keys(chaosStack).map((k) => [k, process.env[`SEGFLOW_DEV_${k}`]])),
+    ),
+  );
+  process.exit(0);
 }
 
 // `node scripts/chaos.js training` runs the files whose names contain "training" only.
