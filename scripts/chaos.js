@@ -3,8 +3,9 @@
 // on a dev stack of its own, so crashing its Temporal server or stopping its S3 server touches
 // nothing else: its own ports and data folder, started here and stopped at the end. They are set
 // by SEGFLOW_CHAOS_* (defaults below), never taken from the SEGFLOW_DEV_* that place your own dev
-// stack: with those set in the shell, the suite would otherwise kill and restart your stack. Each scenario disturbs a run and compares its outcome with an undisturbed
-// run's. Prints the scenarios as they run, then one line
+// stack: with those set in the shell, the suite would otherwise kill and restart your stack. Each
+// scenario disturbs a run and compares its outcome with an undisturbed run's. Prints the scenarios
+// as they run, then one line
 //   chaos: N scenarios, P passed, F failed
 // and writes chaos-report.json (scenario, passed, seconds, what was compared) in the checkout root
 // (CHAOS_REPORT sets another path). Exit code 1 when any scenario failed.
