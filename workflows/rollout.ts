@@ -172,12 +172,10 @@ const POLICY_ATTEMPT_SECONDS = 600;
 // Search: network-bound and rate-limited; 429s come back with their Retry-After as the next delay.
 const SEARCH_ATTEMPT_SECONDS = 120;
 
-// Keyframe resize: CPU work on the media queue, seconds at most; bad media fails fast (non-retryable).
-const media = proxyActivities<MediaActivities>({
-  taskQueue: TaskQueues.media,
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', maximumAttempts: 3 },
-});
+// Keyframe resize: CPU work on the media queue, seconds at most, that reads and writes S3, so it
+// keeps retrying an S3 outage like the other infrastructure calls (3 attempts in 3 s failed every
+// trajectory that reached its keyframe while S3 was down); bad media still fails fast (non-retryable).
+const KEYFRAME_ATTEMPT_SECONDS = 120;
 
 // Trajectory write: small S3 put with a deterministic key, idempotent, so retries are free.
 const BOOKKEEPING_ATTEMPT_SECONDS = 60;
@@ -188,6 +186,11 @@ function infrastructure(toleranceSeconds: number) {
       taskQueue: TaskQueues.search,
       startToCloseTimeout: `${SEARCH_ATTEMPT_SECONDS} seconds`,
       retry: outageRetry(toleranceSeconds, 60),
+    }),
+    media: proxyActivities<MediaActivities>({
+      taskQueue: TaskQueues.media,
+      startToCloseTimeout: `${KEYFRAME_ATTEMPT_SECONDS} seconds`,
+      retry: outageRetry(toleranceSeconds, 30),
     }),
     bookkeeping: proxyActivities<RolloutActivities>({
       taskQueue: TaskQueues.orchestrator,
@@ -220,7 +223,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutSummary> {
   if (frameIds.length === 0) {
     throw ApplicationFailure.nonRetryable(`sample ${input.sample.id} has no frames`, ErrorTypes.badInput);
   }
-  const { search, bookkeeping, policyOn } = infrastructure(
+  const { search, media, bookkeeping, policyOn } = infrastructure(
     input.outageToleranceSeconds ?? DEFAULT_OUTAGE_TOLERANCE_SECONDS,
   );
   const progress: RolloutProgress = { turn: 0, step: 'think' };

@@ -12,7 +12,7 @@ import { TaskQueues } from '../../core/queues.js';
 import { scoreTrajectory } from '../../core/rewards/score.js';
 import { gateOutcome } from '../../core/rewards/gate.js';
 import type { SegmentQueryResult } from '../../workflows/segment-query.js';
-import type { Trajectory } from '../../workflows/rollout.js';
+import { DEFAULT_OUTAGE_TOLERANCE_SECONDS, type Trajectory } from '../../workflows/rollout.js';
 import { startFakePolicyServer, type FakePolicyServer, type WireMessage } from '../servers/openai-server.js';
 import { startRetrieval } from '../servers/search-servers.js';
 import type { LocalServer } from '../servers/http-server.js';
@@ -115,10 +115,11 @@ async function runQuery(
   media: string,
   query: string,
   extra: Record<string, unknown> = {},
+  workflowId = uniqueId('it-query'),
 ): Promise<SegmentQueryResult> {
   return (await client.workflow.execute('segmentQuery', {
     taskQueue: TaskQueues.orchestrator,
-    workflowId: uniqueId('it-query'),
+    workflowId,
     args: [{ media, query, frames: 6, ...extra }],
     workflowExecutionTimeout: '5 minutes',
   })) as SegmentQueryResult;
@@ -224,6 +225,40 @@ for (const [marker, status] of [
     },
   );
 }
+
+test(
+  "no activity of a rollout gives up inside the outage tolerance: the keyframe's S3 work retries like the rest",
+  { timeout: 180_000 },
+  async () => {
+    const workflowId = uniqueId('it-query');
+    const r = await runQuery(sharedData('images', 'cars.jpg'), 'the car that won the race', {}, workflowId);
+    assert.equal(r.answer.status, 'ok', JSON.stringify(r.answer));
+    const history = await client.workflow.getHandle(`${workflowId}/rollout`).fetchHistory();
+    const scheduled = (history.events ?? []).flatMap((e) =>
+      e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes] : [],
+    );
+    const names = new Set(scheduled.map((a) => a.activityType?.name));
+    for (const n of ['policyTurn', 'searchTool', 'mediaKeyframe', 'saveTrajectory'])
+      assert.ok(names.has(n), `${n} in ${[...names]}`);
+    const seconds = (d?: { seconds?: unknown; nanos?: number | null } | null) =>
+      Number(d?.seconds ?? 0) + (d?.nanos ?? 0) / 1e9;
+    for (const a of scheduled) {
+      const p = a.retryPolicy!;
+      if (!p.maximumAttempts) continue; // unlimited
+      // the waits between the attempts: what an outage may last before the call gives up
+      let waited = 0;
+      let interval = seconds(p.initialInterval);
+      for (let k = 1; k < p.maximumAttempts; k++) {
+        waited += Math.min(interval, seconds(p.maximumInterval) || Infinity);
+        interval *= p.backoffCoefficient ?? 2;
+      }
+      assert.ok(
+        waited >= DEFAULT_OUTAGE_TOLERANCE_SECONDS,
+        `${a.activityType?.name}: ${p.maximumAttempts} attempts give up after ${waited} s of an outage, inside the ${DEFAULT_OUTAGE_TOLERANCE_SECONDS} s tolerance`,
+      );
+    }
+  },
+);
 
 test(
   'SIGKILL of the worker after the search step: the rollout finishes, nothing is repeated',
