@@ -48,6 +48,7 @@ import {
 } from '../core/contracts/evaluation.js';
 import type { createSearchActivities } from '../activities/search/activities.js';
 import { rollout, rolloutFaultSettings, type RolloutInput, type RolloutSummary } from './rollout.js';
+import { DEFAULT_OUTAGE_TOLERANCE_SECONDS, outageRetry } from './retry.js';
 import { segmentAnswer, type SegmentedAnswer } from './segment-answer.js';
 import type { PolicyProtocol } from '../core/contracts/protocol.js';
 import { answerPrompt, QWEN3VL } from '../core/protocol/coordinates.js';
@@ -188,29 +189,30 @@ export interface EvaluationProgress {
 export const evaluationProgressQuery = defineQuery<EvaluationProgress>('progress');
 
 // Plan, load, score, aggregate, report: S3 reads/writes and CPU scoring on the orchestrator queue.
-// Idempotent (deterministic keys), so retried freely; scoring a long video or aggregating a large
-// dataset takes a while and heartbeats.
-const evaluationActivities = proxyActivities<EvaluationActivities>({
-  taskQueue: TaskQueues.orchestrator,
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '30 seconds',
-    maximumAttempts: 8,
-  },
-});
+// Idempotent (deterministic keys), so retried for the evaluation's outage tolerance
+// (workflows/retry.ts); scoring a long video or aggregating a large dataset takes a while and heartbeats.
+function evaluationActivitiesFor(outageToleranceSeconds: number | undefined) {
+  return proxyActivities<EvaluationActivities>({
+    taskQueue: TaskQueues.orchestrator,
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: '1 minute',
+    retry: outageRetry(outageToleranceSeconds ?? DEFAULT_OUTAGE_TOLERANCE_SECONDS, 30),
+  });
+}
 
 // The paid-call ledger lives with the search role (it owns the backends); one S3 listing.
-const search = proxyActivities<SearchActivities>({
-  taskQueue: TaskQueues.search,
-  startToCloseTimeout: '5 minutes',
-  retry: { initialInterval: '2 seconds', maximumAttempts: 10 },
-});
+function searchLedgerFor(outageToleranceSeconds: number | undefined) {
+  return proxyActivities<SearchActivities>({
+    taskQueue: TaskQueues.search,
+    startToCloseTimeout: '5 minutes',
+    retry: outageRetry(outageToleranceSeconds ?? DEFAULT_OUTAGE_TOLERANCE_SECONDS, 30),
+  });
+}
 
 export async function evaluation(input: EvaluationInput): Promise<EvaluationResult> {
   const info = workflowInfo();
+  const evaluationActivities = evaluationActivitiesFor(input.outageToleranceSeconds);
+  const search = searchLedgerFor(input.outageToleranceSeconds);
   let policy = input.progress?.policy;
   if (!policy) {
     if (input.policy?.latestFrom) {
@@ -427,6 +429,7 @@ export async function evaluateSample(
 ): Promise<{ sampleId: string; JF: number | null; iou: number | null; failed?: boolean }> {
   const id = workflowInfo().workflowId;
   const prefix = EvalKeys.samplePrefix(input.evalId, input.sample.id);
+  const evaluationActivities = evaluationActivitiesFor(input.outageToleranceSeconds);
   const loaded = await evaluationActivities.evalLoadSample({ record: input.sample.record });
 
   let summary: RolloutSummary | null = null;
@@ -482,6 +485,9 @@ export async function evaluateSample(
           videoMasksPrefix: `${prefix}/seg`,
           label: `sample ${loaded.id}`,
           ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
+          ...(input.outageToleranceSeconds !== undefined
+            ? { outageToleranceSeconds: input.outageToleranceSeconds }
+            : {}),
         })) ?? undefined;
     }
   } catch (err) {

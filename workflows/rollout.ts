@@ -35,6 +35,7 @@ import type { PolicyTurnOutput, RolloutActivities } from '../activities/rollout/
 import type { PolicyGenerateInput } from '../activities/policy/activities.js';
 import type { createSearchActivities } from '../activities/search/activities.js';
 import type { MediaActivities } from '../activities/media/activities.js';
+import { DEFAULT_OUTAGE_TOLERANCE_SECONDS, outageRetry } from './retry.js';
 
 type SearchActivities = ReturnType<typeof createSearchActivities>;
 type Sampling = NonNullable<PolicyGenerateInput['sampling']>;
@@ -92,8 +93,6 @@ export function rolloutFaultSettings(from: RolloutFaultSettings): RolloutFaultSe
   };
 }
 
-/** @see RolloutInput.outageToleranceSeconds */
-export const DEFAULT_OUTAGE_TOLERANCE_SECONDS = 900;
 /** @see RolloutInput.hostAffinitySeconds */
 export const DEFAULT_HOST_AFFINITY_SECONDS = 120;
 
@@ -139,31 +138,6 @@ export const rolloutProgressQuery = defineQuery<RolloutProgress>('progress');
  * replaying them must not add one, so the upsert runs only where this patch is set.
  */
 export const OUTCOME_SEARCH_ATTRIBUTES_PATCH = 'segflow-rollout-outcome-search-attributes';
-
-// Retries: exponential backoff from 1 s, capped at `maximumInterval`, for as many attempts as it
-// takes the waits between them to add up to the trajectory's outage tolerance, so a server that is
-// down for minutes delays the trajectory instead of failing it. Non-retryable errors (bad input,
-// config) still fail at once.
-export function outageAttempts(toleranceSeconds: number, maximumIntervalSeconds: number): number {
-  let waited = 0;
-  let interval = 1;
-  let attempts = 1;
-  while (waited < toleranceSeconds) {
-    waited += Math.min(interval, maximumIntervalSeconds);
-    interval *= 2;
-    attempts += 1;
-  }
-  return attempts;
-}
-
-function outageRetry(toleranceSeconds: number, maximumIntervalSeconds: number) {
-  return {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: `${maximumIntervalSeconds} seconds`,
-    maximumAttempts: outageAttempts(toleranceSeconds, maximumIntervalSeconds),
-  };
-}
 
 // Policy calls: one generation can take minutes on a loaded GPU; the activity heartbeats while it
 // waits so a dead host is noticed in 30 s and the call is retried (as a fresh request) elsewhere.

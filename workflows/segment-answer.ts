@@ -10,7 +10,8 @@ import { ErrorTypes } from '../core/contracts/errors.js';
 import { ArtifactKeys } from '../core/contracts/keys.js';
 import type { AnswerPrompt } from '../core/protocol/coordinates.js';
 import type { ImagePromptProtocol } from '../activities/segment/sam2-image.js';
-import { mediaWork, queryGlue, segmenter } from './proxies.js';
+import { segmentWork, type SegmentWork } from './proxies.js';
+import { DEFAULT_OUTAGE_TOLERANCE_SECONDS } from './retry.js';
 
 /** What is segmented: an image, or a video as a stored frame list and/or the stored video. */
 export type AnswerMedia =
@@ -34,6 +35,8 @@ export interface SegmentAnswerInput {
   label: string;
   /** Overrides segment.modelsDir on the segment workers. */
   modelsDir?: string;
+  /** How long its S3, media and SAM2 calls retry an outage (RolloutInput). @default 900 */
+  outageToleranceSeconds?: number;
 }
 
 export type SegmentedAnswer =
@@ -57,6 +60,11 @@ export const FRAME_LIST_BY_REFERENCE_PATCH = 'segflow-frame-list-by-reference';
 
 export async function segmentAnswer(input: SegmentAnswerInput): Promise<SegmentedAnswer | null> {
   const { media, prompt } = input;
+  const {
+    glue: queryGlue,
+    segmenter,
+    media: mediaActivities,
+  } = segmentWork(input.outageToleranceSeconds ?? DEFAULT_OUTAGE_TOLERANCE_SECONDS);
   const modelsDir = input.modelsDir ? { modelsDir: input.modelsDir } : {};
   if (media.kind === 'image') {
     const seg = await segmenter.segmentImage({
@@ -68,7 +76,7 @@ export async function segmentAnswer(input: SegmentAnswerInput): Promise<Segmente
     });
     return { kind: 'image', mask: seg.mask, keyframeIndex: 0 };
   }
-  const frameSet = media.frameSet ?? (await extractAllFrames(media.video, input.label));
+  const frameSet = media.frameSet ?? (await extractAllFrames(mediaActivities, media.video, input.label));
   if (patched(FRAME_LIST_BY_REFERENCE_PATCH)) {
     const located = await queryGlue.queryLocateKeyframe({ frameSet, keyframe: input.keyframe });
     if (located.index === null) return keyframeMissing(input, located.frames);
@@ -108,12 +116,16 @@ function keyframeMissing(input: SegmentAnswerInput, frames: number): null {
   );
 }
 
-async function extractAllFrames(video: ArtifactRef | undefined, label: string): Promise<ArtifactRef> {
+async function extractAllFrames(
+  media: SegmentWork['media'],
+  video: ArtifactRef | undefined,
+  label: string,
+): Promise<ArtifactRef> {
   if (!video) {
     throw ApplicationFailure.nonRetryable(
       `${label} has neither a frame list nor a video`,
       ErrorTypes.badInput,
     );
   }
-  return (await mediaWork.mediaExtractFrames({ video, indices: 'all' })).frameSet;
+  return (await media.mediaExtractFrames({ video, indices: 'all' })).frameSet;
 }

@@ -23,7 +23,8 @@ import type { Ability } from '../core/protocol/prompts.js';
 import { answerPrompt, boxToPixels, pointToPixels, QWEN3VL } from '../core/protocol/coordinates.js';
 import type { CheckedAnswer, RolloutSettings } from '../core/rollout/turn-rules.js';
 import { rollout, rolloutFaultSettings, type RolloutInput, type RolloutSummary } from './rollout.js';
-import { mediaWork, queryGlue } from './proxies.js';
+import { segmentWork } from './proxies.js';
+import { DEFAULT_OUTAGE_TOLERANCE_SECONDS } from './retry.js';
 import { segmentAnswer } from './segment-answer.js';
 
 export interface SegmentQueryInput {
@@ -38,7 +39,10 @@ export interface SegmentQueryInput {
   policy?: RolloutInput['policy'];
   search?: RolloutInput['search'];
   settings?: Partial<RolloutSettings>;
-  /** The rollout's host affinity and outage tolerance (RolloutInput). @default 120 / 900 */
+  /**
+   * The rollout's host affinity and outage tolerance (RolloutInput); the tolerance also holds for
+   * the query's own S3, media and SAM2 calls. @default 120 / 900
+   */
   hostAffinitySeconds?: number;
   outageToleranceSeconds?: number;
   /** Overrides segment.modelsDir on the segment workers. */
@@ -80,6 +84,9 @@ export const OVERLAY_STREAMS_MASKS_PATCH = 'segflow-overlay-streams-masks';
 export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQueryResult> {
   const info = workflowInfo();
   const queryId = info.workflowId;
+  const { media: mediaActivities, glue: queryGlue } = segmentWork(
+    input.outageToleranceSeconds ?? DEFAULT_OUTAGE_TOLERANCE_SECONDS,
+  );
   const prefix = QueryKeys.root(queryId);
   const known: { kind?: 'image' | 'video' } = {};
   const progress: SegmentQueryProgress = { step: 'ingest' };
@@ -103,7 +110,7 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
   });
   show();
 
-  const ingested = await mediaWork.mediaIngest.executeWithOptions(
+  const ingested = await mediaActivities.mediaIngest.executeWithOptions(
     { summary: `ingest ${oneLine(input.media.split('/').pop() ?? input.media, 60)}` },
     [{ source: input.media }],
   );
@@ -117,7 +124,7 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
   const size = { width, height };
 
   enter('sample');
-  const sampled = await mediaWork.mediaSampleFrames({ media: ingested, count: input.frames ?? 6 });
+  const sampled = await mediaActivities.mediaSampleFrames({ media: ingested, count: input.frames ?? 6 });
 
   const rolloutId = WorkflowIds.rolloutOf(queryId);
   progress.rolloutId = rolloutId;
@@ -179,6 +186,9 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
     prefix,
     label: `query ${queryId}`,
     ...(input.modelsDir ? { modelsDir: input.modelsDir } : {}),
+    ...(input.outageToleranceSeconds !== undefined
+      ? { outageToleranceSeconds: input.outageToleranceSeconds }
+      : {}),
   });
   // Only a `skip` rule returns no segmentation; segmentQuery's keyframe errors instead.
   if (!seg) {
@@ -191,15 +201,15 @@ export async function segmentQuery(input: SegmentQueryInput): Promise<SegmentQue
   let overlay: ArtifactRef | undefined;
   if (seg.kind === 'image') {
     if (ingested.kind === 'image')
-      overlay = await mediaWork.mediaOverlayImage({ image: ingested.image, mask: seg.mask });
+      overlay = await mediaActivities.mediaOverlayImage({ image: ingested.image, mask: seg.mask });
   } else if (patched(OVERLAY_STREAMS_MASKS_PATCH)) {
     // A frame folder has no source video to draw on; its masks are the result.
     if (ingested.kind === 'video')
-      overlay = await mediaWork.mediaOverlayVideo({ video: ingested.video, manifest: seg.manifest });
+      overlay = await mediaActivities.mediaOverlayVideo({ video: ingested.video, manifest: seg.manifest });
   } else {
     const sequence = await queryGlue.queryMaskSequence({ manifest: seg.manifest });
     if (ingested.kind === 'video')
-      overlay = await mediaWork.mediaOverlayVideo({ video: ingested.video, masks: sequence });
+      overlay = await mediaActivities.mediaOverlayVideo({ video: ingested.video, masks: sequence });
   }
   const masks = seg.kind === 'image' ? seg.mask : seg.manifest;
   const frameSet = seg.kind === 'video' ? seg.frameSet : undefined;

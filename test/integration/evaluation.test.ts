@@ -19,6 +19,7 @@ import { readReasonSeg } from '../../activities/datasets/reasonseg.js';
 import { createEvaluationActivities } from '../../activities/evaluation/activities.js';
 import {
   EvalKeys,
+  WorkflowIds,
   type EvaluationSummary,
   type SampleEvaluation,
   type StoredSample,
@@ -44,6 +45,8 @@ import {
 import { startSerper } from '../servers/search-servers.js';
 import type { LocalServer } from '../servers/http-server.js';
 import { writeSam2TestModels } from '../support/onnx-models.js';
+import { assertOutageTolerant } from '../support/retry-policies.js';
+import { DEFAULT_OUTAGE_TOLERANCE_SECONDS } from '../../workflows/retry.js';
 import { repoRoot } from '../support/paths.js';
 import { evalScript, textOf } from '../support/scripted-policies.js';
 import {
@@ -292,6 +295,29 @@ test(
     );
     assert.equal(json.samples.length, 4);
     assert.equal(json.gallery.best.length + json.gallery.worst.length, 4);
+  },
+);
+
+test(
+  'no activity of an evaluation or its samples gives up inside the outage tolerance: load, SAM2, scoring and the report retry an S3 outage like the rollout',
+  { timeout: 30_000 },
+  async () => {
+    const evalId = runs.okvos?.evalId;
+    assert.ok(evalId, 'the OK-VOS evaluation ran first');
+    assertOutageTolerant(
+      await client.workflow.getHandle(evalId).fetchHistory(),
+      DEFAULT_OUTAGE_TOLERANCE_SECONDS,
+      ['evalPlan', 'searchPaidCalls', 'evalAggregate', 'evalReport'],
+      'evaluation',
+    );
+    // q1 answers with a keyframe, so its sample loads, segments the video and is scored
+    const sample = WorkflowIds.evaluateSample(evalId, 'q1');
+    assertOutageTolerant(
+      await client.workflow.getHandle(sample).fetchHistory(),
+      DEFAULT_OUTAGE_TOLERANCE_SECONDS,
+      ['evalLoadSample', 'queryLocateKeyframe', 'segmentVideo', 'evalScoreSample'],
+      sample,
+    );
   },
 );
 

@@ -12,7 +12,9 @@ import { TaskQueues } from '../../core/queues.js';
 import { scoreTrajectory } from '../../core/rewards/score.js';
 import { gateOutcome } from '../../core/rewards/gate.js';
 import type { SegmentQueryResult } from '../../workflows/segment-query.js';
-import { DEFAULT_OUTAGE_TOLERANCE_SECONDS, type Trajectory } from '../../workflows/rollout.js';
+import { type Trajectory } from '../../workflows/rollout.js';
+import { DEFAULT_OUTAGE_TOLERANCE_SECONDS } from '../../workflows/retry.js';
+import { assertOutageTolerant, retryWindows } from '../support/retry-policies.js';
 import { startFakePolicyServer, type FakePolicyServer, type WireMessage } from '../servers/openai-server.js';
 import { startRetrieval } from '../servers/search-servers.js';
 import type { LocalServer } from '../servers/http-server.js';
@@ -227,35 +229,41 @@ for (const [marker, status] of [
 }
 
 test(
-  "no activity of a rollout gives up inside the outage tolerance: the keyframe's S3 work retries like the rest",
+  "no activity of a query or its rollout gives up inside the outage tolerance: the keyframe's, the ingest's, SAM2's and the overlay's S3 work retries like the policy and search",
   { timeout: 180_000 },
   async () => {
     const workflowId = uniqueId('it-query');
     const r = await runQuery(sharedData('images', 'cars.jpg'), 'the car that won the race', {}, workflowId);
     assert.equal(r.answer.status, 'ok', JSON.stringify(r.answer));
-    const history = await client.workflow.getHandle(`${workflowId}/rollout`).fetchHistory();
-    const scheduled = (history.events ?? []).flatMap((e) =>
-      e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes] : [],
+    assertOutageTolerant(
+      await client.workflow.getHandle(`${workflowId}/rollout`).fetchHistory(),
+      DEFAULT_OUTAGE_TOLERANCE_SECONDS,
+      ['policyTurn', 'searchTool', 'mediaKeyframe', 'saveTrajectory'],
+      'rollout',
     );
-    const names = new Set(scheduled.map((a) => a.activityType?.name));
-    for (const n of ['policyTurn', 'searchTool', 'mediaKeyframe', 'saveTrajectory'])
-      assert.ok(names.has(n), `${n} in ${[...names]}`);
-    const seconds = (d?: { seconds?: unknown; nanos?: number | null } | null) =>
-      Number(d?.seconds ?? 0) + (d?.nanos ?? 0) / 1e9;
-    for (const a of scheduled) {
-      const p = a.retryPolicy!;
-      if (!p.maximumAttempts) continue; // unlimited
-      // the waits between the attempts: what an outage may last before the call gives up
-      let waited = 0;
-      let interval = seconds(p.initialInterval);
-      for (let k = 1; k < p.maximumAttempts; k++) {
-        waited += Math.min(interval, seconds(p.maximumInterval) || Infinity);
-        interval *= p.backoffCoefficient ?? 2;
-      }
-      assert.ok(
-        waited >= DEFAULT_OUTAGE_TOLERANCE_SECONDS,
-        `${a.activityType?.name}: ${p.maximumAttempts} attempts give up after ${waited} s of an outage, inside the ${DEFAULT_OUTAGE_TOLERANCE_SECONDS} s tolerance`,
-      );
+    assertOutageTolerant(
+      await client.workflow.getHandle(workflowId).fetchHistory(),
+      DEFAULT_OUTAGE_TOLERANCE_SECONDS,
+      ['mediaIngest', 'mediaSampleFrames', 'segmentImage', 'mediaOverlayImage', 'querySaveResult'],
+      'segmentQuery',
+    );
+    // a query's own tolerance reaches every call it makes, its rollout's too: each gives up within
+    // one capped wait (≤ 60 s) after it
+    const short = uniqueId('it-query-tolerance');
+    await runQuery(
+      sharedData('images', 'cars.jpg'),
+      'the car that won the race',
+      { outageToleranceSeconds: 20 },
+      short,
+    );
+    for (const [id, label] of [
+      [short, 'segmentQuery'],
+      [`${short}/rollout`, 'rollout'],
+    ] as const) {
+      const windows = retryWindows(await client.workflow.getHandle(id).fetchHistory());
+      assert.ok(windows.length >= 4, `${label}: ${windows.length} activities`);
+      for (const w of windows)
+        assert.ok(w.seconds >= 20 && w.seconds < 80, `${label}: ${w.name} retries for ${w.seconds} s`);
     }
   },
 );

@@ -2,7 +2,7 @@
 // maximum interval, as many attempts as it takes the waits to add up to the tolerance.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_OUTAGE_TOLERANCE_SECONDS, outageAttempts } from '../../../workflows/rollout.js';
+import { DEFAULT_OUTAGE_TOLERANCE_SECONDS, outageAttempts } from '../../../workflows/retry.js';
 
 test('the attempts cover the tolerance: the waits before the last attempt reach it, one wait fewer does not', () => {
   const waits = (attempts: number, cap: number) => {
