@@ -6,7 +6,7 @@ export ONNXRUNTIME_NODE_INSTALL := skip
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 SEGR := node bin/segr.js
 
-.PHONY: check deps-python-rest verify-policy verify-sam2 deps-sam2 deps-vllm deps-search help install install-steps test-portability deps-system deps-node deps-tools deps-models deps-nano deps-nano-data deps-trainer deps-trackers build lint test test-unit test-activity test-integration chaos demo bench dev-up dev-down clean
+.PHONY: check demo-rest deps-python-rest verify-policy verify-sam2 deps-sam2 deps-vllm deps-search help install install-steps test-portability deps-system deps-node deps-tools deps-models deps-nano deps-nano-data deps-trainer deps-trackers build lint test test-unit test-activity test-integration chaos demo bench dev-up dev-down clean
 
 help:
 	@echo "make test   install everything, build, lint and run the unit, activity and integration tests"
@@ -156,10 +156,15 @@ test-integration: build
 # and the encoder is loaded on first use. The trainer venv, the TypeScript build and the nano venv +
 # data install side by side (pip and tsc mostly wait on disk and one core); the segmenter and the
 # policy warm-up then train alone, as torch's threads slow down badly on busy cores.
-demo: deps-system deps-node deps-tools
-	$(MAKE) -j3 --output-sync=line deps-trainer build deps-nano-data
-	bash scripts/nano-setup.sh
+# The nano world's training (deps-nano: its venv, data, segmenter and SFT, about 13 minutes of both
+# cores) starts at once; the npm packages, the build, the dev tools and the trainer venv (mostly
+# downloads) install beside it instead of before it.
+demo: deps-system
+	$(MAKE) --no-print-directory -j2 --output-sync=line deps-nano demo-rest
 	bash scripts/nano-demo.sh
+
+demo-rest:
+	$(MAKE) --no-print-directory -j1 deps-node deps-tools deps-trainer build
 
 deps-nano-data:
 	bash scripts/nano-setup.sh --data
