@@ -20,6 +20,7 @@ import {
   evaluation,
   evaluationProgressQuery,
   type EvaluationInput,
+  type EvaluationProgress,
   type EvaluationResult,
 } from '../../workflows/evaluation.js';
 import { cliContext, withClient } from '../context.js';
@@ -149,6 +150,16 @@ export async function readTrainingRecords(
   }
   if (out.length === 0) throw new BadInputError(`--metrics ${source} holds no step metrics records`);
   return out;
+}
+
+/**
+ * The watcher's progress line: `samples: 41/48 done (41 evaluated, 0 already stored), 4 running`.
+ * Done counts every page so far (`offset` is only where the current page starts, so it stays 0
+ * through a one-page evaluation); a failed sample (outage) is evaluated and says so.
+ */
+export function evaluationProgressLine(p: EvaluationProgress): string {
+  const failed = p.failed ? `, ${p.failed} of them failed by an outage` : '';
+  return `${p.step}: ${p.evaluated + p.skipped}/${p.total ?? '?'} done (${p.evaluated} evaluated${failed}, ${p.skipped} already stored), ${p.running} running`;
 }
 
 /**
@@ -315,7 +326,7 @@ export function register(program: Command): void {
             while (!finished) {
               try {
                 const p = await handle.query(evaluationProgressQuery);
-                const line = `${p.step}: ${p.offset}/${p.total ?? '?'} planned, ${p.evaluated} evaluated${p.failed ? ` (${p.failed} failed: outage)` : ''}, ${p.skipped} already done, ${p.running} running`;
+                const line = evaluationProgressLine(p);
                 if (line !== last) console.error(`  ${new Date().toISOString().slice(11, 19)}  ${line}`);
                 last = line;
               } catch {
