@@ -15,6 +15,7 @@ import type { SegmentQueryResult } from '../../workflows/segment-query.js';
 import { type Trajectory } from '../../workflows/rollout.js';
 import { DEFAULT_OUTAGE_TOLERANCE_SECONDS } from '../../workflows/retry.js';
 import { assertOutageTolerant, retryWindows } from '../support/retry-policies.js';
+import { startCuttableProxy } from '../support/cuttable-proxy.js';
 import { startFakePolicyServer, type FakePolicyServer, type WireMessage } from '../servers/openai-server.js';
 import { startRetrieval } from '../servers/search-servers.js';
 import type { LocalServer } from '../servers/http-server.js';
@@ -264,6 +265,50 @@ test(
       assert.ok(windows.length >= 4, `${label}: ${windows.length} activities`);
       for (const w of windows)
         assert.ok(w.seconds >= 20 && w.seconds < 80, `${label}: ${w.name} retries for ${w.seconds} s`);
+    }
+  },
+);
+
+test(
+  'S3 unreachable from the workers for 12 s as a query starts: its ingest waits the outage out and the query completes',
+  { timeout: 180_000 },
+  async () => {
+    const s3 = await startCuttableProxy(config.s3.endpoint);
+    try {
+      await restartWorker({ SEGFLOW_S3_ENDPOINT: s3.url });
+      await s3.cut();
+      const workflowId = uniqueId('it-query-s3-outage');
+      const handle = await client.workflow.start('segmentQuery', {
+        taskQueue: TaskQueues.orchestrator,
+        workflowId,
+        args: [{ media: sharedData('images', 'cars.jpg'), query: 'the car that won the race', frames: 6 }],
+        workflowExecutionTimeout: '5 minutes',
+      });
+      await new Promise((r) => setTimeout(r, 12_000));
+      await s3.restore();
+      const r = (await handle.result()) as SegmentQueryResult;
+      assert.equal(r.answer.status, 'ok', JSON.stringify(r.answer));
+      assert.ok(r.masks && r.overlay, 'mask and overlay stored');
+      // the ingest met the outage: its attempt that succeeded was not its first
+      const events = (await handle.fetchHistory()).events ?? [];
+      const ingest = events.findIndex(
+        (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'mediaIngest',
+      );
+      const started = events.find(
+        (e) =>
+          Number(e.activityTaskStartedEventAttributes?.scheduledEventId) === Number(events[ingest]?.eventId),
+      );
+      const attempt = started?.activityTaskStartedEventAttributes?.attempt ?? 0;
+      console.log(`# mediaIngest succeeded at attempt ${attempt}, after the 12 s outage`);
+      assert.ok(attempt > 3, `mediaIngest succeeded at attempt ${attempt}: the outage outlasted 3 attempts`);
+      assert.match(
+        started?.activityTaskStartedEventAttributes?.lastFailure?.message ?? '',
+        /S3|ECONNREFUSED|connect/i,
+        'the attempts before failed on S3',
+      );
+    } finally {
+      await restartWorker();
+      await s3.close();
     }
   },
 );
