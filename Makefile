@@ -122,9 +122,9 @@ test: install build lint
 	bash scripts/test-all.sh
 
 # The chaos suite (test/chaos, also part of `make test`) on a dev stack of its own: the Temporal server
-# killed and restarted mid-step and mid-evaluation, S3 down for 60 s, the policy server restarted
-# without its adapters, a policy host replaced by one with another id, the trainer and workers
-# killed, new workflow code deployed mid-run; each compared with an undisturbed run. Ends with
+# killed and restarted mid-step and mid-evaluation, S3 down for 60 s mid-step and mid-evaluation, the
+# policy server restarted without its adapters, a policy host replaced by one with another id, the
+# trainer and workers killed, new workflow code deployed mid-run; each compared with an undisturbed run. Ends with
 # `chaos: N scenarios, N passed, 0 failed` and writes chaos-report.json.
 chaos: install build
 	node scripts/chaos.js

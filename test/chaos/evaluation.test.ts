@@ -1,9 +1,10 @@
 // Chaos on an evaluation: the world of test/integration/evaluation.test.ts (a tiny OK-VOS-layout
 // dataset, a scripted vLLM-compatible policy, a local Serper — a paid backend, so the ledger counts —
 // and SAM2-contract ONNX models) on the chaos dev stack. The Temporal server is killed (SIGKILL)
-// while samples are being evaluated and restarted; the evaluation must end with the per-sample
-// results of the undisturbed evaluation, the same summary, each paid search counted once, and the
-// same S3 objects (none written twice).
+// while samples are being evaluated and restarted; the S3 server is stopped for 60 s while samples
+// are being evaluated. Each evaluation must end with the per-sample results of the undisturbed
+// evaluation, the same summary, no sample failed, each paid search counted once, and the same S3
+// objects (none written twice).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -124,44 +125,67 @@ test('undisturbed: an OK-VOS evaluation (the reference)', { timeout: 300_000 }, 
   ]);
 });
 
+/** Starts an evaluation and returns once some, not all, of its samples are stored. */
+async function startAndWaitForFirstSample(evalId: string): Promise<void> {
+  await client.workflow.start('evaluation', {
+    taskQueue: TaskQueues.orchestrator,
+    workflowId: evalId,
+    args: [input(evalId)],
+  });
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const n = await objectsUnder(store, EvalKeys.samplesPrefix(evalId), evalId);
+    if (n.some((k) => /\/samples\/[^/]+\.json$/.test(k))) return;
+    assert.ok(Date.now() < deadline, 'no sample result appeared');
+    await sleep(100);
+  }
+}
+
+/** The evaluation ended as the undisturbed one did; the lines the chaos report records. */
+function assertAsUndisturbed(got: Outcome): string[] {
+  assert.ok(undisturbed, 'needs the undisturbed evaluation');
+  assert.deepEqual(got.samples, undisturbed.samples, 'per-sample J, F, J&F, answer status, frames');
+  const m = got.result.metrics;
+  const want = undisturbed.result.metrics;
+  assert.deepEqual(m.vos, want.vos, 'per-ability and overall J/F/J&F');
+  assert.deepEqual(
+    [m.search.calls, m.search.paidCalls, m.search.costUsd, m.samples.errors, m.samples.failed ?? 0],
+    [want.search.calls, want.search.paidCalls, want.search.costUsd, want.samples.errors, 0],
+    'searches and the paid-call ledger: nothing counted twice; no sample failed',
+  );
+  assert.deepEqual(got.objects, undisturbed.objects, 'the same S3 objects, none twice');
+  return [
+    `${got.samples.length} per-sample results (J, F, J&F, answer status, frames) = undisturbed, none failed`,
+    'per-ability and overall metrics = undisturbed',
+    `search calls ${m.search.calls}, paid ${m.search.paidCalls}, cost $${m.search.costUsd} = undisturbed`,
+    `${got.objects.length} S3 objects under evals/<id>/ and runs/<id>/ = undisturbed`,
+  ];
+}
+
 test(
   'the Temporal server killed (SIGKILL) in the middle of an evaluation and restarted',
   { timeout: 400_000 },
   async () => {
-    assert.ok(undisturbed, 'needs the undisturbed evaluation');
     const evalId = uniqueId('chaos-eval');
-    await client.workflow.start('evaluation', {
-      taskQueue: TaskQueues.orchestrator,
-      workflowId: evalId,
-      args: [input(evalId)],
-    });
-    // in the middle: some samples are stored, not all
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      const n = await objectsUnder(store, EvalKeys.samplesPrefix(evalId), evalId);
-      if (n.some((k) => /\/samples\/[^/]+\.json$/.test(k))) break;
-      assert.ok(Date.now() < deadline, 'no sample result appeared');
-      await sleep(100);
-    }
+    await startAndWaitForFirstSample(evalId);
     await stopServer('temporal', 'SIGKILL');
     await sleep(5000);
     await restartServers();
-    const got = await outcome(evalId);
-    assert.deepEqual(got.samples, undisturbed.samples, 'per-sample J, F, J&F, answer status, frames');
-    const m = got.result.metrics;
-    const want = undisturbed.result.metrics;
-    assert.deepEqual(m.vos, want.vos, 'per-ability and overall J/F/J&F');
-    assert.deepEqual(
-      [m.search.calls, m.search.paidCalls, m.search.costUsd, m.samples.errors],
-      [want.search.calls, want.search.paidCalls, want.search.costUsd, want.samples.errors],
-      'searches and the paid-call ledger: nothing counted twice',
+    recordScenario(
+      'the Temporal server killed (SIGKILL) in the middle of an evaluation and restarted',
+      assertAsUndisturbed(await outcome(evalId)),
     );
-    assert.deepEqual(got.objects, undisturbed.objects, 'the same S3 objects, none twice');
-    recordScenario('the Temporal server killed (SIGKILL) in the middle of an evaluation and restarted', [
-      `${got.samples.length} per-sample results (J, F, J&F, answer status, frames) = undisturbed`,
-      'per-ability and overall metrics = undisturbed',
-      `search calls ${m.search.calls}, paid ${m.search.paidCalls}, cost $${m.search.costUsd} = undisturbed`,
-      `${got.objects.length} S3 objects under evals/<id>/ and runs/<id>/ = undisturbed`,
-    ]);
   },
 );
+
+test('the S3 server stopped for 60 s in the middle of an evaluation', { timeout: 500_000 }, async () => {
+  const evalId = uniqueId('chaos-eval-s3');
+  await startAndWaitForFirstSample(evalId);
+  await stopServer('s3', 'SIGTERM');
+  await sleep(60_000);
+  await restartServers();
+  recordScenario(
+    'the S3 server stopped for 60 s in the middle of an evaluation',
+    assertAsUndisturbed(await outcome(evalId)),
+  );
+});

@@ -114,18 +114,27 @@ after(async () => {
   await client.connection.close();
 });
 
+function startQuery(
+  media: string,
+  query: string,
+  extra: Record<string, unknown> = {},
+  workflowId = uniqueId('it-query'),
+) {
+  return client.workflow.start('segmentQuery', {
+    taskQueue: TaskQueues.orchestrator,
+    workflowId,
+    args: [{ media, query, frames: 6, ...extra }],
+    workflowExecutionTimeout: '5 minutes',
+  });
+}
+
 async function runQuery(
   media: string,
   query: string,
   extra: Record<string, unknown> = {},
   workflowId = uniqueId('it-query'),
 ): Promise<SegmentQueryResult> {
-  return (await client.workflow.execute('segmentQuery', {
-    taskQueue: TaskQueues.orchestrator,
-    workflowId,
-    args: [{ media, query, frames: 6, ...extra }],
-    workflowExecutionTimeout: '5 minutes',
-  })) as SegmentQueryResult;
+  return (await (await startQuery(media, query, extra, workflowId)).result()) as SegmentQueryResult;
 }
 
 test(
@@ -277,13 +286,12 @@ test(
     try {
       await restartWorker({ SEGFLOW_S3_ENDPOINT: s3.url });
       await s3.cut();
-      const workflowId = uniqueId('it-query-s3-outage');
-      const handle = await client.workflow.start('segmentQuery', {
-        taskQueue: TaskQueues.orchestrator,
-        workflowId,
-        args: [{ media: sharedData('images', 'cars.jpg'), query: 'the car that won the race', frames: 6 }],
-        workflowExecutionTimeout: '5 minutes',
-      });
+      const handle = await startQuery(
+        sharedData('images', 'cars.jpg'),
+        'the car that won the race',
+        {},
+        uniqueId('it-query-s3-outage'),
+      );
       await new Promise((r) => setTimeout(r, 12_000));
       await s3.restore();
       const r = (await handle.result()) as SegmentQueryResult;
@@ -320,12 +328,12 @@ test(
     await restartWorker({ SEGFLOW_SEARCH_BACKEND: 'retrieval', SEGFLOW_SEARCH_CACHE: 'false' });
     const retrievalBefore = retrieval.requests.length;
     const workflowId = uniqueId('it-kill-query');
-    const handle = await client.workflow.start('segmentQuery', {
-      taskQueue: TaskQueues.orchestrator,
+    const handle = await startQuery(
+      sharedData('images', 'groceries.jpg'),
+      'the orange car driver',
+      {},
       workflowId,
-      args: [{ media: sharedData('images', 'groceries.jpg'), query: 'the orange car driver', frames: 6 }],
-      workflowExecutionTimeout: '5 minutes',
-    });
+    );
     const rolloutHandle = client.workflow.getHandle(`${workflowId}/rollout`);
     const deadline = Date.now() + 120_000;
     for (;;) {
