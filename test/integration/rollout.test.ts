@@ -257,8 +257,8 @@ test(
       ['mediaIngest', 'mediaSampleFrames', 'segmentImage', 'mediaOverlayImage', 'querySaveResult'],
       'segmentQuery',
     );
-    // a query's own tolerance reaches every call it makes, its rollout's too: each gives up within
-    // one capped wait (≤ 60 s) after it
+    // a query's own tolerance reaches every call it makes, its rollout's too: each outlasts 20 s and
+    // gives up within one capped wait after it
     const short = uniqueId('it-query-tolerance');
     await runQuery(
       sharedData('images', 'cars.jpg'),
@@ -297,7 +297,7 @@ test(
       const r = (await handle.result()) as SegmentQueryResult;
       assert.equal(r.answer.status, 'ok', JSON.stringify(r.answer));
       assert.ok(r.masks && r.overlay, 'mask and overlay stored');
-      // the ingest met the outage: its attempt that succeeded was not its first
+      // the ingest met the outage: it succeeded only after more attempts than the old proxy made (3)
       const events = (await handle.fetchHistory()).events ?? [];
       const ingest = events.findIndex(
         (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'mediaIngest',
