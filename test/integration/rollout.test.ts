@@ -339,9 +339,16 @@ test(
     for (;;) {
       assert.ok(Date.now() < deadline, 'the search step never completed');
       try {
-        const history = await rolloutHandle.fetchHistory();
-        const done = (history.events ?? []).some(
-          (e) => e.activityTaskCompletedEventAttributes && retrieval.requests.length > retrievalBefore,
+        // the search activity's completion is recorded (not just its request made: a kill between
+        // the request and the completion report rightly repeats the search)
+        const events = (await rolloutHandle.fetchHistory()).events ?? [];
+        const searches = new Set(
+          events
+            .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'searchTool')
+            .map((e) => Number(e.eventId)),
+        );
+        const done = events.some((e) =>
+          searches.has(Number(e.activityTaskCompletedEventAttributes?.scheduledEventId ?? -1)),
         );
         if (done) break;
       } catch {
