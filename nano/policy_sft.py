@@ -368,9 +368,13 @@ def train_candidates(a: argparse.Namespace) -> dict:
     key = candidate_key(a.data, a.steps, a.threads)
     t0 = time.time()
 
+    def say(line: str) -> None:  # one write per line: the candidates' threads print side by side
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
     def one(s: int) -> int:
         if reusable(root, s, key):
-            print(f"policy sft: candidate seed {s} reused ({root}/seed{s}, same code, data and steps)", flush=True)
+            say(f"policy sft: candidate seed {s} reused ({root}/seed{s}: the same code, data, steps and threads)")
             return 0
         shutil.rmtree(f"{root}/seed{s}", ignore_errors=True)
         cmd = [sys.executable, "-W", "ignore", "-m", "nano.policy_sft", "--data", a.data, "--out", f"{root}/seed{s}",
@@ -378,8 +382,7 @@ def train_candidates(a: argparse.Namespace) -> dict:
         code = run_candidate(cmd, f"{root}/seed{s}.log")
         if code == 0 and key is not None:
             open(f"{root}/seed{s}/.key", "w").write(key)
-        print(f"policy sft: candidate seed {s} {'done' if code == 0 else f'FAILED (exit {code})'} "
-              f"({time.time() - t0:.0f}s)", flush=True)
+        say(f"policy sft: candidate seed {s} {'done' if code == 0 else f'FAILED (exit {code})'} ({time.time() - t0:.0f}s)")
         return code
 
     with ThreadPoolExecutor(max_workers=a.jobs) as pool:
