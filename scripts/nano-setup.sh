@@ -5,7 +5,9 @@
 #   .nano/data                 the generated OK-VOS-layout dataset + corpus.jsonl (nano/world.py)
 #   .nano/models/sam2          the tiny segmenter in the sam2-onnx v1 contract (nano/segmenter.py)
 #   .nano/models/policy/v0     the nano policy after its SFT warm-up (nano/policy_sft.py): the best of
-#                              NANO_SFT_CANDIDATES (4) seeds on held-out validation (nano/policy_select.py)
+#                              NANO_SFT_CANDIDATES (4; scripts/nano-demo.sh: 2) seeds on held-out
+#                              validation (nano/policy_select.py); each candidate stays in
+#                              v0.candidates/ and is reused while its code, data and steps are unchanged
 # Idempotent: each step keeps a stamp (hash of its inputs); a second run is a no-op.
 #   bash scripts/nano-setup.sh            # everything
 #   bash scripts/nano-setup.sh --data     # the venv and the data only (what the unit tests need)
