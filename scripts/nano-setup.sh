@@ -7,7 +7,7 @@
 #   .nano/models/policy/v0     the nano policy after its SFT warm-up (nano/policy_sft.py): the best of
 #                              NANO_SFT_CANDIDATES (4; scripts/nano-demo.sh: 2) seeds on held-out
 #                              validation (nano/policy_select.py); each candidate stays in
-#                              v0.candidates/ and is reused while its code, data and steps are unchanged
+#                              v0.candidates/, reused while its code, data, steps and kernels are unchanged
 # Idempotent: each step keeps a stamp (hash of its inputs); a second run is a no-op.
 #   bash scripts/nano-setup.sh            # everything
 #   bash scripts/nano-setup.sh --data     # the venv and the data only (what the unit tests need)
