@@ -158,7 +158,7 @@ test-integration: build
 # starts at once; the npm packages, the dev tools, the trainer venv and the build (mostly downloads
 # and one core for a minute) install beside it, and the dev stack starts when they are done.
 # `make test` keeps the best of four warm-ups and reuses these two (nano/README.md "Best of four").
-# Measured from a fresh clone with cold caches: 761 s (the nano world 465 s with everything else
+# Measured from a fresh clone with cold caches: 761 s and 792 s (the nano world 465 s with everything else
 # installed within it, then scripts/nano-demo.sh 296 s; with four warm-ups it was 1,120 s).
 demo: deps-system
 	$(MAKE) --no-print-directory -j2 --output-sync=line demo-nano demo-rest
