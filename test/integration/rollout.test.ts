@@ -83,6 +83,37 @@ async function restartWorker(extra: NodeJS.ProcessEnv = {}): Promise<void> {
   worker = await startWorkerProcess([], { ...workerEnv, ...extra });
 }
 
+/** Policy requests for a turn after the first (their messages hold an assistant turn). */
+function laterTurns(): number {
+  return policy.requests.filter((r) => r.path === '/v1/chat/completions' && r.body.includes('"assistant"'))
+    .length;
+}
+
+/**
+ * Starts a query with every turn after the first held unanswered at the policy server and SIGKILLs
+ * the worker once one arrives there: turn 1 and the search are done, and the worker dies while turn 2
+ * generates (its heartbeat stops). Killing it on a signal seen between turns raced the scripted
+ * server, which can finish every later turn before the kill lands (CI failed on it once).
+ */
+async function killWorkerDuringTurnTwo<T>(start: () => Promise<T>): Promise<T> {
+  const seen = laterTurns();
+  holdLaterTurns = true;
+  try {
+    const started = await start();
+    const deadline = Date.now() + 120_000;
+    while (laterTurns() === seen) {
+      assert.ok(Date.now() < deadline, 'no second turn reached the policy server');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    worker!.child.kill('SIGKILL');
+    await worker!.exited;
+    worker = undefined;
+    return started;
+  } finally {
+    holdLaterTurns = false;
+  }
+}
+
 before(async () => {
   client = await testClient(config);
   policy = await startFakePolicyServer({
@@ -339,37 +370,9 @@ test(
     await restartWorker({ SEGFLOW_SEARCH_BACKEND: 'retrieval', SEGFLOW_SEARCH_CACHE: 'false' });
     const retrievalBefore = retrieval.requests.length;
     const workflowId = uniqueId('it-kill-query');
-    const handle = await startQuery(
-      sharedData('images', 'groceries.jpg'),
-      'the orange car driver',
-      {},
-      workflowId,
+    const handle = await killWorkerDuringTurnTwo(() =>
+      startQuery(sharedData('images', 'groceries.jpg'), 'the orange car driver', {}, workflowId),
     );
-    const rolloutHandle = client.workflow.getHandle(`${workflowId}/rollout`);
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      assert.ok(Date.now() < deadline, 'the search step never completed');
-      try {
-        // the search activity's completion is recorded (not just its request made: a kill between
-        // the request and the completion report rightly repeats the search)
-        const events = (await rolloutHandle.fetchHistory()).events ?? [];
-        const searches = new Set(
-          events
-            .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'searchTool')
-            .map((e) => Number(e.eventId)),
-        );
-        const done = events.some((e) =>
-          searches.has(Number(e.activityTaskCompletedEventAttributes?.scheduledEventId ?? -1)),
-        );
-        if (done) break;
-      } catch {
-        /* the child has not started yet */
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    worker!.child.kill('SIGKILL');
-    await worker!.exited;
-    worker = undefined;
     await restartWorker({ SEGFLOW_SEARCH_BACKEND: 'retrieval', SEGFLOW_SEARCH_CACHE: 'false' });
     const r = (await handle.result()) as SegmentQueryResult;
     assert.equal(r.answer.status, 'ok');
@@ -396,41 +399,23 @@ test(
   async () => {
     const env = { SEGFLOW_SEARCH_BACKEND: 'retrieval', SEGFLOW_SEARCH_CACHE: 'false' };
     await restartWorker({ ...env, SEGFLOW_WORKER_HOST_ID: 'gpu-a' });
-    const laterTurns = () =>
-      policy.requests.filter((r) => r.path === '/v1/chat/completions' && r.body.includes('"assistant"'))
-        .length;
-    const seen = laterTurns();
-    holdLaterTurns = true;
     const workflowId = uniqueId('it-host-fallback');
-    const handle = await client.workflow.start('segmentQuery', {
-      taskQueue: TaskQueues.orchestrator,
-      workflowId,
-      args: [
-        {
-          media: sharedData('images', 'groceries.jpg'),
-          query: 'the orange car driver',
-          frames: 6,
-          hostAffinitySeconds: 5,
-        },
-      ],
-      workflowExecutionTimeout: '5 minutes',
-    });
-    // Turn 1 (answered by gpu-a) and the search are done, and turn 2, pinned to gpu-a, reached its
-    // server and is held there: gpu-a's pod dies while it generates. (Killing it on a signal seen
-    // between turns raced the scripted server, which can finish every turn first.)
-    try {
-      const deadline = Date.now() + 120_000;
-      while (laterTurns() === seen) {
-        assert.ok(Date.now() < deadline, 'no second turn reached the policy server');
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      // gpu-a's pod is replaced by one with another host id
-      worker!.child.kill('SIGKILL');
-      await worker!.exited;
-      worker = undefined;
-    } finally {
-      holdLaterTurns = false;
-    }
+    // gpu-a's pod dies while turn 2, pinned to it, generates, and is replaced by one with another host id
+    const handle = await killWorkerDuringTurnTwo(() =>
+      client.workflow.start('segmentQuery', {
+        taskQueue: TaskQueues.orchestrator,
+        workflowId,
+        args: [
+          {
+            media: sharedData('images', 'groceries.jpg'),
+            query: 'the orange car driver',
+            frames: 6,
+            hostAffinitySeconds: 5,
+          },
+        ],
+        workflowExecutionTimeout: '5 minutes',
+      }),
+    );
     await restartWorker({ ...env, SEGFLOW_WORKER_HOST_ID: 'gpu-b' });
     const r = (await handle.result()) as SegmentQueryResult;
     assert.equal(r.answer.status, 'ok');
