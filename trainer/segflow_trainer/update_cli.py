@@ -32,6 +32,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import psutil
+
 from .errors import TYPED, BadInputError, classify
 
 logger = logging.getLogger("segflow.trainer")
@@ -149,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 # -- the worker's side ------------------------------------------------------------------------------
 
 
+# The environment variable that marks the processes of one sharded update (the value: its folder's name).
+UPDATE_MARK = "SEGFLOW_SHARDED_UPDATE"
+
+
 def torchrun_command(nproc: int, args: Sequence[str]) -> list[str]:
     return [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
@@ -193,6 +199,7 @@ async def run_sharded_update(
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parents[1])  # trainer/: the processes import segflow_trainer
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env[UPDATE_MARK] = folder.name  # every process of this update inherits it: _stop finds strays by it
     started = time.monotonic()
     with open(log_file, "wb") as log:
         proc = await asyncio.create_subprocess_exec(
@@ -206,7 +213,7 @@ async def run_sharded_update(
             if done:
                 break
     except BaseException:  # cancelled (or the caller failed): the processes go with it
-        await _stop(proc, waiter, stop_grace_seconds)
+        await _stop(proc, waiter, stop_grace_seconds, folder.name)
         raise
     status = waiter.result()
     doc = _read_json(result_file)
@@ -241,15 +248,49 @@ async def run_sharded_update(
     )
 
 
-async def _stop(proc: asyncio.subprocess.Process, waiter: asyncio.Future, grace: float) -> None:
+async def _stop(proc: asyncio.subprocess.Process, waiter: asyncio.Future, grace: float, mark: str) -> None:
+    """Stops torchrun (SIGTERM to the session it leads, SIGKILL after `grace`), then any process of
+    this update still running. torchrun starts each worker in a session of its own and stops them
+    itself, but a signal that reaches it while it is still starting them (before it holds their
+    handles) ends it with the started ones left running, holding their memory (a GPU's) for ever."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         if waiter.done():
-            return
+            break
         try:
-            os.killpg(proc.pid, sig)  # torchrun and its workers: the session it leads
+            os.killpg(proc.pid, sig)
         except ProcessLookupError:
-            return
+            break
         await asyncio.wait([waiter], timeout=wait)
+    strays = _processes_marked(mark)
+    if not strays:
+        return
+    logger.warning(
+        "torchrun ended with %d process(es) of its update still running (pids %s): stopping them",
+        len(strays),
+        ", ".join(str(p.pid) for p in strays),
+    )
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        for p in strays:
+            try:
+                p.send_signal(sig)  # psutil refuses a pid that was reused meanwhile
+            except psutil.NoSuchProcess:
+                pass
+        _, strays = await asyncio.to_thread(psutil.wait_procs, strays, timeout=wait)
+        if not strays:
+            return
+
+
+def _processes_marked(mark: str) -> list[psutil.Process]:
+    """The processes whose environment holds this update's mark (torchrun's descendants, wherever
+    they were reparented)."""
+    found = []
+    for p in psutil.process_iter():
+        try:
+            if p.environ().get(UPDATE_MARK) == mark:
+                found.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
 
 
 def _read_json(path: Path) -> Any:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
+import signal
 import sys
 import time
 import uuid
@@ -233,3 +235,39 @@ def test_cancelling_a_sharded_update_stops_its_processes(env):
     assert beats and beats[0] == {"phase": "start", "done": 0, "total": 0}
     assert _processes_mentioning(run) == []
     assert not env.store.exists(f"policies/{run}/v1/segflow-policy.json")
+
+
+def test_cancelling_stops_the_workers_a_torchrun_signalled_while_starting_them_left_behind(env, monkeypatch, caplog):
+    # torchrun starts each worker in a session of its own and stops them itself, but a SIGTERM that
+    # reaches it while it is still starting them ends it with the started ones left running. A
+    # stand-in for torchrun does exactly that: it starts two workers in sessions of their own and dies
+    # on the SIGTERM (the default action), as torchrun does before it holds their handles.
+    import segflow_trainer.update_cli as cli
+
+    run = f"orphans-{uuid.uuid4().hex[:8]}"
+    script = (
+        "import subprocess, sys, time\n"
+        "for _ in range(2):\n"
+        "    subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', *sys.argv[1:]], start_new_session=True)\n"
+        "time.sleep(600)\n"
+    )
+    monkeypatch.setattr(cli, "torchrun_command", lambda nproc, args: [sys.executable, "-c", script, *args])
+
+    async def go():
+        task = asyncio.ensure_future(
+            run_sharded_update(2, {"uri": "x"}, env.v0, {"runId": run, "step": 0}, env.work, heartbeat_seconds=0.2)
+        )
+        while len(_processes_mentioning(run)) < 3 and not task.done():
+            await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    try:
+        with caplog.at_level("WARNING", logger="segflow.trainer"):
+            asyncio.run(go())
+        assert _processes_mentioning(run) == []
+        assert "torchrun ended with 2 process(es) of its update still running" in caplog.text
+    finally:
+        for pid in _processes_mentioning(run):  # a failed run leaves nothing behind either
+            os.kill(pid, signal.SIGKILL)
