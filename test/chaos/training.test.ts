@@ -21,7 +21,12 @@ import type { Client } from '@temporalio/client';
 import { TaskQueues } from '../../core/queues.js';
 import type { TrainingConfigInput } from '../../workflows/training-config.js';
 import type { TrainingRunResult, TrainingStatus } from '../../workflows/training-run.js';
-import { startFakePolicyServer, type FakePolicyServer, type WireMessage } from '../servers/openai-server.js';
+import {
+  holdLaterTurns,
+  laterTurnRequests,
+  startFakePolicyServer,
+  type FakePolicyServer,
+} from '../servers/openai-server.js';
 import { startRetrieval } from '../servers/search-servers.js';
 import type { LocalServer } from '../servers/http-server.js';
 import { repoRoot } from '../support/paths.js';
@@ -68,12 +73,7 @@ function startPolicyServer(port?: number): Promise<FakePolicyServer> {
   return startFakePolicyServer({
     flavor: 'vllm',
     script: trainingScript,
-    refuse: (path, body) =>
-      hangLaterTurns &&
-      path === '/v1/chat/completions' &&
-      (body.messages as WireMessage[] | undefined)?.some((m) => m.role === 'assistant')
-        ? { status: 503, delayMs: 600_000 }
-        : undefined,
+    refuse: holdLaterTurns(() => hangLaterTurns),
     ...(port ? { port } : {}),
   });
 }
@@ -363,9 +363,7 @@ test(
   { timeout: 500_000 },
   async () => {
     const runId = uniqueId('chaos-host');
-    const laterTurns = () =>
-      host.server.requests.filter((r) => r.path === '/v1/chat/completions' && r.body.includes('"assistant"'))
-        .length;
+    const laterTurns = () => laterTurnRequests(host.server);
     const seen = laterTurns();
     hangLaterTurns = true;
     try {

@@ -16,7 +16,13 @@ import { type Trajectory } from '../../workflows/rollout.js';
 import { DEFAULT_OUTAGE_TOLERANCE_SECONDS } from '../../workflows/retry.js';
 import { assertOutageTolerant, retryWindows } from '../support/retry-policies.js';
 import { startCuttableProxy } from '../support/cuttable-proxy.js';
-import { startFakePolicyServer, type FakePolicyServer, type WireMessage } from '../servers/openai-server.js';
+import {
+  holdLaterTurns,
+  laterTurnRequests,
+  startFakePolicyServer,
+  type FakePolicyServer,
+  type WireMessage,
+} from '../servers/openai-server.js';
 import { startRetrieval } from '../servers/search-servers.js';
 import type { LocalServer } from '../servers/http-server.js';
 import { writeSam2TestModels } from '../support/onnx-models.js';
@@ -34,7 +40,7 @@ const config = testConfig();
 let client: Client;
 let policy: FakePolicyServer;
 let retrieval: LocalServer;
-let holdLaterTurns = false;
+let holdingLaterTurns = false;
 let worker: WorkerProcess | undefined;
 let workerEnv: NodeJS.ProcessEnv;
 const tmp = mkdtempSync(join(tmpdir(), 'segflow-rollout-it-'));
@@ -83,12 +89,6 @@ async function restartWorker(extra: NodeJS.ProcessEnv = {}): Promise<void> {
   worker = await startWorkerProcess([], { ...workerEnv, ...extra });
 }
 
-/** Policy requests for a turn after the first (their messages hold an assistant turn). */
-function laterTurns(): number {
-  return policy.requests.filter((r) => r.path === '/v1/chat/completions' && r.body.includes('"assistant"'))
-    .length;
-}
-
 /**
  * Starts a query with every turn after the first held unanswered at the policy server and SIGKILLs
  * the worker once one arrives there: turn 1 and the search are done, and the worker dies while turn 2
@@ -96,12 +96,12 @@ function laterTurns(): number {
  * server, which can finish every later turn before the kill lands (CI failed on it once).
  */
 async function killWorkerDuringTurnTwo<T>(start: () => Promise<T>): Promise<T> {
-  const seen = laterTurns();
-  holdLaterTurns = true;
+  const seen = laterTurnRequests(policy);
+  holdingLaterTurns = true;
   try {
     const started = await start();
     const deadline = Date.now() + 120_000;
-    while (laterTurns() === seen) {
+    while (laterTurnRequests(policy) === seen) {
       assert.ok(Date.now() < deadline, 'no second turn reached the policy server');
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -110,7 +110,7 @@ async function killWorkerDuringTurnTwo<T>(start: () => Promise<T>): Promise<T> {
     worker = undefined;
     return started;
   } finally {
-    holdLaterTurns = false;
+    holdingLaterTurns = false;
   }
 }
 
@@ -120,12 +120,7 @@ before(async () => {
     flavor: 'vllm',
     script: segResearchScript,
     // a turn after the first held unanswered (the host dies while it generates), while a test asks
-    refuse: (path, body) =>
-      holdLaterTurns &&
-      path === '/v1/chat/completions' &&
-      (body.messages as WireMessage[] | undefined)?.some((m) => m.role === 'assistant')
-        ? { status: 503, delayMs: 600_000 }
-        : undefined,
+    refuse: holdLaterTurns(() => holdingLaterTurns),
   });
   retrieval = await startRetrieval({
     documents: [

@@ -64,6 +64,26 @@ function promptTokens(messages: WireMessage[]): number {
   return n + 3;
 }
 
+/**
+ * A `refuse` that, while `holding()`, holds every chat request for a turn after the first (its
+ * messages hold an assistant turn) unanswered for 10 minutes: host-failure tests kill the host while
+ * its pinned turn generates, leaving nothing to a race with the scripted answer.
+ */
+export function holdLaterTurns(holding: () => boolean): NonNullable<FakePolicyOptions['refuse']> {
+  return (path, body) =>
+    holding() &&
+    path === '/v1/chat/completions' &&
+    (body.messages as WireMessage[] | undefined)?.some((m) => m.role === 'assistant')
+      ? { status: 503, delayMs: 600_000 }
+      : undefined;
+}
+
+/** How many chat requests for a turn after the first this server has received (held ones too). */
+export function laterTurnRequests(server: LocalServer): number {
+  return server.requests.filter((r) => r.path === '/v1/chat/completions' && r.body.includes('"assistant"'))
+    .length;
+}
+
 export function error(status: number, type: string, message: string): Reply {
   return json({ object: 'error', message, type, param: null, code: status }, status);
 }
